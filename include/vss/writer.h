@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef VSS_WRITER_H
+#define VSS_WRITER_H
+
+/*
+ * The writer API, modelled on CVssWriter.
+ *
+ * An application that wants its data consistent in shadow copies creates one
+ * vss_writer, describes its data (volumes, components), subscribes, and then
+ * lets libvss call its handlers as vssd sends events.  The writer lives in the
+ * application's own process and keeps its own state between events: a database
+ * writer opens a session in on_freeze (e.g. MariaDB's FLUSH TABLES WITH READ
+ * LOCK, PostgreSQL's pg_backup_start) and closes the same session in on_thaw.
+ *
+ *     static bool on_freeze(vss_writer *w, void *userdata)
+ *     {
+ *             struct app *a = userdata;
+ *             if (app_quiesce(a) < 0) {
+ *                     vss_writer_set_failure(w, VSS_E_WRITERERROR_RETRYABLE);
+ *                     vss_writer_set_failure_message(w, "could not flush the journal");
+ *                     return false;
+ *             }
+ *             return true;
+ *     }
+ *
+ *     struct vss_writer_options o = { .name = "App Writer", .volumes = vols };
+ *     struct vss_writer_handlers h = { .on_freeze = on_freeze, .on_thaw = on_thaw };
+ *     vss_writer *w;
+ *     vss_writer_new(&o, &h, app, &w);
+ *     vss_writer_subscribe(w);
+ *     vss_writer_run(w);           (or poll vss_writer_fd() and call vss_writer_dispatch())
+ *
+ * Threading: a vss_writer is used from one thread at a time.  Handlers run on
+ * the thread that calls vss_writer_dispatch()/vss_writer_run().  The calls
+ * marked "handler only" are valid only inside a handler.
+ */
+
+#include <vss/vss.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vss_writer vss_writer;
+
+struct vss_writer_options {
+        const char *name;               /* required, shown by `vssadmin list writers` */
+        const vss_id *writer_id;        /* NULL: a stable id derived from name */
+        const char *instance_name;      /* optional */
+        const char *const *volumes;     /* NULL-terminated paths of the writer's data; NULL: none
+                                           (a writer with no volumes takes part in every set) */
+        uint32_t freeze_timeout_ms;     /* 0: the daemon's default (60000) */
+        enum vss_usage_type usage;
+        enum vss_source_type source;
+        const char *socket_path;        /* NULL: vss_default_socket_path() */
+};
+
+/*
+ * One handler per event.  Return true when the event succeeded.  To veto, call
+ * vss_writer_set_failure() (and optionally vss_writer_set_failure_message())
+ * and return false; returning false without a failure code vetoes with
+ * VSS_E_WRITERERROR_NONRETRYABLE.  A NULL handler succeeds.
+ */
+struct vss_writer_handlers {
+        bool (*on_identify)(vss_writer *w, void *userdata);
+        bool (*on_prepare_backup)(vss_writer *w, void *userdata);
+        bool (*on_prepare_snapshot)(vss_writer *w, void *userdata);
+        bool (*on_freeze)(vss_writer *w, void *userdata);
+        bool (*on_thaw)(vss_writer *w, void *userdata);
+        bool (*on_post_snapshot)(vss_writer *w, void *userdata);
+        bool (*on_backup_complete)(vss_writer *w, void *userdata);
+        bool (*on_abort)(vss_writer *w, void *userdata);
+        bool (*on_backup_shutdown)(vss_writer *w, void *userdata);
+        bool (*on_pre_restore)(vss_writer *w, void *userdata);
+        bool (*on_post_restore)(vss_writer *w, void *userdata);
+};
+
+/* Copies everything it needs from options and handlers. */
+vss_hresult vss_writer_new(const struct vss_writer_options *options,
+                           const struct vss_writer_handlers *handlers, void *userdata,
+                           vss_writer **ret_writer);
+/* Unsubscribes if needed. Accepts NULL; returns NULL. */
+vss_writer *vss_writer_free(vss_writer *w);
+
+/* Components (before subscribe). 'logical_path' may be NULL or "". */
+vss_hresult vss_writer_add_component(vss_writer *w, enum vss_component_type type,
+                                     const char *logical_path, const char *name,
+                                     const char *caption, bool selectable);
+vss_hresult vss_writer_add_component_file(vss_writer *w, const char *logical_path,
+                                          const char *name, const char *path,
+                                          const char *filespec, bool recursive);
+
+/* Connects to vssd and registers. VSS_E_WRITER_ALREADY_SUBSCRIBED if called twice;
+ * VSS_E_WRITER_INFRASTRUCTURE if vssd cannot be reached. */
+vss_hresult vss_writer_subscribe(vss_writer *w);
+vss_hresult vss_writer_unsubscribe(vss_writer *w);
+
+/* The connection's fd, to poll for POLLIN; -1 when not subscribed. */
+int vss_writer_fd(vss_writer *w);
+/* Handles every event that has arrived, waiting up to timeout_ms (-1: forever,
+ * 0: do not wait) for the first.  Returns VSS_S_OK, or VSS_E_WRITER_INFRASTRUCTURE
+ * when the connection to vssd is lost. */
+vss_hresult vss_writer_dispatch(vss_writer *w, int timeout_ms);
+/* Dispatches until vss_writer_stop() is called (from a handler or a signal
+ * handler) or the connection is lost. */
+vss_hresult vss_writer_run(vss_writer *w);
+void vss_writer_stop(vss_writer *w);
+
+void vss_writer_get_writer_id(vss_writer *w, vss_id *ret);
+void vss_writer_get_instance_id(vss_writer *w, vss_id *ret);
+const char *vss_writer_get_name(vss_writer *w);
+
+/* Handler only. Accepts only the five writer failures 0x800423F0..F4, else VSS_E_INVALIDARG. */
+vss_hresult vss_writer_set_failure(vss_writer *w, vss_hresult failure);
+vss_hresult vss_writer_set_failure_message(vss_writer *w, const char *message);
+
+/* Handler only: the event being handled and the set it belongs to. */
+enum vss_event vss_writer_get_current_event(vss_writer *w);
+void vss_writer_get_snapshot_set_id(vss_writer *w, vss_id *ret);
+enum vss_backup_type vss_writer_get_backup_type(vss_writer *w);
+int32_t vss_writer_get_context(vss_writer *w);
+/* Milliseconds left before the daemon stops waiting for this event. */
+int64_t vss_writer_get_time_left_ms(vss_writer *w);
+/* The volumes of the snapshot set. */
+size_t vss_writer_get_volume_count(vss_writer *w);
+const char *vss_writer_get_volume(vss_writer *w, size_t i);
+/* PostSnapshot and later: where the shadow copy of 'volume' can be read, or NULL. */
+const char *vss_writer_get_snapshot_device(vss_writer *w, const char *volume);
+/* Whether the requester selected the component (true in volume mode). */
+bool vss_writer_is_component_selected(vss_writer *w, const char *logical_path, const char *name);
+
+/* Handler only, PrepareForBackup..PostSnapshot: attach backup metadata (any text, e.g.
+ * PostgreSQL's backup_label) to a component.  It goes back to vssd with the reply,
+ * is stored with the snapshot set, and the requester reads it with
+ * vss_backup_get_backup_metadata().  Later calls for the same component replace it. */
+vss_hresult vss_writer_set_backup_metadata(vss_writer *w, const char *logical_path,
+                                           const char *name, const char *metadata);
+/* Handler only, PreRestore/PostRestore: the metadata stored at backup time, or NULL. */
+const char *vss_writer_get_backup_metadata(vss_writer *w, const char *logical_path,
+                                           const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
