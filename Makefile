@@ -1,0 +1,43 @@
+# Thin wrapper around meson/ninja. The two commands that matter:
+#   make demo   - install packages, build, run the end-to-end demo
+#   make test   - install packages, build with ASan+UBSan, run every test
+BUILD      ?= build
+TEST_BUILD ?= build-test
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps build demo test fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: deps build
+	scripts/demo.sh $(BUILD)
+
+test: deps
+	@[ -f $(TEST_BUILD)/build.ninja ] || meson setup $(TEST_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(TEST_BUILD)
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Db_lundef=false
+	ninja -C $(FUZZ_BUILD)
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-tests.sh $(TEST_BUILD)
+
+fuzz: deps
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Db_lundef=false
+	ninja -C $(FUZZ_BUILD)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-fuzz.sh $(FUZZ_BUILD)
+
+bench:
+	@scripts/install-deps.sh --bench
+	ninja -C $(BUILD)
+	bench/run-snapset.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages openvss needs to build, test and run its demo.
+# Does nothing when they are all present, so `make test` stays fast on a warm machine.
+set -euo pipefail
+
+pkgs=(
+        meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+        libjansson-dev libsqlite3-dev uuid-dev libinih-dev libbtrfsutil-dev
+        libfuse3-dev fuse3 libcmocka-dev
+        btrfs-progs e2fsprogs xfsprogs util-linux kmod python3 sqlite3
+)
+[ "${1:-}" = "--bench" ] && pkgs+=(fio qemu-utils nbdkit libnbd-bin linux-perf)
+
+missing=()
+for p in "${pkgs[@]}"; do
+        st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [ "$st" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: missing packages: ${missing[*]}; run as root to install them" >&2
+        exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
