@@ -15,7 +15,7 @@ for t in "${targets[@]}"; do
         corpus=$(find "$top/tests" -type d -path "*corpus/${name#fuzz-}" | head -n 1)
         work=$(mktemp -d "/tmp/openvss-$name.XXXXXX")
         [ -n "$corpus" ] && cp -r "$corpus/." "$work/"
-        if "$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+        if "$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
                 -artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
                 echo "fuzz: $name ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$work.log" | awk '{print $2}') runs)"
                 pass=$((pass + 1))
