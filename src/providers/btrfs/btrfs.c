@@ -1,31 +1,347 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The btrfs provider: shadow copies are read-only btrfs snapshots kept in a
- * nested subvolume <volume>/.openvss.  (Skeleton: real operations follow.)
+ * The btrfs provider: a shadow copy is a read-only btrfs snapshot.
+ *
+ * Layout.  The shadow copies of volume V live in V/.openvss/{shadow-guid}.
+ * V/.openvss is itself a subvolume (created on first use, mode 0700): a
+ * btrfs snapshot does not descend into nested subvolumes, so a later snapshot
+ * of V shows .openvss as an empty directory instead of containing every older
+ * shadow copy.  A plain directory there would make each shadow contain all
+ * earlier ones, so we refuse to use one.
+ *
+ * Atomicity.  One snapshot is atomic for its subvolume, so vssd does not have
+ * to FIFREEZE anything (needs_freeze = false).  FIFREEZE could not be used
+ * anyway: creating a snapshot on a frozen btrfs blocks until the thaw.  The
+ * volumes of one set are snapshotted back to back inside commit(), while the
+ * writers are frozen; they are not taken at one kernel instant.
+ *
+ * Durability.  BTRFS_IOC_SNAP_CREATE_V2 returns only after the transaction
+ * that creates the snapshot has committed, so a snapshot that commit()
+ * reported survives a crash without a separate sync.
+ *
+ * Safety.  vssd runs as root and volumes are user-writable, so every path
+ * below V is resolved with openat(O_NOFOLLOW) from a descriptor of V: a
+ * symlink planted at V/.openvss cannot redirect a create or a delete.  The
+ * provider_data of a shadow records the subvolume id of the snapshot, and
+ * delete/exists/expose check that the subvolume at the path still has it, so
+ * a shadow replaced behind our back is reported missing, never deleted.
  */
 
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <btrfsutil.h>
+
+#include "basic/macro.h"
 #include "vss/provider.h"
+
+#define SHADOW_DIR ".openvss"
+
+struct btrfs_provider {
+        struct vss_provider_ctx *ctx;
+};
+
+static vss_hresult errno_to_hresult(int err)
+{
+        switch (err) {
+        case ENOSPC:
+        case EDQUOT:
+                return VSS_E_INSUFFICIENT_STORAGE;
+        case ENOENT:
+        case ENOTDIR:
+                return VSS_E_OBJECT_NOT_FOUND;
+        case ENOMEM:
+                return VSS_E_OUTOFMEMORY;
+        default:
+                return VSS_E_PROVIDER_VETO;
+        }
+}
+
+_printf_(3, 4)
+static vss_hresult fail(struct btrfs_provider *p, vss_hresult hr, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(p->ctx->error, sizeof(p->ctx->error), fmt, ap);
+        va_end(ap);
+        return hr;
+}
+
+/* Reports a failed libbtrfsutil call: errno carries the system error. */
+static vss_hresult fail_btrfs(struct btrfs_provider *p, enum btrfs_util_error e, const char *what,
+                              const char *path)
+{
+        int err = errno;
+
+        if (e == BTRFS_UTIL_ERROR_NO_MEMORY)
+                err = ENOMEM;
+        return fail(p, errno_to_hresult(err), "btrfs provider: %s %s: %s (%s)", what, path,
+                    btrfs_util_strerror(e), strerror(err));
+}
+
+static vss_hresult fail_errno(struct btrfs_provider *p, int err, const char *what, const char *path)
+{
+        return fail(p, errno_to_hresult(err), "btrfs provider: %s %s: %s", what, path, strerror(err));
+}
+
+/* "/" + ".openvss" must not become "//.openvss". */
+static int join_path(char *buf, size_t size, const char *dir, const char *name)
+{
+        size_t l = strlen(dir);
+        int n;
+
+        n = snprintf(buf, size, "%s%s%s", dir, l > 0 && dir[l - 1] == '/' ? "" : "/", name);
+        if (n < 0 || (size_t)n >= size)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static void shadow_name(const vss_id *id, char buf[VSS_ID_STRING_MAX])
+{
+        vss_id_format(id, buf);
+}
+
+static int shadow_path(const struct vss_provider_snapshot *snap, char *buf, size_t size)
+{
+        char dir[VSS_PATH_MAX], name[VSS_ID_STRING_MAX];
+        int r;
+
+        r = join_path(dir, sizeof(dir), snap->volume, SHADOW_DIR);
+        if (r < 0)
+                return r;
+        shadow_name(&snap->snapshot_id, name);
+        return join_path(buf, size, dir, name);
+}
+
+/* Checks that 'volume' is the root of a btrfs subvolume and returns an open
+ * descriptor of it. */
+static vss_hresult open_volume(struct btrfs_provider *p, const char *volume, const char *fstype,
+                               int *ret_fd)
+{
+        _cleanup_close_ int fd = -EBADF;
+        enum btrfs_util_error e;
+
+        if (!fstype || !streq(fstype, "btrfs"))
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                            "btrfs provider: %s is not a btrfs volume (file system type %s)",
+                            volume, fstype && *fstype ? fstype : "unknown");
+        if (volume[0] != '/')
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                            "btrfs provider: volume path '%s' is not absolute", volume);
+
+        fd = open(volume, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno == ENOENT || errno == ENOTDIR)
+                        return fail_errno(p, errno, "cannot open volume", volume);
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                            "btrfs provider: cannot open volume %s: %s", volume, strerror(errno));
+        }
+        e = btrfs_util_is_subvolume_fd(fd);
+        if (e == BTRFS_UTIL_ERROR_NOT_BTRFS || e == BTRFS_UTIL_ERROR_NOT_SUBVOLUME)
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                            "btrfs provider: %s is not the root of a btrfs subvolume (%s)",
+                            volume, btrfs_util_strerror(e));
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot inspect volume", volume);
+
+        *ret_fd = TAKE_FD(fd);
+        return VSS_S_OK;
+}
+
+/* Opens (creating if asked) the .openvss subvolume below an open volume. */
+static vss_hresult open_shadow_dir(struct btrfs_provider *p, int volfd, const char *volume, bool create,
+                                   int *ret_fd)
+{
+        _cleanup_close_ int fd = -EBADF;
+        char path[VSS_PATH_MAX];
+        enum btrfs_util_error e;
+
+        if (join_path(path, sizeof(path), volume, SHADOW_DIR) < 0)
+                return fail_errno(p, ENAMETOOLONG, "path too long:", volume);
+
+        fd = openat(volfd, SHADOW_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && create) {
+                e = btrfs_util_create_subvolume_fd(volfd, SHADOW_DIR, 0, NULL, NULL);
+                if (e != BTRFS_UTIL_OK && errno != EEXIST)
+                        return fail_btrfs(p, e, "cannot create shadow storage subvolume", path);
+                fd = openat(volfd, SHADOW_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd >= 0 && fchmod(fd, 0700) < 0)
+                        return fail_errno(p, errno, "cannot set mode 0700 on", path);
+                if (fd >= 0 && p->ctx->log_event) {
+                        char msg[VSS_PATH_MAX + 64];
+
+                        snprintf(msg, sizeof(msg), "btrfs provider: created shadow storage subvolume %s", path);
+                        p->ctx->log_event(p->ctx->log_userdata, "info", VSS_S_OK, msg);
+                }
+        }
+        if (fd < 0) {
+                if (errno == ELOOP || errno == ENOTDIR)
+                        return fail(p, VSS_E_PROVIDER_VETO,
+                                    "btrfs provider: %s exists and is not a directory; move it away", path);
+                return fail_errno(p, errno, "cannot open shadow storage", path);
+        }
+
+        e = btrfs_util_is_subvolume_fd(fd);
+        if (e == BTRFS_UTIL_ERROR_NOT_SUBVOLUME)
+                return fail(p, VSS_E_PROVIDER_VETO,
+                            "btrfs provider: %s is a plain directory, not a subvolume: snapshots of the volume "
+                            "would contain every older shadow copy; move it away",
+                            path);
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot inspect shadow storage", path);
+
+        *ret_fd = TAKE_FD(fd);
+        return VSS_S_OK;
+}
+
+/* provider_data is a small JSON object: {"path": "...", "subvol_id": N}. */
+static vss_hresult parse_provider_data(struct btrfs_provider *p, const struct vss_provider_snapshot *snap,
+                                       uint64_t *ret_subvol_id)
+{
+        char expected[VSS_PATH_MAX];
+        json_t *root, *path, *id;
+        json_error_t jerr;
+        vss_hresult hr = VSS_S_OK;
+
+        if (shadow_path(snap, expected, sizeof(expected)) < 0)
+                return fail_errno(p, ENAMETOOLONG, "path too long:", snap->volume);
+
+        root = json_loads(snap->provider_data, 0, &jerr);
+        if (!root)
+                return fail(p, VSS_E_INVALIDARG, "btrfs provider: provider data of shadow at %s is not valid: %s",
+                            expected, jerr.text);
+        path = json_object_get(root, "path");
+        id = json_object_get(root, "subvol_id");
+        /* The path is derived, never trusted: a catalog that points elsewhere
+         * must not make us delete or mount another subvolume. */
+        if (!json_is_string(path) || !streq(json_string_value(path), expected) || !json_is_integer(id) ||
+            json_integer_value(id) <= 0)
+                hr = fail(p, VSS_E_INVALIDARG,
+                          "btrfs provider: provider data of shadow %s does not match its volume %s",
+                          expected, snap->volume);
+        else
+                *ret_subvol_id = (uint64_t)json_integer_value(id);
+        json_decref(root);
+        return hr;
+}
+
+/*
+ * Opens the shadow copy subvolume of 'snap' and checks it is the one commit()
+ * made.  Returns VSS_E_OBJECT_NOT_FOUND (with ctx->error set) when it is gone.
+ * ret_dirfd (optional) gets the .openvss descriptor.
+ */
+static vss_hresult open_shadow(struct btrfs_provider *p, const struct vss_provider_snapshot *snap,
+                               int *ret_dirfd, int *ret_fd)
+{
+        _cleanup_close_ int volfd = -EBADF, dirfd = -EBADF, fd = -EBADF;
+        char path[VSS_PATH_MAX], name[VSS_ID_STRING_MAX];
+        enum btrfs_util_error e;
+        uint64_t want = 0, have = 0;
+        vss_hresult hr;
+
+        hr = parse_provider_data(p, snap, &want);
+        if (VSS_FAILED(hr))
+                return hr;
+        (void) shadow_path(snap, path, sizeof(path));
+
+        volfd = open(snap->volume, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (volfd < 0)
+                return fail_errno(p, errno, "cannot open volume", snap->volume);
+        hr = open_shadow_dir(p, volfd, snap->volume, false, &dirfd);
+        if (VSS_FAILED(hr))
+                return hr;
+
+        shadow_name(&snap->snapshot_id, name);
+        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return fail_errno(p, errno, "cannot open shadow copy", path);
+        e = btrfs_util_is_subvolume_fd(fd);
+        if (e == BTRFS_UTIL_ERROR_NOT_SUBVOLUME)
+                return fail(p, VSS_E_OBJECT_NOT_FOUND, "btrfs provider: %s is not a subvolume any more", path);
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot inspect shadow copy", path);
+        e = btrfs_util_subvolume_id_fd(fd, &have);
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot read the subvolume id of", path);
+        if (have != want)
+                return fail(p, VSS_E_OBJECT_NOT_FOUND,
+                            "btrfs provider: %s is subvolume %llu, not the shadow copy (subvolume %llu)", path,
+                            (unsigned long long)have, (unsigned long long)want);
+
+        if (ret_dirfd)
+                *ret_dirfd = TAKE_FD(dirfd);
+        *ret_fd = TAKE_FD(fd);
+        return VSS_S_OK;
+}
 
 static vss_hresult btrfs_init(struct vss_provider_ctx *ctx, void **ret_state)
 {
-        *ret_state = ctx;
+        struct btrfs_provider *p;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return VSS_E_OUTOFMEMORY;
+        p->ctx = ctx;
+        *ret_state = p;
         return VSS_S_OK;
 }
 
 static void btrfs_done(void *state)
 {
+        free(state);
 }
 
 static vss_hresult btrfs_is_volume_supported(void *state, const char *volume, const char *fstype,
                                              bool *ret_supported)
 {
-        *ret_supported = false;
+        if (!volume || !fstype || !streq(fstype, "btrfs") || volume[0] != '/') {
+                *ret_supported = false;
+                return VSS_S_OK;
+        }
+        /* A stat and a statfs: cheap enough for the event loop. */
+        *ret_supported = btrfs_util_is_subvolume(volume) == BTRFS_UTIL_OK;
         return VSS_S_OK;
 }
 
-static vss_hresult btrfs_not_yet(void *state, struct vss_provider_snapshot *snaps, size_t n)
+static vss_hresult btrfs_begin_prepare(void *state, struct vss_provider_snapshot *snap)
 {
-        return VSS_E_PROVIDER_VETO;
+        struct btrfs_provider *p = state;
+        _cleanup_close_ int volfd = -EBADF, dirfd = -EBADF;
+        char path[VSS_PATH_MAX], name[VSS_ID_STRING_MAX];
+        vss_hresult hr;
+
+        hr = open_volume(p, snap->volume, snap->fstype, &volfd);
+        if (VSS_FAILED(hr))
+                return hr;
+        if (shadow_path(snap, path, sizeof(path)) < 0)
+                return fail_errno(p, ENAMETOOLONG, "path too long:", snap->volume);
+        hr = open_shadow_dir(p, volfd, snap->volume, true, &dirfd);
+        if (VSS_FAILED(hr))
+                return hr;
+
+        shadow_name(&snap->snapshot_id, name);
+        if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return fail(p, VSS_E_PROVIDER_VETO, "btrfs provider: %s already exists", path);
+        return VSS_S_OK;
+}
+
+/* Trims the writeback that the snapshot ioctl would otherwise do while the
+ * writers are frozen: snapshot creation flushes the subvolume's dirty data. */
+static vss_hresult btrfs_end_prepare(void *state, struct vss_provider_snapshot *snaps, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_close_ int fd = open(snaps[i].volume, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+                if (fd >= 0)
+                        (void) syncfs(fd);
+        }
+        return VSS_S_OK;
 }
 
 static vss_hresult btrfs_noop(void *state, struct vss_provider_snapshot *snaps, size_t n)
@@ -33,19 +349,245 @@ static vss_hresult btrfs_noop(void *state, struct vss_provider_snapshot *snaps, 
         return VSS_S_OK;
 }
 
-static vss_hresult btrfs_begin_prepare(void *state, struct vss_provider_snapshot *snap)
+/* Deletes the shadow of 'snap' if it exists; used to roll back. */
+static int delete_if_present(const struct vss_provider_snapshot *snap)
 {
-        return VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER;
+        _cleanup_close_ int volfd = -EBADF, dirfd = -EBADF, fd = -EBADF;
+        char name[VSS_ID_STRING_MAX];
+
+        volfd = open(snap->volume, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (volfd < 0)
+                return -errno;
+        dirfd = openat(volfd, SHADOW_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dirfd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        shadow_name(&snap->snapshot_id, name);
+        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (btrfs_util_is_subvolume_fd(fd) != BTRFS_UTIL_OK)
+                return -ENOTTY;
+        if (btrfs_util_delete_subvolume_fd(dirfd, name, 0) != BTRFS_UTIL_OK)
+                return -errno;
+        return 1;
 }
 
-static vss_hresult btrfs_delete(void *state, const struct vss_provider_snapshot *snap)
+static vss_hresult btrfs_commit(void *state, struct vss_provider_snapshot *snaps, size_t n)
 {
-        return VSS_E_OBJECT_NOT_FOUND;
+        struct btrfs_provider *p = state;
+        _cleanup_free_ int *fds = NULL;
+        vss_hresult hr = VSS_S_OK;
+        size_t made = 0;
+
+        if (n == 0)
+                return VSS_S_OK;
+        fds = malloc(sizeof(int) * 2 * n);
+        if (!fds)
+                return VSS_E_OUTOFMEMORY;
+        for (size_t i = 0; i < 2 * n; i++)
+                fds[i] = -EBADF;
+
+        /* Open everything first so that the snapshots themselves follow each
+         * other as closely as possible. */
+        for (size_t i = 0; i < n; i++) {
+                hr = open_volume(p, snaps[i].volume, snaps[i].fstype, &fds[2 * i]);
+                if (VSS_FAILED(hr))
+                        goto out;
+                hr = open_shadow_dir(p, fds[2 * i], snaps[i].volume, true, &fds[2 * i + 1]);
+                if (VSS_FAILED(hr))
+                        goto out;
+        }
+
+        for (made = 0; made < n; made++) {
+                char name[VSS_ID_STRING_MAX], path[VSS_PATH_MAX];
+                enum btrfs_util_error e;
+
+                shadow_name(&snaps[made].snapshot_id, name);
+                e = btrfs_util_create_snapshot_fd2(fds[2 * made], fds[2 * made + 1], name,
+                                                   BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL);
+                if (e != BTRFS_UTIL_OK) {
+                        (void) shadow_path(&snaps[made], path, sizeof(path));
+                        hr = fail_btrfs(p, e, "cannot create read-only snapshot", path);
+                        goto out;
+                }
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                char name[VSS_ID_STRING_MAX], path[VSS_PATH_MAX];
+                _cleanup_close_ int fd = -EBADF;
+                enum btrfs_util_error e;
+                uint64_t id;
+                json_t *data;
+                size_t len;
+                char *s;
+
+                shadow_name(&snaps[i].snapshot_id, name);
+                (void) shadow_path(&snaps[i], path, sizeof(path));
+                fd = openat(fds[2 * i + 1], name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                        hr = fail_errno(p, errno, "cannot open new snapshot", path);
+                        goto out;
+                }
+                e = btrfs_util_subvolume_id_fd(fd, &id);
+                if (e != BTRFS_UTIL_OK) {
+                        hr = fail_btrfs(p, e, "cannot read the subvolume id of", path);
+                        goto out;
+                }
+                data = json_pack("{s:s, s:I}", "path", path, "subvol_id", (json_int_t)id);
+                s = data ? json_dumps(data, JSON_COMPACT) : NULL;
+                json_decref(data);
+                if (!s) {
+                        hr = VSS_E_OUTOFMEMORY;
+                        goto out;
+                }
+                len = strlen(s);
+                if (len >= sizeof(snaps[i].provider_data)) {
+                        free(s);
+                        hr = fail(p, VSS_E_PROVIDER_VETO, "btrfs provider: path %s too long to record", path);
+                        goto out;
+                }
+                memcpy(snaps[i].provider_data, s, len + 1);
+                free(s);
+                snprintf(snaps[i].device, sizeof(snaps[i].device), "%s", path);
+                snaps[i].attributes |= VSS_VOLSNAP_ATTR_DIFFERENTIAL;
+        }
+
+out:
+        if (VSS_FAILED(hr))
+                /* All or nothing: vssd only calls abort after a failed commit
+                 * if it wants to, so undo our own partial work here. */
+                for (size_t i = 0; i < made; i++)
+                        (void) delete_if_present(&snaps[i]);
+        for (size_t i = 0; i < 2 * n; i++)
+                closep(&fds[i]);
+        return hr;
+}
+
+static vss_hresult btrfs_abort(void *state, struct vss_provider_snapshot *snaps, size_t n)
+{
+        struct btrfs_provider *p = state;
+        vss_hresult hr = VSS_S_OK;
+
+        /* The path follows from the volume and the shadow id, so this works
+         * whether or not commit got to fill in device/provider_data. */
+        for (size_t i = 0; i < n; i++) {
+                char path[VSS_PATH_MAX];
+                int r;
+
+                r = delete_if_present(&snaps[i]);
+                if (r < 0 && VSS_SUCCEEDED(hr)) {
+                        (void) shadow_path(&snaps[i], path, sizeof(path));
+                        hr = fail_errno(p, -r, "cannot delete aborted snapshot", path);
+                }
+                if (r > 0) {
+                        snaps[i].device[0] = '\0';
+                        snaps[i].provider_data[0] = '\0';
+                }
+        }
+        return hr;
+}
+
+static vss_hresult btrfs_delete_snapshot(void *state, const struct vss_provider_snapshot *snap)
+{
+        struct btrfs_provider *p = state;
+        _cleanup_close_ int dirfd = -EBADF, fd = -EBADF;
+        char path[VSS_PATH_MAX], name[VSS_ID_STRING_MAX];
+        enum btrfs_util_error e;
+        vss_hresult hr;
+
+        hr = open_shadow(p, snap, &dirfd, &fd);
+        if (VSS_FAILED(hr))
+                return hr;
+        closep(&fd);
+        fd = -EBADF;
+
+        shadow_name(&snap->snapshot_id, name);
+        (void) shadow_path(snap, path, sizeof(path));
+        e = btrfs_util_delete_subvolume_fd(dirfd, name, 0);
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot delete shadow copy subvolume", path);
+        return VSS_S_OK;
+}
+
+static vss_hresult btrfs_exists(void *state, const struct vss_provider_snapshot *snap, bool *ret_exists)
+{
+        struct btrfs_provider *p = state;
+        _cleanup_close_ int fd = -EBADF;
+        vss_hresult hr;
+
+        hr = open_shadow(p, snap, NULL, &fd);
+        if (hr == VSS_E_OBJECT_NOT_FOUND) {
+                *ret_exists = false;
+                return VSS_S_OK;
+        }
+        if (VSS_FAILED(hr))
+                return hr;
+        *ret_exists = true;
+        return VSS_S_OK;
 }
 
 static vss_hresult btrfs_expose(void *state, const struct vss_provider_snapshot *snap, const char *path)
 {
-        return VSS_E_OBJECT_NOT_FOUND;
+        struct btrfs_provider *p = state;
+        _cleanup_close_ int fd = -EBADF;
+        char src[VSS_PATH_MAX];
+        struct stat st;
+        vss_hresult hr;
+
+        if (!path || path[0] != '/')
+                return fail(p, VSS_E_INVALIDARG, "btrfs provider: expose path '%s' is not absolute",
+                            path ? path : "");
+        if (stat(path, &st) < 0)
+                return fail_errno(p, errno, "cannot expose at", path);
+        if (!S_ISDIR(st.st_mode))
+                return fail(p, VSS_E_INVALIDARG, "btrfs provider: cannot expose at %s: not a directory", path);
+
+        hr = open_shadow(p, snap, NULL, &fd);
+        if (VSS_FAILED(hr))
+                return hr;
+        /* Bind the descriptor we checked, not a path that could change. */
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+        if (mount(src, path, NULL, MS_BIND, NULL) < 0)
+                return fail_errno(p, errno, "cannot bind-mount shadow copy at", path);
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+                int err = errno;
+
+                (void) umount2(path, MNT_DETACH);
+                return fail_errno(p, err, "cannot make the shadow copy mount read-only at", path);
+        }
+        return VSS_S_OK;
+}
+
+static vss_hresult btrfs_unexpose(void *state, const struct vss_provider_snapshot *snap, const char *path)
+{
+        struct btrfs_provider *p = state;
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st, sst;
+        vss_hresult hr;
+
+        if (!path || path[0] != '/')
+                return fail(p, VSS_E_INVALIDARG, "btrfs provider: unexpose path '%s' is not absolute",
+                            path ? path : "");
+        if (stat(path, &st) < 0)
+                return fail_errno(p, errno, "cannot unexpose", path);
+
+        /* Only unmount what is ours: a bind mount of the snapshot shows the
+         * snapshot's own device number at its root. */
+        hr = open_shadow(p, snap, NULL, &fd);
+        if (VSS_SUCCEEDED(hr) && fstat(fd, &sst) == 0 && (st.st_dev != sst.st_dev || st.st_ino != sst.st_ino))
+                return fail(p, VSS_E_OBJECT_NOT_FOUND, "btrfs provider: %s is not an exposure of shadow copy %s",
+                            path, snap->device);
+
+        if (umount2(path, UMOUNT_NOFOLLOW) < 0) {
+                if (errno == EBUSY) {
+                        if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+                                return VSS_S_OK;
+                }
+                if (errno == EINVAL)
+                        return fail(p, VSS_E_OBJECT_NOT_FOUND, "btrfs provider: %s is not a mount point", path);
+                return fail_errno(p, errno, "cannot unmount", path);
+        }
+        return VSS_S_OK;
 }
 
 const struct vss_provider_ops vss_provider_btrfs = {
@@ -58,12 +600,13 @@ const struct vss_provider_ops vss_provider_btrfs = {
         .done = btrfs_done,
         .is_volume_supported = btrfs_is_volume_supported,
         .begin_prepare = btrfs_begin_prepare,
-        .end_prepare = btrfs_noop,
+        .end_prepare = btrfs_end_prepare,
         .pre_commit = btrfs_noop,
-        .commit = btrfs_not_yet,
+        .commit = btrfs_commit,
         .post_commit = btrfs_noop,
-        .abort = btrfs_noop,
-        .delete_snapshot = btrfs_delete,
+        .abort = btrfs_abort,
+        .delete_snapshot = btrfs_delete_snapshot,
         .expose = btrfs_expose,
-        .unexpose = btrfs_expose,
+        .unexpose = btrfs_unexpose,
+        .exists = btrfs_exists,
 };
