@@ -163,8 +163,8 @@ static void snap_init(struct vss_provider_snapshot *s, const char *volume, const
         memset(s, 0, sizeof(*s));
         vss_id_generate(&s->snapshot_id);
         vss_id_generate(&s->set_id);
-        snprintf(s->volume, sizeof(s->volume), "%s", volume);
-        snprintf(s->fstype, sizeof(s->fstype), "%s", fstype);
+        memcpy(s->volume, volume, strnlen(volume, sizeof(s->volume) - 1));
+        memcpy(s->fstype, fstype, strnlen(fstype, sizeof(s->fstype) - 1));
 }
 
 static size_t count_entries(const char *dir)
