@@ -26,6 +26,7 @@
 #include "basic/wire.h"
 #include "client-internal.h"
 #include "vss/writer.h"
+#include "writer-detail.h"
 
 #define BACKUP_METADATA_MAX (256 * 1024)
 #define FAILURE_MESSAGE_MAX 4096
@@ -465,6 +466,11 @@ void vss_writer_get_instance_id(vss_writer *w, vss_id *ret)
 {
         if (w && ret)
                 *ret = w->instance_id;
+}
+
+const char *vss_writer_get_error_detail(vss_writer *w)
+{
+        return w && w->client ? vss_client_get_error_detail(w->client) : "";
 }
 
 const char *vss_writer_get_name(vss_writer *w)
