@@ -18,6 +18,7 @@
  * While the session is only talking to vssd, that thread ends the process:
  * the socket closes and vssd aborts the set and releases what the session
  * owned.  Once shadow copies are exposed and CMD runs, the signal goes to CMD
+ * (run in its own process group, so every process of it gets the signal)
  * instead, and the main thread reports the backup as failed, unexposes and
  * ends the session before exiting non-zero.
  */
@@ -80,7 +81,9 @@ static void *signal_thread(void *userdata)
                 caught_signal = sig;
                 pid = child_pid;
                 if (pid > 0) {
-                        kill(pid, sig);
+                        /* CMD's whole process group: "sh -c 'a; b'" forks, and killing
+                         * only the shell would leave its children running. */
+                        kill(-pid, sig);
                         continue;
                 }
                 if (managed)
@@ -222,6 +225,11 @@ static int run_command(const char *cmd, const vss_id *set, struct shadow *shadow
                 return -1;
         }
         if (pid == 0) {
+                /* Its own process group, so that a forwarded signal reaches every process
+                 * of CMD; and it must die of it even if our parent ignored the signal. */
+                setpgid(0, 0);
+                signal(SIGINT, SIG_DFL);
+                signal(SIGTERM, SIG_DFL);
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 setenv("VSHADOW_SET_ID", vss_id_format(set, id), 1);
@@ -237,10 +245,12 @@ static int run_command(const char *cmd, const vss_id *set, struct shadow *shadow
                 _exit(127);
         }
 
+        /* Also here, so the group exists before the signal thread may use it. */
+        (void)setpgid(pid, pid);
         child_pid = pid;
         /* A signal that came just before child_pid was set must still reach CMD. */
         if (caught_signal)
-                kill(pid, caught_signal);
+                kill(-pid, caught_signal);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR) {
                         status = 127 << 8;
@@ -352,6 +362,9 @@ static int run(struct tool_args *a)
                 cmd_status = caught_signal ? 128 + caught_signal : run_command(cmd, &set, shadows, n);
                 if (cmd_status < 0)
                         cmd_status = 1;
+                /* An interrupted backup is a failed one, whatever CMD made of the signal. */
+                if (cmd_status == 0 && caught_signal)
+                        cmd_status = 128 + caught_signal;
         }
 
         hr = vss_backup_backup_complete(b, cmd_status == 0);
