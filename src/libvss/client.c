@@ -139,6 +139,7 @@ vss_client *vss_client_free(vss_client *c)
         return NULL;
 }
 
+/* Sends 'msg' (stolen) as one line. */
 static vss_hresult client_send(vss_client *c, json_t *msg)
 {
         _cleanup_free_ char *text = NULL;
@@ -147,6 +148,7 @@ static vss_hresult client_send(vss_client *c, json_t *msg)
         if (!msg)
                 return VSS_E_OUTOFMEMORY;
         text = wire_dump(msg, &len);
+        json_decref(msg);
         if (!text) {
                 vss__client_set_detail(c, "message does not fit the %d-byte protocol limit", WIRE_MESSAGE_MAX);
                 return VSS_E_INVALIDARG;
