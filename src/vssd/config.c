@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vssd.conf parsing.  inih calls back per key; we validate each value as it
+ * comes so the error names the line and key, and we refuse unknown sections
+ * and keys: a typo in a timeout must not silently fall back to a default.
+ */
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "vssd/config.h"
+
+struct parse_state {
+        struct vssd_config *cfg;
+        char *errbuf;
+        size_t errlen;
+        int lineno;
+        bool failed;
+};
+
+void config_defaults(struct vssd_config *c)
+{
+        *c = (struct vssd_config){
+                .freeze_timeout_ms = 60000,
+                .event_timeout_ms = 120000,
+                .allowed_uid = 0,
+                .max_connections = 1024,
+        };
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
+{
+        char *end;
+        unsigned long long x;
+
+        if (!s || !*s || *s == '-' || *s == '+')
+                return -EINVAL;
+        errno = 0;
+        x = strtoull(s, &end, 10);
+        if (errno || *end || x < min || x > max)
+                return -EINVAL;
+        *ret = (uint32_t)x;
+        return 0;
+}
+
+int config_parse_ms(const char *s, uint32_t *ret)
+{
+        return parse_u32(s, 1, 3600000, ret);
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value
+#if INI_HANDLER_LINENO
+                   , int lineno
+#endif
+)
+{
+        struct parse_state *p = user;
+        uint32_t x;
+        int r;
+
+        if (!streq(section, "service")) {
+                snprintf(p->errbuf, p->errlen, "unknown section [%s]", section);
+                p->failed = true;
+                return 0;
+        }
+        if (streq(name, "freeze_timeout_ms"))
+                r = config_parse_ms(value, &p->cfg->freeze_timeout_ms);
+        else if (streq(name, "event_timeout_ms"))
+                r = config_parse_ms(value, &p->cfg->event_timeout_ms);
+        else if (streq(name, "allowed_uid")) {
+                r = parse_u32(value, 0, UINT32_MAX - 1, &x);
+                if (r >= 0)
+                        p->cfg->allowed_uid = (uid_t)x;
+        } else if (streq(name, "max_connections"))
+                r = parse_u32(value, 1, 65536, &p->cfg->max_connections);
+        else {
+                snprintf(p->errbuf, p->errlen, "unknown key '%s' in [service]", name);
+                p->failed = true;
+                return 0;
+        }
+        if (r < 0) {
+                snprintf(p->errbuf, p->errlen, "bad value '%s' for %s%s", value, name,
+                         strstr(name, "_ms") ? " (milliseconds, 1..3600000)" : "");
+                p->failed = true;
+                return 0;
+        }
+        return 1;
+}
+
+static int finish(int r, struct parse_state *p, const char *where)
+{
+        char tmp[256];
+
+        if (r == 0 && !p->failed)
+                return 0;
+        if (r > 0) {
+                snprintf(tmp, sizeof(tmp), "%s", p->failed ? p->errbuf : "syntax error");
+                snprintf(p->errbuf, p->errlen, "%s line %d: %s", where, r, tmp);
+        } else if (r == -1)
+                snprintf(p->errbuf, p->errlen, "%s: cannot open", where);
+        else if (r == -2)
+                snprintf(p->errbuf, p->errlen, "%s: out of memory", where);
+        return -EINVAL;
+}
+
+int config_parse_string(const char *text, struct vssd_config *c, char *errbuf, size_t errlen)
+{
+        struct vssd_config tmp = *c;
+        struct parse_state p = { .cfg = &tmp, .errbuf = errbuf, .errlen = errlen };
+        int r;
+
+        r = finish(ini_parse_string(text, handler, &p), &p, "config");
+        if (r < 0)
+                return r;
+        *c = tmp;
+        return 0;
+}
+
+int config_load(const char *path, struct vssd_config *c, char *errbuf, size_t errlen)
+{
+        struct vssd_config tmp = *c;
+        struct parse_state p = { .cfg = &tmp, .errbuf = errbuf, .errlen = errlen };
+        FILE *f;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT)
+                        return 0;
+                r = -errno;
+                snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+                return r;
+        }
+        r = finish(ini_parse_file(f, handler, &p), &p, path);
+        fclose(f);
+        if (r < 0)
+                return r;
+        *c = tmp;
+        return 0;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Unit tests of vssd.conf parsing: defaults, every key, and rejection of bad input. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "vssd/config.h"
+
+static void test_defaults(void **state)
+{
+        struct vssd_config c;
+
+        config_defaults(&c);
+        assert_int_equal(c.freeze_timeout_ms, 60000);
+        assert_int_equal(c.event_timeout_ms, 120000);
+        assert_int_equal(c.allowed_uid, 0);
+        assert_int_equal(c.max_connections, 1024);
+}
+
+static void test_all_keys(void **state)
+{
+        struct vssd_config c;
+        char err[256];
+
+        config_defaults(&c);
+        assert_int_equal(config_parse_string("[service]\nfreeze_timeout_ms=1000\nevent_timeout_ms = 2000\n"
+                                             "allowed_uid=1000\nmax_connections=8\n", &c, err, sizeof(err)), 0);
+        assert_int_equal(c.freeze_timeout_ms, 1000);
+        assert_int_equal(c.event_timeout_ms, 2000);
+        assert_int_equal(c.allowed_uid, 1000);
+        assert_int_equal(c.max_connections, 8);
+}
+
+static void test_bad(void **state)
+{
+        static const char *const bad[] = {
+                "[service]\nfreeze_timeout_ms=0\n",
+                "[service]\nfreeze_timeout_ms=abc\n",
+                "[service]\nevent_timeout_ms=3600001\n",
+                "[service]\nevent_timeout_ms=-5\n",
+                "[service]\nunknown=1\n",
+                "[other]\nx=1\n",
+                "[service\nx=1\n",
+                "[service]\nmax_connections=0\n",
+        };
+        struct vssd_config c;
+        char err[256];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                config_defaults(&c);
+                err[0] = 0;
+                assert_true(config_parse_string(bad[i], &c, err, sizeof(err)) < 0);
+                assert_true(err[0] != 0);
+                /* A failed parse leaves the configuration as it was. */
+                assert_int_equal(c.freeze_timeout_ms, 60000);
+        }
+}
+
+static void test_missing_file(void **state)
+{
+        struct vssd_config c;
+        char err[256];
+
+        config_defaults(&c);
+        assert_int_equal(config_load("/nonexistent/vssd.conf", &c, err, sizeof(err)), 0);
+        assert_int_equal(c.event_timeout_ms, 120000);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_all_keys),
+                cmocka_unit_test(test_bad),
+                cmocka_unit_test(test_missing_file),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
