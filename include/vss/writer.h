@@ -94,6 +94,9 @@ vss_hresult vss_writer_add_component_file(vss_writer *w, const char *logical_pat
  * VSS_E_WRITER_INFRASTRUCTURE if vssd cannot be reached. */
 vss_hresult vss_writer_subscribe(vss_writer *w);
 vss_hresult vss_writer_unsubscribe(vss_writer *w);
+/* The detail text of the last failure of vss_writer_subscribe()/vss_writer_dispatch()
+ * (e.g. the daemon's "path /x does not exist"); never NULL, "" when there was none. */
+const char *vss_writer_get_error_detail(vss_writer *w);
 
 /* The connection's fd, to poll for POLLIN; -1 when not subscribed. */
 int vss_writer_fd(vss_writer *w);

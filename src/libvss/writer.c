@@ -26,7 +26,7 @@
 #include "basic/wire.h"
 #include "client-internal.h"
 #include "vss/writer.h"
-#include "writer-detail.h"
+#include "vss/writer.h"
 
 #define BACKUP_METADATA_MAX (256 * 1024)
 #define FAILURE_MESSAGE_MAX 4096

@@ -24,7 +24,7 @@
 #include "basic/macro.h"
 #include "config.h"
 #include "hook.h"
-#include "libvss/writer-detail.h"
+#include "vss/writer.h"
 #include "vss/writer.h"
 
 struct host_writer {
