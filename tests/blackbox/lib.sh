@@ -42,6 +42,17 @@ bb_fail()
         exit 1
 }
 
+# bb_soft ASSERTION...: runs an assertion in a subshell; a failure is reported and
+# recorded, the test goes on (to reach the checks after it), and the test fails at
+# exit.  Used where one known defect must not hide the results of later checks.
+bb_soft()
+{
+        if ! ("$@"); then
+                echo "(continuing after the failure above; the test will fail)" >&2
+                echo "$*" >>"$T/soft-failures"
+        fi
+}
+
 bb_log()
 {
         echo "--- $*" >&2
@@ -99,6 +110,11 @@ bb_cleanup()
         local rc=$? pid dev majmin tgt
         set +e
         trap - EXIT
+        if [[ $rc -eq 0 && -n "$T" && -s "$T/soft-failures" ]]; then
+                echo "FAIL: $(wc -l <"$T/soft-failures") check(s) failed earlier:" >&2
+                sed 's/^/  /' "$T/soft-failures" >&2
+                rc=1
+        fi
         for pid in "${BB_PIDS[@]}"; do
                 kill -TERM "$pid" 2>/dev/null
         done

@@ -91,4 +91,4 @@ bb_assert_eq 3 "$ids" "distinct instance ids of 3 writers"
 bb_assert_no_shadows "$VOL" "after vshadow exited"
 bb_assert_eq "" "$(awk -v m="$(sed -n 's/^VSHADOW_MOUNT_1=//p' "$T/exec.env")" '$5 == m' /proc/self/mountinfo)" \
         "the shadow's mount point is unmounted after vshadow exited"
-echo "PASS"
+echo "done"

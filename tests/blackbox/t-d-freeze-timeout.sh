@@ -29,4 +29,4 @@ ev=$(bb_events_of Sleepy | grep -v '^Identify ' | cut -d' ' -f1 | xargs)
 bb_assert_no_shadows "$VOL" "after the freeze timeout"
 events=$("$VSSADMIN" list events)
 bb_assert_icontains "$events" "0x800423F2" "vssadmin list events records the timeout"
-echo "PASS"
+echo "done"

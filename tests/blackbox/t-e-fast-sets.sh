@@ -28,4 +28,4 @@ bb_assert_not_contains "${events,,}" "0x800423f2" "vssadmin list events after 30
 bb_assert_not_contains "$events" "VSS_E_WRITERERROR_TIMEOUT" "vssadmin list events after 30 fast sets"
 bb_assert_not_contains "$events" "Timed out" "vssadmin list events after 30 fast sets"
 bb_assert_no_shadows "$VOL" "after 30 non-persistent sets"
-echo "PASS"
+echo "done"

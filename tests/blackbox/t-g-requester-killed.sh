@@ -42,4 +42,4 @@ for e in Freeze PostSnapshot; do
         bb_assert_writer Bystander "[1] Stable" "No error"
         bb_assert_no_shadows "$VOL" "after the new set"
 done
-echo "PASS"
+echo "done"
