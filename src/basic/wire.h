@@ -83,3 +83,13 @@ bool json_get_bool(const json_t *obj, const char *key, bool def);
 bool json_get_id(const json_t *obj, const char *key, vss_id *ret);
 json_t *json_id(const vss_id *id);
 json_t *json_str_or_null(const char *s);
+
+/* The names enums travel under on the wire (docs/protocol.md): "full", "user_data",
+ * "transacted_db", ...  *_name() returns NULL for a value out of range; *_from_name()
+ * returns -1 for an unknown name. */
+const char *wire_backup_type_name(enum vss_backup_type t);
+int wire_backup_type_from_name(const char *name);
+const char *wire_usage_name(enum vss_usage_type u);
+int wire_usage_from_name(const char *name);
+const char *wire_source_name(enum vss_source_type s);
+int wire_source_from_name(const char *name);

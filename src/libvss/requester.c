@@ -50,16 +50,6 @@ struct vss_backup {
         char detail[2048];
 };
 
-static const char *const backup_type_names[] = {
-        [VSS_BT_UNDEFINED] = "undefined",
-        [VSS_BT_FULL] = "full",
-        [VSS_BT_INCREMENTAL] = "incremental",
-        [VSS_BT_DIFFERENTIAL] = "differential",
-        [VSS_BT_LOG] = "log",
-        [VSS_BT_COPY] = "copy",
-        [VSS_BT_OTHER] = "other",
-};
-
 static const char *const stage_names[] = {
         [STAGE_INIT] = "before StartSnapshotSet",
         [STAGE_STARTED] = "after StartSnapshotSet",
@@ -207,14 +197,14 @@ vss_hresult vss_backup_set_context(vss_backup *b, int32_t context)
 vss_hresult vss_backup_set_backup_state(vss_backup *b, bool select_components, bool bootable_system_state,
                                         enum vss_backup_type type)
 {
-        if (!b || (unsigned)type >= ARRAY_SIZE(backup_type_names) || type == VSS_BT_UNDEFINED)
+        if (!b || !wire_backup_type_name(type) || type == VSS_BT_UNDEFINED)
                 return VSS_E_INVALIDARG;
         if (b->stage != STAGE_INIT)
                 return bad_stage(b, "SetBackupState");
         return backup_call(b, "Backup.SetBackupState",
                            json_pack("{s:b, s:b, s:s}", "select_components", select_components,
                                      "bootable_system_state", bootable_system_state, "backup_type",
-                                     backup_type_names[type]),
+                                     wire_backup_type_name(type)),
                            NULL);
 }
 

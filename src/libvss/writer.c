@@ -67,31 +67,6 @@ struct vss_writer {
         struct writer_event ev;
 };
 
-static const char *const usage_names[] = {
-        [VSS_UT_UNDEFINED] = "undefined",
-        [VSS_UT_BOOTABLESYSTEMSTATE] = "bootable_system_state",
-        [VSS_UT_SYSTEMSERVICE] = "system_service",
-        [VSS_UT_USERDATA] = "user_data",
-        [VSS_UT_OTHER] = "other",
-};
-
-static const char *const source_names[] = {
-        [VSS_ST_UNDEFINED] = "undefined",
-        [VSS_ST_TRANSACTEDDB] = "transacted_db",
-        [VSS_ST_NONTRANSACTEDDB] = "nontransacted_db",
-        [VSS_ST_OTHER] = "other",
-};
-
-static const char *const backup_type_names[] = {
-        [VSS_BT_UNDEFINED] = "undefined",
-        [VSS_BT_FULL] = "full",
-        [VSS_BT_INCREMENTAL] = "incremental",
-        [VSS_BT_DIFFERENTIAL] = "differential",
-        [VSS_BT_LOG] = "log",
-        [VSS_BT_COPY] = "copy",
-        [VSS_BT_OTHER] = "other",
-};
-
 static int64_t now_ms(void)
 {
         struct timespec ts;
@@ -114,8 +89,7 @@ vss_hresult vss_writer_new(const struct vss_writer_options *options, const struc
                 return VSS_E_INVALIDARG;
         if (options->freeze_timeout_ms > 3600000)
                 return VSS_E_INVALIDARG;
-        if ((unsigned)options->usage >= ARRAY_SIZE(usage_names) ||
-            (unsigned)options->source >= ARRAY_SIZE(source_names))
+        if (!wire_usage_name(options->usage) || !wire_source_name(options->source))
                 return VSS_E_INVALIDARG;
 
         w = calloc(1, sizeof(*w));
@@ -242,8 +216,8 @@ vss_hresult vss_writer_subscribe(vss_writer *w)
                 return hr;
 
         params = json_pack("{s:s, s:o, s:O, s:s, s:s, s:O}", "name", w->name, "writer_id", json_id(&w->writer_id),
-                           "volumes", w->volumes, "usage", usage_names[w->usage], "source",
-                           source_names[w->source], "components", w->components);
+                           "volumes", w->volumes, "usage", wire_usage_name(w->usage), "source",
+                           wire_source_name(w->source), "components", w->components);
         if (!params)
                 return VSS_E_OUTOFMEMORY;
         if (w->instance_name)
@@ -304,10 +278,8 @@ static vss_hresult event_begin(vss_writer *w, json_t *params, char *err, size_t 
         if (json_get_int(params, "context", &i))
                 ev->context = (int32_t)i;
         s = json_get_str(params, "backup_type");
-        ev->backup_type = VSS_BT_UNDEFINED;
-        for (size_t k = 0; s && k < ARRAY_SIZE(backup_type_names); k++)
-                if (streq(s, backup_type_names[k]))
-                        ev->backup_type = k;
+        e = wire_backup_type_from_name(s);
+        ev->backup_type = e < 0 ? VSS_BT_UNDEFINED : (enum vss_backup_type)e;
         if (json_get_int(params, "timeout_ms", &i) && i >= 0)
                 ev->deadline_ms = now_ms() + i;
         ev->metadata = json_array();
