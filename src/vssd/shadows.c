@@ -132,19 +132,11 @@ void shadow_delete(struct vssd *v, struct shadow *sh, void (*done)(struct vssd *
         d->id = sh->snap.snapshot_id;
         d->done = done;
         d->ud = ud;
-        sh->deleting = true;
-        if (sh->exposed_path) {
-                j = prov_job_new(PROV_UNEXPOSE, sh->provider, &sh->snap, 1);
-                if (j) {
-                        snprintf(j->path, sizeof(j->path), "%s", sh->exposed_path);
-                        j->done = unexpose_then_delete_done;
-                        j->userdata = d;
-                        prov_submit(v, j);
-                }
-        }
+        /* The delete job owns 'd' and frees it in delete_done.  It must exist
+         * before the unexpose job (which borrows 'd') is queued: failing to
+         * allocate it afterwards would free 'd' under the queued job. */
         j = prov_job_new(PROV_DELETE, sh->provider, &sh->snap, 1);
         if (!j) {
-                sh->deleting = false;
                 free(d);
                 if (done)
                         done(v, ud, VSS_E_OUTOFMEMORY);
@@ -152,6 +144,17 @@ void shadow_delete(struct vssd *v, struct shadow *sh, void (*done)(struct vssd *
         }
         j->done = delete_done;
         j->userdata = d;
+        sh->deleting = true;
+        if (sh->exposed_path) {
+                struct prov_job *u = prov_job_new(PROV_UNEXPOSE, sh->provider, &sh->snap, 1);
+
+                if (u) {
+                        snprintf(u->path, sizeof(u->path), "%s", sh->exposed_path);
+                        u->done = unexpose_then_delete_done;
+                        u->userdata = d;
+                        prov_submit(v, u);
+                }
+        }
         prov_submit(v, j);
 }
 
