@@ -139,27 +139,16 @@ int verb_list_shadows(struct vssadmin *va)
 {
         const char *vol = tool_args_value(&va->args, OPT_FOR), *sid = tool_args_value(&va->args, OPT_SHADOW);
         _cleanup_free_ bool *done = NULL;
-        json_t *result = NULL, *params, *shadows;
-        char id[VSS_ID_STRING_MAX], host[256] = "";
+        json_t *result = NULL, *shadows;
+        char host[256] = "";
         size_t n;
+        int r;
 
-        params = json_object();
-        if (!params)
-                return tool_print_error(VSS_E_OUTOFMEMORY, NULL);
-        if (vol)
-                json_object_set_new(params, "volume", json_string(vol));
-        if (sid) {
-                if (VSS_FAILED(vssadmin_parse_id("shadow", sid, id))) {
-                        json_decref(params);
-                        return TOOL_EXIT_USAGE;
-                }
-                json_object_set_new(params, "shadow_id", json_string(id));
-        }
-
-        if (VSS_FAILED(vssadmin_call(va, "Shadows.Query", params, &result)))
-                return TOOL_EXIT_FAILURE;
+        r = vssadmin_query_shadows(va, vol, sid, &result);
+        if (r != EXIT_SUCCESS)
+                return r;
         if (va->json) {
-                int r = vssadmin_print_json(result);
+                r = vssadmin_print_json(result);
                 json_decref(result);
                 return r;
         }

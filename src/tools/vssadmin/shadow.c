@@ -121,8 +121,8 @@ int verb_delete_shadows(struct vssadmin *va)
         const char *volume = tool_args_value(&va->args, OPT_FOR), *sid = tool_args_value(&va->args, OPT_SHADOW);
         bool oldest = tool_args_flag(&va->args, OPT_OLDEST), all = tool_args_flag(&va->args, OPT_ALL);
         bool quiet = tool_args_flag(&va->args, OPT_QUIET);
-        json_t *result = NULL, *params, *shadows, *victims = NULL;
-        char id[VSS_ID_STRING_MAX], question[128];
+        json_t *result = NULL, *shadows, *victims = NULL;
+        char question[128];
         json_int_t deleted = 0;
         size_t n;
         int r = TOOL_EXIT_FAILURE;
@@ -138,20 +138,10 @@ int verb_delete_shadows(struct vssadmin *va)
                 return TOOL_EXIT_USAGE;
         }
 
-        params = json_object();
-        if (!params)
-                return tool_print_error(VSS_E_OUTOFMEMORY, NULL);
-        if (volume)
-                json_object_set_new(params, "volume", json_string(volume));
-        if (sid) {
-                if (VSS_FAILED(vssadmin_parse_id("shadow", sid, id))) {
-                        json_decref(params);
-                        return TOOL_EXIT_USAGE;
-                }
-                json_object_set_new(params, "shadow_id", json_string(id));
-        }
-        if (VSS_FAILED(vssadmin_call(va, "Shadows.Query", params, &result)))
-                return TOOL_EXIT_FAILURE;
+        r = vssadmin_query_shadows(va, volume, sid, &result);
+        if (r != EXIT_SUCCESS)
+                return r;
+        r = TOOL_EXIT_FAILURE;
 
         shadows = json_object_get(result, "shadows");
         n = json_array_size(shadows);

@@ -216,6 +216,28 @@ vss_hresult vssadmin_parse_id(const char *option, const char *text, char ret[VSS
         return VSS_S_OK;
 }
 
+int vssadmin_query_shadows(struct vssadmin *va, const char *volume, const char *shadow, json_t **ret_result)
+{
+        char id[VSS_ID_STRING_MAX];
+        json_t *params;
+
+        params = json_object();
+        if (!params)
+                return tool_print_error(VSS_E_OUTOFMEMORY, NULL);
+        if (volume)
+                json_object_set_new(params, "volume", json_string(volume));
+        if (shadow) {
+                if (VSS_FAILED(vssadmin_parse_id("shadow", shadow, id))) {
+                        json_decref(params);
+                        return TOOL_EXIT_USAGE;
+                }
+                json_object_set_new(params, "shadow_id", json_string(id));
+        }
+        if (VSS_FAILED(vssadmin_call(va, "Shadows.Query", params, ret_result)))
+                return TOOL_EXIT_FAILURE;
+        return EXIT_SUCCESS;
+}
+
 static int verb_explain(struct vssadmin *va, const char *code)
 {
         const struct vss_hresult_info *info = vss_hresult_parse(code);

@@ -56,6 +56,9 @@ char *vssadmin_format_time(int64_t time_us, char *buf, size_t len);
 bool vssadmin_confirm(const char *question);
 /* Checks and canonicalises a shadow copy id given on the command line. */
 vss_hresult vssadmin_parse_id(const char *option, const char *text, char ret[VSS_ID_STRING_MAX]);
+/* Shadows.Query filtered by volume and/or /shadow=ID (either may be NULL). Returns a tool exit
+ * status: EXIT_SUCCESS with *ret_result owning the result, or the failure already printed. */
+int vssadmin_query_shadows(struct vssadmin *va, const char *volume, const char *shadow, json_t **ret_result);
 
 int verb_list_writers(struct vssadmin *va);
 int verb_list_providers(struct vssadmin *va);
