@@ -6,6 +6,12 @@
  * deadline passes or the moment the pipe reaches EOF (vssd died), so no
  * filesystem stays frozen whatever happens to vssd.  Runs on the provider
  * worker thread; after fork() the child only makes async-signal-safe calls.
+ *
+ * Some filesystems must never be frozen: the one holding vssd's catalog (the
+ * event loop writes to it) and those holding a cow volume's diff area or its
+ * volume server's files (the server sits under the frozen filesystem's I/O
+ * path and would deadlock the stack).  Asking for one of them is refused
+ * with VSS_E_VOLUME_NOT_SUPPORTED before anything is frozen.
  */
 
 #include <fcntl.h>
@@ -13,6 +19,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,21 +51,23 @@ static _noreturn_ void watchdog(int rfd, const int *fds, size_t n, unsigned hold
         _exit(r == 0 ? 2 : 3);
 }
 
-vss_hresult freeze_around(char **paths, size_t n, const char *state_dir, unsigned hold_ms,
+vss_hresult freeze_around(char **paths, size_t n, char **protect, size_t n_protect, unsigned hold_ms,
                           vss_hresult (*cb)(void *userdata), void *userdata, char *errbuf, size_t errlen)
 {
         int fds[VSS_MAX_VOLUMES_PER_SET];
         dev_t devs[VSS_MAX_VOLUMES_PER_SET];
         size_t nfd = 0, frozen = 0;
         int pipefd[2] = { -1, -1 }, status = 0;
-        struct stat st, sst;
+        struct stat st;
         vss_hresult hr = VSS_S_OK;
         uint64_t t0, t1;
         pid_t pid;
 
-        if (stat(state_dir, &sst) < 0)
-                sst.st_dev = (dev_t)-1;
-        for (size_t i = 0; i < n && nfd < ARRAY_SIZE(fds); i++) {
+        if (n > ARRAY_SIZE(fds)) {
+                snprintf(errbuf, errlen, "cannot freeze %zu volumes at once (at most %zu)", n, ARRAY_SIZE(fds));
+                return VSS_E_INVALIDARG;
+        }
+        for (size_t i = 0; i < n; i++) {
                 int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 bool dup = false;
 
@@ -69,10 +78,21 @@ vss_hresult freeze_around(char **paths, size_t n, const char *state_dir, unsigne
                         hr = VSS_E_UNEXPECTED_PROVIDER_ERROR;
                         goto out_close;
                 }
+                for (size_t k = 0; k < n_protect; k++) {
+                        struct stat pst;
+
+                        if (!protect[k] || stat(protect[k], &pst) < 0 || pst.st_dev != st.st_dev)
+                                continue;
+                        snprintf(errbuf, errlen,
+                                 "refusing to freeze %s: its filesystem holds %s, which must stay writable while "
+                                 "the volumes are frozen", paths[i], protect[k]);
+                        close(fd);
+                        hr = VSS_E_VOLUME_NOT_SUPPORTED;
+                        goto out_close;
+                }
                 for (size_t k = 0; k < nfd; k++)
                         dup = dup || devs[k] == st.st_dev;
-                /* Freezing the filesystem of our own catalog would stall the event loop. */
-                if (dup || st.st_dev == sst.st_dev) {
+                if (dup) {
                         close(fd);
                         continue;
                 }
@@ -82,8 +102,10 @@ vss_hresult freeze_around(char **paths, size_t n, const char *state_dir, unsigne
         for (size_t i = 0; i < nfd; i++)
                 (void)syncfs(fds[i]);
 
-        if (pipe2(pipefd, O_CLOEXEC) < 0) {
-                snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
+        /* A socket pair rather than a pipe: telling a watchdog that already
+         * gave up must not raise SIGPIPE (send with MSG_NOSIGNAL). */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) < 0) {
+                snprintf(errbuf, errlen, "socketpair: %s", strerror(errno));
                 hr = VSS_E_UNEXPECTED;
                 goto out_close;
         }
@@ -112,7 +134,7 @@ vss_hresult freeze_around(char **paths, size_t n, const char *state_dir, unsigne
         t1 = mono_ms();
         for (size_t i = 0; i < frozen; i++)
                 (void)ioctl(fds[i], FITHAW, 0);
-        (void)write(pipefd[1], "d", 1);
+        (void)send(pipefd[1], "d", 1, MSG_NOSIGNAL);
         close(pipefd[1]);
         pipefd[1] = -1;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

@@ -43,7 +43,7 @@ vss_hresult provider_map_hr(vss_hresult hr)
                 return VSS_S_OK;
         if (hr == VSS_E_PROVIDER_VETO || hr == VSS_E_OBJECT_NOT_FOUND || hr == VSS_E_INSUFFICIENT_STORAGE ||
             hr == VSS_E_OUTOFMEMORY || hr == VSS_E_INVALIDARG || hr == VSS_E_HOLD_WRITES_TIMEOUT ||
-            hr == VSS_E_FLUSH_WRITES_TIMEOUT)
+            hr == VSS_E_FLUSH_WRITES_TIMEOUT || hr == VSS_E_VOLUME_NOT_SUPPORTED)
                 return hr;
         return VSS_E_UNEXPECTED_PROVIDER_ERROR;
 }
@@ -89,7 +89,18 @@ struct commit_args {
 static vss_hresult commit_cb(void *userdata)
 {
         struct commit_args *a = userdata;
+        const char *delay = getenv("VSSD_DEBUG_COMMIT_DELAY_MS");
 
+        /* Test hook: a commit that hangs inside the freeze window, to exercise
+         * the hold watchdog and a vssd killed while filesystems are frozen. */
+        if (delay && *delay) {
+                long ms = strtol(delay, NULL, 10);
+
+                if (ms > 0 && ms <= 600000) {
+                        log_warn("VSSD_DEBUG_COMMIT_DELAY_MS: holding the freeze for %ld ms", ms);
+                        (void)usleep((useconds_t)ms * 1000);
+                }
+        }
         return a->p->ops->commit(a->p->state, a->j->snaps, a->j->n);
 }
 
@@ -111,15 +122,18 @@ static void run_job(struct vssd *v, struct prov_job *j)
                 hr = o->pre_commit(p->state, j->snaps, j->n);
                 break;
         case PROV_COMMIT:
-                if (j->freeze) {
+                if (j->freeze && !j->protect) {
+                        snprintf(p->ctx.error, sizeof(p->ctx.error), "out of memory listing protected filesystems");
+                        hr = VSS_E_OUTOFMEMORY;
+                } else if (j->freeze) {
                         struct commit_args a = { p, j };
                         char *paths[VSS_MAX_VOLUMES_PER_SET];
                         size_t n = MIN(j->n, (size_t)VSS_MAX_VOLUMES_PER_SET);
 
                         for (size_t i = 0; i < n; i++)
                                 paths[i] = j->snaps[i].volume;
-                        hr = freeze_around(paths, n, j->state_dir, VSS_HOLD_WRITES_TIMEOUT_MS, commit_cb, &a,
-                                           p->ctx.error, sizeof(p->ctx.error));
+                        hr = freeze_around(paths, n, j->protect, j->n_protect, VSS_HOLD_WRITES_TIMEOUT_MS,
+                                           commit_cb, &a, p->ctx.error, sizeof(p->ctx.error));
                 } else
                         hr = o->commit(p->state, j->snaps, j->n);
                 break;
@@ -202,6 +216,9 @@ void prov_job_free(struct prov_job *j)
 {
         if (!j)
                 return;
+        for (size_t i = 0; i < j->n_protect; i++)
+                free(j->protect[i]);
+        free(j->protect);
         free(j->snaps);
         free(j);
 }
@@ -209,6 +226,10 @@ void prov_job_free(struct prov_job *j)
 void prov_submit(struct vssd *v, struct prov_job *j)
 {
         snprintf(j->state_dir, sizeof(j->state_dir), "%s", v->state_dir);
+        /* The list is built here, on the loop thread, because the cow volume
+         * table it comes from is not shared with the worker. */
+        if (j->op == PROV_COMMIT && j->freeze && !j->protect)
+                (void)freeze_protect_list(v, &j->protect, &j->n_protect);
         v->jobs_in_flight++;
         pthread_mutex_lock(&v->qlock);
         if (v->q_tail)

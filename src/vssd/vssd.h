@@ -97,6 +97,30 @@ struct shadow {
         bool deleting;
 };
 
+/* ---- shadow storage associations (storage.c) and cow volumes (cowvol.c) ---- */
+
+struct storage_assoc {
+        struct storage_assoc *next;
+        char *for_vol;                  /* the shadowed volume (mount point) */
+        char *on_vol;                   /* the volume holding its diff area */
+        int64_t max_bytes;              /* -1: unbounded */
+};
+
+struct cowvol {
+        struct cowvol *next;
+        char *name;
+        char *image;                    /* the origin image file */
+        char *diff;                     /* the diff area file */
+        char *rundir;                   /* the volume server's RUNDIR */
+        char *loopdev;                  /* /dev/loopN over RUNDIR/fuse/volume, "" if none */
+        char *mountpoint;               /* "" if not mounted by us */
+        char *fs;                       /* "ext4", "xfs" or "" */
+        uint64_t size_bytes;
+        int ev_fd;                      /* control connection for Volume.Event, -1 if down */
+        struct wire_buf ev_in;
+        struct timer retry;
+};
+
 /* ---- sessions (session.c, snapset.c) ---- */
 
 enum set_phase {
@@ -184,6 +208,8 @@ struct prov_job {
         char path[VSS_PATH_MAX];
         bool freeze;                    /* PROV_COMMIT: syncfs+FIFREEZE around it */
         char state_dir[VSS_PATH_MAX];
+        char **protect;                 /* PROV_COMMIT: filesystems that must not be frozen */
+        size_t n_protect;
         vss_hresult hr;                 /* mapped */
         vss_hresult raw_hr;
         char error[600];
@@ -207,8 +233,11 @@ vss_hresult provider_map_hr(vss_hresult hr);
 
 /* ---- freeze.c ---- */
 
-/* Freezes every path (syncfs + FIFREEZE) with a watchdog child, runs cb, thaws. */
-vss_hresult freeze_around(char **paths, size_t n, const char *state_dir, unsigned hold_ms,
+/* Freezes every path (syncfs + FIFREEZE) with a watchdog child, runs cb, thaws.
+ * Refuses (VSS_E_VOLUME_NOT_SUPPORTED) when a path shares its filesystem with
+ * one of 'protect' (vssd's state dir, diff areas, volume servers' run dirs).
+ * VSS_E_HOLD_WRITES_TIMEOUT when cb ran past hold_ms (the watchdog thawed). */
+vss_hresult freeze_around(char **paths, size_t n, char **protect, size_t n_protect, unsigned hold_ms,
                           vss_hresult (*cb)(void *userdata), void *userdata, char *errbuf, size_t errlen);
 
 /* ---- the daemon ---- */
@@ -241,6 +270,8 @@ struct vssd {
         struct timer *timers;
         struct writer *writers;
         struct shadow *shadows;
+        struct storage_assoc *assocs;
+        struct cowvol *cowvols;
         struct session *set_owner;     /* between StartSnapshotSet and the end of DoSnapshotSet */
         sqlite3 *db;
         struct provider *providers;
@@ -312,6 +343,10 @@ void shadow_delete(struct vssd *v, struct shadow *sh, void (*done)(struct vssd *
 void shadows_release_session(struct vssd *v, const vss_id *session_id);
 void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 void shadows_recover(struct vssd *v);
+
+/* cowvol.c */
+/* Paths whose filesystems must never be frozen: the state dir, every diff area and run dir. */
+int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n);
 
 /* admin.c */
 void method_admin(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
