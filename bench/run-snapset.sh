@@ -34,10 +34,15 @@ done
 TMP=$(mktemp -d /tmp/btrfs-bench-XXXXXX)
 LOOP=
 VSSD_PID=
+PERF_PID=
 KEEP_LOG=${KEEP_LOG:-/tmp/snapset-vssd.log}
 
 cleanup() {
         set +e
+        if [ -n "$PERF_PID" ]; then
+                kill -INT "$PERF_PID" 2>/dev/null
+                wait "$PERF_PID" 2>/dev/null
+        fi
         if [ -n "$VSSD_PID" ] && kill -0 "$VSSD_PID" 2>/dev/null; then
                 kill -TERM "$VSSD_PID"
                 for _ in $(seq 50); do kill -0 "$VSSD_PID" 2>/dev/null || break; sleep 0.1; done
@@ -64,12 +69,7 @@ sync
 
 export VSS_SOCKET=$TMP/vssd.sock
 # shellcheck disable=SC2086
-if [ "${PERF:-0}" = 1 ]; then
-        perf record -g -o /tmp/snapset-vssd.perf -- "$VSSD" --socket "$VSS_SOCKET" --state-dir "$TMP/state" \
-                ${VSSD_ARGS:-} >"$TMP/vssd.log" 2>&1 &
-else
-        "$VSSD" --socket "$VSS_SOCKET" --state-dir "$TMP/state" ${VSSD_ARGS:-} >"$TMP/vssd.log" 2>&1 &
-fi
+"$VSSD" --socket "$VSS_SOCKET" --state-dir "$TMP/state" ${VSSD_ARGS:-} >"$TMP/vssd.log" 2>&1 &
 VSSD_PID=$!
 for _ in $(seq 100); do
         [ -S "$VSS_SOCKET" ] && break
@@ -77,6 +77,12 @@ for _ in $(seq 100); do
         sleep 0.1
 done
 [ -S "$VSS_SOCKET" ] || { echo "run-snapset.sh: vssd did not create $VSS_SOCKET" >&2; exit 1; }
+if [ "${PERF:-0}" = 1 ]; then
+        # Attach rather than wrap, so vssd itself gets the SIGTERM at the end.
+        perf record -g -p "$VSSD_PID" -o /tmp/snapset-vssd.perf >/dev/null 2>&1 &
+        PERF_PID=$!
+        sleep 0.5
+fi
 
 rc=0
 "$SNAPSET" --volume "$TMP/mnt" --socket "$VSS_SOCKET" "$@" || rc=$?
