@@ -11,11 +11,15 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 
+#include "providers/cow/cow-provider.h"
 #include "vssd/vssd.h"
 
 const struct vss_provider_ops *const provider_table[] = {
 #ifdef HAVE_BTRFS_PROVIDER
         &vss_provider_btrfs,
+#endif
+#ifdef HAVE_COW_PROVIDER
+        &vss_provider_cow,
 #endif
         NULL,
 };

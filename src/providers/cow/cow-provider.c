@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The cow provider: shadow copies of ext4/XFS filesystems living on cow
+ * volumes (an image served by vss-volsrv through a FUSE file and a loop
+ * device).  All state is in the volume servers; a volume is recognised from
+ * its mount (loop backing file RUNDIR/fuse/volume), and a shadow's
+ * provider_data is its RUNDIR, so nothing here needs vssd's catalog.
+ *
+ * needs_freeze is set: vssd syncs and FIFREEZEs every volume of the set,
+ * then calls commit once for all of them, so Snapshot.Create on each volume
+ * server happens inside one freeze window and the set has one instant.
+ */
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/wire.h"
+#include "providers/cow/cow-provider.h"
+#include "providers/cow/cow-util.h"
+#include "providers/cow/volsrv-client.h"
+
+/* Snapshot.Create runs inside the 10 s hold window: leave room for the thaw. */
+#define COMMIT_CALL_TIMEOUT_MS 4000
+
+struct cow_state {
+        struct vss_provider_ctx *ctx;
+};
+
+static vss_hresult fail(struct cow_state *s, vss_hresult hr, const char *fmt, ...) _printf_(3, 4);
+static vss_hresult fail(struct cow_state *s, vss_hresult hr, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(s->ctx->error, sizeof(s->ctx->error), fmt, ap);
+        va_end(ap);
+        return hr;
+}
+
+static vss_hresult cow_init(struct vss_provider_ctx *ctx, void **ret_state)
+{
+        struct cow_state *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return VSS_E_OUTOFMEMORY;
+        s->ctx = ctx;
+        *ret_state = s;
+        return VSS_S_OK;
+}
+
+static void cow_done(void *state)
+{
+        free(state);
+}
+
+static vss_hresult cow_is_volume_supported(void *state, const char *volume, const char *fstype, bool *ret)
+{
+        char rundir[VSS_PROVIDER_DATA_MAX - 64];
+
+        *ret = (streq(fstype, "ext4") || streq(fstype, "xfs")) &&
+               cow_rundir_of_volume(volume, rundir, sizeof(rundir)) >= 0;
+        return VSS_S_OK;
+}
+
+static vss_hresult cow_begin_prepare(void *state, struct vss_provider_snapshot *snap)
+{
+        struct cow_state *s = state;
+        unsigned long long min = cow_min_diff_area_bytes(s->ctx->config_path);
+        char rundir[VSS_PROVIDER_DATA_MAX - 64], guid[37], err[512];
+        _cleanup_free_ char *dir = NULL;
+        json_t *status = NULL, *stats = NULL, *jmax;
+        struct statvfs sv;
+        const char *diff;
+        vss_hresult hr;
+
+        if (cow_rundir_of_volume(snap->volume, rundir, sizeof(rundir)) < 0)
+                return fail(s, VSS_E_VOLUME_NOT_SUPPORTED, "%s is not a mounted cow volume", snap->volume);
+        hr = volsrv_call(rundir, "Volume.Status", NULL, VOLSRV_CALL_TIMEOUT_MS, &status, err, sizeof(err));
+        if (VSS_SUCCEEDED(hr))
+                hr = volsrv_call(rundir, "Storage.Stats", NULL, VOLSRV_CALL_TIMEOUT_MS, &stats, err, sizeof(err));
+        if (VSS_FAILED(hr)) {
+                json_decref(status);
+                return fail(s, VSS_E_PROVIDER_VETO, "volume server of %s: %s", snap->volume, err);
+        }
+        diff = json_get_str(status, "diff");
+        dir = diff ? strdup(diff) : NULL;
+        jmax = json_object_get(stats, "max_bytes");
+        if (jmax && json_is_integer(jmax) && (unsigned long long)json_integer_value(jmax) < min) {
+                hr = fail(s, VSS_E_INSUFFICIENT_STORAGE,
+                          "the shadow copy storage of %s is limited to %lld bytes, below the minimum of %llu MB",
+                          snap->volume, (long long)json_integer_value(jmax), min >> 20);
+        } else if (dir && statvfs(dirname(dir), &sv) == 0 && (unsigned long long)sv.f_bavail * sv.f_frsize < min) {
+                hr = fail(s, VSS_E_INSUFFICIENT_STORAGE,
+                          "the filesystem holding the diff area %s has %llu MB free, below the minimum of %llu MB",
+                          diff, ((unsigned long long)sv.f_bavail * sv.f_frsize) >> 20, min >> 20);
+        } else {
+                volsrv_guid(&snap->snapshot_id, guid);
+                snprintf(snap->device, sizeof(snap->device), "%s/fuse/shadows/%s", rundir, guid);
+                snprintf(snap->provider_data, sizeof(snap->provider_data), "%s", rundir);
+                snap->attributes |= VSS_VOLSNAP_ATTR_DIFFERENTIAL;
+                hr = VSS_S_OK;
+        }
+        json_decref(status);
+        json_decref(stats);
+        return hr;
+}
+
+static vss_hresult cow_ok(void *state, struct vss_provider_snapshot *snaps, size_t n)
+{
+        return VSS_S_OK;
+}
+
+static vss_hresult snap_call(struct cow_state *s, const struct vss_provider_snapshot *snap, const char *method,
+                             int timeout_ms)
+{
+        char id[VSS_ID_STRING_MAX], err[512];
+        vss_hresult hr;
+
+        hr = volsrv_call(snap->provider_data, method, json_pack("{s:s}", "shadow_id", vss_id_format(&snap->snapshot_id, id)),
+                         timeout_ms, NULL, err, sizeof(err));
+        if (VSS_FAILED(hr))
+                fail(s, hr, "%s of %s on the volume server of %s: %s", method, id, snap->volume, err);
+        return hr;
+}
+
+static vss_hresult cow_abort(void *state, struct vss_provider_snapshot *snaps, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (snaps[i].provider_data[0])
+                        (void)snap_call(state, &snaps[i], "Snapshot.Delete", VOLSRV_CALL_TIMEOUT_MS);
+        return VSS_S_OK;
+}
+
+static vss_hresult cow_commit(void *state, struct vss_provider_snapshot *snaps, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                vss_hresult hr = snap_call(state, &snaps[i], "Snapshot.Create", COMMIT_CALL_TIMEOUT_MS);
+
+                if (VSS_FAILED(hr)) {
+                        /* Undo the ones taken: the set is all or nothing. */
+                        (void)cow_abort(state, snaps, i);
+                        return hr == VSS_E_OBJECT_NOT_FOUND ? VSS_E_PROVIDER_VETO : hr;
+                }
+        }
+        return VSS_S_OK;
+}
+
+static vss_hresult cow_post_commit(void *state, struct vss_provider_snapshot *snaps, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (access(snaps[i].device, R_OK) < 0)
+                        return fail(state, VSS_E_PROVIDER_VETO, "shadow copy file %s is missing: %s", snaps[i].device,
+                                    strerror(errno));
+        return VSS_S_OK;
+}
+
+static vss_hresult cow_delete(void *state, const struct vss_provider_snapshot *snap)
+{
+        vss_hresult hr = snap_call(state, snap, "Snapshot.Delete", VOLSRV_CALL_TIMEOUT_MS);
+
+        /* Already gone (evicted by the volume server) is what we wanted. */
+        return hr == VSS_E_OBJECT_NOT_FOUND ? VSS_S_OK : hr;
+}
+
+static vss_hresult cow_expose(void *state, const struct vss_provider_snapshot *snap, const char *path)
+{
+        struct cow_state *s = state;
+        char loop[256] = "", out[1024];
+        const char *opts = streq(snap->fstype, "xfs") ? "ro,norecovery,nouuid" : "ro,noload";
+        int r;
+
+        r = cow_run((char *const[]){ "losetup", "-r", "-f", "--show", (char *)snap->device, NULL }, loop, sizeof(loop));
+        if (r != 0 || strncmp(loop, "/dev/loop", 9) != 0)
+                return fail(s, VSS_E_PROVIDER_VETO, "losetup -r %s failed: %s", snap->device, loop);
+        r = cow_run((char *const[]){ "mount", "-t", (char *)snap->fstype, "-o", (char *)opts, loop, (char *)path, NULL },
+                    out, sizeof(out));
+        if (r != 0) {
+                (void)cow_run((char *const[]){ "losetup", "-d", loop, NULL }, NULL, 0);
+                return fail(s, VSS_E_PROVIDER_VETO, "mount -o %s %s %s failed: %s", opts, loop, path, out);
+        }
+        return VSS_S_OK;
+}
+
+static vss_hresult cow_unexpose(void *state, const struct vss_provider_snapshot *snap, const char *path)
+{
+        struct cow_state *s = state;
+        char dev[4096] = "", out[1024];
+        int r;
+
+        if (cow_mount_source(path, dev, sizeof(dev), NULL, 0) < 0)
+                return VSS_S_OK;        /* not mounted any more: nothing to undo */
+        r = cow_run((char *const[]){ "umount", (char *)path, NULL }, out, sizeof(out));
+        if (r != 0)
+                return fail(s, VSS_E_PROVIDER_VETO, "umount %s failed: %s", path, out);
+        if (strncmp(dev, "/dev/loop", 9) == 0)
+                (void)cow_run((char *const[]){ "losetup", "-d", dev, NULL }, NULL, 0);
+        return VSS_S_OK;
+}
+
+static vss_hresult cow_exists(void *state, const struct vss_provider_snapshot *snap, bool *ret)
+{
+        char err[512], want[37];
+        json_t *res = NULL, *a, *x;
+        size_t i;
+
+        *ret = true;    /* unknown (server not reachable) counts as existing */
+        if (VSS_FAILED(volsrv_call(snap->provider_data, "Snapshot.List", NULL, VOLSRV_CALL_TIMEOUT_MS, &res, err,
+                                   sizeof(err))))
+                return VSS_S_OK;
+        volsrv_guid(&snap->snapshot_id, want);
+        *ret = false;
+        a = json_object_get(res, "snapshots");
+        json_array_foreach(a, i, x) {
+                vss_id id;
+                char got[37];
+
+                if (json_get_id(x, "shadow_id", &id)) {
+                        volsrv_guid(&id, got);
+                        if (streq(got, want))
+                                *ret = true;
+                }
+        }
+        json_decref(res);
+        return VSS_S_OK;
+}
+
+const struct vss_provider_ops vss_provider_cow = {
+        .name = "openvss cow provider",
+        .provider_id = VSS_COW_PROVIDER_ID,
+        .type = VSS_PROV_SYSTEM,
+        .version = "1.0.0",
+        .needs_freeze = true,
+        .init = cow_init,
+        .done = cow_done,
+        .is_volume_supported = cow_is_volume_supported,
+        .begin_prepare = cow_begin_prepare,
+        .end_prepare = cow_ok,
+        .pre_commit = cow_ok,
+        .commit = cow_commit,
+        .post_commit = cow_post_commit,
+        .abort = cow_abort,
+        .delete_snapshot = cow_delete,
+        .expose = cow_expose,
+        .unexpose = cow_unexpose,
+        .exists = cow_exists,
+};

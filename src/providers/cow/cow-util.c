@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Small system helpers for cow volumes: running losetup/mount/mkfs without a
+ * shell, and recognising a cow volume from its mount alone (mountinfo ->
+ * loop device -> sysfs backing file -> RUNDIR/fuse/volume), so the provider
+ * needs no access to vssd's catalog.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "providers/cow/cow-util.h"
+
+int cow_run(char *const argv[], char *out, size_t outlen)
+{
+        int p[2], status = 0;
+        size_t off = 0;
+        sigset_t all;
+        pid_t pid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                int null = open("/dev/null", O_RDONLY);
+
+                /* vssd blocks SIGTERM/SIGINT for its signalfd: children must not inherit that. */
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                if (null >= 0)
+                        dup2(null, 0);
+                dup2(p[1], 1);
+                dup2(p[1], 2);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        close(p[1]);
+        for (;;) {
+                char tmp[512];
+                ssize_t n = read(p[0], tmp, sizeof(tmp));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                if (out && outlen > 1) {
+                        size_t k = MIN((size_t)n, outlen - 1 - off);
+
+                        memcpy(out + off, tmp, k);
+                        off += k;
+                }
+        }
+        close(p[0]);
+        if (out && outlen > 0) {
+                out[off] = 0;
+                while (off > 0 && (out[off - 1] == '\n' || out[off - 1] == ' '))
+                        out[--off] = 0;
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* mountinfo escapes blanks and backslashes as \ooo. */
+static void unescape(char *s)
+{
+        char *d = s;
+
+        for (; *s; s++) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+                    s[3] <= '7') {
+                        *d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                        s += 3;
+                } else
+                        *d++ = *s;
+        }
+        *d = 0;
+}
+
+int cow_mount_source(const char *path, char *dev, size_t devlen, char *fstype, size_t fslen)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[8192];
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        /* The last matching line wins: it is the mount on top. */
+        while (fgets(line, sizeof(line), f)) {
+                char *tok[16], *save = NULL, *sep;
+                size_t n = 0;
+
+                sep = strstr(line, " - ");
+                if (!sep)
+                        continue;
+                *sep = 0;
+                for (char *t = strtok_r(line, " ", &save); t && n < ARRAY_SIZE(tok); t = strtok_r(NULL, " ", &save))
+                        tok[n++] = t;
+                if (n < 5)
+                        continue;
+                unescape(tok[4]);
+                if (!streq(tok[4], path))
+                        continue;
+                {
+                        char *fs, *src, *save2 = NULL;
+
+                        fs = strtok_r(sep + 3, " \n", &save2);
+                        src = fs ? strtok_r(NULL, " \n", &save2) : NULL;
+                        if (!fs || !src)
+                                continue;
+                        unescape(src);
+                        snprintf(dev, devlen, "%s", src);
+                        if (fstype)
+                                snprintf(fstype, fslen, "%s", fs);
+                        r = 0;
+                }
+        }
+        fclose(f);
+        return r;
+}
+
+int cow_loop_backing_file(const char *dev, char *buf, size_t len)
+{
+        char p[256];
+        FILE *f;
+        size_t n;
+
+        if (strncmp(dev, "/dev/loop", 9) != 0 || strchr(dev + 9, '/'))
+                return -ENOENT;
+        snprintf(p, sizeof(p), "/sys/block/%s/loop/backing_file", dev + 5);
+        f = fopen(p, "re");
+        if (!f)
+                return -errno;
+        if (!fgets(buf, (int)len, f)) {
+                fclose(f);
+                return -ENOENT;
+        }
+        fclose(f);
+        n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '\n')
+                buf[--n] = 0;
+        return 0;
+}
+
+int cow_rundir_of_volume(const char *path, char *rundir, size_t len)
+{
+        char dev[4096], back[4096], sock[4200];
+        static const char suffix[] = "/fuse/volume";
+        struct stat st;
+        size_t n;
+        int r;
+
+        r = cow_mount_source(path, dev, sizeof(dev), NULL, 0);
+        if (r < 0)
+                return r;
+        r = cow_loop_backing_file(dev, back, sizeof(back));
+        if (r < 0)
+                return r;
+        n = strlen(back);
+        if (n <= strlen(suffix) || !streq(back + n - strlen(suffix), suffix))
+                return -ENOENT;
+        back[n - strlen(suffix)] = 0;
+        snprintf(sock, sizeof(sock), "%s/control.sock", back);
+        if (stat(sock, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return -ENOENT;
+        if ((size_t)snprintf(rundir, len, "%s", back) >= len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int min_handler(void *user, const char *section, const char *name, const char *value
+#if INI_HANDLER_LINENO
+                       , int lineno
+#endif
+)
+{
+        unsigned long long *mb = user;
+
+        if (streq(section, "storage") && streq(name, "min_diff_area_mb"))
+                *mb = strtoull(value, NULL, 10);
+        return 1;
+}
+
+unsigned long long cow_min_diff_area_bytes(const char *config_path)
+{
+        unsigned long long mb = 320;
+
+        if (config_path)
+                (void)ini_parse(config_path, min_handler, &mb);
+        return mb * 1024 * 1024;
+}
