@@ -9,7 +9,7 @@
 #
 # BUILD_DIR defaults to ./build.  Environment: IMAGE_SIZE (default 2G),
 # VSSD_ARGS (extra vssd options), KEEP_LOG (where to copy vssd's log; default
-# /tmp/snapset-vssd.log), PERF=1 (record vssd with perf into /tmp/snapset-vssd.perf).
+# /tmp/btrfs-snapset-vssd.log), PERF=1 (record vssd with perf into /tmp/btrfs-snapset-vssd.perf).
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -35,7 +35,7 @@ TMP=$(mktemp -d /tmp/btrfs-bench-XXXXXX)
 LOOP=
 VSSD_PID=
 PERF_PID=
-KEEP_LOG=${KEEP_LOG:-/tmp/snapset-vssd.log}
+KEEP_LOG=${KEEP_LOG:-/tmp/btrfs-snapset-vssd.log}
 
 cleanup() {
         set +e
@@ -79,7 +79,7 @@ done
 [ -S "$VSS_SOCKET" ] || { echo "run-snapset.sh: vssd did not create $VSS_SOCKET" >&2; exit 1; }
 if [ "${PERF:-0}" = 1 ]; then
         # Attach rather than wrap, so vssd itself gets the SIGTERM at the end.
-        perf record -g -p "$VSSD_PID" -o /tmp/snapset-vssd.perf >/dev/null 2>&1 &
+        perf record -g -p "$VSSD_PID" -o /tmp/btrfs-snapset-vssd.perf >/dev/null 2>&1 &
         PERF_PID=$!
         sleep 0.5
 fi
