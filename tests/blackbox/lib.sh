@@ -107,7 +107,7 @@ bb_init()
 
 bb_cleanup()
 {
-        local rc=$? pid dev majmin tgt
+        local rc=$? pid dev tgt
         set +e
         trap - EXIT
         if [[ $rc -eq 0 && -n "$T" && -s "$T/soft-failures" ]]; then
@@ -128,9 +128,11 @@ bb_cleanup()
         # bind mounts) and everything under $T, deepest first.
         for _ in 1 2 3; do
                 mapfile -t targets < <(
+                        # btrfs reports an anonymous st_dev in mountinfo, so match the
+                        # source device ("/dev/loopN" or "/dev/loopN[/subvol]") instead.
                         for dev in "${BB_LOOPS[@]}"; do
-                                majmin=$(lsblk -dno MAJ:MIN "$dev" 2>/dev/null | tr -d ' ')
-                                [[ -n "$majmin" ]] && awk -v m="$majmin" '$3 == m { print $5 }' /proc/self/mountinfo
+                                findmnt -rn -o TARGET,SOURCE | awk -v d="$dev" \
+                                        '$2 == d || index($2, d "[") == 1 { print $1 }'
                         done
                         [[ -n "$T" ]] && awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo
                 )
