@@ -30,6 +30,7 @@ void config_defaults(struct vssd_config *c)
                 .event_timeout_ms = 120000,
                 .allowed_uid = 0,
                 .max_connections = 1024,
+                .min_diff_area_mb = 320,
         };
 }
 
@@ -63,6 +64,28 @@ static int handler(void *user, const char *section, const char *name, const char
         uint32_t x;
         int r;
 
+        if (streq(section, "storage") && streq(name, "min_diff_area_mb")) {
+                if (parse_u32(value, 1, 1024 * 1024, &p->cfg->min_diff_area_mb) < 0) {
+                        snprintf(p->errbuf, p->errlen, "bad value '%s' for min_diff_area_mb (MB, 1..1048576)", value);
+                        p->failed = true;
+                        return 0;
+                }
+                return 1;
+        }
+        if (streq(section, "cow") && streq(name, "volsrv_path")) {
+                if (value[0] != '/' || strlen(value) >= sizeof(p->cfg->volsrv_path)) {
+                        snprintf(p->errbuf, p->errlen, "volsrv_path must be an absolute path");
+                        p->failed = true;
+                        return 0;
+                }
+                snprintf(p->cfg->volsrv_path, sizeof(p->cfg->volsrv_path), "%s", value);
+                return 1;
+        }
+        if ((streq(section, "storage") || streq(section, "cow"))) {
+                snprintf(p->errbuf, p->errlen, "unknown key '%s' in [%s]", name, section);
+                p->failed = true;
+                return 0;
+        }
         if (!streq(section, "service")) {
                 snprintf(p->errbuf, p->errlen, "unknown section [%s]", section);
                 p->failed = true;

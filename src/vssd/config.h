@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* vssd.conf: the [service] section, parsed with inih.  Pure: no logging. */
+/* vssd.conf: [service], [storage] and [cow], parsed with inih.  Pure: no logging. */
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -11,6 +11,8 @@ struct vssd_config {
         uint32_t event_timeout_ms;
         uid_t allowed_uid;
         uint32_t max_connections;
+        uint32_t min_diff_area_mb;      /* [storage]: smallest diff area maximum accepted */
+        char volsrv_path[512];          /* [cow]: vss-volsrv binary, "" = next to vssd */
 };
 
 void config_defaults(struct vssd_config *c);

@@ -188,7 +188,7 @@ bool conn_privileged(struct vssd *v, struct conn *c)
 struct method {
         const char *name;
         bool privileged;
-        int kind;       /* 0 admin, 1 writer register, 2 writers list, 3 backup, 4 shadows */
+        int kind;       /* 0 admin, 1 writer register, 2 writers list, 3 backup, 4 shadows, 5 storage, 6 volumes */
 };
 
 static const struct method methods[] = {
@@ -218,8 +218,12 @@ static const struct method methods[] = {
         { "Shadows.Delete", true, 4 },
         { "Shadows.Expose", true, 4 },
         { "Shadows.Unexpose", true, 4 },
-        /* Shadow storage (diff areas) and cow volumes come with the cow provider:
-         * add "Storage.*" and "Cow.*" rows here, dispatched to their own file. */
+        { "Storage.List", false, 5 },
+        { "Storage.Add", true, 5 },
+        { "Storage.Resize", true, 5 },
+        { "Storage.Delete", true, 5 },
+        { "Volumes.Create", true, 6 },
+        { "Volumes.Delete", true, 6 },
 };
 
 static void dispatch(struct vssd *v, struct conn *c, struct wire_msg *m)
@@ -257,6 +261,12 @@ static void dispatch(struct vssd *v, struct conn *c, struct wire_msg *m)
                 break;
         case 4:
                 method_shadows(v, c, id, m->params, meth->name);
+                break;
+        case 5:
+                method_storage(v, c, id, m->params, meth->name);
+                break;
+        case 6:
+                method_cowvol(v, c, id, m->params, meth->name);
                 break;
         }
 }

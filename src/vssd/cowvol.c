@@ -7,9 +7,46 @@
  * offline.
  */
 
+#include <ctype.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
+#include "providers/cow/cow-util.h"
+#include "providers/cow/volsrv-client.h"
 #include "vssd/vssd.h"
+
+/* snprintf for messages and paths where truncation is acceptable (an
+ * over-long path then fails to open, with an error naming it). */
+static void fmt(char *buf, size_t len, const char *f, ...) _printf_(3, 4);
+static void fmt(char *buf, size_t len, const char *f, ...)
+{
+        va_list ap;
+
+        va_start(ap, f);
+        (void)vsnprintf(buf, len, f, ap);
+        va_end(ap);
+}
+
+static int mkdirs(const char *path, mode_t mode)
+{
+        char tmp[VSS_PATH_MAX];
+
+        fmt(tmp, sizeof(tmp), "%s", path);
+        for (char *p = tmp + 1; *p; p++)
+                if (*p == '/') {
+                        *p = 0;
+                        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = '/';
+                }
+        return mkdir(tmp, mode) < 0 && errno != EEXIST ? -errno : 0;
+}
 
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
 {
@@ -37,4 +74,550 @@ int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
         *ret = a;
         *ret_n = k;
         return 0;
+}
+
+/* ---- catalog ---- */
+
+static void cowvol_free(struct cowvol *cv)
+{
+        if (!cv)
+                return;
+        free(cv->name);
+        free(cv->image);
+        free(cv->diff);
+        free(cv->rundir);
+        free(cv->loopdev);
+        free(cv->mountpoint);
+        free(cv->fs);
+        wire_buf_done(&cv->ev_in);
+        free(cv);
+}
+
+static int cowvol_put(struct vssd *v, const struct cowvol *cv)
+{
+        sqlite3_stmt *st = NULL;
+        int r = -EIO;
+
+        if (sqlite3_prepare_v2(v->db, "INSERT OR REPLACE INTO cow_volumes VALUES(?,?,?,?,?,?,?,?)", -1, &st, NULL) ==
+            SQLITE_OK) {
+                const char *f[] = { cv->name, cv->image, cv->diff, cv->rundir, cv->loopdev, cv->mountpoint, cv->fs };
+
+                for (int i = 0; i < 7; i++)
+                        sqlite3_bind_text(st, i + 1, f[i], -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 8, (sqlite3_int64)cv->size_bytes);
+                if (sqlite3_step(st) == SQLITE_DONE)
+                        r = 0;
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+static void cowvol_del(struct vssd *v, const char *name)
+{
+        sqlite3_stmt *st = NULL;
+
+        if (sqlite3_prepare_v2(v->db, "DELETE FROM cow_volumes WHERE name=?", -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+                (void)sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+}
+
+/* ---- the event connection ---- */
+
+static void ev_close(struct vssd *v, struct cowvol *cv)
+{
+        if (cv->ev_fd < 0)
+                return;
+        (void)epoll_ctl(v->epfd, EPOLL_CTL_DEL, cv->ev_fd, NULL);
+        close(cv->ev_fd);
+        cv->ev_fd = -1;
+        wire_buf_done(&cv->ev_in);
+}
+
+static int ev_open(struct vssd *v, struct cowvol *cv)
+{
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = cv };
+        int fd = volsrv_connect(cv->rundir);
+
+        if (fd < 0)
+                return fd;
+        if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        cv->ev_fd = fd;
+        wire_buf_init(&cv->ev_in, WIRE_MESSAGE_MAX);
+        return 0;
+}
+
+static void handle_event(struct vssd *v, struct cowvol *cv, json_t *params)
+{
+        const char *type = json_get_str(params, "type") ?: "unknown", *error = json_get_str(params, "error");
+        const char *vol = cv->mountpoint && cv->mountpoint[0] ? cv->mountpoint : cv->name;
+        struct shadow *sh = NULL, **pp;
+        char idbuf[VSS_ID_STRING_MAX] = "?";
+        vss_id sid;
+
+        if (json_get_id(params, "shadow_id", &sid)) {
+                vss_id_format(&sid, idbuf);
+                sh = shadow_find(v, &sid);
+        }
+        if (streq(type, "evicted"))
+                catalog_event(v, "warning", "volsnap", VSS_E_INSUFFICIENT_STORAGE,
+                              "The shadow copies of volume %s were deleted because the shadow copy storage could not "
+                              "grow in time (shadow copy %s, the oldest, was deleted to make room)", vol, idbuf);
+        else
+                catalog_event(v, "warning", "volsnap", VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                              "The shadow copy %s of volume %s was %s by its volume server%s%s", idbuf, vol, type,
+                              error ? ": " : "", error ? error : "");
+        if (!sh)
+                return;
+        for (pp = &v->shadows; *pp; pp = &(*pp)->next)
+                if (*pp == sh) {
+                        *pp = sh->next;
+                        break;
+                }
+        (void)catalog_shadow_del(v, &sh->snap.snapshot_id);
+        shadow_free(sh);
+}
+
+static void retry_cb(struct vssd *v, struct timer *t);
+
+bool cowvol_io(struct vssd *v, void *ptr, uint32_t events)
+{
+        struct cowvol *cv;
+        ssize_t n;
+
+        for (cv = v->cowvols; cv && cv != ptr; cv = cv->next)
+                ;
+        if (!cv)
+                return false;
+        n = wire_buf_fill(&cv->ev_in, cv->ev_fd);
+        if (n == -EAGAIN)
+                return true;
+        if (n > 0) {
+                char *line;
+                size_t len;
+
+                while (wire_buf_next_line(&cv->ev_in, &line, &len) > 0) {
+                        struct wire_msg m;
+                        char err[200];
+
+                        if (wire_parse(line, len, &m, err, sizeof(err)) != VSS_S_OK)
+                                continue;
+                        if (m.kind == WIRE_REQUEST && streq(m.method, "Volume.Event"))
+                                handle_event(v, cv, m.params);
+                        wire_msg_done(&m);
+                }
+                return true;
+        }
+        catalog_event(v, "warning", "cow", VSS_S_OK, "lost the volume server of cow volume %s; retrying in 5 s", cv->name);
+        ev_close(v, cv);
+        cv->retry.cb = retry_cb;
+        cv->retry.userdata = cv;
+        timer_arm(v, &cv->retry, now_us() + 5000000);
+        return true;
+}
+
+/* ---- starting volume servers ---- */
+
+static void volsrv_binary(struct vssd *v, char *buf, size_t len)
+{
+        char exe[VSS_PATH_MAX];
+        ssize_t n;
+
+        if (v->cfg.volsrv_path[0]) {
+                fmt(buf, len, "%s", v->cfg.volsrv_path);
+                return;
+        }
+        if (getenv("VSS_VOLSRV") && getenv("VSS_VOLSRV")[0] == '/') {
+                fmt(buf, len, "%s", getenv("VSS_VOLSRV"));
+                return;
+        }
+        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[n > 0 ? n : 0] = 0;
+        /* Installed: next to vssd.  Build tree: src/vssd/vssd -> src/volsrv/vss-volsrv. */
+        fmt(buf, len, "%s/vss-volsrv", dirname(exe));
+        if (access(buf, X_OK) < 0)
+                fmt(buf, len, "%s/../volsrv/vss-volsrv", exe);
+}
+
+/* Starts vss-volsrv (it daemonizes: setsid + double fork, so it is not
+ * tied to vssd) and waits until its control socket answers. */
+static vss_hresult volsrv_start(struct vssd *v, struct cowvol *cv, bool format, int64_t max, char *err, size_t errlen)
+{
+        char bin[VSS_PATH_MAX], logp[VSS_PATH_MAX], maxs[32], e2[512];
+        char *argv[16];
+        int k = 0, status;
+        pid_t pid;
+
+        volsrv_binary(v, bin, sizeof(bin));
+        if (access(bin, X_OK) < 0) {
+                fmt(err, errlen, "volume server binary %s: %s (set [cow] volsrv_path or $VSS_VOLSRV)", bin,
+                         strerror(errno));
+                return VSS_E_PROVIDER_NOT_REGISTERED;
+        }
+        fmt(logp, sizeof(logp), "%s/../volsrv.log", cv->rundir);
+        argv[k++] = bin;
+        argv[k++] = (char *)"--origin";
+        argv[k++] = cv->image;
+        argv[k++] = (char *)"--diff";
+        argv[k++] = cv->diff;
+        argv[k++] = (char *)"--dir";
+        argv[k++] = cv->rundir;
+        if (format) {
+                argv[k++] = (char *)"--format";
+                argv[k++] = (char *)"--max";
+                if (max < 0)
+                        fmt(maxs, sizeof(maxs), "unbounded");
+                else
+                        fmt(maxs, sizeof(maxs), "%lld", (long long)max);
+                argv[k++] = maxs;
+        }
+        argv[k] = NULL;
+        pid = fork();
+        if (pid < 0) {
+                fmt(err, errlen, "fork: %s", strerror(errno));
+                return VSS_E_UNEXPECTED;
+        }
+        if (pid == 0) {
+                sigset_t none;
+                int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600), nul = open("/dev/null", O_RDONLY);
+
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                (void)setsid();
+                if (nul >= 0)
+                        dup2(nul, 0);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                execv(bin, argv);
+                _exit(127);
+        }
+        for (int i = 0; i < 200; i++) {
+                if (VSS_SUCCEEDED(volsrv_call(cv->rundir, "Volume.Status", NULL, 1000, NULL, e2, sizeof(e2)))) {
+                        (void)waitpid(pid, &status, WNOHANG);
+                        return VSS_S_OK;
+                }
+                if (waitpid(pid, &status, WNOHANG) == pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                        fmt(err, errlen, "%s exited with status %d before serving (see %s)", bin,
+                                 WIFEXITED(status) ? WEXITSTATUS(status) : 128, logp);
+                        return VSS_E_PROVIDER_VETO;
+                }
+                usleep(50000);
+        }
+        (void)waitpid(pid, &status, WNOHANG);
+        fmt(err, errlen, "the volume server did not answer on %s/control.sock within 10 s (see %s): %s",
+                 cv->rundir, logp, e2);
+        return VSS_E_PROVIDER_VETO;
+}
+
+static void retry_cb(struct vssd *v, struct timer *t)
+{
+        struct cowvol *cv = t->userdata;
+        char err[600];
+
+        if (ev_open(v, cv) >= 0)
+                return;
+        if (VSS_SUCCEEDED(volsrv_start(v, cv, false, -1, err, sizeof(err))) && ev_open(v, cv) >= 0) {
+                catalog_event(v, "info", "cow", VSS_S_OK, "restarted the volume server of cow volume %s", cv->name);
+                return;
+        }
+        catalog_event(v, "error", "cow", VSS_E_PROVIDER_VETO, "cannot restart the volume server of %s: %s; retrying in 30 s",
+                      cv->name, err);
+        timer_arm(v, &cv->retry, now_us() + 30000000);
+}
+
+int cowvols_load(struct vssd *v)
+{
+        sqlite3_stmt *st = NULL;
+        int n = 0;
+
+        if (sqlite3_exec(v->db,
+                         "CREATE TABLE IF NOT EXISTS cow_volumes (name TEXT PRIMARY KEY, image TEXT NOT NULL,"
+                         " diff TEXT NOT NULL, rundir TEXT NOT NULL, loopdev TEXT NOT NULL, mountpoint TEXT NOT NULL,"
+                         " fs TEXT NOT NULL, size_bytes INTEGER NOT NULL);", NULL, NULL, NULL) != SQLITE_OK)
+                return -EIO;
+        if (sqlite3_prepare_v2(v->db, "SELECT * FROM cow_volumes ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                struct cowvol *cv = calloc(1, sizeof(*cv));
+                char *f[7] = {};
+
+                if (!cv)
+                        break;
+                for (int i = 0; i < 7; i++)
+                        f[i] = strdup((const char *)sqlite3_column_text(st, i) ?: "");
+                cv->name = f[0], cv->image = f[1], cv->diff = f[2], cv->rundir = f[3];
+                cv->loopdev = f[4], cv->mountpoint = f[5], cv->fs = f[6];
+                cv->size_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+                cv->ev_fd = -1;
+                if (!f[0] || !f[1] || !f[2] || !f[3] || !f[4] || !f[5] || !f[6]) {
+                        cowvol_free(cv);
+                        break;
+                }
+                cv->next = v->cowvols;
+                v->cowvols = cv;
+                n++;
+        }
+        sqlite3_finalize(st);
+        /* Reconnect to each volume server, or start it again (never --format). */
+        for (struct cowvol *cv = v->cowvols; cv; cv = cv->next) {
+                cv->retry.cb = retry_cb;
+                cv->retry.userdata = cv;
+                if (ev_open(v, cv) >= 0)
+                        log_info("cow volume %s: reconnected to its volume server", cv->name);
+                else
+                        retry_cb(v, &cv->retry);
+        }
+        return n;
+}
+
+void cowvols_done(struct vssd *v)
+{
+        while (v->cowvols) {
+                struct cowvol *cv = v->cowvols;
+
+                v->cowvols = cv->next;
+                timer_cancel(v, &cv->retry);
+                ev_close(v, cv);
+                cowvol_free(cv);
+        }
+}
+
+/* ---- Volumes.Create / Volumes.Delete ---- */
+
+static bool good_name(const char *s)
+{
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > 64 || s[0] == '.')
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
+                        return false;
+        return true;
+}
+
+static struct cowvol *cowvol_find(struct vssd *v, const char *name)
+{
+        for (struct cowvol *cv = v->cowvols; cv; cv = cv->next)
+                if (streq(cv->name, name))
+                        return cv;
+        return NULL;
+}
+
+/* Undoes whatever of a volume exists: mount, loop, server, files we made. */
+static void teardown(struct cowvol *cv, bool own_image)
+{
+        char out[512], p[VSS_PATH_MAX];
+
+        if (cv->mountpoint && cv->mountpoint[0])
+                (void)cow_run((char *const[]){ "umount", cv->mountpoint, NULL }, out, sizeof(out));
+        if (cv->loopdev && cv->loopdev[0])
+                (void)cow_run((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, out, sizeof(out));
+        (void)volsrv_call(cv->rundir, "Server.Stop", NULL, 5000, NULL, out, sizeof(out));
+        for (int i = 0; i < 50 && access(cv->rundir, F_OK) == 0; i++) {
+                fmt(p, sizeof(p), "%s/control.sock", cv->rundir);
+                if (access(p, F_OK) < 0)
+                        break;
+                usleep(100000);
+        }
+        (void)unlink(cv->diff);
+        if (own_image)
+                (void)unlink(cv->image);
+}
+
+static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+{
+        const char *name = json_get_str(params, "name"), *image = json_get_str(params, "image"),
+                   *fs = json_get_str(params, "fs"), *mnt = json_get_str(params, "mount");
+        char dir[VSS_PATH_MAX], buf[VSS_PATH_MAX], out[1024], err[600] = "";
+        struct storage_assoc *a = NULL;
+        struct cowvol *cv = NULL;
+        bool own_image = false;
+        json_int_t size = 0;
+        vss_hresult hr;
+        int r;
+
+        if (!good_name(name)) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'name' must be 1..64 characters of [A-Za-z0-9._-]");
+                return;
+        }
+        if (!json_get_int(params, "size_bytes", &size) || size < (1 << 20) || size % 4096) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG,
+                          "field 'size_bytes' must be a multiple of 4096 bytes, at least 1 MiB");
+                return;
+        }
+        if (fs && !streq(fs, "ext4") && !streq(fs, "xfs")) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'fs' must be \"ext4\" or \"xfs\"");
+                return;
+        }
+        if ((image && image[0] != '/') || (mnt && mnt[0] != '/')) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "fields 'image' and 'mount' must be absolute paths");
+                return;
+        }
+        if (mnt && !fs) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "'mount' needs 'fs' (the volume must be formatted)");
+                return;
+        }
+        if (cowvol_find(v, name)) {
+                reply_err(v, c->serial, id, VSS_E_OBJECT_ALREADY_EXISTS, "a cow volume named '%s' already exists", name);
+                return;
+        }
+        fmt(dir, sizeof(dir), "%s/volumes/%s", v->state_dir, name);
+        if (mkdirs(dir, 0700) < 0) {
+                reply_err(v, c->serial, id, VSS_E_UNEXPECTED, "cannot create %s: %m", dir);
+                return;
+        }
+        cv = calloc(1, sizeof(*cv));
+        if (!cv)
+                goto oom;
+        cv->ev_fd = -1;
+        cv->size_bytes = (uint64_t)size;
+        cv->name = strdup(name);
+        if (!image) {
+                fmt(buf, sizeof(buf), "%s/volume.img", dir);
+                image = buf;
+                own_image = true;
+        }
+        cv->image = strdup(image);
+        if (asprintf(&cv->rundir, "%s/run", dir) < 0)
+                cv->rundir = NULL;
+        if (mnt)
+                a = storage_find(v, mnt);
+        if (a) {
+                fmt(buf, sizeof(buf), "%s/.openvss-diff", a->on_vol);
+                (void)mkdir(buf, 0700);
+                if (asprintf(&cv->diff, "%s/%s.diff", buf, name) < 0)
+                        cv->diff = NULL;
+        } else if (asprintf(&cv->diff, "%s/diff.area", dir) < 0)
+                cv->diff = NULL;
+        cv->loopdev = strdup("");
+        cv->mountpoint = strdup("");
+        cv->fs = strdup(fs ?: "");
+        if (!cv->name || !cv->image || !cv->rundir || !cv->diff || !cv->loopdev || !cv->mountpoint || !cv->fs)
+                goto oom;
+        (void)mkdir(cv->rundir, 0700);
+        {
+                int fd = open(cv->image, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+                if (fd < 0 || (own_image && ftruncate(fd, size) < 0)) {
+                        fmt(err, sizeof(err), "cannot create image %s: %s", cv->image, strerror(errno));
+                        if (fd >= 0)
+                                close(fd);
+                        hr = VSS_E_INVALIDARG;
+                        goto fail;
+                }
+                close(fd);
+        }
+        hr = volsrv_start(v, cv, true, a ? a->max_bytes : -1, err, sizeof(err));
+        if (VSS_FAILED(hr))
+                goto fail;
+        fmt(buf, sizeof(buf), "%s/fuse/volume", cv->rundir);
+        r = cow_run((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", buf, NULL }, out, sizeof(out));
+        if (r != 0 || strncmp(out, "/dev/loop", 9) != 0) {
+                fmt(err, sizeof(err), "losetup of %s failed: %s", buf, out);
+                hr = VSS_E_UNEXPECTED;
+                goto fail;
+        }
+        free(cv->loopdev);
+        cv->loopdev = strdup(out);
+        if (!cv->loopdev)
+                goto oom;
+        if (fs) {
+                r = streq(fs, "ext4") ? cow_run((char *const[]){ "mkfs.ext4", "-q", "-F", cv->loopdev, NULL }, out, sizeof(out))
+                                      : cow_run((char *const[]){ "mkfs.xfs", "-q", "-f", cv->loopdev, NULL }, out, sizeof(out));
+                if (r != 0) {
+                        fmt(err, sizeof(err), "mkfs.%s %s failed: %s", fs, cv->loopdev, out);
+                        hr = VSS_E_UNEXPECTED;
+                        goto fail;
+                }
+        }
+        if (mnt) {
+                (void)mkdirs(mnt, 0755);
+                r = cow_run((char *const[]){ "mount", "-t", (char *)fs, cv->loopdev, (char *)mnt, NULL }, out, sizeof(out));
+                if (r != 0) {
+                        fmt(err, sizeof(err), "mount %s %s failed: %s", cv->loopdev, mnt, out);
+                        hr = VSS_E_UNEXPECTED;
+                        goto fail;
+                }
+                free(cv->mountpoint);
+                cv->mountpoint = strdup(mnt);
+                if (!cv->mountpoint)
+                        goto oom;
+        }
+        if (cowvol_put(v, cv) < 0) {
+                fmt(err, sizeof(err), "cannot record the volume in the catalog: %s", sqlite3_errmsg(v->db));
+                hr = VSS_E_UNEXPECTED;
+                goto fail;
+        }
+        cv->retry.cb = retry_cb;
+        cv->retry.userdata = cv;
+        if (ev_open(v, cv) < 0)
+                log_warn("cow volume %s: no event connection to its volume server", name);
+        cv->next = v->cowvols;
+        v->cowvols = cv;
+        catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s created: %s on %s, diff area %s%s%s", name, cv->image,
+                      cv->loopdev, cv->diff, mnt ? ", mounted on " : "", mnt ?: "");
+        reply_ok(v, c->serial, id, json_pack("{s:o, s:s}", "path", json_str_or_null(mnt), "device", cv->loopdev));
+        return;
+oom:
+        hr = VSS_E_OUTOFMEMORY;
+        fmt(err, sizeof(err), "out of memory");
+fail:
+        if (cv && cv->rundir)
+                teardown(cv, own_image);
+        cowvol_free(cv);
+        catalog_event(v, "error", "cow", hr, "cannot create cow volume %s: %s", name, err);
+        reply_err(v, c->serial, id, hr, "cannot create cow volume %s: %s", name, err);
+}
+
+static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+{
+        const char *name = json_get_str(params, "name");
+        struct cowvol *cv = name ? cowvol_find(v, name) : NULL, **pp;
+        char own[VSS_PATH_MAX];
+        size_t n;
+
+        if (!name) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'name' is missing");
+                return;
+        }
+        if (!cv) {
+                reply_err(v, c->serial, id, VSS_E_OBJECT_NOT_FOUND, "no cow volume named '%s'", name);
+                return;
+        }
+        n = cv->mountpoint[0] ? shadows_on_volume(v, cv->mountpoint) : 0;
+        if (n > 0) {
+                reply_err(v, c->serial, id, VSS_E_VOLUME_IN_USE, "cow volume %s (%s) has %zu shadow copies: delete them first",
+                          name, cv->mountpoint, n);
+                return;
+        }
+        fmt(own, sizeof(own), "%s/volumes/%s/volume.img", v->state_dir, name);
+        timer_cancel(v, &cv->retry);
+        ev_close(v, cv);
+        teardown(cv, streq(own, cv->image));
+        for (pp = &v->cowvols; *pp; pp = &(*pp)->next)
+                if (*pp == cv) {
+                        *pp = cv->next;
+                        break;
+                }
+        cowvol_del(v, name);
+        catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s deleted", name);
+        cowvol_free(cv);
+        reply_ok(v, c->serial, id, json_object());
+}
+
+void method_cowvol(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method)
+{
+        if (streq(method, "Volumes.Create"))
+                volumes_create(v, c, id, params);
+        else
+                volumes_delete(v, c, id, params);
 }

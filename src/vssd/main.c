@@ -185,6 +185,8 @@ static void run(struct vssd *v)
                                 drain_signals(v);
                         else if (p == &v->prov_evfd)
                                 prov_dispatch_done(v);
+                        else if (cowvol_io(v, p, evs[i].events))
+                                ;
                         else
                                 conn_io(v, p, evs[i].events);
                 }
@@ -225,6 +227,8 @@ static void shutdown_daemon(struct vssd *v)
                 shadow_free(sh);
         }
         providers_done(v);
+        storage_done(v);
+        cowvols_done(v);
         catalog_event(v, "info", "service", VSS_S_OK, "vssd stopped");
         catalog_close(v);
         if (v->listen_fd >= 0) {
@@ -307,6 +311,10 @@ int main(int argc, char **argv)
                 log_err("epoll_ctl: %m");
                 return 1;
         }
+        if (storage_load(v) < 0)
+                catalog_event(v, "error", "catalog", VSS_E_UNEXPECTED, "cannot load shadow storage associations");
+        if (cowvols_load(v) < 0)
+                catalog_event(v, "error", "catalog", VSS_E_UNEXPECTED, "cannot load cow volumes");
         shadows_recover(v);
         catalog_event(v, "info", "service", VSS_S_OK, "vssd %s started on %s (state %s, freeze %u ms, event %u ms)",
                       OPENVSS_VERSION, v->socket_path, v->state_dir, v->cfg.freeze_timeout_ms,

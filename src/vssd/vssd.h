@@ -344,7 +344,18 @@ void shadows_release_session(struct vssd *v, const vss_id *session_id);
 void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 void shadows_recover(struct vssd *v);
 
+/* storage.c */
+int storage_load(struct vssd *v);
+void storage_done(struct vssd *v);
+struct storage_assoc *storage_find(struct vssd *v, const char *for_vol);
+void method_storage(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
+
 /* cowvol.c */
+int cowvols_load(struct vssd *v);
+void cowvols_done(struct vssd *v);
+/* true when ptr is a cow volume's event connection (then handled). */
+bool cowvol_io(struct vssd *v, void *ptr, uint32_t events);
+void method_cowvol(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 /* Paths whose filesystems must never be frozen: the state dir, every diff area and run dir. */
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n);
 

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Shadow copy storage associations (vssadmin add/resize/delete/list
+ * shadowstorage): which volume holds the diff area of which volume, and its
+ * maximum size.  Persisted in the catalog's storage_assoc table, one row per
+ * for-volume (Windows allows one association per volume).  The live figures
+ * (used, allocated) come from the volume server of the cow volume mounted on
+ * the for-volume; the maximum is pushed to it with Storage.SetMax, and the
+ * volume server evicts the oldest shadows that no longer fit (each eviction
+ * comes back as a Volume.Event and is logged by cowvol.c).
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/statvfs.h>
+
+#include "providers/cow/volsrv-client.h"
+#include "vssd/volume.h"
+#include "vssd/vssd.h"
+
+#define STATS_TIMEOUT_MS 3000
+
+static void assoc_free(struct storage_assoc *a)
+{
+        if (!a)
+                return;
+        free(a->for_vol);
+        free(a->on_vol);
+        free(a);
+}
+
+struct storage_assoc *storage_find(struct vssd *v, const char *for_vol)
+{
+        for (struct storage_assoc *a = v->assocs; a; a = a->next)
+                if (streq(a->for_vol, for_vol))
+                        return a;
+        return NULL;
+}
+
+static int assoc_put(struct vssd *v, const struct storage_assoc *a)
+{
+        sqlite3_stmt *st = NULL;
+        int r = -EIO;
+
+        if (sqlite3_prepare_v2(v->db, "INSERT OR REPLACE INTO storage_assoc VALUES(?,?,?)", -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, a->for_vol, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, a->on_vol, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 3, a->max_bytes);
+                if (sqlite3_step(st) == SQLITE_DONE)
+                        r = 0;
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+static int assoc_del(struct vssd *v, const char *for_vol)
+{
+        sqlite3_stmt *st = NULL;
+        int r = -EIO;
+
+        if (sqlite3_prepare_v2(v->db, "DELETE FROM storage_assoc WHERE for_vol=?", -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, for_vol, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(st) == SQLITE_DONE)
+                        r = 0;
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+int storage_load(struct vssd *v)
+{
+        sqlite3_stmt *st = NULL;
+        int n = 0;
+
+        if (sqlite3_exec(v->db,
+                         "CREATE TABLE IF NOT EXISTS storage_assoc (for_vol TEXT PRIMARY KEY, on_vol TEXT NOT NULL,"
+                         " max_bytes INTEGER NOT NULL);", NULL, NULL, NULL) != SQLITE_OK)
+                return -EIO;
+        if (sqlite3_prepare_v2(v->db, "SELECT for_vol, on_vol, max_bytes FROM storage_assoc ORDER BY for_vol", -1, &st,
+                               NULL) != SQLITE_OK)
+                return -EIO;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                struct storage_assoc *a = calloc(1, sizeof(*a)), **p;
+
+                if (!a)
+                        break;
+                a->for_vol = strdup((const char *)sqlite3_column_text(st, 0));
+                a->on_vol = strdup((const char *)sqlite3_column_text(st, 1));
+                a->max_bytes = sqlite3_column_int64(st, 2);
+                if (!a->for_vol || !a->on_vol) {
+                        assoc_free(a);
+                        break;
+                }
+                for (p = &v->assocs; *p; p = &(*p)->next)
+                        ;
+                *p = a;
+                n++;
+        }
+        sqlite3_finalize(st);
+        return n;
+}
+
+void storage_done(struct vssd *v)
+{
+        while (v->assocs) {
+                struct storage_assoc *a = v->assocs;
+
+                v->assocs = a->next;
+                assoc_free(a);
+        }
+}
+
+/* Resolves a volume argument to its mount point ("" when optional and absent); false after replying. */
+static bool get_volume(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *key, bool required,
+                       struct volume_info *vi)
+{
+        json_t *x = json_object_get(params, key);
+        char err[512] = "", real[VSS_PATH_MAX];
+        const char *s;
+        vss_hresult hr;
+
+        vi->path[0] = vi->device[0] = 0;
+        if (!x || json_is_null(x)) {
+                if (!required)
+                        return true;
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field '%s' (a volume, i.e. a mount point) is missing", key);
+                return false;
+        }
+        s = json_string_value(x);
+        if (!s || s[0] != '/') {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field '%s' must be an absolute path to a mount point", key);
+                return false;
+        }
+        hr = volume_of_path(s, vi, err, sizeof(err));
+        if (VSS_FAILED(hr)) {
+                reply_err(v, c->serial, id, hr, "%s: %s", s, err[0] ? err : vss_hresult_message(hr));
+                return false;
+        }
+        if (!realpath(s, real) || !streq(real, vi->path)) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "%s is not a volume: it lies on the volume %s", s,
+                          vi->path);
+                return false;
+        }
+        return true;
+}
+
+static uint64_t fs_size(const char *path)
+{
+        struct statvfs sv;
+
+        if (statvfs(path, &sv) < 0)
+                return 0;
+        return (uint64_t)sv.f_blocks * sv.f_frsize;
+}
+
+/* max_bytes (integer or null) or max_percent of the on-volume; false after replying. */
+static bool get_max(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *on, int64_t *ret)
+{
+        json_t *mb = json_object_get(params, "max_bytes"), *mp = json_object_get(params, "max_percent");
+        uint64_t min = (uint64_t)v->cfg.min_diff_area_mb << 20;
+
+        if (mb && mp) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "give either 'max_bytes' or 'max_percent', not both");
+                return false;
+        }
+        if (mp) {
+                if (!json_is_integer(mp) || json_integer_value(mp) < 1 || json_integer_value(mp) > 100) {
+                        reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'max_percent' must be an integer in 1..100");
+                        return false;
+                }
+                *ret = (int64_t)(fs_size(on) / 100 * (uint64_t)json_integer_value(mp));
+        } else if (!mb || json_is_null(mb))
+                *ret = -1;
+        else if (!json_is_integer(mb) || json_integer_value(mb) < 0) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'max_bytes' must be a byte count or null (unbounded)");
+                return false;
+        } else
+                *ret = json_integer_value(mb);
+        if (*ret >= 0 && (uint64_t)*ret < min) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG,
+                          "the maximum shadow copy storage size %lld bytes is below the minimum of %u MB "
+                          "([storage] min_diff_area_mb in vssd.conf)", (long long)*ret, v->cfg.min_diff_area_mb);
+                return false;
+        }
+        return true;
+}
+
+static struct cowvol *cowvol_on(struct vssd *v, const char *for_vol)
+{
+        for (struct cowvol *cv = v->cowvols; cv; cv = cv->next)
+                if (cv->mountpoint && streq(cv->mountpoint, for_vol))
+                        return cv;
+        return NULL;
+}
+
+/* Pushes the maximum to the volume server, if the for-volume is a cow volume. */
+static vss_hresult push_max(struct vssd *v, const char *for_vol, int64_t max, char *err, size_t errlen)
+{
+        struct cowvol *cv = cowvol_on(v, for_vol);
+
+        if (!cv)
+                return VSS_S_OK;
+        return volsrv_call(cv->rundir, "Storage.SetMax",
+                           json_pack("{s:o}", "max_bytes", max < 0 ? json_null() : json_integer(max)),
+                           VOLSRV_CALL_TIMEOUT_MS, NULL, err, errlen);
+}
+
+static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, json_t *params, bool add)
+{
+        struct volume_info fv, ov;
+        struct storage_assoc *a;
+        char err[512] = "";
+        int64_t max;
+        vss_hresult hr;
+
+        if (!get_volume(v, c, id, params, "for", true, &fv) || !get_volume(v, c, id, params, "on", true, &ov))
+                return;
+        a = storage_find(v, fv.path);
+        if (add && a) {
+                reply_err(v, c->serial, id, VSS_E_OBJECT_ALREADY_EXISTS,
+                          "a shadow copy storage association for %s already exists (on %s)", fv.path, a->on_vol);
+                return;
+        }
+        if (!add && (!a || !streq(a->on_vol, ov.path))) {
+                reply_err(v, c->serial, id, VSS_E_OBJECT_NOT_FOUND, "no shadow copy storage association for %s on %s",
+                          fv.path, ov.path);
+                return;
+        }
+        if (!get_max(v, c, id, params, ov.path, &max))
+                return;
+        hr = push_max(v, fv.path, max, err, sizeof(err));
+        if (VSS_FAILED(hr)) {
+                reply_err(v, c->serial, id, hr, "the volume server of %s refused the new maximum: %s", fv.path, err);
+                return;
+        }
+        if (add) {
+                a = calloc(1, sizeof(*a));
+                if (!a || !(a->for_vol = strdup(fv.path)) || !(a->on_vol = strdup(ov.path))) {
+                        assoc_free(a);
+                        reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
+                        return;
+                }
+                a->next = v->assocs;
+                v->assocs = a;
+        }
+        a->max_bytes = max;
+        if (assoc_put(v, a) < 0) {
+                reply_err(v, c->serial, id, VSS_E_UNEXPECTED, "cannot store the association in the catalog: %s",
+                          sqlite3_errmsg(v->db));
+                return;
+        }
+        if (max < 0)
+                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s on %s %s, maximum unbounded",
+                              a->for_vol, a->on_vol, add ? "added" : "resized");
+        else
+                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s on %s %s, maximum %lld bytes",
+                              a->for_vol, a->on_vol, add ? "added" : "resized", (long long)max);
+        reply_ok(v, c->serial, id, json_object());
+}
+
+static void storage_delete(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+{
+        struct volume_info fv, ov;
+        struct storage_assoc *a, **p;
+
+        if (!get_volume(v, c, id, params, "for", true, &fv) || !get_volume(v, c, id, params, "on", false, &ov))
+                return;
+        a = storage_find(v, fv.path);
+        if (!a || (ov.path[0] && !streq(a->on_vol, ov.path))) {
+                reply_err(v, c->serial, id, VSS_E_OBJECT_NOT_FOUND, "no shadow copy storage association for %s%s%s",
+                          fv.path, ov.path[0] ? " on " : "", ov.path);
+                return;
+        }
+        if (shadows_on_volume(v, fv.path) > 0) {
+                reply_err(v, c->serial, id, VSS_E_VOLUME_IN_USE,
+                          "%s has %zu shadow copies using this storage: delete them first", fv.path,
+                          shadows_on_volume(v, fv.path));
+                return;
+        }
+        if (cowvol_on(v, fv.path)) {
+                reply_err(v, c->serial, id, VSS_E_VOLUME_IN_USE,
+                          "the cow volume mounted on %s keeps its diff area on %s: delete the volume first", fv.path,
+                          a->on_vol);
+                return;
+        }
+        for (p = &v->assocs; *p; p = &(*p)->next)
+                if (*p == a) {
+                        *p = a->next;
+                        break;
+                }
+        (void)assoc_del(v, a->for_vol);
+        catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s on %s deleted", a->for_vol, a->on_vol);
+        assoc_free(a);
+        reply_ok(v, c->serial, id, json_object());
+}
+
+static json_t *pct(uint64_t x, uint64_t of)
+{
+        return of ? json_integer((json_int_t)(x * 100 / of)) : json_null();
+}
+
+static void storage_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+{
+        struct volume_info fv = { .path = "" }, ov = { .path = "" };
+        json_t *arr = json_array();
+
+        if (!get_volume(v, c, id, params, "for", false, &fv) || !get_volume(v, c, id, params, "on", false, &ov)) {
+                json_decref(arr);
+                return;
+        }
+        for (struct storage_assoc *a = v->assocs; a; a = a->next) {
+                struct volume_info fi, oi;
+                uint64_t used = 0, alloc = 0, on_size = fs_size(a->on_vol);
+                struct cowvol *cv = cowvol_on(v, a->for_vol);
+                char err[512];
+
+                if ((fv.path[0] && !streq(fv.path, a->for_vol)) || (ov.path[0] && !streq(ov.path, a->on_vol)))
+                        continue;
+                if (cv) {
+                        json_t *st = NULL;
+
+                        if (VSS_SUCCEEDED(volsrv_call(cv->rundir, "Storage.Stats", NULL, STATS_TIMEOUT_MS, &st, err,
+                                                      sizeof(err)))) {
+                                json_int_t x;
+
+                                if (json_get_int(st, "used_bytes", &x) && x > 0)
+                                        used = (uint64_t)x;
+                                if (json_get_int(st, "allocated_bytes", &x) && x > 0)
+                                        alloc = (uint64_t)x;
+                        } else
+                                log_warn("storage: no figures from the volume server of %s: %s", a->for_vol, err);
+                        json_decref(st);
+                }
+                if (VSS_FAILED(volume_of_path(a->for_vol, &fi, err, sizeof(err))))
+                        fi.device[0] = 0;
+                if (VSS_FAILED(volume_of_path(a->on_vol, &oi, err, sizeof(err))))
+                        oi.device[0] = 0;
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:o, s:o, s:o}",
+                        "for", a->for_vol, "for_device", fi.device, "on", a->on_vol, "on_device", oi.device,
+                        "used_bytes", (json_int_t)used, "allocated_bytes", (json_int_t)alloc,
+                        "max_bytes", a->max_bytes < 0 ? json_null() : json_integer(a->max_bytes),
+                        "on_size_bytes", (json_int_t)on_size, "used_percent", pct(used, on_size),
+                        "allocated_percent", pct(alloc, on_size),
+                        "max_percent", a->max_bytes < 0 ? json_integer(100) : pct((uint64_t)a->max_bytes, on_size)));
+        }
+        reply_ok(v, c->serial, id, json_pack("{s:o}", "associations", arr));
+}
+
+void method_storage(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method)
+{
+        if (streq(method, "Storage.List"))
+                storage_list(v, c, id, params);
+        else if (streq(method, "Storage.Add"))
+                storage_add_resize(v, c, id, params, true);
+        else if (streq(method, "Storage.Resize"))
+                storage_add_resize(v, c, id, params, false);
+        else
+                storage_delete(v, c, id, params);
+}
