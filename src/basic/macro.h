@@ -61,3 +61,10 @@ static inline bool streq_ptr(const char *a, const char *b)
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* free() that returns NULL, for 'p = mfree(p);'. */
+static inline void *mfree(void *p)
+{
+        free(p);
+        return NULL;
+}

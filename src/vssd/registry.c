@@ -347,6 +347,11 @@ void writer_send_event(struct vssd *v, struct session *s, struct writer *w, enum
         }
         rid = c->next_req_id++;
         w->session = s;
+        /* A new sequence begins: the last one's failure is history (vss-facts 3.2). */
+        if (ev == VSS_EVENT_PREPARE_BACKUP || ev == VSS_EVENT_PRE_RESTORE) {
+                w->failure = VSS_S_OK;
+                w->message = mfree(w->message);
+        }
         log_debug("-> writer '%s': %s", w->name, vss_event_name(ev));
         conn_send(v, c, wire_request(rid, "Writer.Event", session_event_params(v, s, w, ev)));
         if (!await) {

@@ -380,7 +380,7 @@ static void add_to_set(struct vssd *v, struct session *s, json_int_t id, json_t 
                 }
                 pidstr = json_string_value(jp);
         }
-        hr = volume_of_path(vol, &vi, err, sizeof(err));
+        hr = volume_exact(vol, &vi, err, sizeof(err));
         if (hr != VSS_S_OK) {
                 reply_err(v, s->conn_serial, id, hr, "volume: %s", err);
                 return;

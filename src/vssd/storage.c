@@ -115,7 +115,7 @@ static bool get_volume(struct vssd *v, struct conn *c, json_int_t id, json_t *pa
                        struct volume_info *vi)
 {
         json_t *x = json_object_get(params, key);
-        char err[512] = "", real[VSS_PATH_MAX];
+        char err[512] = "";
         const char *s;
         vss_hresult hr;
 
@@ -131,14 +131,9 @@ static bool get_volume(struct vssd *v, struct conn *c, json_int_t id, json_t *pa
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field '%s' must be an absolute path to a mount point", key);
                 return false;
         }
-        hr = volume_of_path(s, vi, err, sizeof(err));
+        hr = volume_exact(s, vi, err, sizeof(err));
         if (VSS_FAILED(hr)) {
-                reply_err(v, c->serial, id, hr, "%s: %s", s, err[0] ? err : vss_hresult_message(hr));
-                return false;
-        }
-        if (!realpath(s, real) || !streq(real, vi->path)) {
-                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "%s is not a volume: it lies on the volume %s", s,
-                          vi->path);
+                reply_err(v, c->serial, id, hr, "%s", err[0] ? err : vss_hresult_message(hr));
                 return false;
         }
         return true;

@@ -191,3 +191,22 @@ bool volume_same_fs(const char *path, const char *other)
 
         return stat(path, &a) == 0 && stat(other, &b) == 0 && a.st_dev == b.st_dev;
 }
+
+vss_hresult volume_exact(const char *path, struct volume_info *ret, char *errbuf, size_t errlen)
+{
+        _cleanup_free_ char *real = NULL;
+        vss_hresult hr;
+
+        hr = volume_of_path(path, ret, errbuf, errlen);
+        if (VSS_FAILED(hr))
+                return hr;
+        real = realpath(path, NULL);
+        if (!real)
+                return VSS_E_OUTOFMEMORY;
+        if (!streq(real, ret->path)) {
+                snprintf(errbuf, errlen, "%s is not a volume (a mount point or btrfs subvolume): it lies on the volume %s",
+                         path, ret->path);
+                return VSS_E_OBJECT_NOT_FOUND;
+        }
+        return VSS_S_OK;
+}

@@ -20,6 +20,9 @@ struct volume_info {
 
 /* Maps any existing path to its volume.  VSS_E_OBJECT_NOT_FOUND if the path does not exist. */
 vss_hresult volume_of_path(const char *path, struct volume_info *ret, char *errbuf, size_t errlen);
+/* Like volume_of_path(), but 'path' must itself be the volume (mount point or subvolume
+ * root): a directory inside a volume gives VSS_E_OBJECT_NOT_FOUND naming the volume it lies on. */
+vss_hresult volume_exact(const char *path, struct volume_info *ret, char *errbuf, size_t errlen);
 /* Every mounted filesystem (mount point, device, fstype), from /proc/self/mountinfo. */
 int volume_list_mounts(struct volume_info **ret, size_t *ret_n);
 /* st_dev of 'path' equals that of 'other'. */
