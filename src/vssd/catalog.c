@@ -90,6 +90,10 @@ void catalog_event(struct vssd *v, const char *level, const char *source, vss_hr
         if (!v->db)
                 return;
         pthread_mutex_lock(&db_lock);
+        /* An event row needs no fdatasync of its own: with WAL it becomes durable at the next
+         * FULL commit (a shadow copy's) or checkpoint.  A sync per row cost ~0.5 ms on the event
+         * loop, 50 ms when 100 writers registered at once (bench/snapset). */
+        sqlite3_exec(v->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
         if (sqlite3_prepare_v2(v->db,
                                "INSERT INTO events(time_us,level,source,hresult,message) VALUES(?,?,?,?,?)", -1,
                                &st, NULL) == SQLITE_OK) {
@@ -105,6 +109,7 @@ void catalog_event(struct vssd *v, const char *level, const char *source, vss_hr
                         vlog("error", "catalog: cannot store event: %s", sqlite3_errmsg(v->db));
         }
         sqlite3_finalize(st);
+        sqlite3_exec(v->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
         pthread_mutex_unlock(&db_lock);
 }
 
