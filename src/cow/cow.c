@@ -1,0 +1,1550 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The CoW engine: one origin, one diff area, up to 512 snapshots sharing one
+ * copy of every changed chunk.
+ *
+ * Model.  Snapshots are ordered by a sequence number (seq, never reused).  A
+ * copy of origin chunk c is always taken for the NEWEST snapshot (its owner)
+ * on the first write to c after that snapshot was created.  Reading snapshot S
+ * at chunk c uses the copy with the smallest owner >= S.seq, else the origin:
+ * if S has no copy of its own, c did not change between S and that owner, so
+ * the owner's copy is S's data too.  Per chunk, copies form a short list
+ * ordered by owner, newest first (index head[c]).  Deleting S hands each of
+ * its copies down to the next older live snapshot P unless P has its own copy
+ * of that chunk (then nobody needs it and the slot is freed).
+ *
+ * The write path is O(1) in the number of snapshots: copied[c] holds the seq
+ * of the newest snapshot that has a copy of c, so "already copied since the
+ * newest snapshot" is one compare; creating a snapshot just gives it a new
+ * seq, which invalidates every copied[] entry at once without touching it.
+ *
+ * Durability (the diff area is a log, see cow-format.c for the layout).  A
+ * journal of 32-byte records (COPY, SNAP_CREATE, SNAP_DELETE, SET_MAX) lives
+ * in 4 KiB blocks chained through the diff area; each block has two copies
+ * written alternately (ping-pong by commit number), so a torn write of the
+ * current block can only lose the records of the commit being written.
+ * Records are appended to an in-memory queue and written by group commit:
+ * whoever needs a commit while none runs becomes the leader, takes the whole
+ * queue, and does one flush pair for everybody.
+ *
+ * Invariants (asserted where they are relied on):
+ *  (1) A COPY record is written only after the copied data has been written
+ *      and the diff area flushed (data -> flush -> record).
+ *  (2) An origin write that needs a copy starts only after the COPY record
+ *      describing that copy is durable (record -> flush -> origin write).
+ *  (3) An origin write starts only after every SNAP_DELETE queued before it
+ *      is durable: otherwise a crash could resurrect a deleted snapshot whose
+ *      chunk we overwrote without copying it.
+ *  (4) A diff-area slot freed by a deletion is reused only after the
+ *      SNAP_DELETE record that freed it is durable (pending_free -> free).
+ *  (5) A SNAP_CREATE record is written only after the origin was flushed with
+ *      new origin writes held, so every write acknowledged before the snapshot
+ *      is durable before the snapshot exists on disk.
+ *  (6) Journal blocks are written only by the committer (one at a time); the
+ *      copy of a block that is written is never the last valid one.
+ *  (7) At open, every record is validated against the state it applies to;
+ *      a chain shorter than the superblock's durable_commit, an unknown or
+ *      inconsistent record, or the ERROR flag makes every snapshot LOST: the
+ *      engine never serves a snapshot from metadata it cannot prove complete.
+ *
+ * On a diff-area I/O error all snapshots are invalidated (reported through the
+ * event callback), the ERROR flag is written to the superblock if possible,
+ * and origin writes keep going through.  Creating snapshots then fails until
+ * the volume is reopened (which resets the diff area).
+ */
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "basic/macro.h"
+#include "cow/cow-format.h"
+#include "cow/cow.h"
+
+/* entry flags */
+#define E_USED    1u   /* allocated */
+#define E_LINKED  2u   /* in head[]'s list; USED but not LINKED = orphan */
+#define E_PENDING 4u   /* copy not yet durable: readers use the origin */
+#define E_QUEUED  8u   /* COPY record queued (or written) */
+
+struct entry {
+        uint64_t chunk;
+        uint64_t slot;
+        uint32_t owner;
+        uint32_t next;          /* index + 1 of the next (older) entry of this chunk */
+        uint32_t flags;
+        uint32_t free_next;     /* free list of entries, index + 1 */
+};
+
+struct snap {
+        uint32_t seq;
+        uint8_t guid[16];
+        uint64_t ctime;
+        uint64_t copies;
+};
+
+struct qrec {
+        struct cow_rec rec;
+        uint32_t entry;         /* COPY: entry index + 1 */
+};
+
+struct pfree {
+        uint64_t slot;
+        uint64_t batch;         /* reusable once this batch is durable */
+};
+
+struct cow_volume {
+        struct cow_io *origin, *diff;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        /* Held shared by origin writes, exclusively by snapshot creation. */
+        pthread_rwlock_t hold;
+
+        struct cow_super sb;
+        uint32_t chunk;
+        unsigned shift;
+        uint64_t origin_size, nchunks, data_start;
+        uint32_t jslots;        /* slots per journal block pair */
+
+        struct snap snaps[COW_MAX_SNAPSHOTS];   /* oldest first */
+        unsigned nsnaps;
+        uint32_t next_seq;
+
+        uint32_t *head;         /* per chunk: entry index + 1 */
+        uint32_t *copied;       /* per chunk: seq of the newest owner */
+        struct entry *ent;
+        uint32_t nent, aent, ent_free;
+
+        uint64_t hwm;           /* slots [0, hwm) are in use or free-listed */
+        uint64_t file_slots;    /* slots covered by the file */
+        uint64_t *free_slots;
+        size_t nfree, afree;
+        struct pfree *pfree;
+        size_t npfree, apfree;
+        uint64_t max_bytes;
+
+        /* journal: only the committer touches these while committing */
+        struct cow_jblock jcur;
+        uint64_t jslot;         /* slot of jcur */
+        uint64_t jcommit;       /* last durable commit number */
+        uint64_t jblocks;       /* blocks in the chain */
+        uint8_t *jbuf;          /* 4096-aligned encode buffer */
+
+        struct qrec *q;
+        size_t nq, aq;
+        uint64_t batch_next, batch_done, last_queued, last_delete;
+        bool committing;
+        bool failed;            /* diff area failed: no snapshots until reopen */
+        bool replaying;
+        uint8_t *replay_map;    /* while replaying: per-slot use, see replay() */
+
+        cow_event_fn cb;
+        void *userdata;
+        uint64_t stat_copies, stat_commits, stat_evictions;
+};
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static uint64_t slot_off(struct cow_volume *v, uint64_t slot)
+{
+        return v->data_start + (slot << v->shift);
+}
+
+static int grow_array(void **p, size_t *alloc, size_t need, size_t elem)
+{
+        size_t n;
+        void *x;
+
+        if (need <= *alloc)
+                return 0;
+        n = *alloc ? *alloc : 64;
+        while (n < need)
+                n *= 2;
+        x = realloc(*p, n * elem);
+        if (!x)
+                return -ENOMEM;
+        *p = x;
+        *alloc = n;
+        return 0;
+}
+
+/* ---- snapshots ---- */
+
+static int find_snap_guid(struct cow_volume *v, const uint8_t guid[16])
+{
+        for (unsigned i = 0; i < v->nsnaps; i++)
+                if (memcmp(v->snaps[i].guid, guid, 16) == 0)
+                        return (int) i;
+        return -1;
+}
+
+static int find_snap_seq(struct cow_volume *v, uint32_t seq)
+{
+        unsigned lo = 0, hi = v->nsnaps;
+
+        while (lo < hi) {
+                unsigned mid = (lo + hi) / 2;
+                if (v->snaps[mid].seq == seq)
+                        return (int) mid;
+                if (v->snaps[mid].seq < seq)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return -1;
+}
+
+static void emit(struct cow_volume *v, enum cow_event_type type, const uint8_t guid[16], int error)
+{
+        struct cow_event ev = { .type = type, .error = error };
+
+        if (guid)
+                memcpy(ev.guid, guid, 16);
+        if (v->cb)
+                v->cb(&ev, v->userdata);
+}
+
+/* ---- entries and the per-chunk index ---- */
+
+static int entry_new(struct cow_volume *v, uint64_t chunk, uint64_t slot, uint32_t owner, uint32_t flags,
+                     uint32_t *ret_idx)
+{
+        uint32_t i;
+
+        if (v->ent_free) {
+                i = v->ent_free - 1;
+                v->ent_free = v->ent[i].free_next;
+        } else {
+                if (v->nent == UINT32_MAX - 1)
+                        return -ENOMEM;
+                size_t a = v->aent;
+                if (grow_array((void **) &v->ent, &a, (size_t) v->nent + 1, sizeof(struct entry)) < 0)
+                        return -ENOMEM;
+                v->aent = (uint32_t) MIN(a, (size_t) UINT32_MAX);
+                i = v->nent++;
+        }
+        v->ent[i] = (struct entry) { .chunk = chunk, .slot = slot, .owner = owner, .flags = flags | E_USED };
+        *ret_idx = i;
+        return 0;
+}
+
+static void entry_free(struct cow_volume *v, uint32_t i)
+{
+        assert(v->ent[i].flags & E_USED);
+        assert(!(v->ent[i].flags & E_LINKED));
+        v->ent[i].flags = 0;
+        v->ent[i].free_next = v->ent_free;
+        v->ent_free = i + 1;
+}
+
+static void entry_link(struct cow_volume *v, uint32_t i)
+{
+        struct entry *e = &v->ent[i];
+
+        /* New copies always belong to the newest snapshot: the list stays sorted. */
+        assert(!v->head[e->chunk] || v->ent[v->head[e->chunk] - 1].owner < e->owner);
+        e->next = v->head[e->chunk];
+        v->head[e->chunk] = i + 1;
+        e->flags |= E_LINKED;
+}
+
+static void entry_unlink(struct cow_volume *v, uint32_t i)
+{
+        struct entry *e = &v->ent[i];
+        uint32_t *p = &v->head[e->chunk];
+
+        while (*p != i + 1) {
+                assert(*p);
+                p = &v->ent[*p - 1].next;
+        }
+        *p = e->next;
+        e->next = 0;
+        e->flags &= ~E_LINKED;
+}
+
+/* The copy snapshot 'seq' reads chunk c from: smallest owner >= seq. */
+static uint32_t lookup(struct cow_volume *v, uint64_t c, uint32_t seq)
+{
+        uint32_t cand = 0;
+
+        for (uint32_t e = v->head[c]; e && v->ent[e - 1].owner >= seq; e = v->ent[e - 1].next)
+                cand = e;
+        return cand;
+}
+
+static bool chunk_has_pending(struct cow_volume *v, uint64_t c)
+{
+        for (uint32_t e = v->head[c]; e; e = v->ent[e - 1].next)
+                if (v->ent[e - 1].flags & E_PENDING)
+                        return true;
+        return false;
+}
+
+/* ---- slots ---- */
+
+static uint64_t used_slots(struct cow_volume *v)
+{
+        return v->hwm - v->nfree;
+}
+
+static uint64_t live_bytes(struct cow_volume *v)
+{
+        return v->data_start + ((used_slots(v) - v->npfree) << v->shift);
+}
+
+static int ensure_file(struct cow_volume *v, uint64_t slots)
+{
+        uint64_t want, step;
+        int r;
+
+        if (slots <= v->file_slots)
+                return 0;
+        /* Grow in steps of >= 4 MiB (and >= 64 chunks) so growth stays rare. */
+        step = MAX((uint64_t) 64, (4ULL << 20) >> v->shift);
+        want = MAX(slots, v->file_slots + step);
+        if (v->max_bytes != COW_MAX_UNBOUNDED && v->data_start + (want << v->shift) > v->max_bytes)
+                want = MAX(slots, (v->max_bytes - MIN(v->max_bytes, v->data_start)) >> v->shift);
+        r = cow_io_resize(v->diff, v->data_start + (want << v->shift));
+        if (r == -EOPNOTSUPP) {
+                /* A block device: its size is its size. */
+                uint64_t sz;
+                r = cow_io_size(v->diff, &sz);
+                if (r < 0)
+                        return r;
+                v->file_slots = sz > v->data_start ? (sz - v->data_start) >> v->shift : 0;
+                return slots <= v->file_slots ? 0 : -ENOSPC;
+        }
+        if (r < 0)
+                return r;
+        v->file_slots = want;
+        return 0;
+}
+
+static int free_push(struct cow_volume *v, uint64_t slot)
+{
+        if (grow_array((void **) &v->free_slots, &v->afree, v->nfree + 1, sizeof(uint64_t)) < 0)
+                return -ENOMEM;
+        v->free_slots[v->nfree++] = slot;
+        return 0;
+}
+
+static void slot_release(struct cow_volume *v, uint64_t slot, uint64_t batch)
+{
+        if (v->replaying) {
+                /* Replay rebuilds the free list from the map at the end. */
+                v->replay_map[slot] = 0;
+                return;
+        }
+        if (v->failed || batch <= v->batch_done) {
+                if (free_push(v, slot) < 0)
+                        return;  /* leaked until reopen; never reused while referenced */
+                return;
+        }
+        if (grow_array((void **) &v->pfree, &v->apfree, v->npfree + 1, sizeof(struct pfree)) < 0)
+                return;
+        v->pfree[v->npfree++] = (struct pfree) { .slot = slot, .batch = batch };
+}
+
+static void pfree_settle(struct cow_volume *v)
+{
+        size_t j = 0;
+
+        for (size_t i = 0; i < v->npfree; i++) {
+                /* Invariant (4): the deletion that freed it is durable. */
+                if (v->failed || v->pfree[i].batch <= v->batch_done) {
+                        if (free_push(v, v->pfree[i].slot) < 0)
+                                v->pfree[j++] = v->pfree[i];
+                } else
+                        v->pfree[j++] = v->pfree[i];
+        }
+        v->npfree = j;
+}
+
+/* A data slot within the shadow storage bound, or -ENOSPC. */
+static int alloc_slot(struct cow_volume *v, uint64_t *ret_slot)
+{
+        int r;
+
+        if (v->max_bytes != COW_MAX_UNBOUNDED &&
+            v->data_start + ((used_slots(v) + 1) << v->shift) > v->max_bytes)
+                return -ENOSPC;
+        if (v->nfree > 0) {
+                *ret_slot = v->free_slots[--v->nfree];
+                return 0;
+        }
+        if (v->max_bytes != COW_MAX_UNBOUNDED && v->data_start + ((v->hwm + 1) << v->shift) > v->max_bytes)
+                return -ENOSPC;
+        r = ensure_file(v, v->hwm + 1);
+        if (r < 0)
+                return -ENOSPC;         /* could not grow in time: evict (VolSnap event 25) */
+        *ret_slot = v->hwm++;
+        return 0;
+}
+
+/* Journal blocks are metadata: they may exceed the bound by a few KiB. */
+static int alloc_jslot(struct cow_volume *v, uint64_t *ret_slot)
+{
+        int r = ensure_file(v, v->hwm + v->jslots);
+
+        if (r < 0)
+                return r;
+        *ret_slot = v->hwm;
+        v->hwm += v->jslots;
+        return 0;
+}
+
+/* ---- the record queue and group commit ---- */
+
+static int queue_rec(struct cow_volume *v, const struct cow_rec *rec, uint32_t entry)
+{
+        if (v->replaying)
+                return 0;
+        if (grow_array((void **) &v->q, &v->aq, v->nq + 1, sizeof(struct qrec)) < 0)
+                return -ENOMEM;
+        v->q[v->nq++] = (struct qrec) { .rec = *rec, .entry = entry };
+        v->last_queued = v->batch_next;
+        if (rec->type == COW_REC_SNAP_DELETE)
+                v->last_delete = v->batch_next;
+        return 0;
+}
+
+static void enter_error(struct cow_volume *v, int error);
+
+static void snap_remove(struct cow_volume *v, unsigned idx, uint64_t reason, int error)
+{
+        struct snap s = v->snaps[idx];
+        bool newest = idx == v->nsnaps - 1;
+        struct snap *p = idx > 0 ? &v->snaps[idx - 1] : NULL;
+        struct cow_rec rec = { .type = COW_REC_SNAP_DELETE, .seq = s.seq, .a = reason };
+        uint64_t batch;
+
+        if (!v->failed && queue_rec(v, &rec, 0) < 0) {
+                enter_error(v, -ENOMEM);
+                return;
+        }
+        batch = v->batch_next;
+
+        for (uint32_t i = 0; i < v->nent; i++) {
+                struct entry *e = &v->ent[i];
+                uint32_t nx;
+
+                if (!(e->flags & E_LINKED) || e->owner != s.seq)
+                        continue;
+                nx = e->next;
+                if (p && !(nx && v->ent[nx - 1].owner == p->seq)) {
+                        /* P reads this copy through S today: hand it down. */
+                        e->owner = p->seq;
+                        p->copies++;
+                        if (newest)
+                                v->copied[e->chunk] = p->seq;
+                        continue;
+                }
+                if (p && newest)
+                        v->copied[e->chunk] = p->seq;
+                entry_unlink(v, i);
+                if (e->flags & E_PENDING)
+                        continue;       /* orphan: its writer or the commit releases it */
+                slot_release(v, e->slot, batch);
+                entry_free(v, i);
+        }
+        memmove(&v->snaps[idx], &v->snaps[idx + 1], (v->nsnaps - idx - 1) * sizeof(struct snap));
+        v->nsnaps--;
+
+        if (!v->replaying && reason == 1)
+                emit(v, COW_EVENT_SNAPSHOT_EVICTED, s.guid, 0);
+        else if (!v->replaying && reason == 2)
+                emit(v, COW_EVENT_SNAPSHOT_INVALIDATED, s.guid, error);
+}
+
+#define REASON_USER 0
+#define REASON_EVICTED 1
+#define REASON_INVALID 2
+
+static int write_super(struct cow_volume *v)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        int r;
+
+        if (posix_memalign((void **) &buf, 4096, 4096) != 0)
+                return -ENOMEM;
+        memset(buf, 0, 4096);
+        v->sb.generation++;
+        cow_super_encode(&v->sb, buf);
+        r = cow_io_pwrite(v->diff, buf, 4096, (v->sb.generation % 2) * COW_SB_SLOT);
+        if (r < 0)
+                return r;
+        return cow_io_flush(v->diff);
+}
+
+static void enter_error(struct cow_volume *v, int error)
+{
+        if (v->failed)
+                return;
+        v->failed = true;
+        v->nq = 0;
+        while (v->nsnaps > 0)
+                snap_remove(v, 0, REASON_INVALID, error);
+        pfree_settle(v);
+        /* Best effort: if the diff area takes this write, reopening reports LOST
+         * instead of trusting a journal that misses copies. */
+        v->sb.incompat |= COW_INCOMPAT_ERROR;
+        (void) write_super(v);
+        (void) write_super(v);
+        pthread_cond_broadcast(&v->cond);
+}
+
+static int write_jblock(struct cow_volume *v, uint64_t commit)
+{
+        v->jcur.commit = commit;
+        cow_jblock_encode(&v->jcur, v->jbuf);
+        /* Invariant (6): copy (commit % 2) never holds the last valid version,
+         * which was written by an earlier commit of the other parity. */
+        return cow_io_pwrite(v->diff, v->jbuf, COW_JB_SIZE, slot_off(v, v->jslot) + (commit % 2) * COW_JB_SIZE);
+}
+
+/* A journal pair is zeroed before any block can point to it, so stale bytes
+ * there (an old block of a lost commit, say) can never be read as valid. */
+static int zero_pair(struct cow_volume *v, uint64_t slot)
+{
+        _cleanup_free_ uint8_t *z = NULL;
+
+        if (posix_memalign((void **) &z, 4096, 2 * COW_JB_SIZE) != 0)
+                return -ENOMEM;
+        memset(z, 0, 2 * COW_JB_SIZE);
+        return cow_io_pwrite(v->diff, z, 2 * COW_JB_SIZE, slot_off(v, slot));
+}
+
+/* Called and returns with the lock held; drops it for the I/O. */
+static void do_commit(struct cow_volume *v)
+{
+        _cleanup_free_ struct qrec *recs = NULL;
+        _cleanup_free_ uint64_t *nexts = NULL;
+        size_t n, need = 0, k = 0;
+        uint64_t batch, commit;
+        int r = 0;
+
+        assert(!v->committing);
+        v->committing = true;
+        batch = v->batch_next++;
+        recs = TAKE_PTR(v->q);
+        n = v->nq;
+        v->nq = v->aq = 0;
+
+        if (n > 0) {
+                size_t room = COW_JB_CAPACITY - v->jcur.count;
+                if (n >= room)
+                        need = (n - room) / COW_JB_CAPACITY + 1;
+                nexts = calloc(need ? need : 1, sizeof(uint64_t));
+                if (!nexts)
+                        r = -ENOMEM;
+                for (size_t i = 0; r >= 0 && i < need; i++)
+                        r = alloc_jslot(v, &nexts[i]);
+        }
+        commit = v->jcommit + 1;
+        pthread_mutex_unlock(&v->lock);
+
+        for (size_t i = 0; r >= 0 && i < need; i++)
+                r = zero_pair(v, nexts[i]);
+        if (n > 0 && r >= 0) {
+                /* Invariant (1): copies written by the queued COPY records' writers
+                 * are made durable before any record describing them. */
+                r = cow_io_flush(v->diff);
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        v->jcur.rec[v->jcur.count++] = recs[i].rec;
+                        if (v->jcur.count < COW_JB_CAPACITY)
+                                continue;
+                        r = write_jblock(v, commit);
+                        if (r < 0)
+                                break;
+                        /* The next block was reserved when this one started. */
+                        assert(k < need);
+                        v->jslot = v->jcur.next_slot;
+                        v->jcur.block_seq++;
+                        v->jcur.next_slot = nexts[k++];
+                        v->jcur.count = 0;
+                        v->jblocks++;
+                }
+                if (r >= 0 && v->jcur.count > 0)
+                        r = write_jblock(v, commit);
+                if (r >= 0)
+                        r = cow_io_flush(v->diff);      /* invariant (2) */
+        }
+
+        pthread_mutex_lock(&v->lock);
+        if (n > 0 && r >= 0) {
+                v->jcommit = commit;
+                v->stat_commits++;
+        }
+        if (r < 0)
+                enter_error(v, r);
+        for (size_t i = 0; i < n; i++) {
+                struct entry *e;
+
+                if (!recs[i].entry)
+                        continue;
+                e = &v->ent[recs[i].entry - 1];
+                e->flags &= ~E_PENDING;
+                if (!(e->flags & E_LINKED)) {
+                        /* Orphaned while in flight: its SNAP_DELETE is queued after it. */
+                        slot_release(v, e->slot, MAX(v->last_delete, batch));
+                        entry_free(v, recs[i].entry - 1);
+                }
+        }
+        v->batch_done = batch;
+        v->committing = false;
+        pfree_settle(v);
+        pthread_cond_broadcast(&v->cond);
+}
+
+/* Wait until batch b is durable, leading a commit when nobody else is. */
+static void wait_batch(struct cow_volume *v, uint64_t b)
+{
+        while (v->batch_done < b) {
+                if (!v->committing)
+                        do_commit(v);
+                else
+                        pthread_cond_wait(&v->cond, &v->lock);
+        }
+}
+
+static void commit_all(struct cow_volume *v)
+{
+        wait_batch(v, v->last_queued);
+}
+
+/* ---- format ---- */
+
+static int check_chunk(uint32_t chunk)
+{
+        if (chunk < COW_CHUNK_MIN || chunk > COW_CHUNK_MAX || (chunk & (chunk - 1)))
+                return -EINVAL;
+        return 0;
+}
+
+static uint64_t data_start_for(uint32_t chunk)
+{
+        return MAX((uint64_t) 2 * COW_SB_SLOT, (uint64_t) chunk);
+}
+
+static uint32_t jslots_for(uint32_t chunk)
+{
+        return MAX(1u, 2 * COW_JB_SIZE / chunk);
+}
+
+int cow_format(struct cow_io *origin, struct cow_io *diff, const struct cow_format_params *p)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_free_ struct cow_jblock *jb = NULL;
+        struct cow_super sb = {};
+        uint32_t chunk = p && p->chunk_size ? p->chunk_size : COW_CHUNK_DEFAULT;
+        uint64_t osize, ds;
+        uint32_t js;
+        uuid_t u;
+        int r;
+
+        if (!origin || !diff)
+                return -EINVAL;
+        r = check_chunk(chunk);
+        if (r < 0)
+                return r;
+        r = cow_io_size(origin, &osize);
+        if (r < 0)
+                return r;
+        if (osize == 0)
+                return -EINVAL;
+        ds = data_start_for(chunk);
+        js = jslots_for(chunk);
+        if (posix_memalign((void **) &buf, 4096, 2 * COW_SB_SLOT) != 0)
+                return -ENOMEM;
+        jb = calloc(1, sizeof(*jb));
+        if (!jb)
+                return -ENOMEM;
+
+        uuid_generate(u);
+        sb = (struct cow_super) {
+                .version = COW_FORMAT_VERSION,
+                .chunk_size = chunk,
+                .generation = 1,
+                .origin_size = osize,
+                .data_start = ds,
+                .journal_head_slot = 0,
+                .journal_head_seq = 1,
+                .durable_commit = 1,
+                .max_bytes = p && p->max_bytes ? p->max_bytes : COW_MAX_UNBOUNDED,
+        };
+        memcpy(sb.uuid, u, 16);
+
+        /* Start from a clean, small file; a stale journal must not survive. */
+        r = cow_io_resize(diff, 0);
+        if (r < 0 && r != -EOPNOTSUPP)
+                return r;
+        r = cow_io_resize(diff, ds + 2ULL * js * chunk);
+        if (r < 0 && r != -EOPNOTSUPP)
+                return r;
+        memset(buf, 0, 2 * COW_SB_SLOT);
+        r = cow_io_pwrite(diff, buf, 2 * COW_SB_SLOT, 0);
+        if (r < 0)
+                return r;
+        /* Empty head block (both copies: block devices are not zeroed) ... */
+        memcpy(jb->uuid, u, 16);
+        jb->block_seq = 1;
+        jb->commit = 1;
+        jb->next_slot = js;
+        cow_jblock_encode(jb, buf);
+        r = cow_io_pwrite(diff, buf, COW_JB_SIZE, ds + COW_JB_SIZE);
+        if (r < 0)
+                return r;
+        memset(buf, 0, COW_JB_SIZE);
+        r = cow_io_pwrite(diff, buf, COW_JB_SIZE, ds);
+        if (r < 0)
+                return r;
+        r = cow_io_pwrite(diff, buf, COW_JB_SIZE, ds + (uint64_t) js * chunk);
+        if (r < 0)
+                return r;
+        r = cow_io_pwrite(diff, buf, COW_JB_SIZE, ds + (uint64_t) js * chunk + COW_JB_SIZE);
+        if (r < 0)
+                return r;
+        r = cow_io_flush(diff);
+        if (r < 0)
+                return r;
+        /* ... durable before the superblock that points to it. */
+        cow_super_encode(&sb, buf);
+        r = cow_io_pwrite(diff, buf, COW_SB_SLOT, (sb.generation % 2) * COW_SB_SLOT);
+        if (r < 0)
+                return r;
+        return cow_io_flush(diff);
+}
+
+/* ---- open / replay ---- */
+
+enum { SLOT_FREE = 0, SLOT_DATA = 1, SLOT_JOURNAL = 2 };
+
+struct replay {
+        uint8_t *map;           /* per slot */
+        uint64_t nslots;
+};
+
+static int mark_journal(struct cow_volume *v, struct replay *rp, uint64_t slot)
+{
+        if (slot > rp->nslots || rp->nslots - slot < v->jslots)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < v->jslots; i++) {
+                if (rp->map[slot + i] == SLOT_DATA)
+                        return -EBADMSG;
+                rp->map[slot + i] = SLOT_JOURNAL;
+        }
+        return 0;
+}
+
+static int apply_rec(struct cow_volume *v, struct replay *rp, const struct cow_rec *rec)
+{
+        int i;
+
+        switch (rec->type) {
+        case COW_REC_SNAP_CREATE: {
+                uint8_t g[16];
+                if (rec->seq < v->next_seq || rec->seq == UINT32_MAX || v->nsnaps >= COW_MAX_SNAPSHOTS)
+                        return -EBADMSG;
+                for (int b = 0; b < 8; b++) {
+                        g[b] = (uint8_t) (rec->a >> (8 * b));
+                        g[8 + b] = (uint8_t) (rec->b >> (8 * b));
+                }
+                if (find_snap_guid(v, g) >= 0)
+                        return -EBADMSG;
+                v->snaps[v->nsnaps++] = (struct snap) { .seq = rec->seq, .ctime = rec->c };
+                memcpy(v->snaps[v->nsnaps - 1].guid, g, 16);
+                v->next_seq = rec->seq + 1;
+                return 0;
+        }
+        case COW_REC_SNAP_DELETE:
+                i = find_snap_seq(v, rec->seq);
+                if (i < 0)
+                        return -EBADMSG;
+                snap_remove(v, (unsigned) i, rec->a, 0);
+                return 0;
+        case COW_REC_COPY: {
+                uint32_t e;
+                i = find_snap_seq(v, rec->seq);
+                /* Copies are only ever taken for (or handed down to) the newest. */
+                if (i < 0 || (unsigned) i != v->nsnaps - 1 || rec->a >= v->nchunks || rec->b >= rp->nslots || rp->map[rec->b] != SLOT_FREE)
+                        return -EBADMSG;
+                if (v->head[rec->a] && v->ent[v->head[rec->a] - 1].owner >= rec->seq)
+                        return -EBADMSG;
+                if (entry_new(v, rec->a, rec->b, rec->seq, 0, &e) < 0)
+                        return -ENOMEM;
+                entry_link(v, e);
+                v->snaps[i].copies++;
+                rp->map[rec->b] = SLOT_DATA;
+                return 0;
+        }
+        case COW_REC_SET_MAX:
+                v->max_bytes = rec->a ? rec->a : COW_MAX_UNBOUNDED;
+                return 0;
+        case COW_REC_NEXT_SEQ:
+                if (rec->a < v->next_seq || rec->a >= UINT32_MAX)
+                        return -EBADMSG;
+                v->next_seq = (uint32_t) rec->a;
+                return 0;
+        default:
+                return -EBADMSG;
+        }
+}
+
+/* Read the two copies of the block at 'slot' and pick the newest valid one. */
+static int read_jblock(struct cow_volume *v, uint64_t slot, uint64_t seq, uint64_t min_commit,
+                       struct cow_jblock *ret)
+{
+        _cleanup_free_ struct cow_jblock *alt = NULL;
+        bool have = false;
+        int r;
+
+        alt = malloc(sizeof(*alt));
+        if (!alt)
+                return -ENOMEM;
+        for (unsigned c = 0; c < 2; c++) {
+                r = cow_io_pread(v->diff, v->jbuf, COW_JB_SIZE, slot_off(v, slot) + c * COW_JB_SIZE);
+                if (r < 0)
+                        return r;
+                if (cow_jblock_decode(v->jbuf, alt) < 0)
+                        continue;
+                if (memcmp(alt->uuid, v->sb.uuid, 16) != 0 || alt->block_seq != seq ||
+                    alt->commit < min_commit || alt->commit % 2 != c)
+                        continue;
+                if (!have || alt->commit > ret->commit) {
+                        *ret = *alt;
+                        have = true;
+                }
+        }
+        return have ? 0 : -ENOENT;
+}
+
+static void state_clear(struct cow_volume *v)
+{
+        v->nsnaps = 0;
+        memset(v->head, 0, v->nchunks * sizeof(uint32_t));
+        memset(v->copied, 0, v->nchunks * sizeof(uint32_t));
+        v->nent = 0;
+        v->ent_free = 0;
+}
+
+/* Start a fresh journal at slot 0 holding only the settings (no snapshots).
+ * Two steps, so the old chain stays intact until the superblock has moved. */
+static int reset_area(struct cow_volume *v, uint64_t last_seq)
+{
+        uint64_t seq = last_seq + 1;
+        int r;
+
+        assert(v->nsnaps == 0);
+        for (int step = 0; step < 2; step++) {
+                /* Step 0 goes past everything that exists, step 1 back to slot 0. */
+                uint64_t head = step == 0 ? MAX(v->hwm, v->file_slots) : 0;
+                uint64_t commit = v->jcommit + 1;
+
+                v->hwm = head + 2ULL * v->jslots;
+                r = ensure_file(v, v->hwm);
+                if (r < 0)
+                        return r;
+                memset(&v->jcur, 0, sizeof(v->jcur));
+                memcpy(v->jcur.uuid, v->sb.uuid, 16);
+                v->jcur.block_seq = seq;
+                v->jcur.next_slot = head + v->jslots;
+                v->jcur.rec[v->jcur.count++] = (struct cow_rec) {
+                        .type = COW_REC_SET_MAX, .a = v->max_bytes };
+                v->jcur.rec[v->jcur.count++] = (struct cow_rec) {
+                        .type = COW_REC_NEXT_SEQ, .a = v->next_seq };
+                v->jslot = head;
+                r = zero_pair(v, head + v->jslots);
+                if (r < 0)
+                        return r;
+                r = write_jblock(v, commit);
+                if (r < 0)
+                        return r;
+                r = cow_io_flush(v->diff);
+                if (r < 0)
+                        return r;
+                v->jcommit = commit;
+                v->sb.journal_head_slot = head;
+                v->sb.journal_head_seq = seq;
+                v->sb.durable_commit = commit;
+                v->sb.incompat &= ~COW_INCOMPAT_ERROR;
+                r = write_super(v);
+                if (r < 0)
+                        return r;
+                seq++;
+        }
+        v->jblocks = 1;
+        v->nfree = 0;
+        v->npfree = 0;
+        r = cow_io_resize(v->diff, v->data_start + (v->hwm << v->shift));
+        if (r >= 0)
+                v->file_slots = v->hwm;
+        else if (r != -EOPNOTSUPP)
+                return r;
+        return 0;
+}
+
+static int replay(struct cow_volume *v, bool *ret_lost)
+{
+        _cleanup_free_ uint8_t *map = NULL;
+        _cleanup_free_ struct cow_jblock *jb = NULL;
+        struct replay rp = { .nslots = v->file_slots };
+        uint64_t slot = v->sb.journal_head_slot, seq = v->sb.journal_head_seq, commit = 0;
+        bool lost = false, have = false;
+        int r;
+
+        map = calloc(rp.nslots ? rp.nslots : 1, 1);
+        jb = calloc(1, sizeof(*jb));
+        if (!map || !jb)
+                return -ENOMEM;
+        rp.map = map;
+        v->replay_map = map;
+        v->replaying = true;
+
+        for (uint64_t iter = 0;; iter++) {
+                if (iter > rp.nslots || mark_journal(v, &rp, slot) < 0) {
+                        lost = true;
+                        break;
+                }
+                r = read_jblock(v, slot, seq, commit, jb);
+                if (r == -ENOENT) {
+                        if (!have)
+                                lost = true;    /* the superblock's head must exist */
+                        break;
+                }
+                if (r < 0)
+                        goto out;
+                if (have) {
+                        v->jblocks++;
+                        v->jslot = slot;
+                }
+                have = true;
+                v->jcur = *jb;
+                v->jslot = slot;
+                commit = jb->commit;
+                for (uint32_t i = 0; i < jb->count; i++) {
+                        r = apply_rec(v, &rp, &jb->rec[i]);
+                        if (r == -ENOMEM)
+                                goto out;
+                        if (r < 0) {
+                                lost = true;
+                                break;
+                        }
+                }
+                if (lost)
+                        break;
+                if (mark_journal(v, &rp, jb->next_slot) < 0) {
+                        lost = true;
+                        break;
+                }
+                if (jb->count < COW_JB_CAPACITY)
+                        break;
+                slot = jb->next_slot;
+                seq++;
+        }
+        v->jcommit = commit;
+        if (commit < v->sb.durable_commit || (v->sb.incompat & COW_INCOMPAT_ERROR))
+                lost = true;
+
+        if (!lost) {
+                /* Everything not referenced is free. */
+                v->hwm = 0;
+                for (uint64_t s = 0; s < rp.nslots; s++)
+                        if (map[s] != SLOT_FREE)
+                                v->hwm = s + 1;
+                for (uint64_t s = 0; s < v->hwm; s++)
+                        if (map[s] == SLOT_FREE && free_push(v, s) < 0) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                r = zero_pair(v, v->jcur.next_slot);
+                if (r < 0)
+                        goto out;
+                if (v->jcur.count == COW_JB_CAPACITY) {
+                        /* The tail is full: continue in the block it reserved. */
+                        uint64_t next;
+                        v->jslot = v->jcur.next_slot;
+                        v->jcur.block_seq++;
+                        v->jcur.count = 0;
+                        r = alloc_jslot(v, &next);
+                        if (r < 0)
+                                goto out;
+                        v->jcur.next_slot = next;
+                        v->jblocks++;
+                        r = zero_pair(v, next);
+                        if (r < 0)
+                                goto out;
+                }
+                for (uint64_t i = 0; v->nsnaps > 0 && i < v->nchunks; i++)
+                        if (v->head[i] && v->ent[v->head[i] - 1].owner == v->snaps[v->nsnaps - 1].seq)
+                                v->copied[i] = v->snaps[v->nsnaps - 1].seq;
+        }
+        *ret_lost = lost;
+        r = 0;
+out:
+        v->replaying = false;
+        v->replay_map = NULL;
+        return r;
+}
+
+struct cow_volume *cow_close(struct cow_volume *v);
+DEFINE_FREE_FUNC(struct cow_volume, cow_close);
+
+static void volume_free(struct cow_volume *v)
+{
+        pthread_rwlock_destroy(&v->hold);
+        pthread_cond_destroy(&v->cond);
+        pthread_mutex_destroy(&v->lock);
+        free(v->head);
+        free(v->copied);
+        free(v->ent);
+        free(v->free_slots);
+        free(v->pfree);
+        free(v->q);
+        free(v->jbuf);
+        free(v);
+}
+
+int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *userdata,
+             struct cow_volume **ret_vol)
+{
+        struct cow_volume *v = NULL;
+        struct cow_super sbs[2];
+        bool valid[2] = {}, lost = false;
+        pthread_rwlockattr_t attr;
+        uint64_t osize, dsize, last_seq;
+        int r, pick;
+
+        if (!origin || !diff || !ret_vol)
+                return -EINVAL;
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        pthread_mutex_init(&v->lock, NULL);
+        pthread_cond_init(&v->cond, NULL);
+        pthread_rwlockattr_init(&attr);
+        /* Writer preference: a snapshot is not starved by a stream of writes. */
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&v->hold, &attr);
+        pthread_rwlockattr_destroy(&attr);
+        v->origin = origin;
+        v->diff = diff;
+        v->cb = cb;
+        v->userdata = userdata;
+        if (posix_memalign((void **) &v->jbuf, 4096, COW_SB_SLOT * 2) != 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        r = -EBADMSG;
+        for (unsigned i = 0; i < 2; i++) {
+                int k = cow_io_pread(diff, v->jbuf, COW_SB_SIZE, (uint64_t) i * COW_SB_SLOT);
+                if (k < 0) {
+                        r = k;
+                        goto fail;
+                }
+                k = cow_super_decode(v->jbuf, &sbs[i]);
+                valid[i] = k >= 0 && sbs[i].generation % 2 == i;
+                if (k == -EPROTONOSUPPORT)
+                        r = k;
+        }
+        if (!valid[0] && !valid[1])
+                goto fail;
+        pick = valid[0] && valid[1] ? (sbs[1].generation > sbs[0].generation) : valid[1];
+        v->sb = sbs[pick];
+
+        r = -EBADMSG;
+        if (check_chunk(v->sb.chunk_size) < 0 || v->sb.data_start != data_start_for(v->sb.chunk_size))
+                goto fail;
+        v->chunk = v->sb.chunk_size;
+        v->shift = (unsigned) __builtin_ctz(v->chunk);
+        v->data_start = v->sb.data_start;
+        v->jslots = jslots_for(v->chunk);
+        v->max_bytes = v->sb.max_bytes ? v->sb.max_bytes : COW_MAX_UNBOUNDED;
+        v->next_seq = 1;
+        /* Batch 0 is "already durable"; the first commit is batch 1. */
+        v->batch_next = 1;
+        r = cow_io_size(origin, &osize);
+        if (r < 0)
+                goto fail;
+        r = -EINVAL;            /* the origin changed size: this diff area is not its */
+        if (osize != v->sb.origin_size || osize == 0)
+                goto fail;
+        v->origin_size = osize;
+        v->nchunks = (osize + v->chunk - 1) >> v->shift;
+        r = cow_io_size(diff, &dsize);
+        if (r < 0)
+                goto fail;
+        v->file_slots = dsize > v->data_start ? (dsize - v->data_start) >> v->shift : 0;
+        r = -ENOMEM;
+        v->head = calloc(v->nchunks, sizeof(uint32_t));
+        v->copied = calloc(v->nchunks, sizeof(uint32_t));
+        if (!v->head || !v->copied)
+                goto fail;
+
+        r = replay(v, &lost);
+        if (r < 0)
+                goto fail;
+        last_seq = MAX(v->jcur.block_seq, v->sb.journal_head_seq) + 1;
+        if (lost) {
+                /* Invariant (7): never serve what cannot be proven complete. */
+                if (v->nsnaps == 0)
+                        emit(v, COW_EVENT_SNAPSHOT_LOST, NULL, -EBADMSG);
+                for (unsigned i = 0; i < v->nsnaps; i++)
+                        emit(v, COW_EVENT_SNAPSHOT_LOST, v->snaps[i].guid, -EBADMSG);
+                /* Snapshots recorded past the damage are unknown by GUID: a
+                 * zero GUID means "every snapshot of this volume". */
+                if (v->nsnaps > 0)
+                        emit(v, COW_EVENT_SNAPSHOT_LOST, NULL, -EBADMSG);
+                state_clear(v);
+        }
+        if (v->nsnaps == 0) {
+                r = reset_area(v, last_seq);
+                if (r < 0)
+                        goto fail;
+        } else {
+                /* Record how far the journal is known to reach (invariant 7). */
+                v->sb.durable_commit = v->jcommit;
+                r = write_super(v);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret_vol = v;
+        return 0;
+fail:
+        volume_free(v);
+        return r;
+}
+
+struct cow_volume *cow_close(struct cow_volume *v)
+{
+        if (!v)
+                return NULL;
+        pthread_mutex_lock(&v->lock);
+        while (v->committing)
+                pthread_cond_wait(&v->cond, &v->lock);
+        if (!v->failed) {
+                commit_all(v);
+                if (!v->failed) {
+                        v->sb.durable_commit = v->jcommit;
+                        (void) write_super(v);
+                }
+        }
+        pthread_mutex_unlock(&v->lock);
+        volume_free(v);
+        return NULL;
+}
+
+/* ---- the live volume ---- */
+
+static int check_range(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
+{
+        if (!v || (!buf && len > 0))
+                return -EINVAL;
+        if (off > v->origin_size || len > v->origin_size - off)
+                return -EINVAL;
+        return 0;
+}
+
+/* Copy chunk c of the origin into 'slot' (not yet durable). */
+static int copy_chunk(struct cow_volume *v, uint64_t c, uint64_t slot, uint8_t *buf)
+{
+        uint64_t off = c << v->shift;
+        size_t n = (size_t) MIN((uint64_t) v->chunk, v->origin_size - off);
+        int r;
+
+        r = cow_io_pread(v->origin, buf, n, off);
+        if (r < 0)
+                return r;
+        if (n < v->chunk)
+                memset(buf + n, 0, v->chunk - n);
+        return cow_io_pwrite(v->diff, buf, v->chunk, slot_off(v, slot));
+}
+
+int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
+{
+        _cleanup_free_ uint32_t *mine = NULL;
+        _cleanup_free_ uint8_t *cbuf = NULL;
+        uint64_t first, last;
+        size_t nmine = 0;
+        int r, rc = 0;
+
+        r = check_range(v, buf, len, off);
+        if (r < 0)
+                return r;
+        if (len == 0)
+                return 0;
+        first = off >> v->shift;
+        last = (off + len - 1) >> v->shift;
+
+        pthread_rwlock_rdlock(&v->hold);
+        pthread_mutex_lock(&v->lock);
+        for (uint64_t c = first; c <= last; c++) {
+                for (;;) {
+                        uint32_t newest, e;
+                        uint64_t slot;
+
+                        if (v->nsnaps == 0)
+                                break;
+                        newest = v->snaps[v->nsnaps - 1].seq;
+                        if (v->copied[c] == newest)
+                                break;
+                        r = alloc_slot(v, &slot);
+                        if (r == -ENOSPC) {
+                                if (v->npfree > 0) {
+                                        /* Space is being freed: let its deletion commit. */
+                                        wait_batch(v, v->last_delete);
+                                        pfree_settle(v);
+                                        if (v->npfree == 0 || v->nfree > 0)
+                                                continue;
+                                }
+                                /* Out of shadow storage: delete the oldest (VolSnap event 25). */
+                                v->stat_evictions++;
+                                snap_remove(v, 0, REASON_EVICTED, 0);
+                                continue;
+                        }
+                        if (r >= 0 && !mine) {
+                                mine = calloc(last - first + 1, sizeof(uint32_t));
+                                if (!mine)
+                                        r = -ENOMEM;
+                        }
+                        if (r >= 0)
+                                r = entry_new(v, c, slot, newest, E_PENDING, &e);
+                        if (r < 0) {
+                                /* Cannot copy: drop the snapshots, never the write. */
+                                (void) free_push(v, slot);
+                                enter_error(v, r);
+                                break;
+                        }
+                        entry_link(v, e);
+                        v->snaps[v->nsnaps - 1].copies++;
+                        v->copied[c] = newest;
+                        mine[nmine++] = e;
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&v->lock);
+
+        if (nmine > 0 && posix_memalign((void **) &cbuf, 4096, v->chunk) != 0)
+                rc = -ENOMEM;
+        for (size_t i = 0; rc >= 0 && i < nmine; i++) {
+                struct entry e;
+                pthread_mutex_lock(&v->lock);
+                e = v->ent[mine[i]];    /* the array may move; chunk and slot do not change */
+                pthread_mutex_unlock(&v->lock);
+                rc = copy_chunk(v, e.chunk, e.slot, cbuf);
+        }
+
+        pthread_mutex_lock(&v->lock);
+        if (rc < 0)
+                enter_error(v, rc);
+        for (size_t i = 0; i < nmine; i++) {
+                struct entry *e = &v->ent[mine[i]];
+
+                if (!(e->flags & E_LINKED)) {
+                        /* Its snapshot went away meanwhile; no record mentions it. */
+                        free_push(v, e->slot);
+                        entry_free(v, mine[i]);
+                        continue;
+                }
+                struct cow_rec rec = { .type = COW_REC_COPY, .seq = e->owner, .a = e->chunk, .b = e->slot };
+                if (queue_rec(v, &rec, mine[i] + 1) < 0) {
+                        enter_error(v, -ENOMEM);
+                        continue;
+                }
+                e->flags |= E_QUEUED;
+                v->stat_copies++;
+        }
+        if (nmine > 0)
+                wait_batch(v, v->last_queued);
+        /* Invariant (3), then (2) for copies other writers are making of our chunks. */
+        wait_batch(v, v->last_delete);
+        for (uint64_t c = first; c <= last; c++)
+                while (chunk_has_pending(v, c))
+                        pthread_cond_wait(&v->cond, &v->lock);
+        assert(v->batch_done >= v->last_delete);
+        pthread_mutex_unlock(&v->lock);
+
+        r = cow_io_pwrite(v->origin, buf, len, off);
+        pthread_rwlock_unlock(&v->hold);
+        return r;
+}
+
+int cow_read(struct cow_volume *v, void *buf, size_t len, uint64_t off)
+{
+        int r = check_range(v, buf, len, off);
+
+        if (r < 0)
+                return r;
+        if (len == 0)
+                return 0;
+        return cow_io_pread(v->origin, buf, len, off);
+}
+
+int cow_flush(struct cow_volume *v)
+{
+        if (!v)
+                return -EINVAL;
+        return cow_io_flush(v->origin);
+}
+
+/* ---- snapshots ---- */
+
+int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
+{
+        struct cow_rec rec;
+        uint32_t seq;
+        int r;
+
+        if (!v || !guid)
+                return -EINVAL;
+        /* Hold new origin writes: the snapshot instant (flush-and-hold). */
+        pthread_rwlock_wrlock(&v->hold);
+        pthread_mutex_lock(&v->lock);
+        if (v->failed)
+                r = -EIO;
+        else if (find_snap_guid(v, guid) >= 0)
+                r = -EEXIST;
+        else if (v->nsnaps >= COW_MAX_SNAPSHOTS)
+                r = -EMLINK;
+        else if (v->next_seq == UINT32_MAX)
+                r = -EOVERFLOW;
+        else
+                r = 0;
+        pthread_mutex_unlock(&v->lock);
+        if (r < 0)
+                goto out;
+
+        /* Invariant (5): acknowledged origin writes are durable first. */
+        r = cow_io_flush(v->origin);
+        if (r < 0)
+                goto out;
+
+        pthread_mutex_lock(&v->lock);
+        if (v->failed) {
+                r = -EIO;
+                goto out_unlock;
+        }
+        seq = v->next_seq++;
+        rec = (struct cow_rec) { .type = COW_REC_SNAP_CREATE, .seq = seq, .c = now_ns() };
+        for (int b = 0; b < 8; b++) {
+                rec.a |= (uint64_t) guid[b] << (8 * b);
+                rec.b |= (uint64_t) guid[8 + b] << (8 * b);
+        }
+        r = queue_rec(v, &rec, 0);
+        if (r < 0)
+                goto out_unlock;
+        v->snaps[v->nsnaps++] = (struct snap) { .seq = seq, .ctime = rec.c };
+        memcpy(v->snaps[v->nsnaps - 1].guid, guid, 16);
+        /* O(1) in the volume size: copied[] is invalidated by the new seq alone. */
+        wait_batch(v, v->last_queued);
+        if (v->failed || find_snap_seq(v, seq) < 0)
+                r = -EIO;
+out_unlock:
+        pthread_mutex_unlock(&v->lock);
+out:
+        pthread_rwlock_unlock(&v->hold);
+        return r;
+}
+
+int cow_snapshot_delete(struct cow_volume *v, const uint8_t guid[16])
+{
+        int i, r = 0;
+
+        if (!v || !guid)
+                return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        i = find_snap_guid(v, guid);
+        if (i < 0) {
+                r = -ENOENT;
+                goto out;
+        }
+        snap_remove(v, (unsigned) i, REASON_USER, 0);
+        wait_batch(v, v->last_queued);
+        if (v->failed)
+                r = -EIO;
+out:
+        pthread_mutex_unlock(&v->lock);
+        return r;
+}
+
+int cow_snapshot_read(struct cow_volume *v, const uint8_t guid[16], void *buf, size_t len, uint64_t off)
+{
+        uint8_t *p = buf;
+        uint32_t seq;
+        int i, r;
+
+        r = check_range(v, buf, len, off);
+        if (r < 0)
+                return r;
+        if (!guid)
+                return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        i = find_snap_guid(v, guid);
+        seq = i >= 0 ? v->snaps[i].seq : 0;
+        pthread_mutex_unlock(&v->lock);
+        if (i < 0)
+                return -ENOENT;
+
+        while (len > 0) {
+                uint64_t c = off >> v->shift, in = off & (v->chunk - 1);
+                size_t n = (size_t) MIN((uint64_t) len, v->chunk - in);
+                bool from_diff, retry;
+                uint64_t slot = 0;
+                uint32_t e;
+
+                for (;;) {
+                        pthread_mutex_lock(&v->lock);
+                        if (find_snap_seq(v, seq) < 0) {
+                                pthread_mutex_unlock(&v->lock);
+                                return -ESTALE;
+                        }
+                        e = lookup(v, c, seq);
+                        from_diff = e && !(v->ent[e - 1].flags & E_PENDING);
+                        if (from_diff)
+                                slot = v->ent[e - 1].slot;
+                        pthread_mutex_unlock(&v->lock);
+
+                        if (from_diff)
+                                r = cow_io_pread(v->diff, p, n, slot_off(v, slot) + in);
+                        else
+                                r = cow_io_pread(v->origin, p, n, off);
+                        if (r < 0)
+                                return r;
+
+                        pthread_mutex_lock(&v->lock);
+                        if (find_snap_seq(v, seq) < 0) {
+                                /* Deleted under us: its slots may already be reused. */
+                                pthread_mutex_unlock(&v->lock);
+                                return -ESTALE;
+                        }
+                        /* A copy committed while we read the origin means the origin
+                         * may now hold a newer write: read the copy instead. */
+                        e = from_diff ? 0 : lookup(v, c, seq);
+                        retry = e && !(v->ent[e - 1].flags & E_PENDING);
+                        pthread_mutex_unlock(&v->lock);
+                        if (!retry)
+                                break;
+                }
+                p += n;
+                off += n;
+                len -= n;
+        }
+        return 0;
+}
+
+int cow_snapshot_list(struct cow_volume *v, struct cow_snapshot_info **ret_list, size_t *ret_n)
+{
+        struct cow_snapshot_info *l;
+
+        if (!v || !ret_list || !ret_n)
+                return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        l = calloc(v->nsnaps ? v->nsnaps : 1, sizeof(*l));
+        if (!l) {
+                pthread_mutex_unlock(&v->lock);
+                return -ENOMEM;
+        }
+        for (unsigned i = 0; i < v->nsnaps; i++) {
+                memcpy(l[i].guid, v->snaps[i].guid, 16);
+                l[i].seq = v->snaps[i].seq;
+                l[i].ctime_ns = v->snaps[i].ctime;
+                l[i].copies = v->snaps[i].copies;
+        }
+        *ret_n = v->nsnaps;
+        pthread_mutex_unlock(&v->lock);
+        *ret_list = l;
+        return 0;
+}
+
+int cow_set_max(struct cow_volume *v, uint64_t max_bytes)
+{
+        struct cow_rec rec = { .type = COW_REC_SET_MAX };
+        int r = 0;
+
+        if (!v || max_bytes == 0)
+                return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        if (v->failed) {
+                r = -EIO;
+                goto out;
+        }
+        v->max_bytes = max_bytes;
+        rec.a = max_bytes;
+        r = queue_rec(v, &rec, 0);
+        if (r < 0)
+                goto out;
+        while (v->nsnaps > 0 && max_bytes != COW_MAX_UNBOUNDED && live_bytes(v) > max_bytes) {
+                v->stat_evictions++;
+                snap_remove(v, 0, REASON_EVICTED, 0);
+        }
+        wait_batch(v, v->last_queued);
+        if (v->failed)
+                r = -EIO;
+out:
+        pthread_mutex_unlock(&v->lock);
+        return r;
+}
+
+int cow_stats(struct cow_volume *v, struct cow_stats *ret)
+{
+        uint64_t dsize = 0;
+        int r;
+
+        if (!v || !ret)
+                return -EINVAL;
+        r = cow_io_size(v->diff, &dsize);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&v->lock);
+        *ret = (struct cow_stats) {
+                .used_bytes = v->data_start + (used_slots(v) << v->shift),
+                .allocated_bytes = dsize,
+                .max_bytes = v->max_bytes,
+                .origin_bytes = v->origin_size,
+                .chunk_size = v->chunk,
+                .snapshots = v->nsnaps,
+                .copies = v->stat_copies,
+                .commits = v->stat_commits,
+                .evictions = v->stat_evictions,
+        };
+        pthread_mutex_unlock(&v->lock);
+        return 0;
+}
+
+vss_hresult cow_errno_to_hresult(int r)
+{
+        switch (r < 0 ? -r : r) {
+        case 0:
+                return VSS_S_OK;
+        case EINVAL:
+                return VSS_E_INVALIDARG;
+        case ENOMEM:
+                return VSS_E_OUTOFMEMORY;
+        case ENOENT:
+        case ESTALE:
+                return VSS_E_OBJECT_NOT_FOUND;
+        case EEXIST:
+                return VSS_E_OBJECT_ALREADY_EXISTS;
+        case EMLINK:
+                return VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED;
+        case ENOSPC:
+                return VSS_E_INSUFFICIENT_STORAGE;
+        case EBADMSG:
+        case EPROTONOSUPPORT:
+                return VSS_E_VOLUME_NOT_SUPPORTED;
+        case EACCES:
+        case EPERM:
+                return VSS_E_ACCESSDENIED;
+        default:
+                return VSS_E_UNEXPECTED_PROVIDER_ERROR;
+        }
+}

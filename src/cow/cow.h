@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * openvss CoW engine: block-level copy-on-write snapshots of one origin
+ * (image file or block device) into a diff area (a file elsewhere), for the
+ * system provider.  No knowledge of FUSE, sockets or vssd: a volume server
+ * calls cow_write()/cow_read()/cow_flush() for the live volume and
+ * cow_snapshot_read() for shadow copies; the provider creates and deletes
+ * snapshots by GUID and sets the shadow storage bound.
+ *
+ * Thread safety: every function may be called concurrently on one volume,
+ * except cow_close().  Concurrent first writes share one diff-area flush pair
+ * (group commit).  Snapshot creation holds new origin writes for the length
+ * of one origin flush and one journal commit (the flush-and-hold instant).
+ *
+ * Errors: functions return 0 or a negative errno:
+ *   -EINVAL   bad argument (range outside the origin, bad chunk size, ...)
+ *   -ENOENT   no snapshot with that GUID (or it was deleted / evicted)
+ *   -EEXIST   a snapshot with that GUID exists
+ *   -EMLINK   COW_MAX_SNAPSHOTS reached
+ *   -ESTALE   the snapshot was removed while the read was in progress
+ *   -EBADMSG  the diff area is not a valid diff area (format it)
+ *   -EPROTONOSUPPORT  unknown format version or incompatible features
+ *   -EIO/-ENOSPC/...  from the I/O layer
+ * cow_errno_to_hresult() maps them to the VSS HRESULT a caller should report.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cow/cow-io.h"
+#include "vss/vss.h"
+
+#define COW_MAX_SNAPSHOTS 512u
+#define COW_CHUNK_MIN 4096u
+#define COW_CHUNK_MAX (1024u * 1024u)
+#define COW_CHUNK_DEFAULT (16u * 1024u)
+#define COW_MAX_UNBOUNDED UINT64_MAX
+
+struct cow_volume;
+
+enum cow_event_type {
+        /* Deleted to make room for a copy (VolSnap event 25). */
+        COW_EVENT_SNAPSHOT_EVICTED,
+        /* Dropped because the diff area failed (I/O error): origin writes go on. */
+        COW_EVENT_SNAPSHOT_INVALIDATED,
+        /* Found at open but its metadata cannot be proven complete: not served. */
+        COW_EVENT_SNAPSHOT_LOST,
+};
+
+struct cow_event {
+        enum cow_event_type type;
+        uint8_t guid[16];
+        int error;                    /* negative errno behind it, 0 if none */
+};
+
+/* Called with the volume's lock held: it must not call back into the engine. */
+typedef void (*cow_event_fn)(const struct cow_event *ev, void *userdata);
+
+struct cow_format_params {
+        uint32_t chunk_size;          /* 0 = COW_CHUNK_DEFAULT; power of two 4 KiB..1 MiB */
+        uint64_t max_bytes;           /* 0 or COW_MAX_UNBOUNDED = unbounded */
+};
+
+struct cow_snapshot_info {
+        uint8_t guid[16];
+        uint32_t seq;                 /* creation order, 1-based, never reused */
+        uint64_t ctime_ns;            /* CLOCK_REALTIME at creation */
+        uint64_t copies;              /* chunks this snapshot owns in the diff area */
+};
+
+struct cow_stats {
+        uint64_t used_bytes;          /* header + journal + live copies */
+        uint64_t allocated_bytes;     /* diff area file size */
+        uint64_t max_bytes;           /* COW_MAX_UNBOUNDED if unbounded */
+        uint64_t origin_bytes;
+        uint32_t chunk_size;
+        uint32_t snapshots;
+        uint64_t copies;              /* chunks copied since open */
+        uint64_t commits;             /* journal commits (flush pairs) since open */
+        uint64_t evictions;
+};
+
+/* Write an empty diff area for 'origin' onto 'diff' (its old content is ignored). */
+int cow_format(struct cow_io *origin, struct cow_io *diff, const struct cow_format_params *p);
+
+/* Open; takes neither I/O object's ownership (free them after cow_close()).
+ * Snapshots that cannot be proven intact are reported via 'cb' as LOST. */
+int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *userdata,
+             struct cow_volume **ret_vol);
+/* Commits what is queued and records a clean shutdown; NULL-safe. */
+struct cow_volume *cow_close(struct cow_volume *v);
+
+/* The live volume. */
+int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off);
+int cow_read(struct cow_volume *v, void *buf, size_t len, uint64_t off);
+int cow_flush(struct cow_volume *v);
+
+/* Shadow copies. */
+int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16]);
+int cow_snapshot_delete(struct cow_volume *v, const uint8_t guid[16]);
+int cow_snapshot_read(struct cow_volume *v, const uint8_t guid[16], void *buf, size_t len, uint64_t off);
+/* Oldest first; *ret_list is malloc()ed (free() it). */
+int cow_snapshot_list(struct cow_volume *v, struct cow_snapshot_info **ret_list, size_t *ret_n);
+
+/* Shadow storage bound; COW_MAX_UNBOUNDED = unbounded.  Lowering it deletes the
+ * oldest snapshots (reported as EVICTED) until the used space fits. */
+int cow_set_max(struct cow_volume *v, uint64_t max_bytes);
+int cow_stats(struct cow_volume *v, struct cow_stats *ret);
+
+vss_hresult cow_errno_to_hresult(int r);

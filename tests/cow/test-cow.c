@@ -1,0 +1,580 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Unit tests of the CoW engine against an in-memory model: every snapshot is
+ * compared byte for byte with a copy of the origin taken when it was created,
+ * after random writes, deletions (oldest, newest, middle), evictions, reopen
+ * and concurrent writers.
+ */
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cow/cow.h"
+#include "cow-test-util.h"
+
+struct msnap {
+        uint8_t guid[16];
+        uint8_t *data;
+        bool alive;
+};
+
+struct fixture {
+        struct cow_io *origin, *diff;
+        struct cow_volume *v;
+        size_t size;
+        uint8_t *model;
+        struct msnap snaps[600];
+        unsigned nsnaps;
+        unsigned evicted, invalidated, lost;
+};
+
+static void on_event(const struct cow_event *ev, void *userdata)
+{
+        struct fixture *f = userdata;
+        static const uint8_t zero[16];
+        bool all = memcmp(ev->guid, zero, 16) == 0;
+
+        for (unsigned i = 0; i < f->nsnaps; i++)
+                if (f->snaps[i].alive && (all || memcmp(f->snaps[i].guid, ev->guid, 16) == 0))
+                        f->snaps[i].alive = false;
+        if (ev->type == COW_EVENT_SNAPSHOT_EVICTED)
+                f->evicted++;
+        else if (ev->type == COW_EVENT_SNAPSHOT_INVALIDATED)
+                f->invalidated++;
+        else
+                f->lost++;
+}
+
+static struct fixture *fx_new(size_t size, uint32_t chunk, uint64_t max)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+        struct cow_format_params p = { .chunk_size = chunk, .max_bytes = max };
+
+        assert_non_null(f);
+        f->size = size;
+        f->model = malloc(size);
+        tu_fill(f->model, size, 42);
+        assert_int_equal(cow_io_new_memory(f->model, size, &f->origin), 0);
+        assert_int_equal(cow_io_new_memory(NULL, 0, &f->diff), 0);
+        assert_int_equal(cow_format(f->origin, f->diff, &p), 0);
+        assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
+        return f;
+}
+
+static void fx_free(struct fixture *f)
+{
+        cow_close(f->v);
+        cow_io_free(f->origin);
+        cow_io_free(f->diff);
+        for (unsigned i = 0; i < f->nsnaps; i++)
+                free(f->snaps[i].data);
+        free(f->model);
+        free(f);
+}
+
+static void fx_reopen(struct fixture *f)
+{
+        f->v = cow_close(f->v);
+        assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
+        /* nothing in these tests may make the engine distrust its metadata */
+        assert_int_equal(f->lost, 0);
+}
+
+static unsigned fx_snap(struct fixture *f)
+{
+        struct msnap *s = &f->snaps[f->nsnaps];
+
+        tu_guid(s->guid, f->nsnaps + 1);
+        assert_int_equal(cow_snapshot_create(f->v, s->guid), 0);
+        s->data = malloc(f->size);
+        memcpy(s->data, f->model, f->size);
+        s->alive = true;
+        return f->nsnaps++;
+}
+
+static void fx_write(struct fixture *f, uint64_t off, size_t len, uint64_t seed)
+{
+        uint8_t *b = malloc(len);
+
+        tu_fill(b, len, seed);
+        assert_int_equal(cow_write(f->v, b, len, off), 0);
+        memcpy(f->model + off, b, len);
+        free(b);
+}
+
+static void fx_random_writes(struct fixture *f, unsigned n, uint64_t *rng)
+{
+        for (unsigned i = 0; i < n; i++) {
+                size_t len = 1 + tu_rand(rng) % 20000;
+                uint64_t off = tu_rand(rng) % (f->size - len);
+                fx_write(f, off, len, tu_rand(rng));
+        }
+}
+
+static void fx_check(struct fixture *f)
+{
+        uint8_t *b = malloc(f->size);
+        struct cow_snapshot_info *l;
+        size_t n, alive = 0;
+
+        assert_int_equal(cow_read(f->v, b, f->size, 0), 0);
+        assert_memory_equal(b, f->model, f->size);
+        for (unsigned i = 0; i < f->nsnaps; i++) {
+                if (!f->snaps[i].alive) {
+                        assert_int_equal(cow_snapshot_read(f->v, f->snaps[i].guid, b, 1, 0), -ENOENT);
+                        continue;
+                }
+                alive++;
+                memset(b, 0, f->size);
+                assert_int_equal(cow_snapshot_read(f->v, f->snaps[i].guid, b, f->size, 0), 0);
+                assert_memory_equal(b, f->snaps[i].data, f->size);
+                /* unaligned pieces too */
+                for (int k = 0; k < 4; k++) {
+                        uint64_t off = (uint64_t) (k * 7919 + 13) % (f->size - 5000);
+                        assert_int_equal(cow_snapshot_read(f->v, f->snaps[i].guid, b, 5000, off), 0);
+                        assert_memory_equal(b, f->snaps[i].data + off, 5000);
+                }
+        }
+        assert_int_equal(cow_snapshot_list(f->v, &l, &n), 0);
+        assert_int_equal(n, alive);
+        free(l);
+        free(b);
+}
+
+static void fx_delete(struct fixture *f, unsigned i)
+{
+        assert_true(f->snaps[i].alive);
+        assert_int_equal(cow_snapshot_delete(f->v, f->snaps[i].guid), 0);
+        f->snaps[i].alive = false;
+}
+
+static int fx_alive_index(struct fixture *f, int which)
+{
+        int first = -1, last = -1, cnt = 0, mid = -1;
+
+        for (unsigned i = 0; i < f->nsnaps; i++)
+                if (f->snaps[i].alive) {
+                        if (first < 0)
+                                first = (int) i;
+                        last = (int) i;
+                        cnt++;
+                }
+        if (which == 0)
+                return first;
+        if (which == 2)
+                return last;
+        for (unsigned i = 0, k = 0; i < f->nsnaps; i++)
+                if (f->snaps[i].alive && (int) k++ == cnt / 2)
+                        mid = (int) i;
+        return mid;
+}
+
+static void test_basic(void **state)
+{
+        struct fixture *f = fx_new(1 << 20, 0, 0);
+        uint8_t b[100];
+
+        fx_snap(f);
+        fx_write(f, 1000, 100, 7);
+        fx_check(f);
+        assert_int_equal(cow_read(f->v, b, 100, 1000), 0);
+        assert_memory_equal(b, f->model + 1000, 100);
+        fx_reopen(f);
+        fx_check(f);
+        fx_free(f);
+}
+
+static void test_many_snapshots_model(void **state)
+{
+        uint32_t chunks[] = { 4096, 16384, 65536 };
+
+        for (unsigned ci = 0; ci < 3; ci++) {
+                struct fixture *f = fx_new((1 << 20) + 12345, chunks[ci], 0);
+                uint64_t rng = ci + 1;
+
+                for (unsigned round = 0; round < 24; round++) {
+                        fx_snap(f);
+                        fx_random_writes(f, 12, &rng);
+                        if (round % 5 == 4) {
+                                int i = fx_alive_index(f, (int) (round / 5) % 3);
+                                if (i >= 0)
+                                        fx_delete(f, (unsigned) i);
+                        }
+                        if (round % 6 == 5) {
+                                fx_reopen(f);
+                                assert_int_equal(f->lost, 0);
+                        }
+                        if (getenv("COW_TEST_DEBUG"))
+                                fprintf(stderr, "chunk %u round %u\n", chunks[ci], round);
+                        fx_check(f);
+                }
+                /* delete oldest, newest, middle until none are left */
+                for (int which = 0; fx_alive_index(f, 0) >= 0; which = (which + 1) % 3) {
+                        fx_delete(f, (unsigned) fx_alive_index(f, which));
+                        fx_random_writes(f, 3, &rng);
+                        fx_check(f);
+                }
+                fx_reopen(f);
+                fx_check(f);
+                fx_free(f);
+        }
+}
+
+static void test_sharing(void **state)
+{
+        struct fixture *f = fx_new(1 << 20, 4096, 0);
+        struct cow_snapshot_info *l;
+        struct cow_stats st;
+        size_t n;
+
+        for (int i = 0; i < 32; i++)
+                fx_snap(f);
+        fx_write(f, 4096 * 3, 4096, 1);
+        fx_write(f, 4096 * 3, 4096, 2);   /* rewrite: no second copy */
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_int_equal(st.copies, 1);
+        assert_int_equal(cow_snapshot_list(f->v, &l, &n), 0);
+        assert_int_equal(n, 32);
+        assert_int_equal(l[31].copies, 1);
+        assert_int_equal(l[0].copies, 0);
+        free(l);
+        fx_check(f);
+        /* deleting the newest hands the copy down to the next one */
+        fx_delete(f, 31);
+        assert_int_equal(cow_snapshot_list(f->v, &l, &n), 0);
+        assert_int_equal(l[30].copies, 1);
+        free(l);
+        fx_check(f);
+        fx_reopen(f);
+        fx_check(f);
+        fx_free(f);
+}
+
+static void test_evict_oldest(void **state)
+{
+        /* room for header + journal + ~40 chunks of 4 KiB */
+        struct fixture *f = fx_new(1 << 20, 4096, 8192 + 2 * 8192 + 40 * 4096);
+        uint64_t rng = 9;
+        unsigned a, b, c;
+
+        a = fx_snap(f);
+        for (int i = 0; i < 20; i++)
+                fx_write(f, (uint64_t) i * 4096, 4096, tu_rand(&rng));
+        b = fx_snap(f);
+        for (int i = 0; i < 15; i++)
+                fx_write(f, (uint64_t) (i + 100) * 4096, 4096, tu_rand(&rng));
+        fx_check(f);
+        assert_int_equal(f->evicted, 0);
+        c = fx_snap(f);
+        for (int i = 0; i < 20; i++)
+                fx_write(f, (uint64_t) (i + 200) * 4096, 4096, tu_rand(&rng));
+        /* the oldest went, the newest two are exact */
+        assert_true(f->evicted >= 1);
+        assert_false(f->snaps[a].alive);
+        assert_true(f->snaps[c].alive);
+        (void) b;
+        fx_check(f);
+        fx_reopen(f);
+        fx_check(f);
+        fx_free(f);
+}
+
+static void test_drop_all(void **state)
+{
+        struct fixture *f = fx_new(1 << 20, 4096, 8192 + 2 * 8192 + 8 * 4096);
+        struct cow_stats st;
+
+        fx_snap(f);
+        fx_snap(f);
+        /* 30 fresh chunks do not fit even for the newest: all dropped, writes go on */
+        for (int i = 0; i < 30; i++)
+                fx_write(f, (uint64_t) i * 4096, 4096, (uint64_t) i);
+        assert_int_equal(f->evicted, 2);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_int_equal(st.snapshots, 0);
+        assert_true(st.used_bytes <= st.max_bytes);
+        fx_check(f);
+        fx_snap(f);
+        fx_write(f, 0, 4096, 99);
+        fx_check(f);
+        fx_reopen(f);
+        fx_check(f);
+        fx_free(f);
+}
+
+static void test_resize_smaller(void **state)
+{
+        struct fixture *f = fx_new(1 << 20, 4096, 0);
+        struct cow_stats st;
+
+        for (int s = 0; s < 4; s++) {
+                fx_snap(f);
+                for (int i = 0; i < 10; i++)
+                        fx_write(f, (uint64_t) (s * 10 + i) * 4096, 4096, (uint64_t) (s * 100 + i));
+        }
+        fx_check(f);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_int_equal(st.max_bytes, COW_MAX_UNBOUNDED);
+        /* keep room for about two snapshots' copies */
+        assert_int_equal(cow_set_max(f->v, st.used_bytes - 15 * 4096), 0);
+        assert_int_equal(f->evicted, 2);
+        assert_false(f->snaps[0].alive);
+        assert_false(f->snaps[1].alive);
+        assert_true(f->snaps[3].alive);
+        fx_check(f);
+        fx_reopen(f);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_true(st.max_bytes != COW_MAX_UNBOUNDED);
+        fx_check(f);
+        assert_int_equal(cow_set_max(f->v, COW_MAX_UNBOUNDED), 0);
+        fx_free(f);
+}
+
+static void test_bad_input(void **state)
+{
+        struct fixture *f = fx_new(1 << 20, 4096, 0);
+        struct cow_format_params bad = { .chunk_size = 3000 };
+        struct cow_io *junk;
+        struct cow_volume *v2;
+        uint8_t b[16] = {}, g[16];
+        int r;
+
+        assert_int_equal(cow_format(f->origin, f->diff, &bad), -EINVAL);
+        bad.chunk_size = 2 * 1024 * 1024;
+        assert_int_equal(cow_format(f->origin, f->diff, &bad), -EINVAL);
+        assert_int_equal(cow_write(f->v, b, 16, (1 << 20) - 8), -EINVAL);
+        assert_int_equal(cow_read(f->v, b, 16, UINT64_MAX - 4), -EINVAL);
+        tu_guid(g, 777);
+        assert_int_equal(cow_snapshot_read(f->v, g, b, 16, 0), -ENOENT);
+        assert_int_equal(cow_snapshot_delete(f->v, g), -ENOENT);
+        assert_int_equal(cow_snapshot_create(f->v, g), 0);
+        assert_int_equal(cow_snapshot_create(f->v, g), -EEXIST);
+        assert_int_equal(cow_set_max(f->v, 0), -EINVAL);
+        for (uint32_t i = 1; i < COW_MAX_SNAPSHOTS; i++) {
+                tu_guid(g, 1000 + i);
+                assert_int_equal(cow_snapshot_create(f->v, g), 0);
+        }
+        tu_guid(g, 5000);
+        r = cow_snapshot_create(f->v, g);
+        assert_int_equal(r, -EMLINK);
+        assert_int_equal((uint32_t) cow_errno_to_hresult(r), 0x80042317u);
+        fx_reopen(f);
+        {
+                struct cow_snapshot_info *l;
+                size_t n;
+                assert_int_equal(cow_snapshot_list(f->v, &l, &n), 0);
+                assert_int_equal(n, COW_MAX_SNAPSHOTS);
+                free(l);
+        }
+        /* garbage is not a diff area */
+        assert_int_equal(cow_io_new_memory(b, sizeof(b), &junk), 0);
+        assert_int_equal(cow_open(f->origin, junk, NULL, NULL, &v2), -EBADMSG);
+        cow_io_free(junk);
+        fx_free(f);
+}
+
+static void test_o1_create(void **state)
+{
+        uint64_t sizes[] = { 1ULL << 30, 16ULL << 30 };
+        struct cow_io_counts counts[2][2];
+
+        for (int k = 0; k < 2; k++) {
+                char path[] = "/tmp/cow-test-originXXXXXX";
+                int fd = mkstemp(path);
+                struct cow_io *o, *d, *co, *cd;
+                struct cow_volume *v;
+                uint8_t g[16], b[4096] = { 1 };
+
+                assert_true(fd >= 0);
+                unlink(path);
+                assert_int_equal(ftruncate(fd, (off_t) sizes[k]), 0);
+                assert_int_equal(cow_io_from_fd(fd, &o), 0);
+                assert_int_equal(cow_io_new_memory(NULL, 0, &d), 0);
+                assert_int_equal(cow_format(o, d, NULL), 0);
+                assert_int_equal(cow_io_new_counting(o, &co), 0);
+                assert_int_equal(cow_io_new_counting(d, &cd), 0);
+                assert_int_equal(cow_open(co, cd, NULL, NULL, &v), 0);
+                /* a snapshot with copies made, then the one we measure */
+                tu_guid(g, 1);
+                assert_int_equal(cow_snapshot_create(v, g), 0);
+                assert_int_equal(cow_write(v, b, sizeof(b), sizes[k] - 4096), 0);
+                cow_io_counting_get(co, &counts[k][0]);
+                cow_io_counting_get(cd, &counts[k][1]);
+                tu_guid(g, 2);
+                assert_int_equal(cow_snapshot_create(v, g), 0);
+                {
+                        struct cow_io_counts a, c;
+                        cow_io_counting_get(co, &a);
+                        cow_io_counting_get(cd, &c);
+                        counts[k][0] = (struct cow_io_counts) {
+                                a.preads - counts[k][0].preads, a.pwrites - counts[k][0].pwrites,
+                                a.flushes - counts[k][0].flushes, a.bytes_read - counts[k][0].bytes_read,
+                                a.bytes_written - counts[k][0].bytes_written };
+                        counts[k][1] = (struct cow_io_counts) {
+                                c.preads - counts[k][1].preads, c.pwrites - counts[k][1].pwrites,
+                                c.flushes - counts[k][1].flushes, c.bytes_read - counts[k][1].bytes_read,
+                                c.bytes_written - counts[k][1].bytes_written };
+                }
+                cow_close(v);
+                cow_io_free(co);
+                cow_io_free(cd);
+                cow_io_free(o);
+                cow_io_free(d);
+                close(fd);
+        }
+        /* Creation did the same I/O for 1 GiB and 16 GiB: one origin flush, one
+         * journal block write, one flush pair on the diff area; no data copied. */
+        assert_memory_equal(&counts[0][0], &counts[1][0], sizeof(struct cow_io_counts));
+        assert_memory_equal(&counts[0][1], &counts[1][1], sizeof(struct cow_io_counts));
+        assert_int_equal(counts[0][0].flushes, 1);
+        assert_int_equal(counts[0][0].pwrites, 0);
+        assert_int_equal(counts[0][0].preads, 0);
+        assert_int_equal(counts[0][1].pwrites, 1);
+        assert_int_equal(counts[0][1].bytes_written, 4096);
+        assert_int_equal(counts[0][1].flushes, 2);
+}
+
+/* ---- concurrency ---- */
+
+struct conc {
+        struct fixture *f;
+        uint8_t *snapdata;
+        uint8_t guid[16];
+        int id;
+        volatile int *stop;
+        unsigned errors;
+        pthread_mutex_t *model_lock;
+};
+
+#define CONC_CHUNK 4096
+
+static void *writer_thread(void *p)
+{
+        struct conc *c = p;
+        uint64_t rng = (uint64_t) c->id * 77 + 1;
+        uint8_t b[CONC_CHUNK * 2];
+
+        for (int i = 0; i < 400; i++) {
+                /* writers own disjoint stripes so the origin model stays exact */
+                uint64_t blk = (tu_rand(&rng) % (c->f->size / (4 * CONC_CHUNK))) * 4 + (uint64_t) c->id;
+                size_t len = 1 + tu_rand(&rng) % CONC_CHUNK;
+                tu_fill(b, len, tu_rand(&rng));
+                if (cow_write(c->f->v, b, len, blk * CONC_CHUNK) < 0)
+                        c->errors++;
+                pthread_mutex_lock(c->model_lock);
+                memcpy(c->f->model + blk * CONC_CHUNK, b, len);
+                pthread_mutex_unlock(c->model_lock);
+        }
+        return NULL;
+}
+
+static void *reader_thread(void *p)
+{
+        struct conc *c = p;
+        uint64_t rng = (uint64_t) c->id * 31 + 5;
+        uint8_t *b = malloc(3 * CONC_CHUNK);
+
+        while (!*c->stop) {
+                uint64_t off = tu_rand(&rng) % (c->f->size - 3 * CONC_CHUNK);
+                if (cow_snapshot_read(c->f->v, c->guid, b, 3 * CONC_CHUNK, off) < 0 ||
+                    memcmp(b, c->snapdata + off, 3 * CONC_CHUNK) != 0)
+                        c->errors++;
+        }
+        free(b);
+        return NULL;
+}
+
+static void test_concurrency(void **state)
+{
+        struct fixture *f = fx_new(4 << 20, CONC_CHUNK, 0);
+        pthread_mutex_t ml = PTHREAD_MUTEX_INITIALIZER;
+        pthread_t w[4], r[4];
+        struct conc cw[4], cr[4];
+        volatile int stop = 0;
+        struct cow_stats st;
+        unsigned s1, s2;
+
+        s1 = fx_snap(f);
+        fx_write(f, 0, 100000, 3);
+        s2 = fx_snap(f);
+        for (int i = 0; i < 4; i++) {
+                unsigned s = i % 2 ? s1 : s2;
+                cr[i] = (struct conc) { .f = f, .snapdata = f->snaps[s].data, .id = i, .stop = &stop };
+                memcpy(cr[i].guid, f->snaps[s].guid, 16);
+                assert_int_equal(pthread_create(&r[i], NULL, reader_thread, &cr[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                cw[i] = (struct conc) { .f = f, .id = i, .model_lock = &ml };
+                assert_int_equal(pthread_create(&w[i], NULL, writer_thread, &cw[i]), 0);
+        }
+        for (int i = 0; i < 4; i++)
+                pthread_join(w[i], NULL);
+        stop = 1;
+        for (int i = 0; i < 4; i++)
+                pthread_join(r[i], NULL);
+        for (int i = 0; i < 4; i++) {
+                assert_int_equal(cw[i].errors, 0);
+                assert_int_equal(cr[i].errors, 0);
+        }
+        fx_check(f);
+        /* group commit: fewer flush pairs than copies */
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_true(st.commits <= st.copies + 2);
+        fx_reopen(f);
+        fx_check(f);
+        fx_free(f);
+}
+
+/* A diff area that fails: snapshots are invalidated, origin writes go through. */
+static void test_diff_failure(void **state)
+{
+        struct cow_crash_world *w = cow_crash_world_new(9, 1);
+        struct fixture *f = calloc(1, sizeof(*f));
+        uint8_t g[16];
+
+        f->size = 1 << 20;
+        f->model = malloc(f->size);
+        tu_fill(f->model, f->size, 5);
+        assert_int_equal(cow_io_new_memory(f->model, f->size, &f->origin), 0);
+        assert_int_equal(cow_crash_io_new(w, NULL, 0, &f->diff), 0);
+        assert_int_equal(cow_format(f->origin, f->diff, NULL), 0);   /* flush 1 and 2 */
+        assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
+        fx_snap(f);
+        /* open flushed; more diff flushes fail from now on */
+        for (int i = 0; i < 10; i++)
+                fx_write(f, (uint64_t) i * 20000, 100, (uint64_t) i);
+        assert_true(cow_crash_world_crashed(w));
+        assert_true(f->invalidated >= 1 || f->nsnaps == 0);
+        assert_false(f->snaps[0].alive);
+        fx_check(f);
+        tu_guid(g, 99);
+        assert_int_equal(cow_snapshot_create(f->v, g), -EIO);
+        fx_free(f);
+        cow_crash_world_free(w);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_basic),
+                cmocka_unit_test(test_many_snapshots_model),
+                cmocka_unit_test(test_sharing),
+                cmocka_unit_test(test_evict_oldest),
+                cmocka_unit_test(test_drop_all),
+                cmocka_unit_test(test_resize_smaller),
+                cmocka_unit_test(test_bad_input),
+                cmocka_unit_test(test_o1_create),
+                cmocka_unit_test(test_concurrency),
+                cmocka_unit_test(test_diff_failure),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
