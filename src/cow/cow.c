@@ -13,10 +13,11 @@
  * its copies down to the next older live snapshot P unless P has its own copy
  * of that chunk (then nobody needs it and the slot is freed).
  *
- * The write path is O(1) in the number of snapshots: copied[c] holds the seq
- * of the newest snapshot that has a copy of c, so "already copied since the
- * newest snapshot" is one compare; creating a snapshot just gives it a new
- * seq, which invalidates every copied[] entry at once without touching it.
+ * The write path is O(1) in the number of snapshots: the list of chunk c is
+ * sorted newest owner first, so "already copied since the newest snapshot" is
+ * one compare of the head's owner with the newest seq; creating a snapshot
+ * just gives it a new seq, which invalidates that answer for every chunk at
+ * once without touching any (a generation check instead of a bitmap clear).
  *
  * Durability (the diff area is a log, see cow-format.c for the layout).  A
  * journal of 32-byte records (COPY, SNAP_CREATE, SNAP_DELETE, SET_MAX) lives
@@ -114,7 +115,6 @@ struct cow_volume {
         uint32_t next_seq;
 
         uint32_t *head;         /* per chunk: entry index + 1 */
-        uint32_t *copied;       /* per chunk: seq of the newest owner */
         struct entry *ent;
         uint32_t nent, aent, ent_free;
 
@@ -422,7 +422,6 @@ static void enter_error(struct cow_volume *v, int error);
 static void snap_remove(struct cow_volume *v, unsigned idx, uint64_t reason, int error)
 {
         struct snap s = v->snaps[idx];
-        bool newest = idx == v->nsnaps - 1;
         struct snap *p = idx > 0 ? &v->snaps[idx - 1] : NULL;
         struct cow_rec rec = { .type = COW_REC_SNAP_DELETE, .seq = s.seq, .a = reason };
         uint64_t batch;
@@ -444,12 +443,8 @@ static void snap_remove(struct cow_volume *v, unsigned idx, uint64_t reason, int
                         /* P reads this copy through S today: hand it down. */
                         e->owner = p->seq;
                         p->copies++;
-                        if (newest)
-                                v->copied[e->chunk] = p->seq;
                         continue;
                 }
-                if (p && newest)
-                        v->copied[e->chunk] = p->seq;
                 entry_unlink(v, i);
                 if (e->flags & E_PENDING)
                         continue;       /* orphan: its writer or the commit releases it */
@@ -831,7 +826,6 @@ static void state_clear(struct cow_volume *v)
 {
         v->nsnaps = 0;
         memset(v->head, 0, v->nchunks * sizeof(uint32_t));
-        memset(v->copied, 0, v->nchunks * sizeof(uint32_t));
         v->nent = 0;
         v->ent_free = 0;
 }
@@ -983,9 +977,6 @@ static int replay(struct cow_volume *v, bool *ret_lost)
                         if (r < 0)
                                 goto out;
                 }
-                for (uint64_t i = 0; v->nsnaps > 0 && i < v->nchunks; i++)
-                        if (v->head[i] && v->ent[v->head[i] - 1].owner == v->snaps[v->nsnaps - 1].seq)
-                                v->copied[i] = v->snaps[v->nsnaps - 1].seq;
         }
         *ret_lost = lost;
         r = 0;
@@ -1004,7 +995,6 @@ static void volume_free(struct cow_volume *v)
         pthread_cond_destroy(&v->cond);
         pthread_mutex_destroy(&v->lock);
         free(v->head);
-        free(v->copied);
         free(v->ent);
         free(v->free_slots);
         free(v->pfree);
@@ -1086,8 +1076,7 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
         v->file_slots = dsize > v->data_start ? (dsize - v->data_start) >> v->shift : 0;
         r = -ENOMEM;
         v->head = calloc(v->nchunks, sizeof(uint32_t));
-        v->copied = calloc(v->nchunks, sizeof(uint32_t));
-        if (!v->head || !v->copied)
+        if (!v->head)
                 goto fail;
 
         r = replay(v, &lost);
@@ -1195,7 +1184,7 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                         if (v->nsnaps == 0)
                                 break;
                         newest = v->snaps[v->nsnaps - 1].seq;
-                        if (v->copied[c] == newest)
+                        if (v->head[c] && v->ent[v->head[c] - 1].owner == newest)
                                 break;
                         r = alloc_slot(v, &slot);
                         if (r == -ENOSPC) {
@@ -1226,7 +1215,6 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                         }
                         entry_link(v, e);
                         v->snaps[v->nsnaps - 1].copies++;
-                        v->copied[c] = newest;
                         mine[nmine++] = e;
                         break;
                 }
@@ -1344,7 +1332,8 @@ int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
                 goto out_unlock;
         v->snaps[v->nsnaps++] = (struct snap) { .seq = seq, .ctime = rec.c };
         memcpy(v->snaps[v->nsnaps - 1].guid, guid, 16);
-        /* O(1) in the volume size: copied[] is invalidated by the new seq alone. */
+        /* O(1) in the volume size: the new seq alone makes every chunk "not yet
+         * copied since the newest snapshot". */
         wait_batch(v, v->last_queued);
         if (v->failed || find_snap_seq(v, seq) < 0)
                 r = -EIO;
