@@ -184,13 +184,37 @@ json_t *wire_result(json_int_t id, json_t *result)
         return json_pack("{s:o, s:o}", "id", json_id_or_null(id), "result", result ? result : json_object());
 }
 
+/* A detail may quote a peer's bytes (a parser's error text does): JSON strings must be UTF-8,
+ * so a detail that is not is sent with every non-ASCII byte as '?', never dropped. */
+static json_t *json_text_lossy(const char *s)
+{
+        json_t *j;
+        char *copy;
+
+        if (!s)
+                return NULL;
+        j = json_string(s);
+        if (j)
+                return j;
+        copy = strdup(s);
+        if (!copy)
+                return NULL;
+        for (char *p = copy; *p; p++)
+                if ((unsigned char)*p >= 0x80)
+                        *p = '?';
+        j = json_string(copy);
+        free(copy);
+        return j;
+}
+
 json_t *wire_error(json_int_t id, vss_hresult hr, const char *detail)
 {
         char hex[11];
 
         wire_format_hresult(hr, hex);
-        return json_pack("{s:o, s:{s:s, s:s, s:s, s:s?}}", "id", json_id_or_null(id), "error", "hresult", hex,
-                         "name", vss_hresult_name(hr), "message", vss_hresult_message(hr), "detail", detail);
+        return json_pack("{s:o, s:{s:s, s:s, s:s, s:o*}}", "id", json_id_or_null(id), "error", "hresult", hex,
+                         "name", vss_hresult_name(hr), "message", vss_hresult_message(hr), "detail",
+                         json_text_lossy(detail));
 }
 
 char *wire_dump(const json_t *msg, size_t *ret_len)

@@ -437,6 +437,32 @@ static void test_builders(void **state)
         }
 }
 
+/* A detail quoting a peer's non-UTF-8 bytes must still give a reply (found by fuzz-wire). */
+static void test_error_detail_not_utf8(void **state)
+{
+        struct wire_msg m;
+        char err[256], *text;
+        size_t len;
+        json_t *e;
+
+        e = wire_error(5, VSS_E_INVALIDARG, "bad \xd0\x93\x90 bytes");
+        assert_non_null(e);
+        text = wire_dump(e, &len);
+        json_decref(e);
+        assert_non_null(text);
+        assert_int_equal(wire_parse(text, len - 1, &m, err, sizeof(err)), VSS_S_OK);
+        assert_int_equal(m.kind, WIRE_ERROR);
+        assert_int_equal(m.hr, VSS_E_INVALIDARG);
+        assert_string_equal(m.detail, "bad ??? bytes");
+        wire_msg_done(&m);
+        free(text);
+
+        e = wire_error(6, VSS_E_INVALIDARG, NULL);
+        assert_non_null(e);
+        assert_null(json_object_get(json_object_get(e, "error"), "detail"));
+        json_decref(e);
+}
+
 static void test_hresult_format(void **state)
 {
         char buf[11];
@@ -484,6 +510,7 @@ int main(void)
                 cmocka_unit_test(test_parse_rejects),
                 cmocka_unit_test(test_params_fields),
                 cmocka_unit_test(test_builders),
+                cmocka_unit_test(test_error_detail_not_utf8),
                 cmocka_unit_test(test_hresult_format),
         };
 
