@@ -986,8 +986,6 @@ out:
         return r;
 }
 
-struct cow_volume *cow_close(struct cow_volume *v);
-DEFINE_FREE_FUNC(struct cow_volume, cow_close);
 
 static void volume_free(struct cow_volume *v)
 {
