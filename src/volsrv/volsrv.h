@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * vss-volsrv: the volume server of one cow volume (docs/volsrv.md).  One
+ * process serves one origin + diff area to the kernel through FUSE
+ * (RUNDIR/fuse/volume, RUNDIR/fuse/shadows/<guid>), to user-space block
+ * clients through NBD (RUNDIR/nbd.sock) and takes orders from vssd on
+ * RUNDIR/control.sock.  The modules share this state; only the control loop
+ * (main thread) changes it after start-up, the front ends only read it.
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cow/cow.h"
+#include "vss/vss.h"
+
+#define VOLSRV_EVENT_RING 1024u
+
+struct volsrv_event {
+        uint64_t time_us;
+        struct cow_event ev;
+};
+
+struct volsrv_fuse;
+struct nbd_server;
+
+struct volsrv {
+        char *origin_path;
+        char *diff_path;
+        char *rundir;
+        char *control_path;
+        char *nbd_path;
+        char *fuse_dir;
+        char *fuse_volume;
+        char *fuse_shadows;
+        char *events_path;
+        char *pid_path;
+
+        struct cow_io *origin_io;
+        struct cow_io *diff_io;
+        struct cow_volume *vol;
+        uint64_t size;
+        uint32_t chunk_size;
+
+        /* Engine events: the engine calls back with its lock held, possibly on
+         * the I/O path, so the callback only copies into this preallocated
+         * ring and pokes event_fd; the control loop does the rest. */
+        pthread_mutex_t event_lock;
+        struct volsrv_event events[VOLSRV_EVENT_RING];
+        unsigned event_head, event_count;
+        uint64_t events_dropped;
+        int event_fd;
+
+        int signal_fd;
+        bool stop;
+
+        struct volsrv_fuse *fuse;
+        struct nbd_server *nbd;
+};
+
+/* log.c-like helpers (main.c) */
+void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Logs "msg: strerror (0xHR NAME: message)" and returns hr. */
+vss_hresult vlog_hr(vss_hresult hr, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The bare 36-character lower-case form used in file and export names. */
+void volsrv_guid_bare(const uint8_t guid[16], char buf[37]);
+/* Looks a snapshot up by GUID; 0, -ENOENT or another negative errno. */
+int volsrv_snapshot_find(struct cow_volume *vol, const uint8_t guid[16], struct cow_snapshot_info *ret_info);
+
+/* fuse.c */
+int volsrv_fuse_start(struct volsrv *s);
+void volsrv_fuse_stop(struct volsrv *s);
+/* Lazily unmounts whatever is mounted on dir (a predecessor killed with -9). */
+void volsrv_fuse_unmount_stale(const char *dir);
+
+/* control.c: runs until Server.Stop or SIGTERM/SIGINT. */
+int volsrv_control_listen(struct volsrv *s, int *ret_fd);
+int volsrv_control_run(struct volsrv *s, int listen_fd);
+void volsrv_event_cb(const struct cow_event *ev, void *userdata);
