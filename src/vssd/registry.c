@@ -14,17 +14,6 @@
 #include "vssd/volume.h"
 #include "vssd/vssd.h"
 
-static const char *const usages[] = { "undefined", "bootable_system_state", "system_service", "user_data", "other" };
-static const char *const sources[] = { "undefined", "transacted_db", "nontransacted_db", "other" };
-
-static bool in_list(const char *s, const char *const *list, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                if (streq(s, list[i]))
-                        return true;
-        return false;
-}
-
 void writer_free(struct writer *w)
 {
         if (!w)
@@ -134,12 +123,12 @@ void method_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'freeze_timeout_ms' must be an integer in 1..3600000");
                 return;
         }
-        if ((json_object_get(params, "usage") && (!usage || !in_list(usage, usages, ARRAY_SIZE(usages))))) {
+        if ((json_object_get(params, "usage") && (!usage || wire_usage_from_name(usage) < 0))) {
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG,
                           "field 'usage' must be undefined|bootable_system_state|system_service|user_data|other");
                 return;
         }
-        if ((json_object_get(params, "source") && (!source || !in_list(source, sources, ARRAY_SIZE(sources))))) {
+        if ((json_object_get(params, "source") && (!source || wire_source_from_name(source) < 0))) {
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG,
                           "field 'source' must be undefined|transacted_db|nontransacted_db|other");
                 return;

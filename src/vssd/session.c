@@ -438,16 +438,6 @@ static void add_to_set(struct vssd *v, struct session *s, json_int_t id, json_t 
 
 /* ---- the methods ---- */
 
-static bool backup_type_valid(const char *t)
-{
-        static const char *const types[] = { "full", "incremental", "differential", "log", "copy", "other" };
-
-        for (size_t i = 0; i < ARRAY_SIZE(types); i++)
-                if (streq(types[i], t))
-                        return true;
-        return false;
-}
-
 static void start_stage(struct vssd *v, struct session *s, json_int_t id, int step, enum vss_event ev)
 {
         s->call_id = id;
@@ -551,7 +541,7 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
                 const char *bt = json_get_str(params, "backup_type");
                 json_t *x;
 
-                if ((x = json_object_get(params, "backup_type")) && (!bt || !backup_type_valid(bt))) {
+                if ((x = json_object_get(params, "backup_type")) && (!bt || wire_backup_type_from_name(bt) <= VSS_BT_UNDEFINED)) {
                         reply_err(v, c->serial, id, VSS_E_INVALIDARG,
                                   "field 'backup_type' must be full|incremental|differential|log|copy|other");
                 } else if (((x = json_object_get(params, "select_components")) && !json_is_boolean(x)) ||
