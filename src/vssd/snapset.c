@@ -216,6 +216,7 @@ static bool need_implicit_prepare(struct session *s);
 void snapset_continue(struct vssd *v, struct session *s)
 {
         char detail[1200];
+        int n;
 
         if (s->closing && s->prov_outstanding == 0 && s->step < STEP_THAW) {
                 snapset_fail(v, s, s->fail_hr ?: VSS_E_ABORT,
@@ -323,12 +324,15 @@ void snapset_continue(struct vssd *v, struct session *s)
                                 return;
                         }
                         s->prov_prepared = false;
-                        record_shadows(v, s);
                         s->step = STEP_POST_SNAPSHOT;
                         for (struct writer *w = v->writers; w; w = w->next)
                                 if (w->session == s)
                                         timer_cancel(v, &w->freeze_timer);
-                        if (send_events(v, s, VSS_EVENT_THAW) > 0)
+                        /* Thaw first: the catalog's synced write need not lengthen the writers' freeze;
+                         * their replies are read only after this step returns to the loop. */
+                        n = send_events(v, s, VSS_EVENT_THAW);
+                        record_shadows(v, s);
+                        if (n > 0)
                                 return;
                         break;
                 case STEP_POST_SNAPSHOT:
