@@ -1,0 +1,416 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# End-to-end test of vss-volsrv on real FUSE, loop devices, ext4, XFS and NBD
+# clients.  Usage: test-volsrv.sh PATH/TO/vss-volsrv
+#
+#  1. ext4 on loop (--direct-io=on) over fuse/volume; checksums; fsfreeze +
+#     Snapshot.Create + thaw; more writes; the shadow (losetup -r, ro,noload)
+#     matches the checksums taken at freeze time.
+#  2. The shadow read over NBD (qemu-img convert, nbdcopy) equals the FUSE
+#     shadow file; fio's nbd engine runs against the live volume of a scratch server.
+#  3. Garbage on nbd.sock and control.sock: errors or a disconnect, and the
+#     server keeps serving.
+#  4. kill -9, restart with the same arguments: every snapshot is listed and
+#     byte-identical.
+#  5. XFS (ro,norecovery,nouuid).
+#  6. A small diff area filling up: the oldest snapshot is evicted (events.log
+#     and a Volume.Event notification say so), the newest is intact.
+#  7. SIGTERM and Server.Stop end the server cleanly (FUSE unmounted, exit 0).
+#
+# Everything lives under one /tmp/volsrv-test.* directory and is torn down by
+# the EXIT trap (mounts, loop devices, servers, FUSE mounts).
+set -u -o pipefail
+
+VOLSRV=${1:?usage: test-volsrv.sh PATH/TO/vss-volsrv}
+VOLSRV=$(readlink -f "$VOLSRV")
+
+skip() { echo "SKIP: $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "needs root"
+[ -c /dev/fuse ] || skip "no /dev/fuse"
+command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || skip "no loop devices"
+command -v python3 >/dev/null || skip "needs python3"
+command -v mkfs.ext4 >/dev/null || skip "needs mkfs.ext4"
+
+T=$(mktemp -d /tmp/volsrv-test.XXXXXX)
+LOOPS=()
+MOUNTS=()
+RUNDIRS=()
+FAILED=0
+BGPIDS=()
+
+cleanup() {
+        local i
+        for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+                mountpoint -q "${MOUNTS[i]}" 2>/dev/null && { umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}"; }
+        done
+        for l in "${LOOPS[@]}"; do
+                losetup -d "$l" 2>/dev/null
+        done
+        for p in "${BGPIDS[@]}"; do
+                kill "$p" 2>/dev/null
+        done
+        for r in "${RUNDIRS[@]}"; do
+                if [ -s "$r/volsrv.pid" ] && kill -0 "$(cat "$r/volsrv.pid")" 2>/dev/null; then
+                        ctl "$r" Server.Stop >/dev/null 2>&1 || kill "$(cat "$r/volsrv.pid")" 2>/dev/null
+                        for _ in $(seq 50); do kill -0 "$(cat "$r/volsrv.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
+                        [ -s "$r/volsrv.pid" ] && kill -9 "$(cat "$r/volsrv.pid")" 2>/dev/null
+                fi
+                fusermount3 -u -z "$r/fuse" 2>/dev/null || umount -l "$r/fuse" 2>/dev/null
+        done
+        rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "FAIL: $*"; FAILED=1; }
+ok() { echo "ok: $*"; }
+die() { echo "FAIL: $*"; exit 1; }
+
+cat >"$T/ctl.py" <<'EOF'
+# ctl.py SOCKET METHOD [JSON-PARAMS]: one request, prints the result, exit 1 on an error reply.
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+params = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+f.write((json.dumps({"id": 1, "method": sys.argv[2], "params": params}) + "\n").encode())
+f.flush()
+while True:
+    line = f.readline()
+    if not line:
+        sys.exit("connection closed")
+    m = json.loads(line)
+    if m.get("id") == 1:
+        break
+if "error" in m:
+    print(json.dumps(m["error"]))
+    sys.exit(1)
+print(json.dumps(m["result"]))
+EOF
+
+cat >"$T/listen.py" <<'EOF'
+# listen.py SOCKET OUT: stays connected and appends every notification to OUT.
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rb")
+with open(sys.argv[2], "ab", buffering=0) as out:
+    for line in f:
+        out.write(line)
+EOF
+
+cat >"$T/garbage.py" <<'EOF'
+# garbage.py nbd|control SOCKET: hostile peers; prints what came back.
+import json, os, socket, struct, sys
+kind, path = sys.argv[1], sys.argv[2]
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(5); return s
+def drain(s):
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            data += d
+    except socket.timeout:
+        print("timeout"); sys.exit(1)
+    return data
+if kind == "nbd":
+    OPT = 0x49484156454f5054
+    s = conn(); s.recv(18); s.sendall(os.urandom(8192)); drain(s)
+    # a 4 GiB option length
+    s = conn(); s.recv(18); s.sendall(struct.pack(">IQII", 3, OPT, 7, 0xffffffff)); drain(s)
+    # GO then a request with a bad magic, then one past the end
+    s = conn(); s.recv(18)
+    s.sendall(struct.pack(">IQII", 3, OPT, 7, 6) + b"\0\0\0\0\0\0")
+    s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, 1, 2**63, 4096))
+    s.sendall(struct.pack(">IHHQQI", 0xdeadbeef, 0, 0, 1, 0, 4096))
+    d = drain(s)
+    # the error reply for the out-of-range read must be there (EINVAL = 22)
+    assert struct.pack(">II", 0x67446698, 22) in d, d
+    # a write to a shadow export: EPERM (1), and the connection goes on
+    s = conn(); s.recv(18)
+    name = sys.argv[3].encode()
+    s.sendall(struct.pack(">IQII", 3, OPT, 7, 6 + len(name)) + struct.pack(">I", len(name)) + name + b"\0\0")
+    s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, 7, 0, 512) + b"x" * 512)
+    s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 2, 8, 0, 0))
+    d = drain(s)
+    assert struct.pack(">IIQ", 0x67446698, 1, 7) in d, d
+    print("nbd ok")
+elif kind == "read":
+    # GO on the export and read 64 KiB to stdout: proves the server still serves.
+    OPT = 0x49484156454f5054
+    s = conn(); s.recv(18)
+    name = sys.argv[3].encode()
+    s.sendall(struct.pack(">IQII", 3, OPT, 7, 6 + len(name)) + struct.pack(">I", len(name)) + name + b"\0\0")
+    s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, 9, 0, 65536))
+    s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 2, 10, 0, 0))
+    d = drain(s)
+    i = d.index(struct.pack(">IIQ", 0x67446698, 0, 9))
+    sys.stdout.buffer.write(d[i + 16:i + 16 + 65536])
+else:
+    s = conn()
+    s.sendall(b"garbage\n\x00\xff\n[1]\n{\"id\":3,\"method\":\"No.Such\"}\n"
+              b"{\"id\":4,\"method\":\"Snapshot.Create\",\"params\":{\"shadow_id\":42}}\n"
+              b"{\"id\":5,\"method\":\"Snapshot.Delete\",\"params\":{\"shadow_id\":\"{00000000-0000-0000-0000-0000000000aa}\"}}\n")
+    f = s.makefile("rb")
+    replies = [json.loads(f.readline()) for _ in range(6)]
+    names = [r["error"]["name"] for r in replies]
+    assert names == ["E_INVALIDARG"] * 3 + ["VSS_E_NOT_SUPPORTED", "E_INVALIDARG", "VSS_E_OBJECT_NOT_FOUND"], names
+    assert replies[5]["error"]["hresult"] == "0x80042308"
+    # a line over 1 MiB: an error, then a disconnect
+    s = conn(); s.sendall(b"{" + b" " * (1024 * 1024 + 10))
+    d = drain(s)
+    assert b"E_INVALIDARG" in d, d
+    print("control ok")
+EOF
+
+ctl() { python3 "$T/ctl.py" "$1/control.sock" "${@:2}"; }
+# For calls expected to fail: prints the error, never fails the pipeline.
+ctl_err() { ctl "$@" || true; }
+jget() { python3 -c 'import json,sys; print(eval("json.load(sys.stdin)" + sys.argv[1]))' "$1"; }
+
+start() { # start NAME SIZE [extra args...]: origin + diff under $T/NAME, rundir $T/NAME/run
+        local n=$1 size=$2
+        shift 2
+        mkdir -p "$T/$n"
+        [ -e "$T/$n/origin.img" ] || truncate -s "$size" "$T/$n/origin.img"
+        RUNDIRS+=("$T/$n/run")
+        "$VOLSRV" --origin "$T/$n/origin.img" --diff "$T/$n/diff.img" --dir "$T/$n/run" "$@" ||
+                die "vss-volsrv $n did not start"
+        ctl "$T/$n/run" Volume.Status >/dev/null || die "$n: Volume.Status does not answer"
+}
+
+attach() { # attach FILE [losetup args]: prints the loop device
+        local l
+        l=$(losetup -f --show "${@:2}" "$1") || return 1
+        LOOPS+=("$l")
+        echo "$l"
+}
+
+detach() {
+        losetup -d "$1"
+        local keep=()
+        for l in "${LOOPS[@]}"; do [ "$l" = "$1" ] || keep+=("$l"); done
+        LOOPS=("${keep[@]}")
+}
+
+mnt() { # mnt DEV DIR [options]
+        mkdir -p "$2"
+        mount ${3:+-o "$3"} "$1" "$2" || return 1
+        MOUNTS+=("$2")
+}
+
+write_files() { # write_files DIR PREFIX COUNT
+        local i
+        for i in $(seq "$3"); do
+                head -c $((RANDOM * 37 + i * 4096)) /dev/urandom >"$1/$2-$i.bin" || return 1
+        done
+}
+
+g1=3f5b2c1e-0a1b-4c2d-8e3f-123456789a01
+g2=3f5b2c1e-0a1b-4c2d-8e3f-123456789a02
+g3=3f5b2c1e-0a1b-4c2d-8e3f-123456789a03
+g4=3f5b2c1e-0a1b-4c2d-8e3f-123456789a04
+
+# ---- 1. ext4 ---------------------------------------------------------------
+start ext4 256M --format
+R=$T/ext4/run
+LV=$(attach "$R/fuse/volume" --direct-io=on) || die "losetup of the FUSE volume failed"
+dio=$(losetup -n -O DIO "$LV" | tr -d ' ')
+[ "$dio" = 1 ] && ok "loop over fuse/volume runs with DIO=1" || fail "loop DIO=$dio, expected 1"
+mkfs.ext4 -q -F "$LV" || die "mkfs.ext4 on the FUSE volume failed"
+mnt "$LV" "$T/ext4/mnt" || die "mount ext4"
+write_files "$T/ext4/mnt" a 40 || die "writing files"
+sync
+(cd "$T/ext4/mnt" && sha256sum *.bin) >"$T/ext4/sums1"
+
+fsfreeze -f "$T/ext4/mnt"
+ctl "$R" Snapshot.Create "{\"shadow_id\":\"{$g1}\"}" >/dev/null
+rc=$?
+fsfreeze -u "$T/ext4/mnt"
+[ $rc = 0 ] && ok "Snapshot.Create while frozen" || die "Snapshot.Create failed"
+
+# Overwrite everything, add more: the snapshot must not see it.
+write_files "$T/ext4/mnt" a 40
+write_files "$T/ext4/mnt" b 10
+sync
+(cd "$T/ext4/mnt" && sha256sum *.bin) >"$T/ext4/sums2"
+cmp -s "$T/ext4/sums1" "$T/ext4/sums2" && fail "the files did not change after the snapshot"
+
+fsfreeze -f "$T/ext4/mnt"
+ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g2\"}" >/dev/null || fail "second Snapshot.Create"
+fsfreeze -u "$T/ext4/mnt"
+write_files "$T/ext4/mnt" c 5
+sync
+
+ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g1\"}" >/dev/null && fail "duplicate shadow id accepted"
+n=$(ctl "$R" Snapshot.List | jget '["snapshots"].__len__()')
+[ "$n" = 2 ] && ok "Snapshot.List shows 2 snapshots" || fail "Snapshot.List shows $n snapshots"
+
+check_shadow() { # check_shadow RUNDIR GUID SUMS FSTYPE-OPTS NAME
+        local sl
+        sl=$(attach "$1/fuse/shadows/$2" -r) || { fail "losetup -r of shadow $2"; return; }
+        if mnt "$sl" "$T/shadow-$5" "$4"; then
+                if (cd "$T/shadow-$5" && sha256sum --quiet -c "$3"); then
+                        ok "$5: shadow $2 matches the checksums taken at freeze time"
+                else
+                        fail "$5: shadow $2 content differs"
+                fi
+                umount "$T/shadow-$5"
+        else
+                fail "$5: mounting shadow $2 failed"
+        fi
+        detach "$sl"
+}
+check_shadow "$R" "$g1" "$T/ext4/sums1" ro,noload ext4-g1
+check_shadow "$R" "$g2" "$T/ext4/sums2" ro,noload ext4-g2
+
+# ---- 2. NBD ----------------------------------------------------------------
+if command -v qemu-img >/dev/null; then
+        qemu-img convert -O raw "nbd+unix:///$g1?socket=$R/nbd.sock" "$T/g1-nbd.raw" &&
+                cmp "$T/g1-nbd.raw" "$R/fuse/shadows/$g1" &&
+                ok "qemu-img convert of the shadow over NBD equals the FUSE shadow" ||
+                fail "qemu-img convert over NBD"
+        rm -f "$T/g1-nbd.raw"
+        size=$(qemu-img info --output=json "nbd+unix:///$g2?socket=$R/nbd.sock" | jget '["virtual-size"]')
+        [ "$size" = $((256 * 1024 * 1024)) ] && ok "qemu-img info over NBD" || fail "qemu-img info size $size"
+fi
+if command -v nbdcopy >/dev/null; then
+        nbdcopy "nbd+unix:///$g2?socket=$R/nbd.sock" "$T/g2-nbd.raw" &&
+                cmp "$T/g2-nbd.raw" "$R/fuse/shadows/$g2" &&
+                ok "nbdcopy of the shadow equals the FUSE shadow" || fail "nbdcopy over NBD"
+        rm -f "$T/g2-nbd.raw"
+fi
+if command -v nbdinfo >/dev/null; then
+        nbdinfo --json "nbd+unix:///$g1?socket=$R/nbd.sock" | grep -q '"is_read_only": true' &&
+                ok "nbdinfo: the shadow export is read-only" || fail "nbdinfo on the shadow export"
+        nbdinfo --list --json "nbd+unix:///?socket=$R/nbd.sock" | grep -q "\"$g2\"" &&
+                ok "nbdinfo --list shows the snapshots" || fail "nbdinfo --list"
+fi
+# ---- 3. hostile peers ----------------------------------------------------------
+python3 "$T/garbage.py" nbd "$R/nbd.sock" "$g1" >/dev/null && ok "garbage on nbd.sock: errors/disconnects" ||
+        fail "garbage on nbd.sock"
+python3 "$T/garbage.py" control "$R/control.sock" >/dev/null && ok "garbage on control.sock: error replies" ||
+        fail "garbage on control.sock"
+ctl "$R" Volume.Status >/dev/null && python3 "$T/garbage.py" read "$R/nbd.sock" "$g1" >"$T/read.out" &&
+        head -c 65536 "$R/fuse/shadows/$g1" | cmp - "$T/read.out" &&
+        ok "server still serving after garbage" || fail "server not serving after garbage"
+
+# ---- 4. kill -9 and restart ----------------------------------------------------
+umount "$T/ext4/mnt"
+detach "$LV"
+cp "$R/fuse/shadows/$g1" "$T/g1.before"
+cp "$R/fuse/shadows/$g2" "$T/g2.before"
+pid=$(cat "$R/volsrv.pid")
+kill -9 "$pid"
+for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+"$VOLSRV" --origin "$T/ext4/origin.img" --diff "$T/ext4/diff.img" --dir "$R" || die "restart after kill -9 failed"
+list=$(ctl "$R" Snapshot.List)
+if echo "$list" | grep -q "$g1" && echo "$list" | grep -q "$g2"; then
+        ok "both snapshots listed after kill -9 + restart"
+else
+        fail "snapshots after restart: $list"
+fi
+cmp "$T/g1.before" "$R/fuse/shadows/$g1" && cmp "$T/g2.before" "$R/fuse/shadows/$g2" &&
+        ok "snapshots byte-identical after kill -9 + restart" || fail "snapshot content changed across restart"
+rm -f "$T/g1.before" "$T/g2.before"
+"$VOLSRV" --origin "$T/ext4/origin.img" --diff "$T/ext4/diff.img" --dir "$R" 2>"$T/second.err" &&
+        fail "a second server on the same run dir started"
+grep -q 0x8004231D "$T/second.err" && ok "a second server is refused with VSS_E_VOLUME_IN_USE" ||
+        fail "second server error: $(cat "$T/second.err")"
+ctl "$R" Snapshot.Delete "{\"shadow_id\":\"$g1\"}" >/dev/null && ok "Snapshot.Delete" || fail "Snapshot.Delete"
+[ -e "$R/fuse/shadows/$g1" ] && fail "deleted shadow still in fuse/shadows"
+ctl_err "$R" Snapshot.Delete "{\"shadow_id\":\"$g1\"}" | grep -q 0x80042308 &&
+        ok "deleting it again: VSS_E_OBJECT_NOT_FOUND" || fail "deleting twice"
+
+# SIGTERM: clean exit, FUSE unmounted.
+pid=$(cat "$R/volsrv.pid")
+kill -TERM "$pid"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then
+        fail "SIGTERM did not stop the server"
+else
+        mountpoint -q "$R/fuse" && fail "FUSE still mounted after SIGTERM" || ok "SIGTERM: clean stop, FUSE unmounted"
+        grep -q "stopped cleanly" "$R/volsrv.log" || fail "no clean-stop line in volsrv.log"
+fi
+
+# ---- 5. XFS ------------------------------------------------------------------------
+if command -v mkfs.xfs >/dev/null; then
+        start xfs 512M --format --chunk-size 64K
+        R=$T/xfs/run
+        LV=$(attach "$R/fuse/volume" --direct-io=on) || die "losetup (xfs)"
+        mkfs.xfs -q -f "$LV" || die "mkfs.xfs"
+        mnt "$LV" "$T/xfs/mnt" || die "mount xfs"
+        write_files "$T/xfs/mnt" a 30
+        sync
+        (cd "$T/xfs/mnt" && sha256sum *.bin) >"$T/xfs/sums1"
+        xfs_freeze -f "$T/xfs/mnt" 2>/dev/null || fsfreeze -f "$T/xfs/mnt"
+        ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g3\"}" >/dev/null || fail "Snapshot.Create (xfs)"
+        fsfreeze -u "$T/xfs/mnt"
+        write_files "$T/xfs/mnt" a 30
+        sync
+        check_shadow "$R" "$g3" "$T/xfs/sums1" ro,norecovery,nouuid xfs-g3
+        umount "$T/xfs/mnt"
+        detach "$LV"
+        ctl "$R" Server.Stop >/dev/null || fail "Server.Stop"
+        for _ in $(seq 100); do mountpoint -q "$R/fuse" || break; sleep 0.1; done
+        mountpoint -q "$R/fuse" && fail "FUSE still mounted after Server.Stop" || ok "Server.Stop: clean stop"
+else
+        echo "note: mkfs.xfs missing, XFS part skipped"
+fi
+
+# ---- 6. diff area filling up -----------------------------------------------------------
+start full 64M --format --chunk-size 4K --max 10M
+R=$T/full/run
+python3 "$T/listen.py" "$R/control.sock" "$T/full/notes" &
+BGPIDS+=($!)
+sleep 0.3
+dd if=/dev/urandom of="$R/fuse/volume" bs=1M count=8 oflag=direct conv=notrunc,fsync status=none
+ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g3\"}" >/dev/null || fail "Snapshot.Create g3"
+dd if=/dev/urandom of="$R/fuse/volume" bs=1M count=4 oflag=direct conv=notrunc,fsync status=none
+ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g4\"}" >/dev/null || fail "Snapshot.Create g4"
+cp "$R/fuse/volume" "$T/full/at-g4.raw"
+# 4 MiB copied for g3 + 8 MiB for g4 > 10 MiB: g3 has to go.
+dd if=/dev/urandom of="$R/fuse/volume" bs=1M seek=0 count=8 oflag=direct conv=notrunc,fsync status=none
+sleep 0.5
+if grep -q "\"evicted\"" "$T/full/run/events.log" 2>/dev/null && grep -q "$g3" "$T/full/run/events.log"; then
+        ok "events.log records the eviction of the oldest snapshot"
+else
+        fail "no eviction in events.log: $(cat "$T/full/run/events.log" 2>/dev/null)"
+fi
+grep -q '"method":"Volume.Event"' "$T/full/notes" && grep -q "$g3" "$T/full/notes" &&
+        ok "Volume.Event notification pushed to the control client" || fail "no Volume.Event notification"
+list=$(ctl "$R" Snapshot.List)
+echo "$list" | grep -q "$g3" && fail "evicted snapshot still listed"
+echo "$list" | grep -q "$g4" && cmp "$T/full/at-g4.raw" "$R/fuse/shadows/$g4" &&
+        ok "newest snapshot intact after the eviction" || fail "newest snapshot damaged: $list"
+ctl "$R" Storage.Stats | grep -q '"max_bytes": 10485760' && ok "Storage.Stats reports the bound" ||
+        fail "Storage.Stats: $(ctl "$R" Storage.Stats)"
+ctl "$R" Storage.SetMax '{"max_bytes":null}' >/dev/null && ctl "$R" Storage.Stats | grep -q '"max_bytes": null' &&
+        ok "Storage.SetMax null = unbounded" || fail "Storage.SetMax null"
+ctl_err "$R" Storage.SetMax '{"max_bytes":"big"}' | grep -q 0x80070057 && ok "Storage.SetMax rejects a string" ||
+        fail "Storage.SetMax with a string"
+ctl "$R" Volume.Flush >/dev/null || fail "Volume.Flush"
+
+# fio's nbd engine against the live volume of this scratch server.
+if command -v fio >/dev/null && fio --enghelp 2>/dev/null | grep -qw nbd; then
+        fio --name=volsrv --ioengine=nbd --uri="nbd+unix:///?socket=$R/nbd.sock" --rw=randrw --bs=4k \
+            --size=16M --iodepth=4 --numjobs=2 --runtime=2 --time_based --verify=0 >"$T/fio.log" 2>&1 &&
+                grep -q "err= 0" "$T/fio.log" && ok "fio nbd engine (2 connections)" || fail "fio: $(tail -5 "$T/fio.log")"
+fi
+ctl "$R" Server.Stop >/dev/null || fail "Server.Stop (full)"
+
+# Bad arguments.
+"$VOLSRV" --origin "$T/nope.img" --diff "$T/x" --dir "$T/y" --foreground 2>"$T/err" && fail "missing origin accepted"
+grep -q 0x80042308 "$T/err" && ok "missing origin: VSS_E_OBJECT_NOT_FOUND" || fail "missing origin: $(cat "$T/err")"
+truncate -s 1M "$T/junk.img"
+"$VOLSRV" --origin "$T/ext4/origin.img" --diff "$T/junk.img" --dir "$T/junkrun" 2>"$T/err" && fail "junk diff area accepted"
+RUNDIRS+=("$T/junkrun")
+grep -q 0x8004230C "$T/err" && ok "junk diff area: VSS_E_VOLUME_NOT_SUPPORTED" || fail "junk diff area: $(cat "$T/err")"
+"$VOLSRV" --origin a --diff b --dir c --chunk-size 3K 2>"$T/err" && fail "bad chunk size accepted"
+grep -q 0x80070057 "$T/err" && ok "bad --chunk-size: E_INVALIDARG" || fail "bad chunk size: $(cat "$T/err")"
+
+[ $FAILED = 0 ] && echo "all volsrv tests passed"
+exit $FAILED
