@@ -449,7 +449,7 @@ struct conc {
         uint8_t *snapdata;
         uint8_t guid[16];
         int id;
-        volatile int *stop;
+        int *stop;
         unsigned errors;
         pthread_mutex_t *model_lock;
 };
@@ -482,7 +482,7 @@ static void *reader_thread(void *p)
         uint64_t rng = (uint64_t) c->id * 31 + 5;
         uint8_t *b = malloc(3 * CONC_CHUNK);
 
-        while (!*c->stop) {
+        while (!__atomic_load_n(c->stop, __ATOMIC_ACQUIRE)) {
                 uint64_t off = tu_rand(&rng) % (c->f->size - 3 * CONC_CHUNK);
                 if (cow_snapshot_read(c->f->v, c->guid, b, 3 * CONC_CHUNK, off) < 0 ||
                     memcmp(b, c->snapdata + off, 3 * CONC_CHUNK) != 0)
@@ -498,7 +498,7 @@ static void test_concurrency(void **state)
         pthread_mutex_t ml = PTHREAD_MUTEX_INITIALIZER;
         pthread_t w[4], r[4];
         struct conc cw[4], cr[4];
-        volatile int stop = 0;
+        int stop = 0;
         struct cow_stats st;
         unsigned s1, s2;
 
@@ -517,7 +517,7 @@ static void test_concurrency(void **state)
         }
         for (int i = 0; i < 4; i++)
                 pthread_join(w[i], NULL);
-        stop = 1;
+        __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
         for (int i = 0; i < 4; i++)
                 pthread_join(r[i], NULL);
         for (int i = 0; i < 4; i++) {
