@@ -29,7 +29,7 @@
 #define NSECT (ORIGIN / SECT)
 #define CHUNK 4096u
 #define MAXSNAP 64
-#define NOPS 90
+#define NOPS 110
 
 #define CHECK(x)                                                                          \
         do {                                                                              \
@@ -176,6 +176,9 @@ static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
                 } else {
                         /* header + journal + 12..40 chunks: forces evictions */
                         uint64_t max = 8192 + 4 * 8192 + (12 + tu_rand(&rng) % 28) * CHUNK;
+                        /* sometimes so small that a write drops every snapshot */
+                        if (tu_rand(&rng) % 3 == 0)
+                                max = 8192 + 4 * 8192 + (tu_rand(&rng) % 4) * CHUNK;
                         if (cow_set_max(v, tu_rand(&rng) % 4 == 0 ? COW_MAX_UNBOUNDED : max) < 0)
                                 return;
                 }
