@@ -293,6 +293,8 @@ int volsrv_fuse_start(struct volsrv *s)
         setenv("FUSE_THREAD_STACK", "262144", 0);
 
         vf->fuse = fuse_new(&args, &ops, sizeof(ops), s);
+        /* fuse_new() may have copied the arguments to the heap. */
+        fuse_opt_free_args(&args);
         if (!vf->fuse)
                 return -EIO;
         if (fuse_mount(vf->fuse, s->fuse_dir) != 0) {

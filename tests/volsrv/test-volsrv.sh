@@ -400,7 +400,9 @@ if command -v fio >/dev/null && fio --enghelp 2>/dev/null | grep -qw nbd; then
             --size=16M --iodepth=4 --numjobs=2 --runtime=2 --time_based --verify=0 >"$T/fio.log" 2>&1 &&
                 grep -q "err= 0" "$T/fio.log" && ok "fio nbd engine (2 connections)" || fail "fio: $(tail -5 "$T/fio.log")"
 fi
+pid=$(cat "$R/volsrv.pid")
 ctl "$R" Server.Stop >/dev/null || fail "Server.Stop (full)"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 
 # Bad arguments.
 "$VOLSRV" --origin "$T/nope.img" --diff "$T/x" --dir "$T/y" --foreground 2>"$T/err" && fail "missing origin accepted"
@@ -411,6 +413,14 @@ RUNDIRS+=("$T/junkrun")
 grep -q 0x8004230C "$T/err" && ok "junk diff area: VSS_E_VOLUME_NOT_SUPPORTED" || fail "junk diff area: $(cat "$T/err")"
 "$VOLSRV" --origin a --diff b --dir c --chunk-size 3K 2>"$T/err" && fail "bad chunk size accepted"
 grep -q 0x80070057 "$T/err" && ok "bad --chunk-size: E_INVALIDARG" || fail "bad chunk size: $(cat "$T/err")"
+
+# Sanitizer builds: the daemons' reports land in their volsrv.log.
+for log in "$T"/*/run/volsrv.log; do
+        if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$log"; then
+                fail "sanitizer report in $log:"
+                cat "$log"
+        fi
+done
 
 [ $FAILED = 0 ] && echo "all volsrv tests passed"
 exit $FAILED
