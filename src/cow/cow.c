@@ -43,7 +43,10 @@
  *      is durable before the snapshot exists on disk.
  *  (6) Journal blocks are written only by the committer (one at a time); the
  *      copy of a block that is written is never the last valid one.
- *  (7) At open, every record is validated against the state it applies to;
+ *  (7) A checkpoint writes the whole state as a new chain in fresh slots,
+ *      flushes, then points both superblock copies at it; the old chain's
+ *      slots are reused only after that.
+ *  (8) At open, every record is validated against the state it applies to;
  *      a chain shorter than the superblock's durable_commit, an unknown or
  *      inconsistent record, or the ERROR flag makes every snapshot LOST: the
  *      engine never serves a snapshot from metadata it cannot prove complete.
@@ -130,7 +133,10 @@ struct cow_volume {
         struct cow_jblock jcur;
         uint64_t jslot;         /* slot of jcur */
         uint64_t jcommit;       /* last durable commit number */
-        uint64_t jblocks;       /* blocks in the chain */
+        uint64_t *jchain;       /* slots of the chain's blocks, head first */
+        size_t njchain, ajchain;
+        uint64_t ckpt_min;      /* checkpoint when the chain is longer than this */
+        uint64_t nused_ent;
         uint8_t *jbuf;          /* 4096-aligned encode buffer */
 
         struct qrec *q;
@@ -143,7 +149,7 @@ struct cow_volume {
 
         cow_event_fn cb;
         void *userdata;
-        uint64_t stat_copies, stat_commits, stat_evictions;
+        uint64_t stat_copies, stat_commits, stat_evictions, stat_checkpoints;
 };
 
 static uint64_t now_ns(void)
@@ -233,6 +239,7 @@ static int entry_new(struct cow_volume *v, uint64_t chunk, uint64_t slot, uint32
                 i = v->nent++;
         }
         v->ent[i] = (struct entry) { .chunk = chunk, .slot = slot, .owner = owner, .flags = flags | E_USED };
+        v->nused_ent++;
         *ret_idx = i;
         return 0;
 }
@@ -242,6 +249,7 @@ static void entry_free(struct cow_volume *v, uint32_t i)
         assert(v->ent[i].flags & E_USED);
         assert(!(v->ent[i].flags & E_LINKED));
         v->ent[i].flags = 0;
+        v->nused_ent--;
         v->ent[i].free_next = v->ent_free;
         v->ent_free = i + 1;
 }
@@ -506,6 +514,14 @@ static int write_jblock(struct cow_volume *v, uint64_t commit)
         return cow_io_pwrite(v->diff, v->jbuf, COW_JB_SIZE, slot_off(v, v->jslot) + (commit % 2) * COW_JB_SIZE);
 }
 
+static int chain_push(struct cow_volume *v, uint64_t slot)
+{
+        if (grow_array((void **) &v->jchain, &v->ajchain, v->njchain + 1, sizeof(uint64_t)) < 0)
+                return -ENOMEM;
+        v->jchain[v->njchain++] = slot;
+        return 0;
+}
+
 /* A journal pair is zeroed before any block can point to it, so stale bytes
  * there (an old block of a lost commit, say) can never be read as valid. */
 static int zero_pair(struct cow_volume *v, uint64_t slot)
@@ -516,6 +532,140 @@ static int zero_pair(struct cow_volume *v, uint64_t slot)
                 return -ENOMEM;
         memset(z, 0, 2 * COW_JB_SIZE);
         return cow_io_pwrite(v->diff, z, 2 * COW_JB_SIZE, slot_off(v, slot));
+}
+
+static bool checkpoint_due(struct cow_volume *v)
+{
+        uint64_t live = v->nused_ent + v->nsnaps + 2;
+
+        if (v->ckpt_min == 0)
+                return true;    /* tests: every commit is a checkpoint */
+        return v->njchain > v->ckpt_min && v->njchain > 2 * (live / COW_JB_CAPACITY + 1);
+}
+
+static int cmp_owner(const void *a, const void *b, void *userdata)
+{
+        const struct entry *ent = userdata;
+        uint32_t x = ent[*(const uint32_t *) a].owner, y = ent[*(const uint32_t *) b].owner;
+
+        return x < y ? -1 : x > y;
+}
+
+/*
+ * Compaction: write the whole state as a fresh chain (per snapshot, oldest
+ * first: SNAP_CREATE then its COPY records, so every COPY is for the newest
+ * snapshot at its point of replay), then move the superblock to it and free
+ * the old chain.  Runs as the committer, instead of appending the queue: the
+ * in-memory state already contains the queued records' effects.  Copies whose
+ * data is not written yet (pending, not queued) are left out; their records
+ * come later, in the new chain.  Lock held on entry and exit.
+ */
+static int checkpoint(struct cow_volume *v, uint64_t commit)
+{
+        _cleanup_free_ uint32_t *idx = NULL;
+        _cleanup_free_ struct cow_rec *recs = NULL;
+        _cleanup_free_ uint64_t *slots = NULL, *old = NULL;
+        _cleanup_free_ struct cow_jblock *jb = NULL;
+        size_t ni = 0, nr = 0, nb, nold, k = 0;
+        uint64_t seq0 = v->jcur.block_seq + 2, oldnext = v->jcur.next_slot;
+        int r = 0;
+
+        idx = calloc(v->nent ? v->nent : 1, sizeof(uint32_t));
+        recs = calloc(v->nused_ent + v->nsnaps + 2, sizeof(struct cow_rec));
+        jb = calloc(1, sizeof(*jb));
+        if (!idx || !recs || !jb)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < v->nent; i++) {
+                uint32_t f = v->ent[i].flags;
+                if ((f & E_LINKED) && (!(f & E_PENDING) || (f & E_QUEUED)))
+                        idx[ni++] = i;
+        }
+        qsort_r(idx, ni, sizeof(uint32_t), cmp_owner, v->ent);
+        recs[nr++] = (struct cow_rec) { .type = COW_REC_SET_MAX, .a = v->max_bytes };
+        for (unsigned s = 0; s < v->nsnaps; s++) {
+                struct cow_rec c = { .type = COW_REC_SNAP_CREATE, .seq = v->snaps[s].seq, .c = v->snaps[s].ctime };
+                for (int b = 0; b < 8; b++) {
+                        c.a |= (uint64_t) v->snaps[s].guid[b] << (8 * b);
+                        c.b |= (uint64_t) v->snaps[s].guid[8 + b] << (8 * b);
+                }
+                recs[nr++] = c;
+                for (; k < ni && v->ent[idx[k]].owner == v->snaps[s].seq; k++)
+                        recs[nr++] = (struct cow_rec) { .type = COW_REC_COPY, .seq = v->snaps[s].seq,
+                                                        .a = v->ent[idx[k]].chunk, .b = v->ent[idx[k]].slot };
+        }
+        assert(k == ni);
+        recs[nr++] = (struct cow_rec) { .type = COW_REC_NEXT_SEQ, .a = v->next_seq };
+
+        /* The last block is never full, so appending continues in it. */
+        nb = nr / COW_JB_CAPACITY + 1;
+        slots = calloc(nb + 1, sizeof(uint64_t));
+        if (!slots)
+                return -ENOMEM;
+        for (size_t b = 0; b <= nb; b++) {
+                r = alloc_jslot(v, &slots[b]);
+                if (r < 0)
+                        return r;
+        }
+        old = TAKE_PTR(v->jchain);
+        nold = v->njchain;
+        v->njchain = v->ajchain = 0;
+        pthread_mutex_unlock(&v->lock);
+
+        /* No flush needed first: the new chain (and the copies its records
+         * describe) becomes reachable only through the superblock, which is
+         * written after the flush below (invariant 1 holds at the switch). */
+        for (size_t b = 0; r >= 0 && b < nb; b++) {
+                size_t first = b * COW_JB_CAPACITY, n = MIN((size_t) COW_JB_CAPACITY, nr - first);
+                memset(jb, 0, sizeof(*jb));
+                memcpy(jb->uuid, v->sb.uuid, 16);
+                jb->block_seq = seq0 + b;
+                jb->commit = commit;
+                jb->next_slot = slots[b + 1];
+                jb->count = (uint32_t) n;
+                memcpy(jb->rec, recs + first, n * sizeof(struct cow_rec));
+                /* Zeros into the other half only: writes in one flush window may
+                 * be reordered, so they must not overlap the block. */
+                memset(v->jbuf, 0, COW_JB_SIZE);
+                r = cow_io_pwrite(v->diff, v->jbuf, COW_JB_SIZE,
+                                  slot_off(v, slots[b]) + ((commit + 1) % 2) * COW_JB_SIZE);
+                if (r < 0)
+                        break;
+                cow_jblock_encode(jb, v->jbuf);
+                r = cow_io_pwrite(v->diff, v->jbuf, COW_JB_SIZE,
+                                  slot_off(v, slots[b]) + (commit % 2) * COW_JB_SIZE);
+        }
+        if (r >= 0)
+                r = zero_pair(v, slots[nb]);
+        if (r >= 0)
+                r = cow_io_flush(v->diff);
+        if (r >= 0) {
+                v->sb.journal_head_slot = slots[0];
+                v->sb.journal_head_seq = seq0;
+                v->sb.durable_commit = commit;
+                /* The switch, into both copies: the old chain's slots are reused
+                 * next, so no superblock may point to it any more. */
+                r = write_super(v);
+                if (r >= 0)
+                        r = write_super(v);
+        }
+        pthread_mutex_lock(&v->lock);
+        if (r < 0) {
+                free(v->jchain);
+                v->jchain = TAKE_PTR(old);
+                v->njchain = v->ajchain = nold;
+                return r;
+        }
+        v->jcur = *jb;
+        v->jslot = slots[nb - 1];
+        for (size_t b = 0; b < nb && r >= 0; b++)
+                r = chain_push(v, slots[b]);
+        /* The old chain is unreachable now: its slots are free. */
+        for (size_t b = 0; b < nold; b++)
+                for (uint32_t j = 0; j < v->jslots; j++)
+                        (void) free_push(v, old[b] + j);
+        for (uint32_t j = 0; j < v->jslots; j++)
+                (void) free_push(v, oldnext + j);
+        return r;
 }
 
 /* Called and returns with the lock held; drops it for the I/O. */
@@ -533,7 +683,17 @@ static void do_commit(struct cow_volume *v)
         recs = TAKE_PTR(v->q);
         n = v->nq;
         v->nq = v->aq = 0;
+        commit = v->jcommit + 1;
 
+        if (n > 0 && checkpoint_due(v)) {
+                r = checkpoint(v, commit);
+                if (r >= 0) {
+                        v->jcommit = commit;
+                        v->stat_commits++;
+                        v->stat_checkpoints++;
+                }
+                goto complete;
+        }
         if (n > 0) {
                 size_t room = COW_JB_CAPACITY - v->jcur.count;
                 if (n >= room)
@@ -544,7 +704,6 @@ static void do_commit(struct cow_volume *v)
                 for (size_t i = 0; r >= 0 && i < need; i++)
                         r = alloc_jslot(v, &nexts[i]);
         }
-        commit = v->jcommit + 1;
         pthread_mutex_unlock(&v->lock);
 
         for (size_t i = 0; r >= 0 && i < need; i++)
@@ -566,7 +725,8 @@ static void do_commit(struct cow_volume *v)
                         v->jcur.block_seq++;
                         v->jcur.next_slot = nexts[k++];
                         v->jcur.count = 0;
-                        v->jblocks++;
+                        if (chain_push(v, v->jslot) < 0)
+                                r = -ENOMEM;
                 }
                 if (r >= 0 && v->jcur.count > 0)
                         r = write_jblock(v, commit);
@@ -579,6 +739,7 @@ static void do_commit(struct cow_volume *v)
                 v->jcommit = commit;
                 v->stat_commits++;
         }
+complete:
         if (r < 0)
                 enter_error(v, r);
         for (size_t i = 0; i < n; i++) {
@@ -875,7 +1036,10 @@ static int reset_area(struct cow_volume *v, uint64_t last_seq)
                         return r;
                 seq++;
         }
-        v->jblocks = 1;
+        v->njchain = 0;
+        r = chain_push(v, 0);
+        if (r < 0)
+                return r;
         v->nfree = 0;
         v->npfree = 0;
         r = cow_io_resize(v->diff, v->data_start + (v->hwm << v->shift));
@@ -916,10 +1080,9 @@ static int replay(struct cow_volume *v, bool *ret_lost)
                 }
                 if (r < 0)
                         goto out;
-                if (have) {
-                        v->jblocks++;
-                        v->jslot = slot;
-                }
+                r = chain_push(v, slot);
+                if (r < 0)
+                        goto out;
                 have = true;
                 v->jcur = *jb;
                 v->jslot = slot;
@@ -972,7 +1135,9 @@ static int replay(struct cow_volume *v, bool *ret_lost)
                         if (r < 0)
                                 goto out;
                         v->jcur.next_slot = next;
-                        v->jblocks++;
+                        r = chain_push(v, v->jslot);
+                        if (r < 0)
+                                goto out;
                         r = zero_pair(v, next);
                         if (r < 0)
                                 goto out;
@@ -998,6 +1163,7 @@ static void volume_free(struct cow_volume *v)
         free(v->pfree);
         free(v->q);
         free(v->jbuf);
+        free(v->jchain);
         free(v);
 }
 
@@ -1060,6 +1226,7 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
         v->next_seq = 1;
         /* Batch 0 is "already durable"; the first commit is batch 1. */
         v->batch_next = 1;
+        v->ckpt_min = 64;
         r = cow_io_size(origin, &osize);
         if (r < 0)
                 goto fail;
@@ -1082,7 +1249,7 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
                 goto fail;
         last_seq = MAX(v->jcur.block_seq, v->sb.journal_head_seq) + 1;
         if (lost) {
-                /* Invariant (7): never serve what cannot be proven complete. */
+                /* Invariant (8): never serve what cannot be proven complete. */
                 if (v->nsnaps == 0)
                         emit(v, COW_EVENT_SNAPSHOT_LOST, NULL, -EBADMSG);
                 for (unsigned i = 0; i < v->nsnaps; i++)
@@ -1098,7 +1265,7 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
                 if (r < 0)
                         goto fail;
         } else {
-                /* Record how far the journal is known to reach (invariant 7). */
+                /* Record how far the journal is known to reach (invariant 8). */
                 v->sb.durable_commit = v->jcommit;
                 r = write_super(v);
                 if (r < 0)
@@ -1502,7 +1669,18 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret)
                 .copies = v->stat_copies,
                 .commits = v->stat_commits,
                 .evictions = v->stat_evictions,
+                .checkpoints = v->stat_checkpoints,
         };
+        pthread_mutex_unlock(&v->lock);
+        return 0;
+}
+
+int cow_set_checkpoint_blocks(struct cow_volume *v, uint64_t min_blocks)
+{
+        if (!v)
+                return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        v->ckpt_min = min_blocks;
         pthread_mutex_unlock(&v->lock);
         return 0;
 }

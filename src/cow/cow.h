@@ -81,6 +81,7 @@ struct cow_stats {
         uint64_t copies;              /* chunks copied since open */
         uint64_t commits;             /* journal commits (flush pairs) since open */
         uint64_t evictions;
+        uint64_t checkpoints;         /* journal compactions since open */
 };
 
 /* Write an empty diff area for 'origin' onto 'diff' (its old content is ignored). */
@@ -109,5 +110,10 @@ int cow_snapshot_list(struct cow_volume *v, struct cow_snapshot_info **ret_list,
  * oldest snapshots (reported as EVICTED) until the used space fits. */
 int cow_set_max(struct cow_volume *v, uint64_t max_bytes);
 int cow_stats(struct cow_volume *v, struct cow_stats *ret);
+
+/* Tuning and tests: compact the journal into a fresh chain once it is longer
+ * than 'min_blocks' blocks and twice what the live state needs (default 64);
+ * 0 compacts at every commit (tests). */
+int cow_set_checkpoint_blocks(struct cow_volume *v, uint64_t min_blocks);
 
 vss_hresult cow_errno_to_hresult(int r);
