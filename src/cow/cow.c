@@ -1384,6 +1384,17 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                         break;
                 }
         }
+        if (nmine == 0) {
+                /* Rewrites and writes without snapshots: one trip through the lock. */
+                wait_batch(v, v->last_delete);          /* invariant (3) */
+                for (uint64_t c = first; c <= last; c++)
+                        while (chunk_has_pending(v, c))
+                                pthread_cond_wait(&v->cond, &v->lock);
+                pthread_mutex_unlock(&v->lock);
+                r = cow_io_pwrite(v->origin, buf, len, off);
+                pthread_rwlock_unlock(&v->hold);
+                return r;
+        }
         pthread_mutex_unlock(&v->lock);
 
         if (nmine > 0 && posix_memalign((void **) &cbuf, 4096, v->chunk) != 0)
