@@ -78,6 +78,9 @@ def main(argv):
     # c. against qemu-nbd serving a qcow2 overlay (the same "one snapshot" semantics)
     for w, name in WORKLOADS:
         ratio("c. %s: cow (1 shadow) / qemu-nbd qcow2 overlay" % name, "cow1." + w, "qemu." + w, 1.0, unit(w))
+    for w, name in WORKLOADS:
+        ratio("c. %s: cow (1 shadow) / qemu-nbd overlay --cache=writeback" % name, "cow1." + w, "qemuwb." + w,
+              None, unit(w))
     # b. kernel path
     ratio("b. ext4 rand 4K: loop on fuse/volume / loop on plain file", "ext4_fuse.rand", "ext4_plain.rand",
           0.6, "IOPS")

@@ -6,6 +6,7 @@
 # docs/bench-cow.md.  A benchmark, not a test: it prints figures and PASS/MISS
 # per target and always exits 0 unless the set-up itself fails.
 #
+# Every NBD pass starts after Volume.Flush + sync (no dirty host data).
 # Method (shared/reference/perf-notes.md §2.0): every figure is a ratio to a
 # baseline measured in the same repetition, seconds apart; repetitions are
 # interleaved (all variants of rep 1, then all of rep 2, ...) and the report
@@ -16,7 +17,8 @@
 #      (--rw=write:12k --bs=4k = one write per 16 KiB chunk); each pass writes
 #      every block once: first write after the newest snapshot, then rewrite,
 #      then read.  Every state starts from a freshly formatted diff area.
-#   c. the same passes on qemu-nbd serving a fresh qcow2 overlay of base.raw.
+#   c. the same passes on qemu-nbd serving a fresh qcow2 overlay of base.raw
+#      (--cache=none: the target; --cache=writeback: like for like, info).
 #   b. ext4 on loop(dio) on RUNDIR/fuse/volume vs ext4 on loop(dio) on a plain
 #      image, fio libaio time-based on a prefilled 512 MiB file in each.
 #   d. Snapshot.Create round trip on idle 1 GiB and 16 GiB volumes (sparse),
@@ -157,17 +159,27 @@ start_volsrv() {
                   --max unbounded 2>>"$WORK/volsrv.log" || die "vss-volsrv failed to start (see $WORK/volsrv.log)"
 }
 
+# Every pass starts with no dirty data on the host: vss-volsrv writes the
+# origin through the page cache, and without this the kernel's 30 s writeback
+# of earlier passes lands inside whichever state happens to run long (the
+# snapshot states), which showed up as a bogus "read slower with a shadow".
+SETTLE_CTL=
+settle() {
+        [[ -n $SETTLE_CTL ]] && $CTL "$SETTLE_CTL" Volume.Flush >/dev/null
+        sync
+}
+
 # The passes of (a)/(c) on one NBD server; PREFIX names the state.
 nbd_passes() {
         local p=$1 sock=$2
-        fio_nbd "$p.rand_first" "$sock" randwrite 4k 0 256M
-        fio_nbd "$p.rand_re"    "$sock" randwrite 4k 0 256M
-        fio_nbd "$p.rand_read"  "$sock" randread  4k 0 256M
-        fio_nbd "$p.seq_first"  "$sock" write     1M 256M 512M
-        fio_nbd "$p.seq_re"     "$sock" write     1M 256M 512M
-        fio_nbd "$p.seq_read"   "$sock" read      1M 256M 512M
-        fio_nbd "$p.worst_first" "$sock" write:12k 4k 768M 256M
-        fio_nbd "$p.worst_re"    "$sock" write:12k 4k 768M 256M
+        settle; fio_nbd "$p.rand_first" "$sock" randwrite 4k 0 256M
+        settle; fio_nbd "$p.rand_re"    "$sock" randwrite 4k 0 256M
+        settle; fio_nbd "$p.rand_read"  "$sock" randread  4k 0 256M
+        settle; fio_nbd "$p.seq_first"  "$sock" write     1M 256M 512M
+        settle; fio_nbd "$p.seq_re"     "$sock" write     1M 256M 512M
+        settle; fio_nbd "$p.seq_read"   "$sock" read      1M 256M 512M
+        settle; fio_nbd "$p.worst_first" "$sock" write:12k 4k 768M 256M
+        settle; fio_nbd "$p.worst_re"    "$sock" write:12k 4k 768M 256M
 }
 
 cow_state() {   # N snapshots
@@ -179,7 +191,9 @@ cow_state() {   # N snapshots
                 perf record -g -o "$WORK/perf-cow1.data" -p "$(cat "$r/volsrv.pid")" 2>/dev/null &
                 perf_pid=$!
         fi
+        SETTLE_CTL=$r/control.sock
         nbd_passes "cow$n" "$r/nbd.sock"
+        SETTLE_CTL=
         if [[ -n $perf_pid ]]; then
                 kill -INT $perf_pid; wait $perf_pid || true
         fi
@@ -190,14 +204,18 @@ cow_state() {   # N snapshots
         rm -f "$r.diff"
 }
 
+# qemu: the target's baseline (--cache=none --aio=native).  qemuwb: the same
+# overlay with --cache=writeback, informational, because vss-volsrv opens the
+# origin and diff area without O_DIRECT: this pair is the like-for-like one.
 qemu_state() {
-        local d=$WORK/run/qemu
+        local name=$1 d=$WORK/run/$1 cache
+        [[ $name == qemu ]] && cache="--cache=none --aio=native" || cache="--cache=writeback --aio=threads"
         mkdir -p "$d"
         rm -f "$d/ov.qcow2" "$d/s.sock"
         qemu-img create -q -f qcow2 -b "$WORK/img/base.raw" -F raw "$d/ov.qcow2"
-        qemu-nbd -f qcow2 --cache=none --aio=native -t -e 8 -k "$d/s.sock" --pid-file="$d/q.pid" --fork "$d/ov.qcow2"
+        qemu-nbd -f qcow2 $cache -t -e 8 -k "$d/s.sock" --pid-file="$d/q.pid" --fork "$d/ov.qcow2"
         QEMU_PIDS+=("$(cat "$d/q.pid")")
-        nbd_passes qemu "$d/s.sock"
+        nbd_passes "$name" "$d/s.sock"
         stop_qemu "$(cat "$d/q.pid")"
         rm -f "$d/ov.qcow2" "$d/s.sock"
 }
@@ -231,10 +249,10 @@ log "prefilling origin.img and base.raw (1 GiB each)"
 prefill "$WORK/img/origin.img" 1G
 prefill "$WORK/img/base.raw" 1G
 for REP in $(seq "$REPS"); do
-        for state in cow0 cow1 qemu cow8 cow32; do
+        for state in cow0 cow1 qemu cow8 qemuwb cow32; do
                 log "rep $REP: NBD state $state"
                 case $state in
-                qemu) qemu_state ;;
+                qemu*) qemu_state $state ;;
                 cow*) cow_state "${state#cow}" ;;
                 esac
         done
@@ -264,6 +282,8 @@ for REP in $(seq "$REPS"); do
         if (( REP % 2 )); then order="plain fuse"; else order="fuse plain"; fi
         for kind in rand seq; do
                 for name in $order; do
+                        [[ $name == fuse ]] && SETTLE_CTL=$RF/control.sock
+                        settle; SETTLE_CTL=
                         fio_file "ext4_$name.$kind" "$WORK/mnt/$name/fio.dat" $kind
                 done
         done

@@ -1,0 +1,63 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# bench/cow-profile.sh: where the time of one bench/cow.sh workload goes.
+# Starts vss-volsrv on a prefilled 1 GiB origin with N snapshots, runs one fio
+# pass over NBD while strace -c (syscall counts and time, all threads) or
+# perf record -g (CPU) is attached, prints the summary and the engine's
+# Storage.Stats (copies, journal commits) for that pass.  Run as root.
+#
+#   bench/cow-profile.sh strace|perf|none N RW BS OFFSET SIZE [BUILDDIR]
+#   e.g. bench/cow-profile.sh strace 1 randwrite 4k 0 256M
+#        bench/cow-profile.sh perf 1 write:12k 4k 768M 256M
+
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/.." && pwd)
+MODE=$1 N=$2 RW=$3 BS=$4 OFF=$5 SIZE=$6
+VOLSRV=${7:-$SRC/build-benchcow}/src/volsrv/vss-volsrv
+[[ -x $VOLSRV ]] || VOLSRV=$SRC/build/src/volsrv/vss-volsrv
+W=/tmp/benchcow-profile
+CTL="python3 $HERE/cow-ctl.py"
+
+cleanup() {
+        set +e
+        [[ -n ${TRACER:-} ]] && kill -INT "$TRACER" 2>/dev/null && wait "$TRACER" 2>/dev/null
+        [[ -S $W/run/control.sock ]] && $CTL "$W/run/control.sock" Server.Stop >/dev/null 2>&1
+        sleep 0.5
+        rm -rf "$W/run" "$W/origin.img" "$W/diff.img"
+}
+trap cleanup EXIT
+mkdir -p "$W"
+rm -rf "$W/run"
+fio --name=prefill --filename="$W/origin.img" --size=1G --rw=write --bs=1M --ioengine=libaio --iodepth=16 \
+    --direct=1 --output-format=terse >/dev/null
+"$VOLSRV" --origin "$W/origin.img" --diff "$W/diff.img" --dir "$W/run" --format --chunk-size 16K \
+          --max unbounded 2>>"$W/volsrv.log"
+PID=$(cat "$W/run/volsrv.pid")
+(( N > 0 )) && $CTL "$W/run/control.sock" create "$N" >/dev/null
+before=$($CTL "$W/run/control.sock" Storage.Stats)
+TRACER=
+case $MODE in
+strace) strace -c -f -p "$PID" -o "$W/strace.txt" & TRACER=$! ;;
+perf)   perf record -q -g -o "$W/perf.data" -p "$PID" 2>/dev/null & TRACER=$! ;;
+none)   ;;
+*)      echo "mode: strace|perf|none" >&2; exit 2 ;;
+esac
+sleep 1
+fio --name=p --ioengine=nbd --uri="nbd+unix:///?socket=$W/run/nbd.sock" --rw="$RW" --bs="$BS" --iodepth=16 \
+    --offset="$OFF" --size="$SIZE" --output-format=json | sed -n '/^{/,$p' |
+        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]
+for d in ("read","write"):
+    if j[d]["io_bytes"]: print("fio %s: %.0f IOPS, %.1f MiB/s, clat mean %.1f us" % (d, j[d]["iops"], j[d]["bw_bytes"]/1048576, j[d]["clat_ns"]["mean"]/1000))'
+after=$($CTL "$W/run/control.sock" Storage.Stats)
+if [[ -n $TRACER ]]; then
+        kill -INT "$TRACER"; wait "$TRACER" || true
+        TRACER=
+fi
+python3 -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2])
+print("engine: copies %d, journal commits %d during the pass" % (b["copies"]-a["copies"], b["commits"]-a["commits"]))' "$before" "$after"
+case $MODE in
+strace) head -25 "$W/strace.txt" ;;
+perf)   perf report -i "$W/perf.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -30 ;;
+esac
