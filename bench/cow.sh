@@ -97,7 +97,7 @@ cleanup() {
         if [[ ${KEEP:-0} == 1 ]]; then
                 log "kept $WORK"
         else
-                rm -rf "$WORK/img" "$WORK/run" "$WORK/mnt"
+                rm -rf "${WORK:?}/img" "${WORK:?}/run" "${WORK:?}/mnt"
         fi
 }
 trap cleanup EXIT
@@ -106,7 +106,7 @@ trap 'exit 130' INT TERM
 # A stale tree from an interrupted run: nothing of it may still be mounted.
 if [[ -d $WORK ]]; then
         grep -q " $WORK/" /proc/mounts && die "$WORK has mounts left from another run; unmount them first"
-        rm -rf "$WORK"
+        rm -rf "${WORK:?}"
 fi
 mkdir -p "$WORK/img" "$WORK/run" "$WORK/mnt" "$WORK/fio"
 RES=$WORK/results.tsv
@@ -130,7 +130,7 @@ fio_nbd() {
         fio --name="$key" --ioengine=nbd --uri="nbd+unix:///?socket=$sock" --rw="$rw" --bs="$bs" \
             --iodepth=16 --offset="$off" --size="$size" --output-format=json >"$out" 2>"$out.err" ||
                 die "fio $key failed: $(cat "$out.err")"
-        case $rw in *read*) dir=read ;; *) dir=write ;; esac
+        case $rw in *read*) dir="read" ;; *) dir="write" ;; esac
         [[ $bs == 1M ]] && unit=mib || unit=iops
         rec "$key" "$(fio_metric "$out" $dir $unit)"
 }
