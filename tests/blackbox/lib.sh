@@ -179,33 +179,32 @@ bb_wait_until()
         bb_fail "timed out after ${secs}s waiting for: $what"
 }
 
-# bb_volume VAR NAME [SIZE_MB]: a new btrfs on a loop device, mounted; its mount point
-# is stored in VAR.  (No $(...): the loop device must be recorded in this shell.)
-bb_volume()
+# bb_loopfs VAR NAME FSTYPE SIZE_MB: a new filesystem on a loop device, mounted; its mount
+# point is stored in VAR.  (No $(...): the loop device must be recorded in this shell.)
+bb_loopfs()
 {
-        local var=$1 name=$2 size=${3:-256} img dev
+        local var=$1 name=$2 fstype=$3 size=$4 img dev force=-F
+        [ "$fstype" = btrfs ] && force=-f       # mkfs.btrfs spells "force" -f, mke2fs -F
         img="$T/$name.img"
         truncate -s "${size}M" "$img"
         dev=$(losetup -f --show "$img")
         BB_LOOPS+=("$dev")
-        mkfs.btrfs -q -f "$dev" >/dev/null
+        "mkfs.$fstype" -q "$force" "$dev" >/dev/null
         mkdir -p "$T/vols/$name"
-        mount -t btrfs "$dev" "$T/vols/$name"
+        mount -t "$fstype" "$dev" "$T/vols/$name"
         printf -v "$var" '%s' "$T/vols/$name"
+}
+
+# bb_volume VAR NAME [SIZE_MB]: a btrfs loop volume (256 MB by default).
+bb_volume()
+{
+        bb_loopfs "$1" "$2" btrfs "${3:-256}"
 }
 
 # bb_ext4 VAR NAME: an ext4 loop mount (a volume no provider supports).
 bb_ext4()
 {
-        local var=$1 name=$2 img dev
-        img="$T/$name.img"
-        truncate -s 64M "$img"
-        dev=$(losetup -f --show "$img")
-        BB_LOOPS+=("$dev")
-        mkfs.ext4 -q -F "$dev" >/dev/null
-        mkdir -p "$T/vols/$name"
-        mount -t ext4 "$dev" "$T/vols/$name"
-        printf -v "$var" '%s' "$T/vols/$name"
+        bb_loopfs "$1" "$2" ext4 64
 }
 
 # ---- the daemon ---------------------------------------------------------------------
