@@ -20,11 +20,9 @@ cleanup() {
                 "$VSSADMIN" delete volume /name=ev >/dev/null 2>&1
                 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null
         fi
-        grep -F " $T/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
-        losetup -a | grep -F "$T/" | cut -d: -f1 | while read -r l; do losetup -d "$l"; done
-        pkill -f "vss-volsrv.*$T/" 2>/dev/null
-        rm -rf "$T"
+        cow_sweep "$T"
 }
+. "$(dirname "$0")/cow-lib.sh"
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }

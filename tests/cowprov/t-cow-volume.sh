@@ -25,13 +25,9 @@ cleanup() {
                 for n in vole volx; do "$VSSADMIN" delete volume /name=$n >/dev/null 2>&1; done
                 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null
         fi
-        # Whatever a failure left behind: mounts first, then loops, then volume servers.
-        grep -F " $T/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
-        losetup -a | grep -F "$T/" | cut -d: -f1 | while read -r l; do losetup -d "$l"; done
-        pkill -f "vss-volsrv.*$T/" 2>/dev/null; sleep 0.2
-        grep -F " $T/" /proc/self/mounts | awk '{print $2}' | while read -r m; do umount -l "$m"; done
-        rm -rf "$T"
+        cow_sweep "$T"
 }
+. "$(dirname "$0")/cow-lib.sh"
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
