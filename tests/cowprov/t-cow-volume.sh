@@ -31,8 +31,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
-start() { "$VSSD" --socket "$T/sock" --state-dir "$T/state" 2>>"$T/vssd.log" & PID=$!
-        for _ in $(seq 50); do [ -S "$T/sock" ] && break; sleep 0.1; done; }
+start() { rm -f "$T/sock"; "$VSSD" --socket "$T/sock" --state-dir "$T/state" 2>>"$T/vssd.log" & PID=$!
+        for _ in $(seq 50); do "$VSSADMIN" list writers >/dev/null 2>&1 && break; sleep 0.1; done; }
 
 start
 for fs in ext4 xfs; do
