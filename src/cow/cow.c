@@ -51,6 +51,19 @@
  *      inconsistent record, or the ERROR flag makes every snapshot LOST: the
  *      engine never serves a snapshot from metadata it cannot prove complete.
  *
+ * Write-back.  A first write after a snapshot does not wait for its copy to
+ * become durable: the writer copies the old chunk into its slot (unflushed),
+ * keeps the chunk's new content in a memory buffer (a dirty chunk), queues the
+ * COPY record and returns.  Reads of the volume see the buffer; the origin
+ * still holds the old data, which is what snapshots read until the copy is
+ * durable.  The committer (a writer over the write-back limit, cow_flush(),
+ * snapshot creation, or the write-back thread) makes copies and records
+ * durable with one flush pair per batch, and only then writes the dirty
+ * buffers to the origin (invariant 2).  So an acknowledged write is durable
+ * after the next cow_flush(), as on any disk with a volatile cache; a power
+ * cut before that may lose it, and never makes a snapshot read newer data.
+ * Limit 0 (the default) makes every first write wait for its own commit.
+ *
  * On a diff-area I/O error all snapshots are invalidated (reported through the
  * event callback), the ERROR flag is written to the superblock if possible,
  * and origin writes keep going through.  Creating snapshots then fails until
@@ -100,6 +113,22 @@ struct pfree {
         uint64_t batch;         /* reusable once this batch is durable */
 };
 
+/* dirty chunk states (write-back, see the top of this file) */
+#define D_FREE    0u
+#define D_FILLING 1u    /* its writer is copying the old chunk: others wait */
+#define D_DIRTY   2u    /* buf is the chunk as the volume reads it */
+#define D_WRITING 3u    /* the committer is writing buf to the origin */
+#define DBUCKETS  16384u
+
+struct dchunk {
+        uint64_t chunk;
+        uint8_t *buf;           /* chunk-sized; kept across reuse */
+        uint64_t batch;         /* DIRTY: batch of its COPY record */
+        uint32_t lo, hi;        /* bytes of buf newer than the origin */
+        uint32_t hnext;         /* hash chain or free list, index + 1 */
+        uint32_t state;
+};
+
 struct cow_volume {
         struct cow_io *origin, *diff;
         pthread_mutex_t lock;
@@ -147,9 +176,23 @@ struct cow_volume {
         bool replaying;
         uint8_t *replay_map;    /* while replaying: per-slot use, see replay() */
 
+        /* write-back: dirty chunks by chunk number (hash), pool by index */
+        uint32_t *dbucket;
+        struct dchunk *dch;
+        size_t adch;
+        uint32_t ndch, dch_free;
+        uint32_t nready;        /* DIRTY + WRITING: reads must look (atomic) */
+        uint64_t dirty_bytes;   /* FILLING + DIRTY + WRITING buffers */
+        uint64_t wb_limit;
+        uint32_t wb_interval_ms;
+        int wb_error;           /* an origin write-back failed: the next flush says so */
+        bool wb_started, wb_stop;
+        pthread_t wb_thread;
+        pthread_cond_t wb_cond;
+
         cow_event_fn cb;
         void *userdata;
-        uint64_t stat_copies, stat_commits, stat_evictions, stat_checkpoints;
+        uint64_t stat_copies, stat_commits, stat_evictions, stat_checkpoints, stat_writebacks;
 };
 
 static uint64_t now_ns(void)
@@ -289,12 +332,120 @@ static uint32_t lookup(struct cow_volume *v, uint64_t c, uint32_t seq)
         return cand;
 }
 
-static bool chunk_has_pending(struct cow_volume *v, uint64_t c)
+/* ---- dirty chunks (write-back) ---- */
+
+static uint32_t dfind(struct cow_volume *v, uint64_t c)
 {
-        for (uint32_t e = v->head[c]; e; e = v->ent[e - 1].next)
-                if (v->ent[e - 1].flags & E_PENDING)
-                        return true;
-        return false;
+        uint32_t i = v->dbucket[c % DBUCKETS];
+
+        while (i && v->dch[i - 1].chunk != c)
+                i = v->dch[i - 1].hnext;
+        return i;
+}
+
+/* A FILLING dirty chunk for c (which has none), index + 1 in *ret. */
+static int dnew(struct cow_volume *v, uint64_t c, uint32_t *ret)
+{
+        struct dchunk *d;
+        uint32_t i;
+
+        if (v->dch_free) {
+                i = v->dch_free - 1;
+                v->dch_free = v->dch[i].hnext;
+        } else {
+                if (v->ndch == UINT32_MAX - 1 ||
+                    grow_array((void **) &v->dch, &v->adch, (size_t) v->ndch + 1, sizeof(struct dchunk)) < 0)
+                        return -ENOMEM;
+                i = v->ndch++;
+                v->dch[i].buf = NULL;
+        }
+        d = &v->dch[i];
+        if (!d->buf && posix_memalign((void **) &d->buf, 4096, v->chunk) != 0) {
+                d->buf = NULL;
+                d->hnext = v->dch_free;
+                v->dch_free = i + 1;
+                return -ENOMEM;
+        }
+        d->chunk = c;
+        d->state = D_FILLING;
+        d->lo = v->chunk;
+        d->hi = 0;
+        d->batch = 0;
+        d->hnext = v->dbucket[c % DBUCKETS];
+        v->dbucket[c % DBUCKETS] = i + 1;
+        v->dirty_bytes += v->chunk;
+        *ret = i + 1;
+        return 0;
+}
+
+static void dfree(struct cow_volume *v, uint32_t idx)
+{
+        struct dchunk *d = &v->dch[idx - 1];
+        uint32_t *p = &v->dbucket[d->chunk % DBUCKETS];
+
+        while (*p != idx) {
+                assert(*p);
+                p = &v->dch[*p - 1].hnext;
+        }
+        *p = d->hnext;
+        if (d->state != D_FILLING)
+                __atomic_store_n(&v->nready, v->nready - 1, __ATOMIC_RELEASE);
+        d->state = D_FREE;
+        d->hnext = v->dch_free;
+        v->dch_free = idx;
+        v->dirty_bytes -= v->chunk;
+}
+
+/* Copy [off, off+len) of the volume, which lies inside dirty chunk d, into it. */
+static void dput(struct cow_volume *v, struct dchunk *d, const uint8_t *src, size_t len, uint64_t off)
+{
+        uint32_t in = (uint32_t) (off & (v->chunk - 1));
+
+        memcpy(d->buf + in, src, len);
+        d->lo = MIN(d->lo, in);
+        d->hi = MAX(d->hi, in + (uint32_t) len);
+}
+
+/*
+ * Write dirty chunks whose COPY record is durable (or that need no copy any
+ * more: the diff area failed) to the origin.  Called by the committer with the
+ * lock held; drops it for the I/O.  Waiters are woken by the caller.
+ */
+static void writeback(struct cow_volume *v)
+{
+        struct wb { uint32_t idx; uint64_t off; uint8_t *p; size_t len; };
+        _cleanup_free_ struct wb *w = NULL;
+        size_t n = 0, k = 0;
+        int r = 0;
+
+        for (uint32_t i = 0; i < v->ndch; i++)
+                if (v->dch[i].state == D_DIRTY && (v->dch[i].batch <= v->batch_done || v->failed))
+                        n++;
+        if (n == 0)
+                return;
+        w = malloc(n * sizeof(*w));
+        if (!w)
+                return;         /* retried at the next commit */
+        for (uint32_t i = 0; i < v->ndch && k < n; i++) {
+                struct dchunk *d = &v->dch[i];
+
+                if (d->state != D_DIRTY || (d->batch > v->batch_done && !v->failed))
+                        continue;
+                d->state = D_WRITING;
+                w[k++] = (struct wb) { i + 1, (d->chunk << v->shift) + d->lo, d->buf + d->lo, d->hi - d->lo };
+        }
+        pthread_mutex_unlock(&v->lock);
+        for (size_t j = 0; j < k; j++) {
+                int q = cow_io_pwrite(v->origin, w[j].p, w[j].len, w[j].off);
+                if (q < 0 && r == 0)
+                        r = q;
+        }
+        pthread_mutex_lock(&v->lock);
+        if (r < 0 && v->wb_error == 0)
+                v->wb_error = r;
+        for (size_t j = 0; j < k; j++)
+                dfree(v, w[j].idx);
+        v->stat_writebacks += k;
 }
 
 /* ---- slots ---- */
@@ -756,8 +907,10 @@ complete:
                 }
         }
         v->batch_done = batch;
-        v->committing = false;
         pfree_settle(v);
+        /* Invariant (2): the batch's COPY records are durable, or failed. */
+        writeback(v);
+        v->committing = false;
         pthread_cond_broadcast(&v->cond);
 }
 
@@ -775,6 +928,30 @@ static void wait_batch(struct cow_volume *v, uint64_t b)
 static void commit_all(struct cow_volume *v)
 {
         wait_batch(v, v->last_queued);
+}
+
+/* Every write acknowledged so far reaches the origin (not flushed). */
+static void drain(struct cow_volume *v)
+{
+        while (v->nready > 0) {
+                if (!v->committing)
+                        do_commit(v);
+                else
+                        pthread_cond_wait(&v->cond, &v->lock);
+        }
+}
+
+/* Writers wait here while the dirty buffers exceed the write-back limit. */
+static void throttle(struct cow_volume *v)
+{
+        if (v->wb_started && v->dirty_bytes >= v->wb_limit / 2)
+                pthread_cond_signal(&v->wb_cond);
+        while (v->dirty_bytes > v->wb_limit && v->nready > 0) {
+                if (!v->committing)
+                        do_commit(v);
+                else
+                        pthread_cond_wait(&v->cond, &v->lock);
+        }
 }
 
 /* ---- format ---- */
@@ -1154,6 +1331,11 @@ out:
 
 static void volume_free(struct cow_volume *v)
 {
+        for (uint32_t i = 0; i < v->ndch; i++)
+                free(v->dch[i].buf);
+        free(v->dch);
+        free(v->dbucket);
+        pthread_cond_destroy(&v->wb_cond);
         pthread_rwlock_destroy(&v->hold);
         pthread_cond_destroy(&v->cond);
         pthread_mutex_destroy(&v->lock);
@@ -1184,6 +1366,7 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
                 return -ENOMEM;
         pthread_mutex_init(&v->lock, NULL);
         pthread_cond_init(&v->cond, NULL);
+        pthread_cond_init(&v->wb_cond, NULL);
         pthread_rwlockattr_init(&attr);
         /* Writer preference: a snapshot is not starved by a stream of writes. */
         pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -1241,7 +1424,8 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
         v->file_slots = dsize > v->data_start ? (dsize - v->data_start) >> v->shift : 0;
         r = -ENOMEM;
         v->head = calloc(v->nchunks, sizeof(uint32_t));
-        if (!v->head)
+        v->dbucket = calloc(DBUCKETS, sizeof(uint32_t));
+        if (!v->head || !v->dbucket)
                 goto fail;
 
         r = replay(v, &lost);
@@ -1278,13 +1462,17 @@ fail:
         return r;
 }
 
+static void wb_thread_stop(struct cow_volume *v);
+
 struct cow_volume *cow_close(struct cow_volume *v)
 {
         if (!v)
                 return NULL;
+        wb_thread_stop(v);
         pthread_mutex_lock(&v->lock);
         while (v->committing)
                 pthread_cond_wait(&v->cond, &v->lock);
+        drain(v);
         if (!v->failed) {
                 commit_all(v);
                 if (!v->failed) {
@@ -1323,12 +1511,84 @@ static int copy_chunk(struct cow_volume *v, uint64_t c, uint64_t slot, uint8_t *
         return cow_io_pwrite(v->diff, buf, v->chunk, slot_off(v, slot));
 }
 
+/* Does chunk c need a copy before its first write since the newest snapshot? */
+static bool needs_copy(struct cow_volume *v, uint64_t c)
+{
+        return v->nsnaps > 0 && !(v->head[c] && v->ent[v->head[c] - 1].owner == v->snaps[v->nsnaps - 1].seq);
+}
+
+/* A slot and a pending entry for the copy of chunk c; evicts the oldest
+ * snapshots when the bound is reached.  May drop the lock.  Returns 1 with
+ * the entry, 0 if no copy is needed any more, or a negative errno. */
+static int plan_copy(struct cow_volume *v, uint64_t c, uint32_t *ret_entry)
+{
+        uint64_t slot;
+        uint32_t e;
+        int r;
+
+        while (needs_copy(v, c)) {
+                r = alloc_slot(v, &slot);
+                if (r == -ENOSPC) {
+                        if (v->npfree > 0) {
+                                /* Space is being freed: let its deletion commit. */
+                                wait_batch(v, v->last_delete);
+                                pfree_settle(v);
+                                if (v->npfree == 0 || v->nfree > 0)
+                                        continue;
+                        }
+                        /* Out of shadow storage: delete the oldest (VolSnap event 25). */
+                        v->stat_evictions++;
+                        snap_remove(v, 0, REASON_EVICTED, 0);
+                        continue;
+                }
+                if (r >= 0)
+                        r = entry_new(v, c, slot, v->snaps[v->nsnaps - 1].seq, E_PENDING, &e);
+                if (r < 0) {
+                        (void) free_push(v, slot);
+                        return r;
+                }
+                entry_link(v, e);
+                v->snaps[v->nsnaps - 1].copies++;
+                *ret_entry = e;
+                return 1;
+        }
+        return 0;
+}
+
+/* Undo plan_copy() for an entry that will never get a record. */
+static void unplan_copy(struct cow_volume *v, uint32_t e)
+{
+        if (v->ent[e].flags & E_LINKED)
+                entry_unlink(v, e);
+        (void) free_push(v, v->ent[e].slot);
+        entry_free(v, e);
+}
+
+struct fill {
+        uint64_t c, slot;
+        uint32_t d, e;          /* dirty chunk index + 1, entry index */
+        uint8_t *p;
+        int error;
+};
+
+/*
+ * Per chunk of the range, in ascending order (so writers waiting on each
+ * other's FILLING chunks cannot form a cycle): a dirty chunk takes the data in
+ * its buffer; a chunk that needs a copy becomes a FILLING dirty chunk, filled
+ * outside the lock; any other chunk is written to the origin directly.
+ */
 int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
 {
-        _cleanup_free_ uint32_t *mine = NULL;
-        _cleanup_free_ uint8_t *cbuf = NULL;
-        uint64_t first, last;
-        size_t nmine = 0;
+        struct fill fills_small[4];
+        uint8_t direct_small[4];
+        _cleanup_free_ struct fill *fills_big = NULL;
+        _cleanup_free_ uint8_t *direct_big = NULL;
+        struct fill *fills = fills_small;
+        uint8_t *direct = direct_small;
+        const uint8_t *src = buf;
+        uint64_t first, last, nc;
+        size_t nfill = 0;
+        bool any_direct = false;
         int r, rc = 0;
 
         r = check_range(v, buf, len, off);
@@ -1338,126 +1598,245 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                 return 0;
         first = off >> v->shift;
         last = (off + len - 1) >> v->shift;
+        nc = last - first + 1;
+        if (nc > ARRAY_SIZE(fills_small)) {
+                fills = fills_big = calloc(nc, sizeof(struct fill));
+                direct = direct_big = calloc(nc, 1);
+                if (!fills_big || !direct_big)
+                        return -ENOMEM;
+        } else
+                memset(direct_small, 0, sizeof(direct_small));
 
         pthread_rwlock_rdlock(&v->hold);
         pthread_mutex_lock(&v->lock);
         for (uint64_t c = first; c <= last; c++) {
-                for (;;) {
-                        uint32_t newest, e;
-                        uint64_t slot;
+                uint64_t cs = MAX(off, c << v->shift), ce = MIN(off + len, (c + 1) << v->shift);
+                uint32_t d = dfind(v, c), e = 0;
 
-                        if (v->nsnaps == 0)
-                                break;
-                        newest = v->snaps[v->nsnaps - 1].seq;
-                        if (v->head[c] && v->ent[v->head[c] - 1].owner == newest)
-                                break;
-                        r = alloc_slot(v, &slot);
-                        if (r == -ENOSPC) {
-                                if (v->npfree > 0) {
-                                        /* Space is being freed: let its deletion commit. */
-                                        wait_batch(v, v->last_delete);
-                                        pfree_settle(v);
-                                        if (v->npfree == 0 || v->nfree > 0)
-                                                continue;
-                                }
-                                /* Out of shadow storage: delete the oldest (VolSnap event 25). */
-                                v->stat_evictions++;
-                                snap_remove(v, 0, REASON_EVICTED, 0);
-                                continue;
-                        }
-                        if (r >= 0 && !mine) {
-                                mine = calloc(last - first + 1, sizeof(uint32_t));
-                                if (!mine)
-                                        r = -ENOMEM;
-                        }
-                        if (r >= 0)
-                                r = entry_new(v, c, slot, newest, E_PENDING, &e);
-                        if (r < 0) {
-                                /* Cannot copy: drop the snapshots, never the write. */
-                                (void) free_push(v, slot);
-                                enter_error(v, r);
-                                break;
-                        }
-                        entry_link(v, e);
-                        v->snaps[v->nsnaps - 1].copies++;
-                        mine[nmine++] = e;
-                        break;
+                if (d && (v->dch[d - 1].state == D_FILLING || v->dch[d - 1].state == D_WRITING)) {
+                        pthread_cond_wait(&v->cond, &v->lock);
+                        c--;            /* look at this chunk again */
+                        continue;
                 }
+                if (d) {
+                        dput(v, &v->dch[d - 1], src + (cs - off), ce - cs, cs);
+                        continue;
+                }
+                r = v->failed ? 0 : plan_copy(v, c, &e);
+                if (r > 0) {
+                        r = dnew(v, c, &d);
+                        if (r < 0)
+                                unplan_copy(v, e);
+                        else
+                                r = 1;
+                }
+                if (r < 0) {
+                        /* Cannot copy: drop the snapshots, never the write. */
+                        enter_error(v, r);
+                        r = 0;
+                }
+                if (r > 0) {
+                        fills[nfill++] = (struct fill) { .c = c, .slot = v->ent[e].slot, .d = d, .e = e,
+                                                         .p = v->dch[d - 1].buf };
+                        continue;
+                }
+                direct[c - first] = 1;
+                any_direct = true;
         }
-        if (nmine == 0) {
-                /* Rewrites and writes without snapshots: one trip through the lock. */
+        if (any_direct)
                 wait_batch(v, v->last_delete);          /* invariant (3) */
-                for (uint64_t c = first; c <= last; c++)
-                        while (chunk_has_pending(v, c))
-                                pthread_cond_wait(&v->cond, &v->lock);
-                pthread_mutex_unlock(&v->lock);
-                r = cow_io_pwrite(v->origin, buf, len, off);
-                pthread_rwlock_unlock(&v->hold);
-                return r;
-        }
         pthread_mutex_unlock(&v->lock);
 
-        if (nmine > 0 && posix_memalign((void **) &cbuf, 4096, v->chunk) != 0)
-                rc = -ENOMEM;
-        for (size_t i = 0; rc >= 0 && i < nmine; i++) {
-                struct entry e;
-                pthread_mutex_lock(&v->lock);
-                e = v->ent[mine[i]];    /* the array may move; chunk and slot do not change */
-                pthread_mutex_unlock(&v->lock);
-                rc = copy_chunk(v, e.chunk, e.slot, cbuf);
+        /* Chunks that need no copy: straight to the origin, in runs. */
+        for (uint64_t c = first; any_direct && c <= last && rc >= 0; c++) {
+                uint64_t c2 = c, s0, e0;
+
+                if (!direct[c - first])
+                        continue;
+                while (c2 < last && direct[c2 + 1 - first])
+                        c2++;
+                s0 = MAX(off, c << v->shift);
+                e0 = MIN(off + len, (c2 + 1) << v->shift);
+                rc = cow_io_pwrite(v->origin, src + (s0 - off), e0 - s0, s0);
+                c = c2;
         }
+        /* The copies: old chunk into its slot, durable at the next commit. */
+        for (size_t i = 0; i < nfill; i++)
+                fills[i].error = copy_chunk(v, fills[i].c, fills[i].slot, fills[i].p);
 
         pthread_mutex_lock(&v->lock);
-        if (rc < 0)
-                enter_error(v, rc);
-        for (size_t i = 0; i < nmine; i++) {
-                struct entry *e = &v->ent[mine[i]];
+        for (size_t i = 0; i < nfill; i++) {
+                struct fill *f = &fills[i];
+                struct dchunk *d = &v->dch[f->d - 1];
+                struct entry *e = &v->ent[f->e];
+                uint64_t cs = MAX(off, f->c << v->shift), ce = MIN(off + len, (f->c + 1) << v->shift);
 
+                if (f->error < 0) {
+                        /* The old chunk could not be copied: the snapshots go, and
+                         * this piece is written through below. */
+                        unplan_copy(v, f->e);
+                        dfree(v, f->d);
+                        enter_error(v, f->error);
+                        continue;
+                }
+                dput(v, d, src + (cs - off), ce - cs, cs);
+                d->state = D_DIRTY;
+                d->batch = v->batch_next;
+                __atomic_store_n(&v->nready, v->nready + 1, __ATOMIC_RELEASE);
                 if (!(e->flags & E_LINKED)) {
                         /* Its snapshot went away meanwhile; no record mentions it. */
-                        free_push(v, e->slot);
-                        entry_free(v, mine[i]);
+                        unplan_copy(v, f->e);
                         continue;
                 }
                 struct cow_rec rec = { .type = COW_REC_COPY, .seq = e->owner, .a = e->chunk, .b = e->slot };
-                if (queue_rec(v, &rec, mine[i] + 1) < 0) {
+                if (queue_rec(v, &rec, f->e + 1) < 0) {
                         enter_error(v, -ENOMEM);
                         continue;
                 }
                 e->flags |= E_QUEUED;
                 v->stat_copies++;
         }
-        if (nmine > 0)
-                wait_batch(v, v->last_queued);
-        /* Invariant (3), then (2) for copies other writers are making of our chunks. */
-        wait_batch(v, v->last_delete);
-        for (uint64_t c = first; c <= last; c++)
-                while (chunk_has_pending(v, c))
-                        pthread_cond_wait(&v->cond, &v->lock);
-        assert(v->batch_done >= v->last_delete);
+        if (nfill > 0) {
+                pthread_cond_broadcast(&v->cond);
+                throttle(v);
+        }
         pthread_mutex_unlock(&v->lock);
 
-        r = cow_io_pwrite(v->origin, buf, len, off);
+        for (size_t i = 0; i < nfill; i++) {
+                uint64_t cs = MAX(off, fills[i].c << v->shift), ce = MIN(off + len, (fills[i].c + 1) << v->shift);
+
+                if (fills[i].error < 0 && rc >= 0)
+                        rc = cow_io_pwrite(v->origin, src + (cs - off), ce - cs, cs);
+        }
         pthread_rwlock_unlock(&v->hold);
-        return r;
+        return rc;
 }
 
 int cow_read(struct cow_volume *v, void *buf, size_t len, uint64_t off)
 {
+        uint8_t *p = buf;
         int r = check_range(v, buf, len, off);
 
         if (r < 0)
                 return r;
         if (len == 0)
                 return 0;
-        return cow_io_pread(v->origin, buf, len, off);
+        /* No dirty chunk: the origin is the volume.  A chunk that turns dirty
+         * after this load belongs to a write concurrent with this read. */
+        if (__atomic_load_n(&v->nready, __ATOMIC_ACQUIRE) == 0)
+                return cow_io_pread(v->origin, buf, len, off);
+
+        while (len > 0) {
+                uint64_t c = off >> v->shift, c2 = c, end;
+                uint32_t d;
+
+                pthread_mutex_lock(&v->lock);
+                d = dfind(v, c);
+                if (d && v->dch[d - 1].state != D_FILLING) {
+                        size_t n = (size_t) MIN((uint64_t) len, ((c + 1) << v->shift) - off);
+
+                        memcpy(p, v->dch[d - 1].buf + (off & (v->chunk - 1)), n);
+                        pthread_mutex_unlock(&v->lock);
+                        p += n, off += n, len -= n;
+                        continue;
+                }
+                /* A run of chunks the origin holds as the volume sees them. */
+                end = off + len;
+                while (((c2 + 1) << v->shift) < end) {
+                        uint32_t d2 = dfind(v, c2 + 1);
+                        if (d2 && v->dch[d2 - 1].state != D_FILLING)
+                                break;
+                        c2++;
+                }
+                pthread_mutex_unlock(&v->lock);
+                size_t n = (size_t) (MIN(end, (c2 + 1) << v->shift) - off);
+                /* A write-back of these chunks can only start after a write to
+                 * them that is concurrent with this read. */
+                r = cow_io_pread(v->origin, p, n, off);
+                if (r < 0)
+                        return r;
+                p += n, off += n, len -= n;
+        }
+        return 0;
 }
 
 int cow_flush(struct cow_volume *v)
 {
+        int r;
+
         if (!v)
                 return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        drain(v);
+        r = v->wb_error;
+        v->wb_error = 0;
+        pthread_mutex_unlock(&v->lock);
+        if (r < 0)
+                return r;
         return cow_io_flush(v->origin);
+}
+
+static void *wb_main(void *arg)
+{
+        struct cow_volume *v = arg;
+
+        pthread_mutex_lock(&v->lock);
+        while (!v->wb_stop) {
+                struct timespec ts;
+
+                if (v->nready > 0 && !v->committing) {
+                        do_commit(v);
+                        if (v->dirty_bytes >= v->wb_limit / 2)
+                                continue;
+                }
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += v->wb_interval_ms / 1000;
+                ts.tv_nsec += (long) (v->wb_interval_ms % 1000) * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                (void) pthread_cond_timedwait(&v->wb_cond, &v->lock, &ts);
+        }
+        pthread_mutex_unlock(&v->lock);
+        return NULL;
+}
+
+static void wb_thread_stop(struct cow_volume *v)
+{
+        if (!v->wb_started)
+                return;
+        pthread_mutex_lock(&v->lock);
+        v->wb_stop = true;
+        pthread_cond_signal(&v->wb_cond);
+        pthread_mutex_unlock(&v->lock);
+        pthread_join(v->wb_thread, NULL);
+        v->wb_started = false;
+        v->wb_stop = false;
+}
+
+int cow_set_writeback(struct cow_volume *v, uint64_t limit_bytes, uint32_t interval_ms)
+{
+        int r = 0;
+
+        if (!v)
+                return -EINVAL;
+        wb_thread_stop(v);
+        pthread_mutex_lock(&v->lock);
+        v->wb_limit = limit_bytes;
+        v->wb_interval_ms = interval_ms;
+        drain(v);
+        pthread_mutex_unlock(&v->lock);
+        if (limit_bytes > 0 && interval_ms > 0) {
+                pthread_attr_t attr;
+
+                pthread_attr_init(&attr);
+                pthread_attr_setstacksize(&attr, 256 * 1024);
+                r = -pthread_create(&v->wb_thread, &attr, wb_main, v);
+                pthread_attr_destroy(&attr);
+                v->wb_started = r == 0;
+        }
+        return r;
 }
 
 /* ---- snapshots ---- */
@@ -1488,7 +1867,13 @@ int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
                 goto out;
 
         /* Invariant (5): acknowledged origin writes are durable first. */
-        r = cow_io_flush(v->origin);
+        pthread_mutex_lock(&v->lock);
+        drain(v);
+        r = v->wb_error;
+        v->wb_error = 0;
+        pthread_mutex_unlock(&v->lock);
+        if (r >= 0)
+                r = cow_io_flush(v->origin);
         if (r < 0)
                 goto out;
 
@@ -1681,6 +2066,8 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret)
                 .commits = v->stat_commits,
                 .evictions = v->stat_evictions,
                 .checkpoints = v->stat_checkpoints,
+                .writebacks = v->stat_writebacks,
+                .dirty_bytes = v->dirty_bytes,
         };
         pthread_mutex_unlock(&v->lock);
         return 0;

@@ -82,6 +82,8 @@ struct cow_stats {
         uint64_t commits;             /* journal commits (flush pairs) since open */
         uint64_t evictions;
         uint64_t checkpoints;         /* journal compactions since open */
+        uint64_t writebacks;          /* dirty chunks written to the origin since open */
+        uint64_t dirty_bytes;         /* write-back buffers held now */
 };
 
 /* Write an empty diff area for 'origin' onto 'diff' (its old content is ignored). */
@@ -115,5 +117,13 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret);
  * than 'min_blocks' blocks and twice what the live state needs (default 64);
  * 0 compacts at every commit (tests). */
 int cow_set_checkpoint_blocks(struct cow_volume *v, uint64_t min_blocks);
+
+/* Write-back of first writes after a snapshot (see cow.c).  limit_bytes: dirty
+ * chunk buffers held before writers wait for a commit; 0 (the default) makes
+ * every such write wait for its own commit.  interval_ms > 0 (with a limit)
+ * starts a thread that commits every interval_ms and whenever half the limit
+ * is dirty, so writers rarely wait.  Acknowledged writes are durable after
+ * cow_flush() either way. */
+int cow_set_writeback(struct cow_volume *v, uint64_t limit_bytes, uint32_t interval_ms);
 
 vss_hresult cow_errno_to_hresult(int r);

@@ -12,6 +12,9 @@
  *     deleted nor evicted comes back; nothing is reported LOST;
  *   - the recovered volume keeps working (a write to every chunk, evicting as
  *     needed, and all snapshots are checked again).
+ * Each seed also picks a write-back limit (none, a few chunks, unlimited), so
+ * the power is cut with first writes still buffered, mid-commit and
+ * mid-write-back.
  * Usage: test-cow-crash [SEEDS] (default 3).
  */
 
@@ -255,7 +258,7 @@ static void exercise(struct cow_volume *v, struct model *m)
 }
 
 static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64_t crash_at, uint64_t seed,
-                    uint64_t wseed, uint64_t *ret_flushes)
+                    uint64_t wseed, uint64_t wb, uint64_t *ret_flushes)
 {
         struct cow_crash_world *w = cow_crash_world_new(crash_at, seed);
         struct cow_io *o, *d, *mo, *md;
@@ -273,6 +276,7 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
         if (cow_open(o, d, on_event, m, &v) == 0) {
                 /* workload 1 compacts at every commit: power cuts hit checkpoints */
                 cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
+                CHECK(cow_set_writeback(v, wb, 0) == 0);
                 workload(v, m, wseed);
                 cow_close(v);
         }
@@ -291,6 +295,7 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
         CHECK(cow_open(mo, md, on_event, m, &v) == 0);
         CHECK(m->lost == 0);
         cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
+        CHECK(cow_set_writeback(v, wb, 0) == 0);
         verify_snapshots(v, m, true);
         exercise(v, m);
         cow_close(v);
@@ -334,14 +339,17 @@ int main(int argc, char **argv)
                 cow_crash_world_free(w);
 
                 for (uint64_t seed = 1; seed <= nseeds; seed++) {
+                        /* Write-back: every first write commits, a few dirty chunks, or
+                         * more than the volume has (only flushes and snapshots commit). */
+                        uint64_t wb = seed % 3 == 1 ? 0 : seed % 3 == 2 ? 3 * CHUNK : 2 * ORIGIN;
                         uint64_t nflush = 0, f;
                         g_seed = seed;
-                        run_one(oimg, ol, dimg, dl, 0, seed, wseed, &nflush);
+                        run_one(oimg, ol, dimg, dl, 0, seed, wseed, wb, &nflush);
                         for (uint64_t k = 1; k <= nflush; k++)
-                                run_one(oimg, ol, dimg, dl, k, seed * 7919 + k, wseed, &f);
+                                run_one(oimg, ol, dimg, dl, k, seed * 7919 + k, wseed, wb, &f);
                         total += nflush;
-                        printf("workload %u seed %llu: %llu crash points ok\n", wi, (unsigned long long) seed,
-                               (unsigned long long) nflush);
+                        printf("workload %u seed %llu (write-back limit %llu): %llu crash points ok\n", wi,
+                               (unsigned long long) seed, (unsigned long long) wb, (unsigned long long) nflush);
                 }
                 free(oimg);
                 free(dimg);

@@ -3,7 +3,8 @@
  * Unit tests of the CoW engine against an in-memory model: every snapshot is
  * compared byte for byte with a copy of the origin taken when it was created,
  * after random writes, deletions (oldest, newest, middle), evictions, reopen
- * and concurrent writers.
+ * and concurrent writers.  Every test runs three times: write-through, with
+ * write-back buffers committed by writers, and with the write-back thread.
  */
 
 #include <pthread.h>
@@ -36,6 +37,14 @@ struct fixture {
         unsigned evicted, invalidated, lost;
 };
 
+static uint64_t g_wb_limit;
+static uint32_t g_wb_interval;
+
+static void fx_writeback(struct fixture *f)
+{
+        assert_int_equal(cow_set_writeback(f->v, g_wb_limit, g_wb_interval), 0);
+}
+
 static void on_event(const struct cow_event *ev, void *userdata)
 {
         struct fixture *f = userdata;
@@ -66,6 +75,7 @@ static struct fixture *fx_new(size_t size, uint32_t chunk, uint64_t max)
         assert_int_equal(cow_io_new_memory(NULL, 0, &f->diff), 0);
         assert_int_equal(cow_format(f->origin, f->diff, &p), 0);
         assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
+        fx_writeback(f);
         return f;
 }
 
@@ -86,6 +96,7 @@ static void fx_reopen(struct fixture *f)
         assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
         if (getenv("COW_TEST_CHECKPOINT"))
                 cow_set_checkpoint_blocks(f->v, 0);
+        fx_writeback(f);
         /* nothing in these tests may make the engine distrust its metadata */
         assert_int_equal(f->lost, 0);
 }
@@ -475,6 +486,10 @@ static void *writer_thread(void *p)
                 tu_fill(b, len, tu_rand(&rng));
                 if (cow_write(c->f->v, b, len, blk * CONC_CHUNK) < 0)
                         c->errors++;
+                /* read-your-writes, whether the data is buffered or not */
+                if (cow_read(c->f->v, b + CONC_CHUNK, len, blk * CONC_CHUNK) < 0 ||
+                    memcmp(b, b + CONC_CHUNK, len) != 0)
+                        c->errors++;
                 pthread_mutex_lock(c->model_lock);
                 memcpy(c->f->model + blk * CONC_CHUNK, b, len);
                 pthread_mutex_unlock(c->model_lock);
@@ -567,9 +582,80 @@ static void test_diff_failure(void **state)
         cow_crash_world_free(w);
 }
 
+/* Write-back: first writes are buffered until a commit, the origin keeps the
+ * old data meanwhile, and reads see the new data. */
+static void test_writeback(void **state)
+{
+        struct fixture *f = fx_new(1 << 20, 16384, 0);
+        struct cow_stats st;
+        uint8_t *b = malloc(1 << 20);
+
+        if (g_wb_limit == 0) {
+                /* write-through: nothing stays buffered */
+                fx_snap(f);
+                fx_write(f, 5000, 40000, 1);
+                assert_int_equal(cow_stats(f->v, &st), 0);
+                assert_int_equal(st.dirty_bytes, 0);
+                fx_check(f);
+                goto out;
+        }
+        fx_write(f, 0, 20000, 1);               /* no snapshot: direct */
+        fx_snap(f);
+        /* copy + dirty, a direct piece would need another snapshot: several pieces */
+        fx_write(f, 10000, 50000, 2);
+        fx_write(f, 16384 * 3 + 100, 10, 3);    /* into a dirty chunk */
+        fx_write(f, 16384 * 10, 16384 * 2, 4);  /* whole chunks */
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        if (g_wb_interval == 0) {
+                assert_true(st.dirty_bytes >= 4 * 16384);
+                /* the origin still holds the snapshot's data where chunks are dirty */
+                assert_int_equal(cow_io_pread(f->origin, b, 16384, 16384), 0);
+                assert_memory_equal(b, f->snaps[0].data + 16384, 16384);
+        }
+        fx_check(f);
+        assert_int_equal(cow_read(f->v, b, 1 << 20, 0), 0);
+        assert_memory_equal(b, f->model, 1 << 20);
+        assert_int_equal(cow_flush(f->v), 0);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_int_equal(st.dirty_bytes, 0);
+        assert_true(st.writebacks >= 4);
+        assert_int_equal(cow_io_pread(f->origin, b, 1 << 20, 0), 0);
+        assert_memory_equal(b, f->model, 1 << 20);
+        /* a snapshot taken with dirty chunks sees them */
+        fx_write(f, 16384 * 20 + 7, 3000, 5);
+        fx_snap(f);
+        fx_write(f, 16384 * 20, 16384, 6);
+        fx_check(f);
+        fx_reopen(f);
+        fx_check(f);
+out:
+        free(b);
+        fx_free(f);
+}
+
+static int wb_off(void **state)
+{
+        g_wb_limit = 0, g_wb_interval = 0;
+        return 0;
+}
+
+static int wb_buffered(void **state)
+{
+        g_wb_limit = 256 * 1024, g_wb_interval = 0;
+        return 0;
+}
+
+static int wb_thread(void **state)
+{
+        g_wb_limit = 256 * 1024, g_wb_interval = 1;
+        return 0;
+}
+
 int main(void)
 {
+        int r = 0;
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_writeback),
                 cmocka_unit_test(test_basic),
                 cmocka_unit_test(test_many_snapshots_model),
                 cmocka_unit_test(test_sharing),
@@ -582,5 +668,8 @@ int main(void)
                 cmocka_unit_test(test_diff_failure),
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        r |= cmocka_run_group_tests_name("write-through", tests, wb_off, NULL);
+        r |= cmocka_run_group_tests_name("write-back", tests, wb_buffered, NULL);
+        r |= cmocka_run_group_tests_name("write-back thread", tests, wb_thread, NULL);
+        return r;
 }
