@@ -55,12 +55,20 @@ struct options {
         bool chunk_set;
         uint64_t max_bytes;
         bool max_set;
+        uint64_t writeback;
 };
+
+/* Write-back buffers for first writes after a snapshot (cow_set_writeback()):
+ * big enough that a commit's flush pair covers thousands of copies, small
+ * enough to stay resident (the server runs mlockall()ed). */
+#define WRITEBACK_DEFAULT (64ull << 20)
+#define WRITEBACK_INTERVAL_MS 100u
 
 static void usage(FILE *f)
 {
         fputs("Usage: vss-volsrv --origin IMG --diff DIFFAREA --dir RUNDIR\n"
-              "                  [--format [--chunk-size 16K] [--max SIZE|unbounded]] [--foreground]\n"
+              "                  [--format [--chunk-size 16K] [--max SIZE|unbounded]] [--writeback SIZE]\n"
+              "                  [--foreground]\n"
               "\n"
               "Serves one copy-on-write volume: RUNDIR/fuse/volume (live), RUNDIR/fuse/shadows/<guid>,\n"
               "NBD on RUNDIR/nbd.sock, control on RUNDIR/control.sock (docs/volsrv.md).\n", f);
@@ -115,6 +123,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "format",     no_argument,       NULL, 'f' },
                 { "chunk-size", required_argument, NULL, 'c' },
                 { "max",        required_argument, NULL, 'm' },
+                { "writeback",  required_argument, NULL, 'w' },
                 { "foreground", no_argument,       NULL, 'F' },
                 { "help",       no_argument,       NULL, 'h' },
                 {}
@@ -144,6 +153,11 @@ static int parse_args(int argc, char **argv, struct options *o)
                         else
                                 o->max_bytes = v;
                         o->max_set = true;
+                        break;
+                case 'w':
+                        if (parse_size(optarg, &v) < 0)
+                                return arg_error("--writeback %s: a size (e.g. 64M), 0 = write-through", optarg);
+                        o->writeback = v;
                         break;
                 case 'h':
                         usage(stdout);
@@ -355,6 +369,9 @@ static int open_volume(struct volsrv *s, const struct options *o)
         if (r < 0)
                 return vlog_hr(cow_errno_to_hresult(r), r, "cannot open diff area %s%s", s->diff_path,
                                r == -EBADMSG ? " (not a diff area: use --format)" : ""), r;
+        r = cow_set_writeback(s->vol, o->writeback, WRITEBACK_INTERVAL_MS);
+        if (r < 0)
+                return vlog_hr(cow_errno_to_hresult(r), r, "cannot start the write-back thread"), r;
         r = cow_stats(s->vol, &st);
         if (r < 0)
                 return vlog_hr(cow_errno_to_hresult(r), r, "cow_stats"), r;
@@ -387,7 +404,7 @@ static void free_state(struct volsrv *s)
 
 int main(int argc, char **argv)
 {
-        struct options o = {};
+        struct options o = { .writeback = WRITEBACK_DEFAULT };
         struct volsrv *s;
         _cleanup_close_ int pid_fd = -EBADF, ready_fd = -EBADF, listen_fd = -EBADF;
         sigset_t mask;
