@@ -5,6 +5,16 @@
  * again after a restart.  Volume servers are daemons of their own, never
  * vssd's children, so vssd can crash or restart without taking a filesystem
  * offline.
+ *
+ * The diff area is a file on another filesystem than the volume: on the
+ * on-volume of the volume's shadow storage association
+ * (<on>/.openvss/diff/NAME.diff, directories 0700, file 0600, created
+ * O_EXCL so that two volumes, or two vssd instances, never share one), else
+ * in the state directory.  Moving it (an association added or deleted for a
+ * volume that has no shadows) takes the volume offline for a moment:
+ * unmount, detach the loop device, stop the server, start it on a freshly
+ * formatted diff area at the new place, attach and mount again.  Nothing is
+ * lost, since without shadows the diff area holds nothing the origin lacks.
  */
 
 #include <ctype.h>
@@ -19,7 +29,10 @@
 
 #include "providers/cow/cow-util.h"
 #include "providers/cow/volsrv-client.h"
+#include "vssd/volume.h"
 #include "vssd/vssd.h"
+
+#define DIFF_SUBDIR "/.openvss/diff"
 
 /* snprintf for messages and paths where truncation is acceptable (an
  * over-long path then fails to open, with an error naming it). */
@@ -54,13 +67,21 @@ int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
         char **a;
 
         for (struct cowvol *cv = v->cowvols; cv; cv = cv->next)
-                n += 3;
+                n += 4;
         a = calloc(n, sizeof(char *));
         if (!a)
                 return -ENOMEM;
         a[k++] = strdup(v->state_dir);
         for (struct cowvol *cv = v->cowvols; cv; cv = cv->next) {
+                char *slash;
+
                 a[k++] = strdup(cv->diff);
+                /* Its directory too: it still names the on-volume while the
+                 * diff file itself is being replaced. */
+                a[k] = strdup(cv->diff);
+                if (a[k] && (slash = strrchr(a[k], '/')) && slash != a[k])
+                        *slash = 0;
+                k++;
                 a[k++] = strdup(cv->rundir);
                 a[k++] = strdup(cv->image);
         }
@@ -320,17 +341,23 @@ static vss_hresult volsrv_start(struct vssd *v, struct cowvol *cv, bool format, 
 static void retry_cb(struct vssd *v, struct timer *t)
 {
         struct cowvol *cv = t->userdata;
-        char err[600];
+        char err[600] = "no event connection";
+        int r;
 
-        if (ev_open(v, cv) >= 0)
-                return;
-        if (VSS_SUCCEEDED(volsrv_start(v, cv, false, -1, err, sizeof(err))) && ev_open(v, cv) >= 0) {
+        /* Connected already: this is a retry of the remount only. */
+        if (cv->ev_fd < 0 && ev_open(v, cv) < 0) {
+                if (VSS_FAILED(volsrv_start(v, cv, false, -1, err, sizeof(err))) || ev_open(v, cv) < 0) {
+                        catalog_event(v, "error", "cow", VSS_E_PROVIDER_VETO,
+                                      "cannot restart the volume server of %s: %s; retrying in 30 s", cv->name, err);
+                        timer_arm(v, &cv->retry, now_us() + 30000000);
+                        return;
+                }
                 catalog_event(v, "info", "cow", VSS_S_OK, "restarted the volume server of cow volume %s", cv->name);
-                return;
         }
-        catalog_event(v, "error", "cow", VSS_E_PROVIDER_VETO, "cannot restart the volume server of %s: %s; retrying in 30 s",
-                      cv->name, err);
-        timer_arm(v, &cv->retry, now_us() + 30000000);
+        /* The loop device and the filesystem on it may still use a dead server's FUSE file. */
+        r = cowvol_remount(v, cv);
+        if (r < 0)
+                timer_arm(v, &cv->retry, now_us() + (r == -EBUSY ? 1000000 : 30000000));
 }
 
 int cowvols_load(struct vssd *v)
@@ -412,15 +439,11 @@ static struct cowvol *cowvol_find(struct vssd *v, const char *name)
         return NULL;
 }
 
-/* Undoes whatever of a volume exists: mount, loop, server, files we made. */
-static void teardown(struct cowvol *cv, bool own_image)
+/* Stops the volume server and waits (up to 5 s) for its control socket to go. */
+static void server_stop(struct cowvol *cv)
 {
         char out[512], p[VSS_PATH_MAX];
 
-        if (cv->mountpoint && cv->mountpoint[0])
-                (void)cow_run((char *const[]){ "umount", cv->mountpoint, NULL }, out, sizeof(out));
-        if (cv->loopdev && cv->loopdev[0])
-                (void)cow_run((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, out, sizeof(out));
         (void)volsrv_call(cv->rundir, "Server.Stop", NULL, 5000, NULL, out, sizeof(out));
         for (int i = 0; i < 50 && access(cv->rundir, F_OK) == 0; i++) {
                 fmt(p, sizeof(p), "%s/control.sock", cv->rundir);
@@ -428,7 +451,135 @@ static void teardown(struct cowvol *cv, bool own_image)
                         break;
                 usleep(100000);
         }
-        (void)unlink(cv->diff);
+}
+
+/* Removes a diff area file and, on an on-volume, the .openvss directories
+ * it leaves empty (rmdir fails on a directory another volume still uses). */
+static void diff_remove(const char *diff)
+{
+        char d[VSS_PATH_MAX], *p;
+        size_t n, k = strlen(DIFF_SUBDIR);
+
+        if (!diff || !diff[0])
+                return;
+        (void)unlink(diff);
+        fmt(d, sizeof(d), "%s", diff);
+        p = strrchr(d, '/');
+        if (!p)
+                return;
+        *p = 0;
+        n = strlen(d);
+        if (n < k || !streq(d + n - k, DIFF_SUBDIR) || rmdir(d) < 0)
+                return;
+        d[n - strlen("/diff")] = 0;
+        (void)rmdir(d);
+}
+
+/* Creates the empty diff area file of volume 'name' on on_vol, in root-only
+ * directories.  O_EXCL: a file already there belongs to another volume of the
+ * same name (another vssd) or is stale, and is never taken over silently. */
+static vss_hresult diff_create_on(const char *on_vol, const char *name, char **ret_path, char *err, size_t errlen)
+{
+        const char *base = streq(on_vol, "/") ? "" : on_vol;
+        char top[VSS_PATH_MAX], dir[VSS_PATH_MAX];
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+        int fd, r;
+
+        fmt(top, sizeof(top), "%s/.openvss", base);
+        fmt(dir, sizeof(dir), "%s" DIFF_SUBDIR, base);
+        r = mkdirs(dir, 0700);
+        if (r < 0) {
+                fmt(err, errlen, "cannot create %s on the shadow copy storage volume: %s", dir, strerror(-r));
+                return r == -ENOSPC || r == -EDQUOT ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED;
+        }
+        /* Whatever umask or an earlier owner left, only root may look in. */
+        for (int i = 0; i < 2; i++) {
+                const char *d = i ? dir : top;
+
+                if (lstat(d, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || chmod(d, 0700) < 0) {
+                        fmt(err, errlen, "%s must be a directory owned by root (mode 0700) to hold diff areas", d);
+                        return VSS_E_UNEXPECTED;
+                }
+        }
+        if (asprintf(&path, "%s/%s.diff", dir, name) < 0) {
+                path = NULL;
+                fmt(err, errlen, "out of memory");
+                return VSS_E_OUTOFMEMORY;
+        }
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                if (errno == EEXIST) {
+                        fmt(err, errlen, "the diff area file %s already exists: another cow volume named %s keeps its "
+                            "diff area on this volume, or it is left over (remove it if no vss-volsrv has it open)",
+                            path, name);
+                        return VSS_E_OBJECT_ALREADY_EXISTS;
+                }
+                fmt(err, errlen, "cannot create the diff area file %s: %s", path, strerror(errno));
+                return errno == ENOSPC || errno == EDQUOT ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED;
+        }
+        close(fd);
+        *ret_path = TAKE_PTR(path);
+        return VSS_S_OK;
+}
+
+/* Puts the volume server's FUSE file on a loop device, formats it when asked
+ * and mounts it on mnt (if any); cv->loopdev and cv->mountpoint follow. */
+static vss_hresult attach(struct cowvol *cv, const char *mnt, bool mkfs, char *err, size_t errlen)
+{
+        char buf[VSS_PATH_MAX], out[1024];
+        const char *fs = cv->fs;
+        int r;
+
+        fmt(buf, sizeof(buf), "%s/fuse/volume", cv->rundir);
+        r = cow_run((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", buf, NULL }, out, sizeof(out));
+        if (r != 0 || strncmp(out, "/dev/loop", 9) != 0) {
+                fmt(err, errlen, "losetup of %s failed: %s", buf, out);
+                return VSS_E_UNEXPECTED;
+        }
+        free(cv->loopdev);
+        cv->loopdev = strdup(out);
+        if (!cv->loopdev) {
+                fmt(err, errlen, "out of memory");
+                return VSS_E_OUTOFMEMORY;
+        }
+        if (mkfs && fs[0]) {
+                r = streq(fs, "ext4") ? cow_run((char *const[]){ "mkfs.ext4", "-q", "-F", cv->loopdev, NULL }, out, sizeof(out))
+                                      : cow_run((char *const[]){ "mkfs.xfs", "-q", "-f", cv->loopdev, NULL }, out, sizeof(out));
+                if (r != 0) {
+                        fmt(err, errlen, "mkfs.%s %s failed: %s", fs, cv->loopdev, out);
+                        return VSS_E_UNEXPECTED;
+                }
+        }
+        if (mnt) {
+                (void)mkdirs(mnt, 0755);
+                r = cow_run((char *const[]){ "mount", "-t", (char *)fs, cv->loopdev, (char *)mnt, NULL }, out, sizeof(out));
+                if (r != 0) {
+                        fmt(err, errlen, "mount %s %s failed: %s", cv->loopdev, mnt, out);
+                        return VSS_E_UNEXPECTED;
+                }
+                free(cv->mountpoint);
+                /* The real path: associations and shadows name volumes so. */
+                cv->mountpoint = realpath(mnt, NULL) ?: strdup(mnt);
+                if (!cv->mountpoint) {
+                        fmt(err, errlen, "out of memory");
+                        return VSS_E_OUTOFMEMORY;
+                }
+        }
+        return VSS_S_OK;
+}
+
+/* Undoes whatever of a volume exists: mount, loop, server, files we made. */
+static void teardown(struct cowvol *cv, bool own_image)
+{
+        char out[512];
+
+        if (cv->mountpoint && cv->mountpoint[0])
+                (void)cow_run((char *const[]){ "umount", cv->mountpoint, NULL }, out, sizeof(out));
+        if (cv->loopdev && cv->loopdev[0])
+                (void)cow_run((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, out, sizeof(out));
+        server_stop(cv);
+        diff_remove(cv->diff);
         if (own_image)
                 (void)unlink(cv->image);
 }
@@ -437,13 +588,12 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
 {
         const char *name = json_get_str(params, "name"), *image = json_get_str(params, "image"),
                    *fs = json_get_str(params, "fs"), *mnt = json_get_str(params, "mount");
-        char dir[VSS_PATH_MAX], buf[VSS_PATH_MAX], out[1024], err[600] = "";
+        char dir[VSS_PATH_MAX], buf[VSS_PATH_MAX], err[1024] = "";
         struct storage_assoc *a = NULL;
         struct cowvol *cv = NULL;
         bool own_image = false;
         json_int_t size = 0;
         vss_hresult hr;
-        int r;
 
         if (!good_name(name)) {
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'name' must be 1..64 characters of [A-Za-z0-9._-]");
@@ -491,18 +641,38 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
                 cv->rundir = NULL;
         if (mnt)
                 a = storage_find(v, mnt);
-        if (a) {
-                fmt(buf, sizeof(buf), "%s/.openvss-diff", a->on_vol);
-                (void)mkdir(buf, 0700);
-                if (asprintf(&cv->diff, "%s/%s.diff", buf, name) < 0)
-                        cv->diff = NULL;
-        } else if (asprintf(&cv->diff, "%s/diff.area", dir) < 0)
+        if (!a && asprintf(&cv->diff, "%s/diff.area", dir) < 0)
                 cv->diff = NULL;
         cv->loopdev = strdup("");
         cv->mountpoint = strdup("");
         cv->fs = strdup(fs ?: "");
-        if (!cv->name || !cv->image || !cv->rundir || !cv->diff || !cv->loopdev || !cv->mountpoint || !cv->fs)
+        if (!cv->name || !cv->image || !cv->rundir || (!a && !cv->diff) || !cv->loopdev || !cv->mountpoint || !cv->fs)
                 goto oom;
+        if (a) {
+                struct volume_info oi;
+                size_t n = strlen(a->for_vol);
+
+                char why[512] = "";
+
+                hr = volume_exact(a->on_vol, &oi, why, sizeof(why));
+                if (VSS_FAILED(hr)) {
+                        fmt(err, sizeof(err), "the shadow copy storage volume %s of %s is not available: %s",
+                            a->on_vol, a->for_vol, why);
+                        goto fail;
+                }
+                if (strncmp(oi.path, a->for_vol, n) == 0 && (oi.path[n] == 0 || oi.path[n] == '/')) {
+                        fmt(err, sizeof(err), "the shadow copy storage volume %s lies under the mount point %s of the "
+                            "volume itself: a diff area must be on another filesystem", a->on_vol, a->for_vol);
+                        hr = VSS_E_VOLUME_NOT_SUPPORTED;
+                        goto fail;
+                }
+                hr = storage_check_on(v, a->on_vol, err, sizeof(err));
+                if (VSS_FAILED(hr))
+                        goto fail;
+                hr = diff_create_on(a->on_vol, name, &cv->diff, err, sizeof(err));
+                if (VSS_FAILED(hr))
+                        goto fail;
+        }
         (void)mkdir(cv->rundir, 0700);
         {
                 int fd = open(cv->image, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -519,39 +689,9 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
         hr = volsrv_start(v, cv, true, a ? a->max_bytes : -1, err, sizeof(err));
         if (VSS_FAILED(hr))
                 goto fail;
-        fmt(buf, sizeof(buf), "%s/fuse/volume", cv->rundir);
-        r = cow_run((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", buf, NULL }, out, sizeof(out));
-        if (r != 0 || strncmp(out, "/dev/loop", 9) != 0) {
-                fmt(err, sizeof(err), "losetup of %s failed: %s", buf, out);
-                hr = VSS_E_UNEXPECTED;
+        hr = attach(cv, mnt, fs != NULL, err, sizeof(err));
+        if (VSS_FAILED(hr))
                 goto fail;
-        }
-        free(cv->loopdev);
-        cv->loopdev = strdup(out);
-        if (!cv->loopdev)
-                goto oom;
-        if (fs) {
-                r = streq(fs, "ext4") ? cow_run((char *const[]){ "mkfs.ext4", "-q", "-F", cv->loopdev, NULL }, out, sizeof(out))
-                                      : cow_run((char *const[]){ "mkfs.xfs", "-q", "-f", cv->loopdev, NULL }, out, sizeof(out));
-                if (r != 0) {
-                        fmt(err, sizeof(err), "mkfs.%s %s failed: %s", fs, cv->loopdev, out);
-                        hr = VSS_E_UNEXPECTED;
-                        goto fail;
-                }
-        }
-        if (mnt) {
-                (void)mkdirs(mnt, 0755);
-                r = cow_run((char *const[]){ "mount", "-t", (char *)fs, cv->loopdev, (char *)mnt, NULL }, out, sizeof(out));
-                if (r != 0) {
-                        fmt(err, sizeof(err), "mount %s %s failed: %s", cv->loopdev, mnt, out);
-                        hr = VSS_E_UNEXPECTED;
-                        goto fail;
-                }
-                free(cv->mountpoint);
-                cv->mountpoint = strdup(mnt);
-                if (!cv->mountpoint)
-                        goto oom;
-        }
         if (cowvol_put(v, cv) < 0) {
                 fmt(err, sizeof(err), "cannot record the volume in the catalog: %s", sqlite3_errmsg(v->db));
                 hr = VSS_E_UNEXPECTED;
@@ -564,8 +704,9 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
         cv->next = v->cowvols;
         v->cowvols = cv;
         catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s created: %s on %s, diff area %s%s%s", name, cv->image,
-                      cv->loopdev, cv->diff, mnt ? ", mounted on " : "", mnt ?: "");
-        reply_ok(v, c->serial, id, json_pack("{s:o, s:s}", "path", json_str_or_null(mnt), "device", cv->loopdev));
+                      cv->loopdev, cv->diff, mnt ? ", mounted on " : "", mnt ? cv->mountpoint : "");
+        reply_ok(v, c->serial, id, json_pack("{s:o, s:s}", "path", json_str_or_null(mnt ? cv->mountpoint : NULL),
+                                             "device", cv->loopdev));
         return;
 oom:
         hr = VSS_E_OUTOFMEMORY;
@@ -612,6 +753,119 @@ static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
         catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s deleted", name);
         cowvol_free(cv);
         reply_ok(v, c->serial, id, json_object());
+}
+
+vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, int64_t max, char *err,
+                             size_t errlen)
+{
+        _cleanup_free_ char *newdiff = NULL, *olddiff = NULL, *mnt = NULL;
+        char here[VSS_PATH_MAX], there[VSS_PATH_MAX], e2[512] = "", *slash;
+        struct cowvol *cv;
+        json_t *st = NULL;
+        json_int_t nsnap = 0;
+        vss_hresult hr;
+        size_t n;
+
+        for (cv = v->cowvols; cv && !streq(cv->mountpoint, for_vol); cv = cv->next)
+                ;
+        if (!cv)
+                return VSS_S_OK;
+        fmt(here, sizeof(here), "%s", cv->diff);
+        slash = strrchr(here, '/');
+        if (slash && slash != here)
+                *slash = 0;
+        if (on_vol)
+                fmt(there, sizeof(there), "%s", on_vol);
+        else
+                fmt(there, sizeof(there), "%s/volumes/%s", v->state_dir, cv->name);
+        /* Already on that filesystem (e.g. the state directory lies on the
+         * on-volume): the diff area is where it belongs. */
+        if (volume_same_fs(here, there))
+                return VSS_S_OK;
+        if (v->set_owner || v->jobs_in_flight) {
+                fmt(err, errlen, "a shadow copy set is being created: move the diff area of %s when it is done",
+                    for_vol);
+                return VSS_E_SNAPSHOT_SET_IN_PROGRESS;
+        }
+        hr = volsrv_call(cv->rundir, "Storage.Stats", NULL, VOLSRV_CALL_TIMEOUT_MS, &st, e2, sizeof(e2));
+        if (VSS_FAILED(hr)) {
+                fmt(err, errlen, "the volume server of %s does not answer, so its diff area cannot be moved: %s",
+                    for_vol, e2);
+                return VSS_E_PROVIDER_VETO;
+        }
+        (void)json_get_int(st, "snapshots", &nsnap);
+        json_decref(st);
+        n = shadows_on_volume(v, for_vol);
+        if (n > 0 || nsnap > 0) {
+                fmt(err, errlen, "cow volume %s (%s) has %zu shadow copies in its diff area %s: a diff area moves only "
+                    "while it holds none (vssadmin delete shadows /for=%s /all, then retry)", cv->name, for_vol,
+                    n > (size_t)nsnap ? n : (size_t)nsnap, cv->diff, for_vol);
+                return VSS_E_VOLUME_IN_USE;
+        }
+        if (on_vol) {
+                hr = diff_create_on(on_vol, cv->name, &newdiff, err, errlen);
+                if (VSS_FAILED(hr))
+                        return hr;
+        } else if (asprintf(&newdiff, "%s/diff.area", there) < 0) {
+                newdiff = NULL;
+                fmt(err, errlen, "out of memory");
+                return VSS_E_OUTOFMEMORY;
+        }
+        mnt = strdup(cv->mountpoint);
+        if (!mnt) {
+                diff_remove(on_vol ? newdiff : NULL);
+                fmt(err, errlen, "out of memory");
+                return VSS_E_OUTOFMEMORY;
+        }
+
+        /* Offline: the unmount is what may fail (a busy filesystem), so it goes first. */
+        if (cow_run((char *const[]){ "umount", mnt, NULL }, e2, sizeof(e2)) != 0) {
+                diff_remove(on_vol ? newdiff : NULL);
+                fmt(err, errlen, "cannot unmount %s to move its diff area to %s: %s (stop what uses it and retry)",
+                    mnt, newdiff, e2);
+                return VSS_E_VOLUME_IN_USE;
+        }
+        (void)cow_run((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, e2, sizeof(e2));
+        cv->loopdev[0] = 0;
+        cv->mountpoint[0] = 0;
+        timer_cancel(v, &cv->retry);
+        ev_close(v, cv);
+        server_stop(cv);
+
+        olddiff = cv->diff;
+        cv->diff = TAKE_PTR(newdiff);
+        hr = volsrv_start(v, cv, true, max, err, errlen);
+        if (VSS_FAILED(hr)) {
+                char e3[512];
+
+                /* Back on the old diff area: it was closed cleanly and is intact. */
+                diff_remove(on_vol ? cv->diff : NULL);
+                free(cv->diff);
+                cv->diff = TAKE_PTR(olddiff);
+                if (VSS_FAILED(volsrv_start(v, cv, false, -1, e2, sizeof(e2))) ||
+                    VSS_FAILED(attach(cv, mnt, false, e3, sizeof(e3))))
+                        catalog_event(v, "error", "cow", VSS_E_UNEXPECTED,
+                                      "cow volume %s is offline: it could not come back on its diff area %s", cv->name,
+                                      cv->diff);
+                (void)ev_open(v, cv);
+                (void)cowvol_put(v, cv);
+                return hr;
+        }
+        hr = attach(cv, mnt, false, e2, sizeof(e2));
+        if (cowvol_put(v, cv) < 0)
+                log_warn("cow volume %s: cannot record its new diff area %s: %s", cv->name, cv->diff,
+                         sqlite3_errmsg(v->db));
+        diff_remove(olddiff);
+        (void)ev_open(v, cv);
+        if (VSS_FAILED(hr)) {
+                fmt(err, errlen, "the diff area of cow volume %s moved to %s, but the volume could not be mounted "
+                    "again on %s: %s", cv->name, cv->diff, mnt, e2);
+                catalog_event(v, "error", "cow", hr, "%s", err);
+                return hr;
+        }
+        catalog_event(v, "info", "cow", VSS_S_OK, "the diff area of cow volume %s (%s) moved from %s to %s", cv->name,
+                      cv->mountpoint, olddiff, cv->diff);
+        return VSS_S_OK;
 }
 
 void method_cowvol(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method)

@@ -8,10 +8,18 @@
  * the for-volume; the maximum is pushed to it with Storage.SetMax, and the
  * volume server evicts the oldest shadows that no longer fit (each eviction
  * comes back as a Volume.Event and is logged by cowvol.c).
+ *
+ * The for-volume of an association may be a path that does not exist yet:
+ * the mount point of a cow volume still to be created (vssadmin create volume
+ * makes it), so that the volume's diff area starts on the on-volume.  Such a
+ * pending association is keyed by the normalized path, and storage_find()
+ * normalizes its argument the same way.  Adding, or deleting, the association
+ * of an existing cow volume moves its diff area (cowvol_move_diff()).
  */
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "providers/cow/volsrv-client.h"
@@ -29,10 +37,68 @@ static void assoc_free(struct storage_assoc *a)
         free(a);
 }
 
+/* An absolute path with the symlinks of its longest existing prefix resolved,
+ * "//" and trailing slashes collapsed; "." and ".." after that prefix are
+ * refused, since nothing can resolve them.  false when not normalizable. */
+static bool path_normalize(const char *path, char *buf, size_t len)
+{
+        char head[VSS_PATH_MAX], *cut;
+        _cleanup_free_ char *real = NULL;
+        const char *rest;
+        size_t n;
+
+        if (!path || path[0] != '/' || strlen(path) >= sizeof(head))
+                return false;
+        snprintf(head, sizeof(head), "%s", path);
+        /* Walk up until a prefix exists. */
+        while (!(real = realpath(head, NULL))) {
+                if (errno != ENOENT && errno != ENOTDIR)
+                        return false;
+                cut = strrchr(head, '/');
+                if (!cut)
+                        return false;
+                if (cut == head) {
+                        head[1] = 0;
+                        continue;
+                }
+                *cut = 0;
+        }
+        n = strlen(head);
+        rest = path + n;
+        if ((size_t)snprintf(buf, len, "%s", streq(real, "/") ? "" : real) >= len)
+                return false;
+        while (*rest) {
+                size_t k;
+
+                while (*rest == '/')
+                        rest++;
+                k = strcspn(rest, "/");
+                if (k == 0)
+                        break;
+                if ((k == 1 && rest[0] == '.') || (k == 2 && rest[0] == '.' && rest[1] == '.'))
+                        return false;
+                if (strlen(buf) + 1 + k >= len)
+                        return false;
+                strcat(buf, "/");
+                strncat(buf, rest, k);
+                rest += k;
+        }
+        if (!buf[0])
+                snprintf(buf, len, "/");
+        return true;
+}
+
 struct storage_assoc *storage_find(struct vssd *v, const char *for_vol)
 {
+        char norm[VSS_PATH_MAX];
+
         for (struct storage_assoc *a = v->assocs; a; a = a->next)
                 if (streq(a->for_vol, for_vol))
+                        return a;
+        if (!path_normalize(for_vol, norm, sizeof(norm)))
+                return NULL;
+        for (struct storage_assoc *a = v->assocs; a; a = a->next)
+                if (streq(a->for_vol, norm))
                         return a;
         return NULL;
 }
@@ -139,6 +205,67 @@ static bool get_volume(struct vssd *v, struct conn *c, json_int_t id, json_t *pa
         return true;
 }
 
+/* The for-volume: a volume, the key of an existing association (a pending
+ * one, or a volume that is not mounted now), or with 'pending_ok' a path
+ * that does not exist yet (the mount point of a cow volume to be created).
+ * false after replying. */
+static bool get_for(struct vssd *v, struct conn *c, json_int_t id, json_t *params, bool required, bool pending_ok,
+                    struct volume_info *vi)
+{
+        json_t *x = json_object_get(params, "for");
+        struct storage_assoc *a;
+        char err[512] = "";
+        const char *s;
+        vss_hresult hr;
+        struct stat st;
+
+        if (!x || json_is_null(x) || !json_is_string(x) || json_string_value(x)[0] != '/')
+                return get_volume(v, c, id, params, "for", required, vi);
+        s = json_string_value(x);
+        hr = volume_exact(s, vi, err, sizeof(err));
+        if (VSS_SUCCEEDED(hr))
+                return true;
+        vi->path[0] = vi->device[0] = 0;
+        a = storage_find(v, s);
+        if (a) {
+                snprintf(vi->path, sizeof(vi->path), "%s", a->for_vol);
+                return true;
+        }
+        if (!pending_ok || lstat(s, &st) == 0 || errno != ENOENT) {
+                reply_err(v, c->serial, id, hr, "%s", err[0] ? err : vss_hresult_message(hr));
+                return false;
+        }
+        if (!path_normalize(s, vi->path, sizeof(vi->path))) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG,
+                          "field 'for': %s is neither a volume nor a usable mount path for a cow volume to be created "
+                          "(no '.' or '..' components)", s);
+                return false;
+        }
+        return true;
+}
+
+/* Free space of the on-volume for a new diff area, against the configured minimum. */
+vss_hresult storage_check_on(struct vssd *v, const char *on_vol, char *err, size_t errlen)
+{
+        uint64_t need = (uint64_t)v->cfg.min_diff_area_mb << 20, avail;
+        struct statvfs sv;
+
+        if (statvfs(on_vol, &sv) < 0) {
+                snprintf(err, errlen, "cannot query the free space of the shadow copy storage volume %s: %s", on_vol,
+                         strerror(errno));
+                return VSS_E_OBJECT_NOT_FOUND;
+        }
+        avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+        if (avail < need) {
+                snprintf(err, errlen,
+                         "the shadow copy storage volume %s has %llu bytes free, a diff area needs at least %llu bytes "
+                         "(%u MB, [storage] min_diff_area_mb in vssd.conf)", on_vol, (unsigned long long)avail,
+                         (unsigned long long)need, v->cfg.min_diff_area_mb);
+                return VSS_E_INSUFFICIENT_STORAGE;
+        }
+        return VSS_S_OK;
+}
+
 static uint64_t fs_size(const char *path)
 {
         struct statvfs sv;
@@ -204,11 +331,11 @@ static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, js
 {
         struct volume_info fv, ov;
         struct storage_assoc *a;
-        char err[512] = "";
+        char err[1024] = "";
         int64_t max;
         vss_hresult hr;
 
-        if (!get_volume(v, c, id, params, "for", true, &fv) || !get_volume(v, c, id, params, "on", true, &ov))
+        if (!get_for(v, c, id, params, true, add, &fv) || !get_volume(v, c, id, params, "on", true, &ov))
                 return;
         a = storage_find(v, fv.path);
         if (add && a) {
@@ -221,8 +348,29 @@ static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, js
                           fv.path, ov.path);
                 return;
         }
+        /* A diff area on the volume it protects: every copy-on-write would
+         * write into the volume being copied, and freezing it would freeze
+         * its own diff area. */
+        if (add && (streq(fv.path, ov.path) || (fv.device[0] && volume_same_fs(fv.path, ov.path)))) {
+                reply_err(v, c->serial, id, VSS_E_VOLUME_NOT_SUPPORTED,
+                          "the shadow copy storage of %s cannot be on %s: a diff area must be on another filesystem "
+                          "than the volume it protects", fv.path, ov.path);
+                return;
+        }
         if (!get_max(v, c, id, params, ov.path, &max))
                 return;
+        if (add) {
+                hr = storage_check_on(v, ov.path, err, sizeof(err));
+                if (VSS_FAILED(hr)) {
+                        reply_err(v, c->serial, id, hr, "%s", err);
+                        return;
+                }
+                hr = cowvol_move_diff(v, fv.path, ov.path, max, err, sizeof(err));
+                if (VSS_FAILED(hr)) {
+                        reply_err(v, c->serial, id, hr, "%s", err);
+                        return;
+                }
+        }
         hr = push_max(v, fv.path, max, err, sizeof(err));
         if (VSS_FAILED(hr)) {
                 reply_err(v, c->serial, id, hr, "the volume server of %s refused the new maximum: %s", fv.path, err);
@@ -245,11 +393,13 @@ static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, js
                 return;
         }
         if (max < 0)
-                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s on %s %s, maximum unbounded",
-                              a->for_vol, a->on_vol, add ? "added" : "resized");
+                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s%s on %s %s, maximum unbounded",
+                              a->for_vol, fv.device[0] ? "" : " (not mounted yet)", a->on_vol,
+                              add ? "added" : "resized");
         else
-                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s on %s %s, maximum %lld bytes",
-                              a->for_vol, a->on_vol, add ? "added" : "resized", (long long)max);
+                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s%s on %s %s, maximum %lld bytes",
+                              a->for_vol, fv.device[0] ? "" : " (not mounted yet)", a->on_vol,
+                              add ? "added" : "resized", (long long)max);
         reply_ok(v, c->serial, id, json_object());
 }
 
@@ -257,8 +407,11 @@ static void storage_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
 {
         struct volume_info fv, ov;
         struct storage_assoc *a, **p;
+        char err[1024] = "";
+        vss_hresult hr;
+        size_t n;
 
-        if (!get_volume(v, c, id, params, "for", true, &fv) || !get_volume(v, c, id, params, "on", false, &ov))
+        if (!get_for(v, c, id, params, true, false, &fv) || !get_volume(v, c, id, params, "on", false, &ov))
                 return;
         a = storage_find(v, fv.path);
         if (!a || (ov.path[0] && !streq(a->on_vol, ov.path))) {
@@ -266,16 +419,19 @@ static void storage_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
                           fv.path, ov.path[0] ? " on " : "", ov.path);
                 return;
         }
-        if (shadows_on_volume(v, fv.path) > 0) {
+        n = shadows_on_volume(v, fv.path);
+        if (n > 0) {
                 reply_err(v, c->serial, id, VSS_E_VOLUME_IN_USE,
-                          "%s has %zu shadow copies using this storage: delete them first", fv.path,
-                          shadows_on_volume(v, fv.path));
+                          "%s has %zu shadow copies using this storage on %s: delete them first", fv.path, n, a->on_vol);
                 return;
         }
-        if (cowvol_on(v, fv.path)) {
-                reply_err(v, c->serial, id, VSS_E_VOLUME_IN_USE,
-                          "the cow volume mounted on %s keeps its diff area on %s: delete the volume first", fv.path,
-                          a->on_vol);
+        /* Without its association a cow volume's diff area goes back to the
+         * state directory, unbounded, as for a volume created without one. */
+        hr = cowvol_move_diff(v, fv.path, NULL, -1, err, sizeof(err));
+        if (VSS_SUCCEEDED(hr))
+                hr = push_max(v, fv.path, -1, err, sizeof(err));
+        if (VSS_FAILED(hr)) {
+                reply_err(v, c->serial, id, hr, "%s", err);
                 return;
         }
         for (p = &v->assocs; *p; p = &(*p)->next)
@@ -299,7 +455,7 @@ static void storage_list(struct vssd *v, struct conn *c, json_int_t id, json_t *
         struct volume_info fv = { .path = "" }, ov = { .path = "" };
         json_t *arr = json_array();
 
-        if (!get_volume(v, c, id, params, "for", false, &fv) || !get_volume(v, c, id, params, "on", false, &ov)) {
+        if (!get_for(v, c, id, params, false, false, &fv) || !get_volume(v, c, id, params, "on", false, &ov)) {
                 json_decref(arr);
                 return;
         }
@@ -326,12 +482,15 @@ static void storage_list(struct vssd *v, struct conn *c, json_int_t id, json_t *
                                 log_warn("storage: no figures from the volume server of %s: %s", a->for_vol, err);
                         json_decref(st);
                 }
-                if (VSS_FAILED(volume_of_path(a->for_vol, &fi, err, sizeof(err))))
+                /* Exact: a pending for-volume's path, or a directory where it
+                 * is not mounted now, must not show the device it lies on. */
+                if (VSS_FAILED(volume_exact(a->for_vol, &fi, err, sizeof(err))))
                         fi.device[0] = 0;
                 if (VSS_FAILED(volume_of_path(a->on_vol, &oi, err, sizeof(err))))
                         oi.device[0] = 0;
-                json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:o, s:o, s:o}",
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:I, s:o, s:o, s:o}",
                         "for", a->for_vol, "for_device", fi.device, "on", a->on_vol, "on_device", oi.device,
+                        "diff_area", json_str_or_null(cv ? cv->diff : NULL),
                         "used_bytes", (json_int_t)used, "allocated_bytes", (json_int_t)alloc,
                         "max_bytes", a->max_bytes < 0 ? json_null() : json_integer(a->max_bytes),
                         "on_size_bytes", (json_int_t)on_size, "used_percent", pct(used, on_size),

@@ -348,6 +348,8 @@ void shadows_recover(struct vssd *v);
 int storage_load(struct vssd *v);
 void storage_done(struct vssd *v);
 struct storage_assoc *storage_find(struct vssd *v, const char *for_vol);
+/* VSS_E_INSUFFICIENT_STORAGE (message in err) when on_vol has less free space than the minimum diff area. */
+vss_hresult storage_check_on(struct vssd *v, const char *on_vol, char *err, size_t errlen);
 void method_storage(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 
 /* cowvol.c */
@@ -356,8 +358,17 @@ void cowvols_done(struct vssd *v);
 /* true when ptr is a cow volume's event connection (then handled). */
 bool cowvol_io(struct vssd *v, void *ptr, uint32_t events);
 void method_cowvol(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
+/* Puts the diff area of the cow volume mounted on for_vol (if any) on on_vol, or back in the state
+ * directory when on_vol is NULL; a volume with shadows is VSS_E_VOLUME_IN_USE. */
+vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, int64_t max, char *err,
+                             size_t errlen);
 /* Paths whose filesystems must never be frozen: the state dir, every diff area and run dir. */
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n);
+/* cowvol-remount.c: after its volume server restarted, moves the volume's loop device, mounted
+ * filesystem and exposed shadows onto the live FUSE files.  0 when done (or nothing to do, or
+ * given up with an event), -EBUSY while a set is being created (retry soon), else -errno after
+ * an error event (retry later). */
+int cowvol_remount(struct vssd *v, struct cowvol *cv);
 
 /* admin.c */
 void method_admin(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
