@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Bringing a cow volume back after its volume server died.  The restarted
+ * server serves a new FUSE file; the old loop device (and the filesystem
+ * mounted from it, and every exposed shadow's loop device) still refer to the
+ * dead one, so every read and write there fails.  Here the dead filesystem is
+ * lazily unmounted, its loop device detached (autoclear when still busy), a
+ * new loop device attached to the live file and the filesystem mounted again
+ * where it was (ext4 journal recovery / XFS log replay happen in that mount).
+ * Exposed shadows of the volume are exposed again the same way, or dropped.
+ *
+ * Whether something needs doing is decided from the kernel, not from memory:
+ * a loop device is live when LOOP_GET_STATUS64 names the inode of the file the
+ * server serves now.  A mount point is only touched while /proc/self/mountinfo
+ * shows our loop device on top of it: something mounted over it since is the
+ * admin's, and is left alone.
+ *
+ * This runs on vssd's event loop, so every mount, umount and losetup runs in
+ * a child with a deadline (a dead FUSE connection fails fast, but a hung one
+ * must not hang vssd), and nothing runs while a shadow copy set is being
+ * created or a provider job is in flight (the freeze and the commit run on the
+ * provider thread): the caller retries a moment later.
+ */
+
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "providers/cow/cow-util.h"
+#include "vssd/vssd.h"
+
+#define UMOUNT_TIMEOUT_MS 10000
+#define LOSETUP_TIMEOUT_MS 10000
+#define MOUNT_TIMEOUT_MS 60000
+
+/* snprintf for messages, where truncation is acceptable. */
+static void fmt(char *buf, size_t len, const char *f, ...) _printf_(3, 4);
+static void fmt(char *buf, size_t len, const char *f, ...)
+{
+        va_list ap;
+
+        va_start(ap, f);
+        (void)vsnprintf(buf, len, f, ap);
+        va_end(ap);
+}
+
+/* Runs argv (no shell) with stdout+stderr captured into out, killing it at the
+ * deadline.  Returns the exit status (0..255), or -ETIMEDOUT / -errno. */
+static int run_bounded(char *const argv[], int timeout_ms, char *out, size_t outlen)
+{
+        uint64_t deadline = now_us() + (uint64_t)timeout_ms * 1000;
+        size_t off = 0;
+        int p[2], status = 0, r = 0;
+        pid_t pid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                int nul = open("/dev/null", O_RDONLY);
+                sigset_t none;
+
+                /* vssd blocks its signals for the signalfd: the helper must not inherit that. */
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                if (nul >= 0)
+                        dup2(nul, 0);
+                dup2(p[1], 1);
+                dup2(p[1], 2);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        close(p[1]);
+        out[0] = 0;
+        for (;;) {
+                struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+                uint64_t now = now_us();
+                char tmp[512];
+                ssize_t n;
+
+                if (now >= deadline) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                n = poll(&pfd, 1, (int)((deadline - now + 999) / 1000));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        continue;
+                n = read(p[0], tmp, sizeof(tmp));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                if (outlen > 1) {
+                        size_t k = MIN((size_t)n, outlen - 1 - off);
+
+                        memcpy(out + off, tmp, k);
+                        off += k;
+                        out[off] = 0;
+                }
+        }
+        close(p[0]);
+        while (off > 0 && (out[off - 1] == '\n' || out[off - 1] == ' '))
+                out[--off] = 0;
+        if (r == -ETIMEDOUT) {
+                (void)kill(pid, SIGKILL);
+                /* A helper stuck in the kernel cannot die: leave it rather than hang here. */
+                for (int i = 0; i < 20 && waitpid(pid, &status, WNOHANG) == 0; i++)
+                        usleep(50000);
+                fmt(out, outlen, "%s did not finish within %d s (killed)", argv[0], timeout_ms / 1000);
+                return r;
+        }
+        /* Output closed: the helper is exiting (or has daemonized a child, which losetup
+         * and mount do not); still bounded by the deadline. */
+        for (;;) {
+                pid_t w = waitpid(pid, &status, WNOHANG);
+
+                if (w == pid)
+                        break;
+                if (w < 0 && errno != EINTR)
+                        return -errno;
+                if (now_us() >= deadline) {
+                        (void)kill(pid, SIGKILL);
+                        (void)waitpid(pid, &status, WNOHANG);
+                        fmt(out, outlen, "%s did not exit within %d s (killed)", argv[0], timeout_ms / 1000);
+                        return -ETIMEDOUT;
+                }
+                usleep(10000);
+        }
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* What loop device 'dev' is to us: "ours" when it was attached with file 'path' (by
+ * the name the kernel keeps, truncated to LO_NAME_SIZE), "live" when on the very
+ * inode the server serves now.  Tells "ours, dead" from "ours, live" from "someone
+ * else's or none". */
+enum loop_state {
+        LOOP_NONE,              /* no such device, not attached, or someone else's */
+        LOOP_OURS_DEAD,         /* attached to our path, but not to the live file */
+        LOOP_OURS_LIVE,
+};
+
+/* LOOP_GET_STATUS64 stats the backing file, which fails (ENOTCONN) once its FUSE server
+ * is dead: then only sysfs names it, and after the volume server lazily unmounted the
+ * dead FUSE mount, by its path inside that mount ("/volume", "/shadows/GUID"). */
+static enum loop_state dead_loop_state(const char *dev, const char *path)
+{
+        const char *inside = strstr(path, "/fuse/");
+        char back[VSS_PATH_MAX];
+
+        if (cow_loop_backing_file(dev, back, sizeof(back)) < 0)
+                return LOOP_NONE;
+        if (streq(back, path))
+                return LOOP_OURS_DEAD;
+        /* The last "/fuse/" of the path is RUNDIR's. */
+        for (const char *p = inside; p; p = strstr(p + 1, "/fuse/"))
+                inside = p;
+        return inside && streq(back, inside + 5) ? LOOP_OURS_DEAD : LOOP_NONE;
+}
+
+static enum loop_state loop_state(const char *dev, const char *path, const struct stat *live)
+{
+        struct loop_info64 li = {};
+        int fd, r;
+
+        if (!dev[0] || strncmp(dev, "/dev/loop", 9) != 0)
+                return LOOP_NONE;
+        fd = open(dev, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                return LOOP_NONE;
+        r = ioctl(fd, LOOP_GET_STATUS64, &li) < 0 ? -errno : 0;
+        close(fd);
+        if (r == -ENXIO)
+                return LOOP_NONE;       /* not attached */
+        if (r < 0)
+                return dead_loop_state(dev, path);
+        if (strncmp((const char *)li.lo_file_name, path, LO_NAME_SIZE - 1) != 0)
+                return LOOP_NONE;
+        if (li.lo_inode == (uint64_t)live->st_ino && li.lo_device == (uint64_t)live->st_dev)
+                return LOOP_OURS_LIVE;
+        return LOOP_OURS_DEAD;
+}
+
+/* Lazily unmounts 'path' and detaches its loop device, if the mount on top of 'path'
+ * is from 'dev'.  Returns 0, -ENOENT when nothing is mounted there, -EEXIST when
+ * something else is (left alone), or another -errno with the reason in err. */
+static int drop_dead_mount(const char *path, const char *dev, char *err, size_t errlen)
+{
+        char src[VSS_PATH_MAX] = "", out[512];
+        int r;
+
+        r = cow_mount_source(path, src, sizeof(src), NULL, 0);
+        if (r == -ENOENT)
+                return r;
+        if (r < 0) {
+                fmt(err, errlen, "cannot read /proc/self/mountinfo: %s", strerror(-r));
+                return r;
+        }
+        if (!streq(src, dev)) {
+                fmt(err, errlen, "%s is now mounted from %s, not from %s", path, src, dev);
+                return -EEXIST;
+        }
+        r = run_bounded((char *const[]){ "umount", "-l", (char *)path, NULL }, UMOUNT_TIMEOUT_MS, out, sizeof(out));
+        if (r != 0) {
+                fmt(err, errlen, "umount -l %s: %s", path, out[0] ? out : "failed");
+                return r < 0 ? r : -EIO;
+        }
+        return 0;
+}
+
+/* Detaches a loop device of ours; a busy one (open files on a lazily unmounted
+ * filesystem still pin it) only gets autoclear, and goes when they are closed. */
+static void detach_loop(const char *dev)
+{
+        char out[512];
+
+        if (run_bounded((char *const[]){ "losetup", "-d", (char *)dev, NULL }, LOSETUP_TIMEOUT_MS, out, sizeof(out)) != 0)
+                log_warn("losetup -d %s: %s", dev, out);
+}
+
+static int attach_loop(const char *file, bool ro, char *ret_dev, size_t devlen, char *err, size_t errlen)
+{
+        char out[512];
+        int r;
+
+        if (ro)
+                r = run_bounded((char *const[]){ "losetup", "-r", "-f", "--show", (char *)file, NULL }, LOSETUP_TIMEOUT_MS,
+                                out, sizeof(out));
+        else
+                r = run_bounded((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", (char *)file, NULL },
+                                LOSETUP_TIMEOUT_MS, out, sizeof(out));
+        if (r != 0 || strncmp(out, "/dev/loop", 9) != 0 || strchr(out, '\n')) {
+                fmt(err, errlen, "losetup of %s failed: %s", file, out);
+                return r < 0 ? r : -EIO;
+        }
+        fmt(ret_dev, devlen, "%s", out);
+        return 0;
+}
+
+static int mount_fs(const char *fs, const char *opts, const char *dev, const char *path, char *err, size_t errlen)
+{
+        char out[1024];
+        int r;
+
+        if (opts)
+                r = run_bounded((char *const[]){ "mount", "-t", (char *)fs, "-o", (char *)opts, (char *)dev, (char *)path,
+                                                 NULL }, MOUNT_TIMEOUT_MS, out, sizeof(out));
+        else
+                r = run_bounded((char *const[]){ "mount", "-t", (char *)fs, (char *)dev, (char *)path, NULL },
+                                MOUNT_TIMEOUT_MS, out, sizeof(out));
+        if (r != 0) {
+                fmt(err, errlen, "mount -t %s%s%s %s %s failed: %s", fs, opts ? " -o " : "", opts ?: "", dev, path,
+                         out);
+                return r < 0 ? r : -EIO;
+        }
+        return 0;
+}
+
+static int catalog_set_loopdev(struct vssd *v, const char *name, const char *dev)
+{
+        sqlite3_stmt *st = NULL;
+        int r = -EIO;
+
+        if (sqlite3_prepare_v2(v->db, "UPDATE cow_volumes SET loopdev=? WHERE name=?", -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, dev, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(st) == SQLITE_DONE)
+                        r = 0;
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+static void drop_exposure(struct vssd *v, struct shadow *sh, const char *idbuf, const char *why)
+{
+        catalog_event(v, "warning", "cow", VSS_E_PROVIDER_VETO,
+                      "shadow copy %s is no longer exposed at %s (its volume server was restarted): %s", idbuf,
+                      sh->exposed_path, why);
+        free(sh->exposed_path);
+        sh->exposed_path = NULL;
+        (void)catalog_shadow_put(v, sh);
+}
+
+/* Exposes the shadow again on the live FUSE file, as the cow provider's expose does. */
+static void reexpose(struct vssd *v, struct shadow *sh)
+{
+        const char *opts = streq(sh->snap.fstype, "xfs") ? "ro,norecovery,nouuid" : "ro,noload";
+        char idbuf[VSS_ID_STRING_MAX], src[VSS_PATH_MAX] = "", loop[256], err[700] = "";
+        struct stat live;
+        enum loop_state ls;
+        int r;
+
+        vss_id_format(&sh->snap.snapshot_id, idbuf);
+        if (stat(sh->snap.device, &live) < 0) {
+                fmt(err, sizeof(err), "the volume server no longer serves %s: %m", sh->snap.device);
+                drop_exposure(v, sh, idbuf, err);
+                return;
+        }
+        r = cow_mount_source(sh->exposed_path, src, sizeof(src), NULL, 0);
+        ls = r >= 0 ? loop_state(src, sh->snap.device, &live) : LOOP_NONE;
+        if (ls == LOOP_OURS_LIVE)
+                return;
+        if (r >= 0 && ls == LOOP_NONE) {
+                fmt(err, sizeof(err), "%s is now mounted from %s: left alone", sh->exposed_path, src);
+                drop_exposure(v, sh, idbuf, err);
+                return;
+        }
+        if (r >= 0) {
+                r = drop_dead_mount(sh->exposed_path, src, err, sizeof(err));
+                if (r < 0 && r != -ENOENT) {
+                        drop_exposure(v, sh, idbuf, err);
+                        return;
+                }
+                detach_loop(src);
+        }
+        if (attach_loop(sh->snap.device, true, loop, sizeof(loop), err, sizeof(err)) < 0) {
+                drop_exposure(v, sh, idbuf, err);
+                return;
+        }
+        if (mount_fs(sh->snap.fstype, opts, loop, sh->exposed_path, err, sizeof(err)) < 0) {
+                detach_loop(loop);
+                drop_exposure(v, sh, idbuf, err);
+                return;
+        }
+        catalog_event(v, "info", "cow", VSS_S_OK, "shadow copy %s exposed again at %s (%s) after its volume server restarted",
+                      idbuf, sh->exposed_path, loop);
+}
+
+static bool set_in_progress(struct vssd *v)
+{
+        return v->jobs_in_flight > 0 || (v->set_owner && v->set_owner->phase == SET_CREATING);
+}
+
+int cowvol_remount(struct vssd *v, struct cowvol *cv)
+{
+        char live_path[VSS_PATH_MAX], loop[256], err[900] = "", *dup;
+        bool mounted = cv->mountpoint[0] != 0;
+        enum loop_state ls;
+        struct stat live;
+        int r;
+
+        if (set_in_progress(v))
+                return -EBUSY;
+        fmt(live_path, sizeof(live_path), "%s/fuse/volume", cv->rundir);
+        if (stat(live_path, &live) < 0) {
+                r = -errno;
+                catalog_event(v, "error", "cow", VSS_E_UNEXPECTED,
+                              "cannot remount cow volume %s: its volume server serves no %s (%s); retrying in 30 s",
+                              cv->name, live_path, strerror(-r));
+                return r;
+        }
+
+        ls = loop_state(cv->loopdev, live_path, &live);
+        if (ls != LOOP_OURS_LIVE) {
+                if (mounted) {
+                        r = drop_dead_mount(cv->mountpoint, cv->loopdev, err, sizeof(err));
+                        if (r == -EEXIST) {
+                                /* Not ours any more (the admin remounted by hand, or mounted
+                                 * something else there): retrying cannot change that. */
+                                catalog_event(v, "error", "cow", VSS_E_VOLUME_IN_USE,
+                                              "cow volume %s is not remounted: %s; it is left alone", cv->name, err);
+                                return 0;
+                        }
+                        if (r < 0 && r != -ENOENT)
+                                goto fail;
+                }
+                if (ls == LOOP_OURS_DEAD)
+                        detach_loop(cv->loopdev);
+                r = attach_loop(live_path, false, loop, sizeof(loop), err, sizeof(err));
+                if (r < 0)
+                        goto fail;
+                if (mounted && cv->fs[0]) {
+                        r = mount_fs(cv->fs, NULL, loop, cv->mountpoint, err, sizeof(err));
+                        /* XFS refuses a second filesystem with the same UUID, and the dead one
+                         * lives on while files stay open on it. */
+                        if (r < 0 && streq(cv->fs, "xfs"))
+                                r = mount_fs(cv->fs, "nouuid", loop, cv->mountpoint, err, sizeof(err));
+                        if (r < 0) {
+                                detach_loop(loop);
+                                goto fail;
+                        }
+                }
+                dup = strdup(loop);
+                if (!dup) {
+                        r = -ENOMEM;
+                        fmt(err, sizeof(err), "out of memory");
+                        goto fail;
+                }
+                free(cv->loopdev);
+                cv->loopdev = dup;
+                if (catalog_set_loopdev(v, cv->name, loop) < 0)
+                        catalog_event(v, "warning", "cow", VSS_E_UNEXPECTED,
+                                      "cow volume %s: cannot record its new loop device %s in the catalog: %s", cv->name,
+                                      loop, sqlite3_errmsg(v->db));
+                if (mounted)
+                        catalog_event(v, "warning", "cow", VSS_S_OK,
+                                      "volume server of %s restarted; volume remounted at %s (%s); processes that had "
+                                      "files open on it must reopen them", cv->name, cv->mountpoint, loop);
+                else
+                        catalog_event(v, "warning", "cow", VSS_S_OK,
+                                      "volume server of %s restarted; volume attached again as %s; processes that had "
+                                      "it open must reopen it", cv->name, loop);
+        }
+
+        for (struct shadow *sh = v->shadows; sh; sh = sh->next)
+                if (sh->exposed_path && !sh->deleting && streq(sh->snap.provider_data, cv->rundir))
+                        reexpose(v, sh);
+        return 0;
+fail:
+        catalog_event(v, "error", "cow", VSS_E_UNEXPECTED, "cannot remount cow volume %s%s%s: %s; retrying in 30 s",
+                      cv->name, mounted ? " at " : "", mounted ? cv->mountpoint : "", err);
+        return r;
+}
