@@ -275,8 +275,11 @@ static uint64_t fs_size(const char *path)
         return (uint64_t)sv.f_blocks * sv.f_frsize;
 }
 
-/* max_bytes (integer or null) or max_percent of the on-volume; false after replying. */
-static bool get_max(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *on, int64_t *ret)
+/* max_bytes (integer or null) or max_percent of the on-volume; false after replying.  Below the
+ * minimum: Add is E_INVALIDARG (an argument out of range), Resize VSS_E_INSUFFICIENT_STORAGE as
+ * ChangeDiffAreaMaximumSize answers a nonzero size too small for a diff area (MS-SCMP). */
+static bool get_max(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *on, bool add,
+                    int64_t *ret)
 {
         json_t *mb = json_object_get(params, "max_bytes"), *mp = json_object_get(params, "max_percent");
         uint64_t min = (uint64_t)v->cfg.min_diff_area_mb << 20;
@@ -299,7 +302,7 @@ static bool get_max(struct vssd *v, struct conn *c, json_int_t id, json_t *param
         } else
                 *ret = json_integer_value(mb);
         if (*ret >= 0 && (uint64_t)*ret < min) {
-                reply_err(v, c->serial, id, VSS_E_INVALIDARG,
+                reply_err(v, c->serial, id, add ? VSS_E_INVALIDARG : VSS_E_INSUFFICIENT_STORAGE,
                           "the maximum shadow copy storage size %lld bytes is below the minimum of %u MB "
                           "([storage] min_diff_area_mb in vssd.conf)", (long long)*ret, v->cfg.min_diff_area_mb);
                 return false;
@@ -357,7 +360,7 @@ static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, js
                           "than the volume it protects", fv.path, ov.path);
                 return;
         }
-        if (!get_max(v, c, id, params, ov.path, &max))
+        if (!get_max(v, c, id, params, ov.path, add, &max))
                 return;
         if (add) {
                 hr = storage_check_on(v, ov.path, err, sizeof(err));
