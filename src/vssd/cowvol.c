@@ -439,18 +439,18 @@ static struct cowvol *cowvol_find(struct vssd *v, const char *name)
         return NULL;
 }
 
-/* Stops the volume server and waits (up to 5 s) for its control socket to go. */
+/* Stops the volume server and waits (up to 10 s) for it to finish: its pid
+ * file goes last, after the diff area is closed and FUSE unmounted, so a
+ * successor started next finds neither the instance lock nor the mount. */
 static void server_stop(struct cowvol *cv)
 {
-        char out[512], p[VSS_PATH_MAX];
+        char out[512], sock[VSS_PATH_MAX], pid[VSS_PATH_MAX];
 
+        fmt(sock, sizeof(sock), "%s/control.sock", cv->rundir);
+        fmt(pid, sizeof(pid), "%s/volsrv.pid", cv->rundir);
         (void)volsrv_call(cv->rundir, "Server.Stop", NULL, 5000, NULL, out, sizeof(out));
-        for (int i = 0; i < 50 && access(cv->rundir, F_OK) == 0; i++) {
-                fmt(p, sizeof(p), "%s/control.sock", cv->rundir);
-                if (access(p, F_OK) < 0)
-                        break;
+        for (int i = 0; i < 100 && (access(sock, F_OK) == 0 || access(pid, F_OK) == 0); i++)
                 usleep(100000);
-        }
 }
 
 /* Removes a diff area file and, on an on-volume, the .openvss directories
