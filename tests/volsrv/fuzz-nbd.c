@@ -8,6 +8,9 @@
  * devices (1 MiB origin, one snapshot {3f5b2c1e-0a1b-4c2d-8e3f-123456789abc}),
  * built once and shared by all inputs like a long-running server shares it.
  *
+ * Sessions are serial (deterministic) unless FUZZ_NBD_WORKERS=N asks for N
+ * worker threads, to replay the corpus through the concurrent path too.
+ *
  * Invariants (abort() on violation): the session never reads past the input
  * (the transport reports end of stream instead), never sends an option reply
  * or a simple reply with a bad magic, and the engine's snapshot still reads
@@ -34,6 +37,7 @@ static const uint8_t snap_guid[16] = {
 
 static struct cow_volume *vol;
 static void *iobuf;
+static unsigned workers;
 
 struct input {
         const uint8_t *p;
@@ -93,6 +97,11 @@ static void setup(void)
         check(cow_open(origin, diff, NULL, NULL, &vol) == 0, "setup: cow_open");
         check(cow_snapshot_create(vol, snap_guid) == 0, "setup: snapshot");
         check(posix_memalign(&iobuf, 4096, NBD_IO_BUFFER) == 0, "setup: iobuf");
+        if (getenv("FUZZ_NBD_WORKERS")) {
+                unsigned long n = strtoul(getenv("FUZZ_NBD_WORKERS"), NULL, 10);
+
+                workers = n > NBD_MAX_WORKERS ? NBD_MAX_WORKERS : (unsigned) n;
+        }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -107,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (!vol)
                 setup();
-        (void) nbd_session_run(vol, ORIGIN_SIZE, &t, iobuf);
+        (void) nbd_session_run_workers(vol, ORIGIN_SIZE, &t, iobuf, workers);
 
         /* Whatever the client wrote, the snapshot must still be the original. */
         for (uint64_t off = 0; off < ORIGIN_SIZE; off += 65536 + 4096) {
