@@ -4,7 +4,8 @@
  * threads on a file-backed origin, as ratios against the same run with no
  * snapshot.  Cases: first writes with 1 snapshot (16 KiB chunks, ~4 writes per
  * chunk), worst case (4 KiB chunks, every write a fresh chunk), 32 snapshots
- * vs 1, rewrites.  Usage: bench-cow DIR [THREADS] [MiB].
+ * vs 1, rewrites.  Usage: bench-cow DIR [THREADS] [MiB]; COW_BENCH_WRITEBACK_MB=N
+ * sets the write-back limit (cow_set_writeback(), with the thread).
  */
 
 #include <errno.h>
@@ -77,6 +78,9 @@ static double run(const char *dir, uint32_t chunk, unsigned nsnap, unsigned thre
         }
         if (cow_io_open_file(op, false, false, &o) < 0 || cow_io_open_file(dp, true, false, &d) < 0 ||
             cow_format(o, d, &p) < 0 || cow_open(o, d, NULL, NULL, &v) < 0)
+                abort();
+        if (getenv("COW_BENCH_WRITEBACK_MB") &&
+            cow_set_writeback(v, strtoull(getenv("COW_BENCH_WRITEBACK_MB"), NULL, 10) << 20, 100) < 0)
                 abort();
         for (unsigned s = 0; s < nsnap; s++) {
                 uint8_t g[16];
