@@ -12,10 +12,10 @@
  * token is still free, takes it back for the next one: a request that never
  * blocks costs no hand-off between threads, so a fast client sees the old
  * serial path.  One idle member stands by and polls every NBD_RESCUE_US; when
- * it finds the token free (the last reader is blocked in the engine: a write
- * waiting for a diff-area commit, a flush, a cold read) it reads the next
- * request itself, so blocked requests overlap and the engine's group commit
- * sees concurrent writers.  Members are started when a stand-by is needed and
+ * it finds the token free on two polls in a row (the last reader is blocked
+ * in the engine: a write waiting for a diff-area commit, a flush, a cold
+ * read) it reads the next request itself, so blocked requests overlap and the
+ * engine's group commit sees concurrent writers.  Members are started when a stand-by is needed and
  * none is idle.  Replies go out in completion order under a send lock (simple
  * replies carry the client's cookie).  When every member is executing nobody
  * reads: a client cannot queue more than the pool.  A FLUSH waits for the
@@ -439,7 +439,8 @@ static int negotiate(struct session *s)
 
 /* ---- transmission ---- */
 
-/* How long a request may block before the stand-by starts reading the next. */
+/* How long (once to twice this) a request may block before the stand-by
+ * starts reading the next. */
 #define NBD_RESCUE_US 100
 /* Stand-by polls that saw the reader waiting for the client before it sleeps. */
 #define NBD_STANDBY_IDLE_POLLS 64u
@@ -734,20 +735,34 @@ static void deadline_after(struct timespec *ts, long us)
 }
 
 /*
- * The stand-by (s->lock held): polls every NBD_RESCUE_US for a free reader
- * token, i.e. for a member that took a request and has not come back to read
- * the next one.  Returns true with the token taken, false on stop.  After
+ * The stand-by (s->lock held): polls every NBD_RESCUE_US for a reader token
+ * that stayed free from one poll to the next, i.e. for a member that took a
+ * request and has been executing it for at least that long.  Seeing the token
+ * free once is not enough: a fast request is being executed about half the
+ * time, and taking over then would only add threads fighting for 2 CPUs.
+ * Returns true with the token taken, false on stop.  After
  * NBD_STANDBY_IDLE_POLLS polls that found the same reader still waiting for
  * the client, it sleeps until a reader that lets the token go wakes it: an
  * idle connection costs no wake-ups, a busy one about 1/NBD_RESCUE_US.
  */
 static bool standby_wait(struct session *s)
 {
-        uint64_t gen = s->token_gen;
+        uint64_t gen = s->token_gen, free_gen = 0;
+        bool free_seen = false;
         unsigned idle = 0;
 
         s->has_standby = true;
-        while (!s->stop && s->token_held) {
+        for (;;) {
+                if (s->stop)
+                        break;
+                if (!s->token_held) {
+                        if (free_seen && free_gen == s->token_gen)
+                                break;
+                        free_seen = true;
+                        free_gen = s->token_gen;
+                } else
+                        free_seen = false;
+
                 if (s->standby_deep)
                         pthread_cond_wait(&s->standby_cond, &s->lock);
                 else {
@@ -756,11 +771,11 @@ static bool standby_wait(struct session *s)
                         deadline_after(&ts, NBD_RESCUE_US);
                         (void) pthread_cond_timedwait(&s->standby_cond, &s->lock, &ts);
                 }
-                if (s->token_gen != gen) {
+                if (s->token_gen != gen || !s->token_held) {
                         gen = s->token_gen;
                         idle = 0;
                         s->standby_deep = false;
-                } else if (s->token_held && ++idle >= NBD_STANDBY_IDLE_POLLS)
+                } else if (++idle >= NBD_STANDBY_IDLE_POLLS)
                         s->standby_deep = true;
         }
         s->has_standby = false;
