@@ -196,9 +196,10 @@ static enum loop_state loop_state(const char *dev, const char *path, const struc
         return LOOP_OURS_DEAD;
 }
 
-/* Lazily unmounts 'path' and detaches its loop device, if the mount on top of 'path'
- * is from 'dev'.  Returns 0, -ENOENT when nothing is mounted there, -EEXIST when
- * something else is (left alone), or another -errno with the reason in err. */
+/* Lazily unmounts 'path' if the mount on top of it is from 'dev' (NULL: no device of
+ * ours is left, so whatever is mounted there is someone else's).  Returns 0, -ENOENT
+ * when nothing is mounted there, -EEXIST when something else is (left alone), or
+ * another -errno with the reason in err. */
 static int drop_dead_mount(const char *path, const char *dev, char *err, size_t errlen)
 {
         char src[VSS_PATH_MAX] = "", out[512];
@@ -211,8 +212,9 @@ static int drop_dead_mount(const char *path, const char *dev, char *err, size_t 
                 fmt(err, errlen, "cannot read /proc/self/mountinfo: %s", strerror(-r));
                 return r;
         }
-        if (!streq(src, dev)) {
-                fmt(err, errlen, "%s is now mounted from %s, not from %s", path, src, dev);
+        if (!dev || !streq(src, dev)) {
+                fmt(err, errlen, "%s is now mounted from %s, not from the volume's loop device %s", path, src,
+                    dev ?: "(detached)");
                 return -EEXIST;
         }
         r = run_bounded((char *const[]){ "umount", "-l", (char *)path, NULL }, UMOUNT_TIMEOUT_MS, out, sizeof(out));
@@ -368,12 +370,14 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
         ls = loop_state(cv->loopdev, live_path, &live);
         if (ls != LOOP_OURS_LIVE) {
                 if (mounted) {
-                        r = drop_dead_mount(cv->mountpoint, cv->loopdev, err, sizeof(err));
+                        r = drop_dead_mount(cv->mountpoint, ls == LOOP_OURS_DEAD ? cv->loopdev : NULL, err,
+                                            sizeof(err));
                         if (r == -EEXIST) {
                                 /* Not ours any more (the admin remounted by hand, or mounted
                                  * something else there): retrying cannot change that. */
                                 catalog_event(v, "error", "cow", VSS_E_VOLUME_IN_USE,
-                                              "cow volume %s is not remounted: %s; it is left alone", cv->name, err);
+                                              "cow volume %s is not remounted: %s; it is left alone (remount by hand)",
+                                              cv->name, err);
                                 return 0;
                         }
                         if (r < 0 && r != -ENOENT)

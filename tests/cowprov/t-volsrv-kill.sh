@@ -35,6 +35,12 @@ vk_cleanup()
                 bb_wait_pid_gone "$BB_VSSD_PID" 10 || kill -KILL "$BB_VSSD_PID" 2>/dev/null
                 BB_VSSD_PID=
         fi
+        # An ASan/UBSan build reports into vssd's log (the remount runs inside vssd).
+        if grep -Eq "AddressSanitizer|LeakSanitizer|runtime error:" "$T/vssd.log" 2>/dev/null; then
+                echo "FAIL: sanitizer report in vssd's log:" >&2
+                grep -E -A20 "AddressSanitizer|LeakSanitizer|runtime error:" "$T/vssd.log" | head -n 60 >&2
+                [[ $rc -eq 0 ]] && rc=1
+        fi
         cow_sweep "$T"
         (exit "$rc")
         bb_cleanup
