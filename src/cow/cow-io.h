@@ -27,6 +27,8 @@ struct cow_io_ops {
         /* Grow or shrink; may be a no-op for block devices (fails with -EOPNOTSUPP). */
         int (*resize)(struct cow_io *io, uint64_t size);
         void (*free)(struct cow_io *io);
+        /* Optional hint: [off, off+len) will be read soon (start reading it now). */
+        void (*prefetch)(struct cow_io *io, uint64_t off, size_t len);
 };
 
 struct cow_io {
@@ -56,6 +58,12 @@ static inline int cow_io_size(struct cow_io *io, uint64_t *ret_size)
 static inline int cow_io_resize(struct cow_io *io, uint64_t size)
 {
         return io->ops->resize(io, size);
+}
+
+static inline void cow_io_prefetch(struct cow_io *io, uint64_t off, size_t len)
+{
+        if (io->ops->prefetch)
+                io->ops->prefetch(io, off, len);
 }
 
 struct cow_io *cow_io_free(struct cow_io *io);

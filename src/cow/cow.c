@@ -86,6 +86,7 @@
 #define E_LINKED  2u   /* in head[]'s list; USED but not LINKED = orphan */
 #define E_PENDING 4u   /* copy not yet durable: readers use the origin */
 #define E_QUEUED  8u   /* COPY record queued (or written) */
+#define E_COPIED 16u   /* the committer wrote the copy's data (not yet durable) */
 
 struct entry {
         uint64_t chunk;
@@ -115,16 +116,17 @@ struct pfree {
 
 /* dirty chunk states (write-back, see the top of this file) */
 #define D_FREE    0u
-#define D_FILLING 1u    /* its writer is copying the old chunk: others wait */
-#define D_DIRTY   2u    /* buf is the chunk as the volume reads it */
-#define D_WRITING 3u    /* the committer is writing buf to the origin */
+#define D_DIRTY   1u    /* valid sectors of buf are newer than the origin */
+#define D_FILLING 2u    /* a writer reads a partly written sector: writers wait */
+#define D_WRITING 3u    /* the committer is writing buf to the origin: writers wait */
 #define DBUCKETS  16384u
+#define SECTOR    512u
 
 struct dchunk {
         uint64_t chunk;
         uint8_t *buf;           /* chunk-sized; kept across reuse */
-        uint64_t batch;         /* DIRTY: batch of its COPY record */
-        uint32_t lo, hi;        /* bytes of buf newer than the origin */
+        uint64_t *valid;        /* per 512-byte sector of buf: written (after buf) */
+        uint64_t batch;         /* batch of its COPY record */
         uint32_t hnext;         /* hash chain or free list, index + 1 */
         uint32_t state;
 };
@@ -181,8 +183,9 @@ struct cow_volume {
         struct dchunk *dch;
         size_t adch;
         uint32_t ndch, dch_free;
-        uint32_t nready;        /* DIRTY + WRITING: reads must look (atomic) */
-        uint64_t dirty_bytes;   /* FILLING + DIRTY + WRITING buffers */
+        uint32_t nready;        /* dirty chunks (any state): reads must look (atomic) */
+        uint32_t nfilling;
+        uint64_t dirty_bytes;   /* their buffers */
         uint64_t wb_limit;
         uint32_t wb_interval_ms;
         int wb_error;           /* an origin write-back failed: the next flush says so */
@@ -343,7 +346,17 @@ static uint32_t dfind(struct cow_volume *v, uint64_t c)
         return i;
 }
 
-/* A FILLING dirty chunk for c (which has none), index + 1 in *ret. */
+static size_t valid_words(struct cow_volume *v)
+{
+        return ((v->chunk / SECTOR) + 63) / 64;
+}
+
+static bool sect_valid(const struct dchunk *d, uint32_t s)
+{
+        return d->valid[s / 64] >> (s % 64) & 1;
+}
+
+/* A DIRTY chunk for c (which has none) with nothing written yet, index + 1. */
 static int dnew(struct cow_volume *v, uint64_t c, uint32_t *ret)
 {
         struct dchunk *d;
@@ -360,20 +373,21 @@ static int dnew(struct cow_volume *v, uint64_t c, uint32_t *ret)
                 v->dch[i].buf = NULL;
         }
         d = &v->dch[i];
-        if (!d->buf && posix_memalign((void **) &d->buf, 4096, v->chunk) != 0) {
+        if (!d->buf && posix_memalign((void **) &d->buf, 4096, v->chunk + valid_words(v) * 8) != 0) {
                 d->buf = NULL;
                 d->hnext = v->dch_free;
                 v->dch_free = i + 1;
                 return -ENOMEM;
         }
+        d->valid = (uint64_t *) (d->buf + v->chunk);
+        memset(d->valid, 0, valid_words(v) * 8);
         d->chunk = c;
-        d->state = D_FILLING;
-        d->lo = v->chunk;
-        d->hi = 0;
-        d->batch = 0;
+        d->state = D_DIRTY;
+        d->batch = v->batch_next;
         d->hnext = v->dbucket[c % DBUCKETS];
         v->dbucket[c % DBUCKETS] = i + 1;
         v->dirty_bytes += v->chunk;
+        __atomic_store_n(&v->nready, v->nready + 1, __ATOMIC_RELEASE);
         *ret = i + 1;
         return 0;
 }
@@ -388,33 +402,105 @@ static void dfree(struct cow_volume *v, uint32_t idx)
                 p = &v->dch[*p - 1].hnext;
         }
         *p = d->hnext;
-        if (d->state != D_FILLING)
-                __atomic_store_n(&v->nready, v->nready - 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&v->nready, v->nready - 1, __ATOMIC_RELEASE);
         d->state = D_FREE;
         d->hnext = v->dch_free;
         v->dch_free = idx;
         v->dirty_bytes -= v->chunk;
 }
 
-/* Copy [off, off+len) of the volume, which lies inside dirty chunk d, into it. */
+/*
+ * A write of [cs, ce) into dirty chunk d that covers a sector only partly
+ * needs that sector's old bytes first: read them from the origin (which a
+ * dirty chunk's sectors reach only at write-back).  Lock held; dropped for
+ * the read, with d FILLING so other writers wait.
+ */
+static int dfill(struct cow_volume *v, uint32_t idx, uint64_t cs, uint64_t ce)
+{
+        uint64_t base = v->dch[idx - 1].chunk << v->shift;
+        uint32_t want[2], nw = 0;
+        uint8_t tmp[2][SECTOR];
+        int r = 0;
+
+        if (cs % SECTOR)
+                want[nw++] = (uint32_t) ((cs - base) / SECTOR);
+        if (ce % SECTOR && (nw == 0 || (ce - base) / SECTOR != want[0]))
+                want[nw++] = (uint32_t) ((ce - base) / SECTOR);
+        for (uint32_t k = 0; k < nw; k++)
+                if (sect_valid(&v->dch[idx - 1], want[k]))
+                        want[k--] = want[--nw];
+        if (nw == 0)
+                return 0;
+        v->dch[idx - 1].state = D_FILLING;
+        v->nfilling++;
+        pthread_mutex_unlock(&v->lock);
+        for (uint32_t k = 0; k < nw && r >= 0; k++) {
+                uint64_t so = base + (uint64_t) want[k] * SECTOR;
+                size_t n = (size_t) MIN((uint64_t) SECTOR, v->origin_size - so);
+                memset(tmp[k], 0, SECTOR);
+                r = cow_io_pread(v->origin, tmp[k], n, so);
+        }
+        pthread_mutex_lock(&v->lock);
+        for (uint32_t k = 0; k < nw && r >= 0; k++) {
+                struct dchunk *d = &v->dch[idx - 1];
+                memcpy(d->buf + (size_t) want[k] * SECTOR, tmp[k], SECTOR);
+                d->valid[want[k] / 64] |= 1ull << (want[k] % 64);
+        }
+        v->dch[idx - 1].state = D_DIRTY;
+        v->nfilling--;
+        pthread_cond_broadcast(&v->cond);
+        return r;
+}
+
+/* Put [off, off+len), inside dirty chunk d, into it (partial sectors filled). */
 static void dput(struct cow_volume *v, struct dchunk *d, const uint8_t *src, size_t len, uint64_t off)
 {
         uint32_t in = (uint32_t) (off & (v->chunk - 1));
 
         memcpy(d->buf + in, src, len);
-        d->lo = MIN(d->lo, in);
-        d->hi = MAX(d->hi, in + (uint32_t) len);
+        for (uint32_t s = in / SECTOR; s <= (in + (uint32_t) len - 1) / SECTOR; s++)
+                d->valid[s / 64] |= 1ull << (s % 64);
+}
+
+/* Read [off, off+len), inside chunk c, as the volume holds it.  Lock held on
+ * entry, released on return. */
+static int dread(struct cow_volume *v, uint32_t idx, uint8_t *p, size_t len, uint64_t off)
+{
+        uint32_t in = (uint32_t) (off & (v->chunk - 1)), s0 = in / SECTOR, s1 = (in + (uint32_t) len - 1) / SECTOR;
+        uint64_t mask[(COW_CHUNK_MAX / SECTOR) / 64];
+        const struct dchunk *d = &v->dch[idx - 1];
+        int r = 0;
+
+        memcpy(p, d->buf + in, len);
+        memcpy(mask, d->valid, valid_words(v) * 8);
+        pthread_mutex_unlock(&v->lock);
+        /* Sectors nobody wrote since the copy: the origin still has them. */
+        for (uint32_t s = s0; s <= s1 && r >= 0; s++) {
+                uint32_t e = s;
+                uint64_t a, b;
+
+                if (mask[s / 64] >> (s % 64) & 1)
+                        continue;
+                while (e + 1 <= s1 && !(mask[(e + 1) / 64] >> ((e + 1) % 64) & 1))
+                        e++;
+                a = MAX((uint64_t) s * SECTOR, (uint64_t) in);
+                b = MIN((uint64_t) (e + 1) * SECTOR, (uint64_t) in + len);
+                r = cow_io_pread(v->origin, p + (a - in), b - a, off - in + a);
+                s = e;
+        }
+        return r;
 }
 
 /*
  * Write dirty chunks whose COPY record is durable (or that need no copy any
- * more: the diff area failed) to the origin.  Called by the committer with the
- * lock held; drops it for the I/O.  Waiters are woken by the caller.
+ * more: the diff area failed) to the origin, their written sectors only.
+ * Called by the committer with the lock held; drops it for the I/O.
  */
 static void writeback(struct cow_volume *v)
 {
-        struct wb { uint32_t idx; uint64_t off; uint8_t *p; size_t len; };
+        struct wb { uint32_t idx; struct dchunk d; };
         _cleanup_free_ struct wb *w = NULL;
+        const uint32_t ns = v->chunk / SECTOR;
         size_t n = 0, k = 0;
         int r = 0;
 
@@ -431,14 +517,30 @@ static void writeback(struct cow_volume *v)
 
                 if (d->state != D_DIRTY || (d->batch > v->batch_done && !v->failed))
                         continue;
+                /* Nobody changes a WRITING chunk: its buffers are read unlocked. */
                 d->state = D_WRITING;
-                w[k++] = (struct wb) { i + 1, (d->chunk << v->shift) + d->lo, d->buf + d->lo, d->hi - d->lo };
+                w[k++] = (struct wb) { i + 1, *d };
         }
         pthread_mutex_unlock(&v->lock);
         for (size_t j = 0; j < k; j++) {
-                int q = cow_io_pwrite(v->origin, w[j].p, w[j].len, w[j].off);
-                if (q < 0 && r == 0)
-                        r = q;
+                const struct dchunk *d = &w[j].d;
+                uint64_t base = d->chunk << v->shift;
+
+                for (uint32_t s = 0; s < ns; s++) {
+                        uint32_t e = s;
+                        uint64_t so = base + (uint64_t) s * SECTOR;
+                        int q;
+
+                        if (!sect_valid(d, s))
+                                continue;
+                        while (e + 1 < ns && sect_valid(d, e + 1))
+                                e++;
+                        q = cow_io_pwrite(v->origin, d->buf + (size_t) s * SECTOR,
+                                          (size_t) MIN((uint64_t) (e - s + 1) * SECTOR, v->origin_size - so), so);
+                        if (q < 0 && r == 0)
+                                r = q;
+                        s = e;
+                }
         }
         pthread_mutex_lock(&v->lock);
         if (r < 0 && v->wb_error == 0)
@@ -446,6 +548,58 @@ static void writeback(struct cow_volume *v)
         for (size_t j = 0; j < k; j++)
                 dfree(v, w[j].idx);
         v->stat_writebacks += k;
+}
+
+struct cpair {
+        uint64_t chunk, slot;
+};
+
+static int cmp_cpair(const void *a, const void *b)
+{
+        const struct cpair *x = a, *y = b;
+
+        return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
+}
+
+/*
+ * The copies of one batch: old chunk -> its slot, for every COPY record the
+ * commit is about to write (invariant 1).  The origin still holds those chunks'
+ * old data: their writes wait in dirty chunks until this batch is durable.
+ * Runs of consecutive chunks going to consecutive slots move in one read and
+ * one write; all runs are prefetched first so the reads overlap.
+ */
+static int copy_batch(struct cow_volume *v, struct cpair *p, size_t n)
+{
+        const size_t maxrun = MAX((size_t) 1, (size_t) (1u << 20) >> v->shift);
+        _cleanup_free_ uint8_t *buf = NULL;
+        int r = 0;
+
+        if (n == 0)
+                return 0;
+        if (posix_memalign((void **) &buf, 4096, maxrun << v->shift) != 0)
+                return -ENOMEM;
+        qsort(p, n, sizeof(*p), cmp_cpair);
+        for (int pass = 0; pass < 2 && r >= 0; pass++)
+                for (size_t i = 0, j; i < n && r >= 0; i = j) {
+                        uint64_t off = p[i].chunk << v->shift;
+                        size_t len, got;
+
+                        for (j = i + 1; j < n && j - i < maxrun && p[j].chunk == p[j - 1].chunk + 1 &&
+                                        p[j].slot == p[j - 1].slot + 1; j++)
+                                ;
+                        len = (j - i) << v->shift;
+                        got = (size_t) MIN((uint64_t) len, v->origin_size - off);
+                        if (pass == 0) {
+                                cow_io_prefetch(v->origin, off, got);
+                                continue;
+                        }
+                        r = cow_io_pread(v->origin, buf, got, off);
+                        if (r >= 0 && got < len)
+                                memset(buf + got, 0, len - got);
+                        if (r >= 0)
+                                r = cow_io_pwrite(v->diff, buf, len, slot_off(v, p[i].slot));
+                }
+        return r;
 }
 
 /* ---- slots ---- */
@@ -708,8 +862,8 @@ static int cmp_owner(const void *a, const void *b, void *userdata)
  * snapshot at its point of replay), then move the superblock to it and free
  * the old chain.  Runs as the committer, instead of appending the queue: the
  * in-memory state already contains the queued records' effects.  Copies whose
- * data is not written yet (pending, not queued) are left out; their records
- * come later, in the new chain.  Lock held on entry and exit.
+ * data is not written yet (pending, not copied by this commit) are left out;
+ * their records come later, in the new chain.  Lock held on entry and exit.
  */
 static int checkpoint(struct cow_volume *v, uint64_t commit)
 {
@@ -728,7 +882,7 @@ static int checkpoint(struct cow_volume *v, uint64_t commit)
                 return -ENOMEM;
         for (uint32_t i = 0; i < v->nent; i++) {
                 uint32_t f = v->ent[i].flags;
-                if ((f & E_LINKED) && (!(f & E_PENDING) || (f & E_QUEUED)))
+                if ((f & E_LINKED) && (!(f & E_PENDING) || (f & E_COPIED)))
                         idx[ni++] = i;
         }
         qsort_r(idx, ni, sizeof(uint32_t), cmp_owner, v->ent);
@@ -824,7 +978,7 @@ static void do_commit(struct cow_volume *v)
 {
         _cleanup_free_ struct qrec *recs = NULL;
         _cleanup_free_ uint64_t *nexts = NULL;
-        size_t n, need = 0, k = 0;
+        size_t n, need = 0, k = 0, ncp = 0;
         uint64_t batch, commit;
         int r = 0;
 
@@ -835,6 +989,28 @@ static void do_commit(struct cow_volume *v)
         n = v->nq;
         v->nq = v->aq = 0;
         commit = v->jcommit + 1;
+
+        for (size_t i = 0; i < n; i++)
+                ncp += recs[i].rec.type == COW_REC_COPY;
+        if (ncp > 0) {
+                _cleanup_free_ struct cpair *cp = malloc(ncp * sizeof(struct cpair));
+
+                if (!cp) {
+                        r = -ENOMEM;
+                        goto complete;
+                }
+                for (size_t i = 0, j = 0; i < n; i++)
+                        if (recs[i].rec.type == COW_REC_COPY)
+                                cp[j++] = (struct cpair) { recs[i].rec.a, recs[i].rec.b };
+                pthread_mutex_unlock(&v->lock);
+                r = copy_batch(v, cp, ncp);
+                pthread_mutex_lock(&v->lock);
+                if (r < 0)
+                        goto complete;
+                for (size_t i = 0; i < n; i++)
+                        if (recs[i].entry)
+                                v->ent[recs[i].entry - 1].flags |= E_COPIED;
+        }
 
         if (n > 0 && checkpoint_due(v)) {
                 r = checkpoint(v, commit);
@@ -934,7 +1110,8 @@ static void commit_all(struct cow_volume *v)
 static void drain(struct cow_volume *v)
 {
         while (v->nready > 0) {
-                if (!v->committing)
+                /* FILLING chunks may hold acknowledged sectors: wait for them. */
+                if (!v->committing && v->nready > v->nfilling)
                         do_commit(v);
                 else
                         pthread_cond_wait(&v->cond, &v->lock);
@@ -946,7 +1123,7 @@ static void throttle(struct cow_volume *v)
 {
         if (v->wb_started && v->dirty_bytes >= v->wb_limit / 2)
                 pthread_cond_signal(&v->wb_cond);
-        while (v->dirty_bytes > v->wb_limit && v->nready > 0) {
+        while (v->dirty_bytes > v->wb_limit && v->nready > v->nfilling) {
                 if (!v->committing)
                         do_commit(v);
                 else
@@ -1496,21 +1673,6 @@ static int check_range(struct cow_volume *v, const void *buf, size_t len, uint64
         return 0;
 }
 
-/* Copy chunk c of the origin into 'slot' (not yet durable). */
-static int copy_chunk(struct cow_volume *v, uint64_t c, uint64_t slot, uint8_t *buf)
-{
-        uint64_t off = c << v->shift;
-        size_t n = (size_t) MIN((uint64_t) v->chunk, v->origin_size - off);
-        int r;
-
-        r = cow_io_pread(v->origin, buf, n, off);
-        if (r < 0)
-                return r;
-        if (n < v->chunk)
-                memset(buf + n, 0, v->chunk - n);
-        return cow_io_pwrite(v->diff, buf, v->chunk, slot_off(v, slot));
-}
-
 /* Does chunk c need a copy before its first write since the newest snapshot? */
 static bool needs_copy(struct cow_volume *v, uint64_t c)
 {
@@ -1564,31 +1726,22 @@ static void unplan_copy(struct cow_volume *v, uint32_t e)
         entry_free(v, e);
 }
 
-struct fill {
-        uint64_t c, slot;
-        uint32_t d, e;          /* dirty chunk index + 1, entry index */
-        uint8_t *p;
-        int error;
-};
-
 /*
  * Per chunk of the range, in ascending order (so writers waiting on each
  * other's FILLING chunks cannot form a cycle): a dirty chunk takes the data in
- * its buffer; a chunk that needs a copy becomes a FILLING dirty chunk, filled
- * outside the lock; any other chunk is written to the origin directly.
+ * its buffer; a chunk that needs a copy becomes a dirty chunk with its COPY
+ * record queued (the committer copies the old data, which stays on the origin
+ * until then); any other chunk is written to the origin directly.  So a first
+ * write after a snapshot costs a memcpy, unless the write-back limit is reached.
  */
 int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
 {
-        struct fill fills_small[4];
-        uint8_t direct_small[4];
-        _cleanup_free_ struct fill *fills_big = NULL;
+        uint8_t direct_small[8];
         _cleanup_free_ uint8_t *direct_big = NULL;
-        struct fill *fills = fills_small;
         uint8_t *direct = direct_small;
         const uint8_t *src = buf;
         uint64_t first, last, nc;
-        size_t nfill = 0;
-        bool any_direct = false;
+        bool any_direct = false, queued = false;
         int r, rc = 0;
 
         r = check_range(v, buf, len, off);
@@ -1599,10 +1752,9 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
         first = off >> v->shift;
         last = (off + len - 1) >> v->shift;
         nc = last - first + 1;
-        if (nc > ARRAY_SIZE(fills_small)) {
-                fills = fills_big = calloc(nc, sizeof(struct fill));
+        if (nc > ARRAY_SIZE(direct_small)) {
                 direct = direct_big = calloc(nc, 1);
-                if (!fills_big || !direct_big)
+                if (!direct_big)
                         return -ENOMEM;
         } else
                 memset(direct_small, 0, sizeof(direct_small));
@@ -1613,31 +1765,44 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                 uint64_t cs = MAX(off, c << v->shift), ce = MIN(off + len, (c + 1) << v->shift);
                 uint32_t d = dfind(v, c), e = 0;
 
-                if (d && (v->dch[d - 1].state == D_FILLING || v->dch[d - 1].state == D_WRITING)) {
+                if (d && v->dch[d - 1].state != D_DIRTY) {
                         pthread_cond_wait(&v->cond, &v->lock);
                         c--;            /* look at this chunk again */
                         continue;
                 }
+                if (!d) {
+                        r = v->failed ? 0 : plan_copy(v, c, &e);
+                        if (r > 0) {
+                                r = dnew(v, c, &d);
+                                if (r < 0)
+                                        unplan_copy(v, e);
+                        }
+                        if (r >= 0 && d) {
+                                struct cow_rec rec = { .type = COW_REC_COPY, .seq = v->ent[e].owner,
+                                                       .a = c, .b = v->ent[e].slot };
+                                r = queue_rec(v, &rec, e + 1);
+                                if (r < 0) {
+                                        /* The chunk is dirty (new writes stay in memory until
+                                         * enter_error lets them through), its copy is not. */
+                                        unplan_copy(v, e);
+                                } else {
+                                        v->ent[e].flags |= E_QUEUED;
+                                        v->stat_copies++;
+                                        queued = true;
+                                }
+                        }
+                        if (r < 0) {
+                                /* Cannot copy: drop the snapshots, never the write. */
+                                enter_error(v, r);
+                        }
+                }
                 if (d) {
+                        r = dfill(v, d, cs, ce);
+                        if (r < 0) {
+                                rc = r;
+                                break;
+                        }
                         dput(v, &v->dch[d - 1], src + (cs - off), ce - cs, cs);
-                        continue;
-                }
-                r = v->failed ? 0 : plan_copy(v, c, &e);
-                if (r > 0) {
-                        r = dnew(v, c, &d);
-                        if (r < 0)
-                                unplan_copy(v, e);
-                        else
-                                r = 1;
-                }
-                if (r < 0) {
-                        /* Cannot copy: drop the snapshots, never the write. */
-                        enter_error(v, r);
-                        r = 0;
-                }
-                if (r > 0) {
-                        fills[nfill++] = (struct fill) { .c = c, .slot = v->ent[e].slot, .d = d, .e = e,
-                                                         .p = v->dch[d - 1].buf };
                         continue;
                 }
                 direct[c - first] = 1;
@@ -1645,6 +1810,8 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
         }
         if (any_direct)
                 wait_batch(v, v->last_delete);          /* invariant (3) */
+        if (queued)
+                throttle(v);
         pthread_mutex_unlock(&v->lock);
 
         /* Chunks that need no copy: straight to the origin, in runs. */
@@ -1659,54 +1826,6 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                 e0 = MIN(off + len, (c2 + 1) << v->shift);
                 rc = cow_io_pwrite(v->origin, src + (s0 - off), e0 - s0, s0);
                 c = c2;
-        }
-        /* The copies: old chunk into its slot, durable at the next commit. */
-        for (size_t i = 0; i < nfill; i++)
-                fills[i].error = copy_chunk(v, fills[i].c, fills[i].slot, fills[i].p);
-
-        pthread_mutex_lock(&v->lock);
-        for (size_t i = 0; i < nfill; i++) {
-                struct fill *f = &fills[i];
-                struct dchunk *d = &v->dch[f->d - 1];
-                struct entry *e = &v->ent[f->e];
-                uint64_t cs = MAX(off, f->c << v->shift), ce = MIN(off + len, (f->c + 1) << v->shift);
-
-                if (f->error < 0) {
-                        /* The old chunk could not be copied: the snapshots go, and
-                         * this piece is written through below. */
-                        unplan_copy(v, f->e);
-                        dfree(v, f->d);
-                        enter_error(v, f->error);
-                        continue;
-                }
-                dput(v, d, src + (cs - off), ce - cs, cs);
-                d->state = D_DIRTY;
-                d->batch = v->batch_next;
-                __atomic_store_n(&v->nready, v->nready + 1, __ATOMIC_RELEASE);
-                if (!(e->flags & E_LINKED)) {
-                        /* Its snapshot went away meanwhile; no record mentions it. */
-                        unplan_copy(v, f->e);
-                        continue;
-                }
-                struct cow_rec rec = { .type = COW_REC_COPY, .seq = e->owner, .a = e->chunk, .b = e->slot };
-                if (queue_rec(v, &rec, f->e + 1) < 0) {
-                        enter_error(v, -ENOMEM);
-                        continue;
-                }
-                e->flags |= E_QUEUED;
-                v->stat_copies++;
-        }
-        if (nfill > 0) {
-                pthread_cond_broadcast(&v->cond);
-                throttle(v);
-        }
-        pthread_mutex_unlock(&v->lock);
-
-        for (size_t i = 0; i < nfill; i++) {
-                uint64_t cs = MAX(off, fills[i].c << v->shift), ce = MIN(off + len, (fills[i].c + 1) << v->shift);
-
-                if (fills[i].error < 0 && rc >= 0)
-                        rc = cow_io_pwrite(v->origin, src + (cs - off), ce - cs, cs);
         }
         pthread_rwlock_unlock(&v->hold);
         return rc;
@@ -1727,32 +1846,24 @@ int cow_read(struct cow_volume *v, void *buf, size_t len, uint64_t off)
                 return cow_io_pread(v->origin, buf, len, off);
 
         while (len > 0) {
-                uint64_t c = off >> v->shift, c2 = c, end;
+                uint64_t c = off >> v->shift, c2 = c, end = off + len;
                 uint32_t d;
+                size_t n;
 
                 pthread_mutex_lock(&v->lock);
                 d = dfind(v, c);
-                if (d && v->dch[d - 1].state != D_FILLING) {
-                        size_t n = (size_t) MIN((uint64_t) len, ((c + 1) << v->shift) - off);
-
-                        memcpy(p, v->dch[d - 1].buf + (off & (v->chunk - 1)), n);
+                if (d) {
+                        n = (size_t) MIN((uint64_t) len, ((c + 1) << v->shift) - off);
+                        r = dread(v, d, p, n, off);     /* unlocks */
+                } else {
+                        /* A run of chunks the origin holds as the volume sees them;
+                         * one turning dirty now is a concurrent write. */
+                        while (((c2 + 1) << v->shift) < end && !dfind(v, c2 + 1))
+                                c2++;
                         pthread_mutex_unlock(&v->lock);
-                        p += n, off += n, len -= n;
-                        continue;
+                        n = (size_t) (MIN(end, (c2 + 1) << v->shift) - off);
+                        r = cow_io_pread(v->origin, p, n, off);
                 }
-                /* A run of chunks the origin holds as the volume sees them. */
-                end = off + len;
-                while (((c2 + 1) << v->shift) < end) {
-                        uint32_t d2 = dfind(v, c2 + 1);
-                        if (d2 && v->dch[d2 - 1].state != D_FILLING)
-                                break;
-                        c2++;
-                }
-                pthread_mutex_unlock(&v->lock);
-                size_t n = (size_t) (MIN(end, (c2 + 1) << v->shift) - off);
-                /* A write-back of these chunks can only start after a write to
-                 * them that is concurrent with this read. */
-                r = cow_io_pread(v->origin, p, n, off);
                 if (r < 0)
                         return r;
                 p += n, off += n, len -= n;
