@@ -397,9 +397,12 @@ int cowvols_load(struct vssd *v)
         for (struct cowvol *cv = v->cowvols; cv; cv = cv->next) {
                 cv->retry.cb = retry_cb;
                 cv->retry.userdata = cv;
-                if (ev_open(v, cv) >= 0)
+                if (ev_open(v, cv) >= 0) {
                         log_info("cow volume %s: reconnected to its volume server", cv->name);
-                else
+                        /* A server restarted while vssd was down leaves a dead mount:
+                         * check at once (cowvol_remount() leaves a live one alone). */
+                        timer_arm(v, &cv->retry, now_us());
+                } else
                         retry_cb(v, &cv->retry);
         }
         return n;
@@ -572,9 +575,11 @@ static vss_hresult attach(struct cowvol *cv, const char *mnt, bool mkfs, char *e
 /* Undoes whatever of a volume exists: mount, loop, server, files we made. */
 static void teardown(struct cowvol *cv, bool own_image)
 {
-        char out[512];
+        char out[512], src[VSS_PATH_MAX] = "";
 
-        if (cv->mountpoint && cv->mountpoint[0])
+        /* Only our own filesystem: never whatever an admin mounted over it since. */
+        if (cv->mountpoint && cv->mountpoint[0] && cv->loopdev && cv->loopdev[0] &&
+            cow_mount_source(cv->mountpoint, src, sizeof(src), NULL, 0) >= 0 && streq(src, cv->loopdev))
                 (void)cow_run((char *const[]){ "umount", cv->mountpoint, NULL }, out, sizeof(out));
         if (cv->loopdev && cv->loopdev[0])
                 (void)cow_run((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, out, sizeof(out));
