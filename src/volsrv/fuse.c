@@ -4,13 +4,41 @@
  * RUNDIR/fuse/shadows/<guid> each snapshot (read-only), so the kernel can put
  * a loop device (and a file system) on them.
  *
- * Page cache: the files are opened without FOPEN_DIRECT_IO (loop over a
- * direct_io FUSE file hangs, libfuse issue 56) and without keep_cache, so the
- * kernel drops cached pages at every open; the attribute and entry caches are
- * short.  A loop device with --direct-io=on opens the file O_DIRECT, which
- * the kernel serves through FUSE's direct_IO path: every request reaches us
- * uncached.  Buffers come from libfuse (one per worker thread, allocated at
- * start), so the read/write path does not allocate.
+ * The settings below were measured with ext4 on `losetup --direct-io=on
+ * fuse/volume`, fio randwrite 4 KiB libaio iodepth 16, against ext4 on a loop
+ * on a plain image (bench/cow.sh section b; figures in docs/volsrv.md):
+ *
+ * - max_write 64 KiB.  Where the time went: perf on vss-volsrv showed 32 % of
+ *   its samples in the *host* ext4_block_write_begin under cow_write()'s
+ *   buffered pwrite to the origin, holding the origin's i_rwsem exclusively
+ *   while the other workers queued on it; dropping the origin's host page
+ *   cache (FADV_DONTNEED) took the same run from 16k to 43k IOPS and the
+ *   symbol disappeared.  The host folios of the origin are as large as our
+ *   writes (libfuse 3.14 defaults max_write to 1 MiB, so the prefill and
+ *   every sequential pass leave 1 MiB folios), and each 4 KiB write then
+ *   walks every buffer head of its folio.  Capping the writes caps the folio:
+ *   rand 4 KiB went from 0.41x (1 MiB) to 1.0-1.4x of the plain loop; 32 KiB
+ *   is no better for rand and loses sequential, so 64 KiB.
+ * - max_background 64: async direct I/O requests count as background ones;
+ *   the kernel's default of 12 throttles a 1 MiB write split in 64 KiB pieces
+ *   at iodepth 16.
+ * - FOPEN_DIRECT_IO on the live volume.  Loop over a direct_io FUSE file hung
+ *   on kernel 4.4 (libfuse issue 56); on 6.18 loop with --direct-io=on and
+ *   =off both work (mkfs, mount, fio, fsync, umount, 30 s at iodepth 32 with a
+ *   snapshot taken in the middle).  With --direct-io=off it keeps the volume
+ *   out of a second page cache (seq 0.44x vs 0.24x); with =on it changes
+ *   nothing measurable.  libfuse 3.14 cannot ask for
+ *   FOPEN_PARALLEL_DIRECT_WRITES (no such fuse_file_info bit), so the kernel
+ *   takes the inode lock exclusively per write, but only to submit it: the
+ *   loop's writes are async kiocbs and FUSE_CAP_ASYNC_DIO (on by default) sends
+ *   them without waiting.  Shadows keep the page cache (read-only, immutable).
+ * - No writeback cache: the page cache must never hold data newer than what
+ *   we acknowledged (and loop over a writeback-cache FUSE file can deadlock).
+ * - 8 workers, all kept alive (no thread churn), one /dev/fuse fd: 4 or 16
+ *   workers and clone_fd measured within the noise of 8.  No splice: the
+ *   high-level API would copy every spliced write into a malloc'd buffer,
+ *   and the I/O paths must not allocate.  Buffers come from libfuse (one per
+ *   worker thread, allocated at start).
  *
  * Threads: fuse_loop_mt() runs in its own thread; stopping is unmount + join,
  * and when the volume is still busy (a loop device holds it) the connection is
@@ -36,6 +64,11 @@
 #include "volsrv/volsrv.h"
 
 #define FH_VOLUME 1u
+
+/* See the top of the file for how these were chosen. */
+#define VF_MAX_WRITE (64u * 1024u)
+#define VF_MAX_BACKGROUND 64u
+#define VF_WORKERS 8u
 
 struct volsrv_fuse {
         struct fuse *fuse;
@@ -81,6 +114,9 @@ static void *vf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
         cfg->use_ino = 0;
         /* The page cache must never hold data newer than what we acknowledged. */
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+        conn->max_write = MIN(conn->max_write, VF_MAX_WRITE);
+        conn->max_background = VF_MAX_BACKGROUND;
+        conn->congestion_threshold = VF_MAX_BACKGROUND * 3 / 4;
         return fuse_get_context()->private_data;
 }
 
@@ -163,6 +199,7 @@ static int vf_open(const char *path, struct fuse_file_info *fi)
         if (streq(path, "/volume")) {
                 if (fi->flags & O_TRUNC)
                         return -EPERM;
+                fi->direct_io = 1;
                 fi->fh = FH_VOLUME;
                 return 0;
         }
@@ -310,8 +347,8 @@ int volsrv_fuse_start(struct volsrv *s)
         }
         /* Keep every worker alive: with fewer idle threads than the maximum, libfuse created
          * and destroyed ~350 threads a second under random 4 KiB I/O (docs/bench-cow.md). */
-        fuse_loop_cfg_set_max_threads(vf->cfg, 8);
-        fuse_loop_cfg_set_idle_threads(vf->cfg, 8);
+        fuse_loop_cfg_set_max_threads(vf->cfg, VF_WORKERS);
+        fuse_loop_cfg_set_idle_threads(vf->cfg, VF_WORKERS);
         fuse_loop_cfg_set_clone_fd(vf->cfg, 0);
 
         pthread_attr_init(&attr);
