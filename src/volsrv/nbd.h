@@ -23,8 +23,11 @@
 #define NBD_IO_BUFFER (1024u * 1024u)
 #define NBD_MAX_CONNECTIONS 64u
 /* Threads per connection besides its own (each with an NBD_IO_BUFFER buffer,
- * started on demand) unless VSS_VOLSRV_NBD_WORKERS says otherwise; 0 = serial. */
-#define NBD_WORKERS 4u
+ * started on demand) unless VSS_VOLSRV_NBD_WORKERS says otherwise; 0 = serial.
+ * Serial by default: since first writes after a snapshot no longer wait for a
+ * commit (engine write-back), few requests block, and on 2 vCPUs the stand-by
+ * thread cost more than it saved (docs/volsrv.md, NBD front end). */
+#define NBD_WORKERS 0u
 #define NBD_MAX_WORKERS 16u
 
 struct nbd_transport {

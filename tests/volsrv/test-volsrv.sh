@@ -431,7 +431,8 @@ else
 fi
 
 # ---- 6. diff area filling up -----------------------------------------------------------
-start full 64M --format --chunk-size 4K --max 10M
+# This server runs the concurrent NBD path (the default is serial, see nbd.h).
+VSS_VOLSRV_NBD_WORKERS=4 start full 64M --format --chunk-size 4K --max 10M
 R=$T/full/run
 python3 "$T/listen.py" "$R/control.sock" "$T/full/notes" &
 BGPIDS+=($!)
