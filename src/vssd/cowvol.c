@@ -547,7 +547,12 @@ static vss_hresult attach(struct cowvol *cv, const char *mnt, bool mkfs, char *e
                 return VSS_E_OUTOFMEMORY;
         }
         if (mkfs && fs[0]) {
-                r = streq(fs, "ext4") ? cow_run((char *const[]){ "mkfs.ext4", "-q", "-F", cv->loopdev, NULL }, out, sizeof(out))
+                /* No lazy init: ext4lazyinit would zero the inode tables in the background
+                 * after the first shadows exist, and every chunk it touches would be copied
+                 * into the diff area (enough to evict the shadows of a small one). */
+                r = streq(fs, "ext4") ? cow_run((char *const[]){ "mkfs.ext4", "-q", "-F", "-E",
+                                                                 "lazy_itable_init=0,lazy_journal_init=0",
+                                                                 cv->loopdev, NULL }, out, sizeof(out))
                                       : cow_run((char *const[]){ "mkfs.xfs", "-q", "-f", cv->loopdev, NULL }, out, sizeof(out));
                 if (r != 0) {
                         fmt(err, errlen, "mkfs.%s %s failed: %s", fs, cv->loopdev, out);
