@@ -51,15 +51,15 @@
  *      inconsistent record, or the ERROR flag makes every snapshot LOST: the
  *      engine never serves a snapshot from metadata it cannot prove complete.
  *
- * Write-back.  A first write after a snapshot does not wait for its copy to
- * become durable: the writer copies the old chunk into its slot (unflushed),
- * keeps the chunk's new content in a memory buffer (a dirty chunk), queues the
- * COPY record and returns.  Reads of the volume see the buffer; the origin
- * still holds the old data, which is what snapshots read until the copy is
- * durable.  The committer (a writer over the write-back limit, cow_flush(),
- * snapshot creation, or the write-back thread) makes copies and records
- * durable with one flush pair per batch, and only then writes the dirty
- * buffers to the origin (invariant 2).  So an acknowledged write is durable
+ * Write-back.  A first write after a snapshot does not wait for its copy: the
+ * writer puts the new data in a memory buffer (a dirty chunk, which records
+ * the 512-byte sectors written), queues the COPY record and returns.  Reads of
+ * the volume merge the buffer with the origin, which still holds the old data:
+ * that is what snapshots read until the copy is durable.  The committer (a
+ * writer over the write-back limit, cow_flush(), snapshot creation, or the
+ * write-back thread) copies the batch's old chunks from the origin into their
+ * slots, makes copies and records durable with one flush pair, and only then
+ * writes the dirty sectors to the origin (invariant 2).  So an acknowledged write is durable
  * after the next cow_flush(), as on any disk with a volatile cache; a power
  * cut before that may lose it, and never makes a snapshot read newer data.
  * Limit 0 (the default) makes every first write wait for its own commit.
@@ -85,7 +85,6 @@
 #define E_USED    1u   /* allocated */
 #define E_LINKED  2u   /* in head[]'s list; USED but not LINKED = orphan */
 #define E_PENDING 4u   /* copy not yet durable: readers use the origin */
-#define E_QUEUED  8u   /* COPY record queued (or written) */
 #define E_COPIED 16u   /* the committer wrote the copy's data (not yet durable) */
 
 struct entry {
@@ -351,9 +350,19 @@ static size_t valid_words(struct cow_volume *v)
         return ((v->chunk / SECTOR) + 63) / 64;
 }
 
-static bool sect_valid(const struct dchunk *d, uint32_t s)
+static bool sect_bit(const uint64_t *map, uint32_t s)
 {
-        return d->valid[s / 64] >> (s % 64) & 1;
+        return map[s / 64] >> (s % 64) & 1;
+}
+
+/* The last sector of the run from s (at most 'last') whose bits equal s's. */
+static uint32_t sect_run(const uint64_t *map, uint32_t s, uint32_t last)
+{
+        bool set = sect_bit(map, s);
+
+        while (s < last && sect_bit(map, s + 1) == set)
+                s++;
+        return s;
 }
 
 /* A DIRTY chunk for c (which has none) with nothing written yet, index + 1. */
@@ -427,7 +436,7 @@ static int dfill(struct cow_volume *v, uint32_t idx, uint64_t cs, uint64_t ce)
         if (ce % SECTOR && (nw == 0 || (ce - base) / SECTOR != want[0]))
                 want[nw++] = (uint32_t) ((ce - base) / SECTOR);
         for (uint32_t k = 0; k < nw; k++)
-                if (sect_valid(&v->dch[idx - 1], want[k]))
+                if (sect_bit(v->dch[idx - 1].valid, want[k]))
                         want[k--] = want[--nw];
         if (nw == 0)
                 return 0;
@@ -475,18 +484,15 @@ static int dread(struct cow_volume *v, uint32_t idx, uint8_t *p, size_t len, uin
         memcpy(mask, d->valid, valid_words(v) * 8);
         pthread_mutex_unlock(&v->lock);
         /* Sectors nobody wrote since the copy: the origin still has them. */
-        for (uint32_t s = s0; s <= s1 && r >= 0; s++) {
-                uint32_t e = s;
+        for (uint32_t s = s0, e; s <= s1 && r >= 0; s = e + 1) {
                 uint64_t a, b;
 
-                if (mask[s / 64] >> (s % 64) & 1)
+                e = sect_run(mask, s, s1);
+                if (sect_bit(mask, s))
                         continue;
-                while (e + 1 <= s1 && !(mask[(e + 1) / 64] >> ((e + 1) % 64) & 1))
-                        e++;
                 a = MAX((uint64_t) s * SECTOR, (uint64_t) in);
                 b = MIN((uint64_t) (e + 1) * SECTOR, (uint64_t) in + len);
                 r = cow_io_pread(v->origin, p + (a - in), b - a, off - in + a);
-                s = e;
         }
         return r;
 }
@@ -526,20 +532,17 @@ static void writeback(struct cow_volume *v)
                 const struct dchunk *d = &w[j].d;
                 uint64_t base = d->chunk << v->shift;
 
-                for (uint32_t s = 0; s < ns; s++) {
-                        uint32_t e = s;
+                for (uint32_t s = 0, e; s < ns; s = e + 1) {
                         uint64_t so = base + (uint64_t) s * SECTOR;
                         int q;
 
-                        if (!sect_valid(d, s))
+                        e = sect_run(d->valid, s, ns - 1);
+                        if (!sect_bit(d->valid, s))
                                 continue;
-                        while (e + 1 < ns && sect_valid(d, e + 1))
-                                e++;
                         q = cow_io_pwrite(v->origin, d->buf + (size_t) s * SECTOR,
                                           (size_t) MIN((uint64_t) (e - s + 1) * SECTOR, v->origin_size - so), so);
                         if (q < 0 && r == 0)
                                 r = q;
-                        s = e;
                 }
         }
         pthread_mutex_lock(&v->lock);
@@ -1786,7 +1789,6 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                                          * enter_error lets them through), its copy is not. */
                                         unplan_copy(v, e);
                                 } else {
-                                        v->ent[e].flags |= E_QUEUED;
                                         v->stat_copies++;
                                         queued = true;
                                 }
@@ -1978,13 +1980,7 @@ int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
                 goto out;
 
         /* Invariant (5): acknowledged origin writes are durable first. */
-        pthread_mutex_lock(&v->lock);
-        drain(v);
-        r = v->wb_error;
-        v->wb_error = 0;
-        pthread_mutex_unlock(&v->lock);
-        if (r >= 0)
-                r = cow_io_flush(v->origin);
+        r = cow_flush(v);
         if (r < 0)
                 goto out;
 
