@@ -1,6 +1,25 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Shared by the cow-volume tests (sourced).
 
+# cow_require BIN...: skip (77) without root, loop devices or FUSE; fail if a binary is
+# missing; export VSS_VOLSRV for vssd.
+cow_require()
+{
+        local b
+        [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+        [ -e /dev/loop-control ] || { echo "SKIP: no loop devices"; exit 77; }
+        [ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
+        for b in "$@"; do [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }; done
+        export VSS_VOLSRV
+}
+
+# cow_wait_vssd: until the daemon on $VSS_SOCKET answers (at most 5 s).
+cow_wait_vssd()
+{
+        for _ in $(seq 50); do "$VSSADMIN" list writers >/dev/null 2>&1 && return 0; sleep 0.1; done
+        return 1
+}
+
 # cow_sweep DIR: remove whatever a failed test left under DIR, in the order that cannot
 # hang: mounts on loop devices, the loop devices, the volume servers, then the FUSE mounts
 # a killed volume server leaves behind, and finally DIR itself.

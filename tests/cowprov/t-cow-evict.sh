@@ -5,11 +5,8 @@
 # oldest goes, the newest stays readable, `vssadmin list events` tells why (like VolSnap 25),
 # and `list shadowstorage` shows the bound.
 set -u
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-[ -e /dev/loop-control ] || { echo "SKIP: no loop devices"; exit 77; }
-[ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
-for b in "$VSSD" "$VSSADMIN" "$VSS_VOLSRV"; do [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }; done
-export VSS_VOLSRV
+. "$(dirname "$0")/cow-lib.sh"
+cow_require "$VSSD" "$VSSADMIN" "$VSS_VOLSRV"
 T=$(mktemp -d /tmp/cowprov-evict.XXXXXX)
 export VSS_SOCKET=$T/sock
 PID= fails=0
@@ -22,7 +19,6 @@ cleanup() {
         fi
         cow_sweep "$T"
 }
-. "$(dirname "$0")/cow-lib.sh"
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }

@@ -8,14 +8,10 @@
 # a maximum below the minimum is 0x8004231F and changes nothing; growing again keeps the
 # newest shadow.
 set -u
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-[ -e /dev/loop-control ] || { echo "SKIP: no loop devices"; exit 77; }
-[ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
-for b in "$VSSD" "$VSSADMIN" "$VSS_VOLSRV"; do [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }; done
-export VSS_VOLSRV
 here=$(dirname "$0")
 . "$here/../blackbox/lib.sh"
 . "$here/cow-lib.sh"
+cow_require "$VSSD" "$VSSADMIN" "$VSS_VOLSRV"
 set +e +o pipefail
 T=$(mktemp -d /tmp/cowprov-resize.XXXXXX)
 export VSS_SOCKET=$T/sock
@@ -37,7 +33,7 @@ M=$T/mnt
 bb_loopfs E e ext4 1024
 printf '[storage]\nmin_diff_area_mb=4\n' >"$T/vssd.conf"
 "$VSSD" --socket "$T/sock" --state-dir "$T/state" --config "$T/vssd.conf" 2>>"$T/vssd.log" & PID=$!
-for _ in $(seq 50); do "$A" list writers >/dev/null 2>&1 && break; sleep 0.1; done
+cow_wait_vssd
 out=$($A add shadowstorage /for="$M" /on="$E" /maxsize=64MB 2>&1) && ok "64 MB on E" || fail "add: $out"
 out=$($A create volume /name=rs /size=256MB /fs=ext4 /mount="$M" 2>&1) || { echo "FAIL: create volume: $out"; exit 1; }
 [ -f "$E/.openvss/diff/rs.diff" ] && ok "diff area on E" || fail "no diff area on E"
@@ -99,7 +95,7 @@ $A list shadows /for="$M" | grep -q "${ids[3]}" && ok "newest shadow kept after 
         fail "newest lost after growing"
 kill "$PID"; wait "$PID" 2>/dev/null
 "$VSSD" --socket "$T/sock" --state-dir "$T/state" --config "$T/vssd.conf" 2>>"$T/vssd.log" & PID=$!
-for _ in $(seq 50); do "$A" list writers >/dev/null 2>&1 && break; sleep 0.1; done
+cow_wait_vssd
 $A list shadowstorage | grep -q "Maximum Shadow Copy Storage space: UNBOUNDED" && ok "maximum persists across a restart" ||
         fail "after restart: $($A list shadowstorage)"
 [ $fails = 0 ] || { echo "$fails check(s) failed"; tail -n 20 "$T/vssd.log"; exit 1; }

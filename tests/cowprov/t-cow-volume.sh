@@ -6,13 +6,8 @@
 # checksums, persistent shadows surviving kill -9 of vssd, expose/unexpose, a volume in
 # use refused, and clean deletion.
 set -u
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-[ -e /dev/loop-control ] || { echo "SKIP: no loop devices"; exit 77; }
-[ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
-for b in "$VSSD" "$VSSADMIN" "$VSHADOW" "$VSSWRITER" "$VSS_VOLSRV"; do
-        [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
-done
-export VSS_VOLSRV
+. "$(dirname "$0")/cow-lib.sh"
+cow_require "$VSSD" "$VSSADMIN" "$VSHADOW" "$VSSWRITER" "$VSS_VOLSRV"
 
 T=$(mktemp -d /tmp/cowprov-vol.XXXXXX)
 export VSS_SOCKET=$T/sock
@@ -27,12 +22,11 @@ cleanup() {
         fi
         cow_sweep "$T"
 }
-. "$(dirname "$0")/cow-lib.sh"
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 start() { rm -f "$T/sock"; "$VSSD" --socket "$T/sock" --state-dir "$T/state" 2>>"$T/vssd.log" & PID=$!
-        for _ in $(seq 50); do "$VSSADMIN" list writers >/dev/null 2>&1 && break; sleep 0.1; done; }
+        cow_wait_vssd; }
 
 start
 for fs in ext4 xfs; do

@@ -9,14 +9,10 @@
 # area while shadows exist 0x8004231D; an existing volume's diff area moves to E when
 # its association is added, and back when it is deleted, its data intact; clean removal.
 set -u
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-[ -e /dev/loop-control ] || { echo "SKIP: no loop devices"; exit 77; }
-[ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
-for b in "$VSSD" "$VSSADMIN" "$VSHADOW" "$VSS_VOLSRV"; do [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }; done
-export VSS_VOLSRV
 here=$(dirname "$0")
 . "$here/../blackbox/lib.sh"
 . "$here/cow-lib.sh"
+cow_require "$VSSD" "$VSSADMIN" "$VSHADOW" "$VSS_VOLSRV"
 set +e +o pipefail
 T=$(mktemp -d /tmp/cowprov-storage-on.XXXXXX)
 export VSS_SOCKET=$T/sock
@@ -43,7 +39,7 @@ bb_loopfs E e ext4 1024          # the on-volume
 bb_loopfs S s ext4 200           # too small for the 320 MB minimum
 D=$T/d F=$T/f                    # cow volume mount points (not there yet)
 "$VSSD" --socket "$T/sock" --state-dir "$T/state" 2>>"$T/vssd.log" & PID=$!
-for _ in $(seq 50); do "$A" list writers >/dev/null 2>&1 && break; sleep 0.1; done
+cow_wait_vssd
 
 # ---- the association first, for a volume that does not exist yet ----
 what="on-volume too small" want="0x8004231F VSS_E_INSUFFICIENT_STORAGE" expect $A add shadowstorage /for="$D" /on="$S" /maxsize=400MB
@@ -122,7 +118,7 @@ $A list events | grep -q "diff area of cow volume fv .* moved from" && ok "moves
 # ---- a restart keeps the placement ----
 kill "$PID"; wait "$PID" 2>/dev/null
 "$VSSD" --socket "$T/sock" --state-dir "$T/state" 2>>"$T/vssd.log" & PID=$!
-for _ in $(seq 50); do "$A" list writers >/dev/null 2>&1 && break; sleep 0.1; done
+cow_wait_vssd
 $A list shadowstorage /for="$D" | grep -q "Shadow Copy Storage volume: ($E)" && $A list shadows /for="$D" | grep -q "$id1" &&
         ok "association and shadow survive a vssd restart" || fail "after restart: $($A list shadowstorage 2>&1)"
 
