@@ -117,14 +117,22 @@ struct pfree {
 #define D_FREE    0u
 #define D_DIRTY   1u    /* valid sectors of buf are newer than the origin */
 #define D_FILLING 2u    /* a writer reads a partly written sector: writers wait */
-#define D_WRITING 3u    /* the committer is writing buf to the origin: writers wait */
+#define D_WRITING 3u    /* the committer is writing it to the origin: writers wait */
 #define DBUCKETS  16384u
 #define SECTOR    512u
+#define PAGE      4096u         /* unit of dirty buffers (= COW_CHUNK_MIN) */
+#define WB_RUN    (1024u * 1024u)
 
+/*
+ * A dirty chunk holds only the 4 KiB pages that were written: a 4 KiB write
+ * into a fresh 16 KiB chunk costs one page of the write-back limit, not four
+ * (the worst case of bench/cow.sh, where every write hits a fresh chunk).
+ */
 struct dchunk {
         uint64_t chunk;
-        uint8_t *buf;           /* chunk-sized; kept across reuse */
-        uint64_t *valid;        /* per 512-byte sector of buf: written (after buf) */
+        uint8_t **pg;           /* chunk / PAGE pages, NULL until written; the
+                                 * array is kept across reuse, the pages are not */
+        uint64_t *valid;        /* per 512-byte sector: written (after pg) */
         uint64_t batch;         /* batch of its COPY record */
         uint32_t hnext;         /* hash chain or free list, index + 1 */
         uint32_t state;
@@ -184,7 +192,10 @@ struct cow_volume {
         uint32_t ndch, dch_free;
         uint32_t nready;        /* dirty chunks (any state): reads must look (atomic) */
         uint32_t nfilling;
-        uint64_t dirty_bytes;   /* their buffers */
+        uint64_t dirty_bytes;   /* their pages */
+        void *pool;             /* free pages, linked through their first word */
+        uint64_t pool_bytes;
+        uint8_t *wbbuf;         /* the committer's write-back gather buffer */
         uint64_t wb_limit;
         uint32_t wb_interval_ms;
         int wb_error;           /* an origin write-back failed: the next flush says so */
@@ -365,6 +376,64 @@ static uint32_t sect_run(const uint64_t *map, uint32_t s, uint32_t last)
         return s;
 }
 
+/* Pages are pooled up to the write-back limit so a steady write load does not
+ * go through malloc for every page. */
+static void page_put(struct cow_volume *v, uint8_t *p)
+{
+        v->dirty_bytes -= PAGE;
+        if (v->dirty_bytes + v->pool_bytes < MAX(v->wb_limit, (uint64_t) WB_RUN)) {
+                *(void **) p = v->pool;
+                v->pool = p;
+                v->pool_bytes += PAGE;
+        } else
+                free(p);
+}
+
+/* Page k of dirty chunk d, allocated (zeroed) if it has none yet; NULL if out of memory. */
+static uint8_t *dpage(struct cow_volume *v, struct dchunk *d, uint32_t k)
+{
+        uint8_t *p = d->pg[k];
+
+        if (p)
+                return p;
+        if (v->pool) {
+                p = v->pool;
+                v->pool = *(void **) p;
+                v->pool_bytes -= PAGE;
+        } else {
+                p = malloc(PAGE);
+                if (!p)
+                        return NULL;
+        }
+        /* Sectors never written are not read from here, but keep garbage out. */
+        memset(p, 0, PAGE);
+        v->dirty_bytes += PAGE;
+        return d->pg[k] = p;
+}
+
+/* Copy len bytes at chunk offset 'in' out of d's pages (written sectors only). */
+static void dcopy_out(const struct dchunk *d, uint8_t *dst, uint32_t in, size_t len)
+{
+        while (len > 0) {
+                uint32_t k = in / PAGE, o = in % PAGE;
+                size_t n = MIN(len, (size_t) (PAGE - o));
+
+                assert(d->pg[k]);
+                memcpy(dst, d->pg[k] + o, n);
+                dst += n, in += (uint32_t) n, len -= n;
+        }
+}
+
+/* Reserve the pages [in, in+len) of d needs; -ENOMEM leaves d as it was
+ * apart from zeroed pages (harmless: their sectors are not marked written). */
+static int dreserve(struct cow_volume *v, struct dchunk *d, uint32_t in, size_t len)
+{
+        for (uint32_t k = in / PAGE; k <= (in + (uint32_t) len - 1) / PAGE; k++)
+                if (!dpage(v, d, k))
+                        return -ENOMEM;
+        return 0;
+}
+
 /* A DIRTY chunk for c (which has none) with nothing written yet, index + 1. */
 static int dnew(struct cow_volume *v, uint64_t c, uint32_t *ret)
 {
@@ -379,23 +448,24 @@ static int dnew(struct cow_volume *v, uint64_t c, uint32_t *ret)
                     grow_array((void **) &v->dch, &v->adch, (size_t) v->ndch + 1, sizeof(struct dchunk)) < 0)
                         return -ENOMEM;
                 i = v->ndch++;
-                v->dch[i].buf = NULL;
+                v->dch[i].pg = NULL;
         }
         d = &v->dch[i];
-        if (!d->buf && posix_memalign((void **) &d->buf, 4096, v->chunk + valid_words(v) * 8) != 0) {
-                d->buf = NULL;
-                d->hnext = v->dch_free;
-                v->dch_free = i + 1;
-                return -ENOMEM;
+        if (!d->pg) {
+                d->pg = calloc(1, (v->chunk / PAGE) * sizeof(uint8_t *) + valid_words(v) * 8);
+                if (!d->pg) {
+                        d->hnext = v->dch_free;
+                        v->dch_free = i + 1;
+                        return -ENOMEM;
+                }
         }
-        d->valid = (uint64_t *) (d->buf + v->chunk);
+        d->valid = (uint64_t *) (d->pg + v->chunk / PAGE);
         memset(d->valid, 0, valid_words(v) * 8);
         d->chunk = c;
         d->state = D_DIRTY;
         d->batch = v->batch_next;
         d->hnext = v->dbucket[c % DBUCKETS];
         v->dbucket[c % DBUCKETS] = i + 1;
-        v->dirty_bytes += v->chunk;
         __atomic_store_n(&v->nready, v->nready + 1, __ATOMIC_RELEASE);
         *ret = i + 1;
         return 0;
@@ -415,7 +485,11 @@ static void dfree(struct cow_volume *v, uint32_t idx)
         d->state = D_FREE;
         d->hnext = v->dch_free;
         v->dch_free = idx;
-        v->dirty_bytes -= v->chunk;
+        for (uint32_t k = 0; k < v->chunk / PAGE; k++)
+                if (d->pg[k]) {
+                        page_put(v, d->pg[k]);
+                        d->pg[k] = NULL;
+                }
 }
 
 /*
@@ -452,7 +526,13 @@ static int dfill(struct cow_volume *v, uint32_t idx, uint64_t cs, uint64_t ce)
         pthread_mutex_lock(&v->lock);
         for (uint32_t k = 0; k < nw && r >= 0; k++) {
                 struct dchunk *d = &v->dch[idx - 1];
-                memcpy(d->buf + (size_t) want[k] * SECTOR, tmp[k], SECTOR);
+                uint8_t *pg = dpage(v, d, want[k] * SECTOR / PAGE);
+
+                if (!pg) {
+                        r = -ENOMEM;
+                        break;
+                }
+                memcpy(pg + (want[k] * SECTOR) % PAGE, tmp[k], SECTOR);
                 d->valid[want[k] / 64] |= 1ull << (want[k] % 64);
         }
         v->dch[idx - 1].state = D_DIRTY;
@@ -461,14 +541,23 @@ static int dfill(struct cow_volume *v, uint32_t idx, uint64_t cs, uint64_t ce)
         return r;
 }
 
-/* Put [off, off+len), inside dirty chunk d, into it (partial sectors filled). */
-static void dput(struct cow_volume *v, struct dchunk *d, const uint8_t *src, size_t len, uint64_t off)
+/* Put [off, off+len), inside dirty chunk d, into it (partial sectors filled):
+ * all of it, or nothing on -ENOMEM. */
+static int dput(struct cow_volume *v, struct dchunk *d, const uint8_t *src, size_t len, uint64_t off)
 {
         uint32_t in = (uint32_t) (off & (v->chunk - 1));
 
-        memcpy(d->buf + in, src, len);
+        if (dreserve(v, d, in, len) < 0)
+                return -ENOMEM;
+        for (uint32_t o = in; o < in + len;) {
+                uint32_t k = o / PAGE, n = MIN(in + (uint32_t) len - o, PAGE - o % PAGE);
+
+                memcpy(d->pg[k] + o % PAGE, src + (o - in), n);
+                o += n;
+        }
         for (uint32_t s = in / SECTOR; s <= (in + (uint32_t) len - 1) / SECTOR; s++)
                 d->valid[s / 64] |= 1ull << (s % 64);
+        return 0;
 }
 
 /* Read [off, off+len), inside chunk c, as the volume holds it.  Lock held on
@@ -480,8 +569,17 @@ static int dread(struct cow_volume *v, uint32_t idx, uint8_t *p, size_t len, uin
         const struct dchunk *d = &v->dch[idx - 1];
         int r = 0;
 
-        memcpy(p, d->buf + in, len);
         memcpy(mask, d->valid, valid_words(v) * 8);
+        for (uint32_t s = s0, e; s <= s1; s = e + 1) {
+                uint64_t a, b;
+
+                e = sect_run(mask, s, s1);
+                if (!sect_bit(mask, s))
+                        continue;
+                a = MAX((uint64_t) s * SECTOR, (uint64_t) in);
+                b = MIN((uint64_t) (e + 1) * SECTOR, (uint64_t) in + len);
+                dcopy_out(d, p + (a - in), (uint32_t) a, b - a);
+        }
         pthread_mutex_unlock(&v->lock);
         /* Sectors nobody wrote since the copy: the origin still has them. */
         for (uint32_t s = s0, e; s <= s1 && r >= 0; s = e + 1) {
@@ -497,6 +595,74 @@ static int dread(struct cow_volume *v, uint32_t idx, uint8_t *p, size_t len, uin
         return r;
 }
 
+struct wb {
+        uint32_t idx;
+        struct dchunk d;
+};
+
+static int cmp_wb(const void *a, const void *b)
+{
+        const struct wb *x = a, *y = b;
+
+        return x->d.chunk < y->d.chunk ? -1 : x->d.chunk > y->d.chunk;
+}
+
+struct wbrun {
+        uint8_t *buf;           /* WB_RUN bytes */
+        uint64_t off;
+        size_t len;
+        int error;              /* the first failed write */
+};
+
+static void wbrun_flush(struct cow_volume *v, struct wbrun *run)
+{
+        if (run->len > 0) {
+                int q = cow_io_pwrite(v->origin, run->buf, run->len, run->off);
+
+                if (q < 0 && run->error == 0)
+                        run->error = q;
+        }
+        run->len = 0;
+}
+
+/* Written sectors of w[0..k), in chunk order, gathered into writes of up to
+ * WB_RUN bytes: sequential first writes reach the origin as large writes. */
+static int writeback_io(struct cow_volume *v, const struct wb *w, size_t k, uint8_t *buf)
+{
+        const uint32_t ns = v->chunk / SECTOR;
+        struct wbrun run = { .buf = buf };
+
+        for (size_t j = 0; j < k; j++) {
+                const struct dchunk *d = &w[j].d;
+                uint64_t base = d->chunk << v->shift;
+
+                for (uint32_t s = 0, e; s < ns; s = e + 1) {
+                        uint64_t so = base + (uint64_t) s * SECTOR;
+                        size_t n;
+
+                        e = sect_run(d->valid, s, ns - 1);
+                        if (!sect_bit(d->valid, s))
+                                continue;
+                        n = (size_t) MIN((uint64_t) (e - s + 1) * SECTOR, v->origin_size - so);
+                        if (so != run.off + run.len)
+                                wbrun_flush(v, &run);
+                        while (n > 0) {
+                                size_t m;
+
+                                if (run.len == WB_RUN)
+                                        wbrun_flush(v, &run);
+                                if (run.len == 0)
+                                        run.off = so;
+                                m = MIN(n, (size_t) WB_RUN - run.len);
+                                dcopy_out(d, run.buf + run.len, (uint32_t) (so - base), m);
+                                run.len += m, so += m, n -= m;
+                        }
+                }
+        }
+        wbrun_flush(v, &run);
+        return run.error;
+}
+
 /*
  * Write dirty chunks whose COPY record is durable (or that need no copy any
  * more: the diff area failed) to the origin, their written sectors only.
@@ -504,11 +670,9 @@ static int dread(struct cow_volume *v, uint32_t idx, uint8_t *p, size_t len, uin
  */
 static void writeback(struct cow_volume *v)
 {
-        struct wb { uint32_t idx; struct dchunk d; };
         _cleanup_free_ struct wb *w = NULL;
-        const uint32_t ns = v->chunk / SECTOR;
         size_t n = 0, k = 0;
-        int r = 0;
+        int r;
 
         for (uint32_t i = 0; i < v->ndch; i++)
                 if (v->dch[i].state == D_DIRTY && (v->dch[i].batch <= v->batch_done || v->failed))
@@ -516,35 +680,23 @@ static void writeback(struct cow_volume *v)
         if (n == 0)
                 return;
         w = malloc(n * sizeof(*w));
-        if (!w)
+        if (!v->wbbuf && posix_memalign((void **) &v->wbbuf, 4096, WB_RUN) != 0)
+                v->wbbuf = NULL;
+        if (!w || !v->wbbuf)
                 return;         /* retried at the next commit */
         for (uint32_t i = 0; i < v->ndch && k < n; i++) {
                 struct dchunk *d = &v->dch[i];
 
                 if (d->state != D_DIRTY || (d->batch > v->batch_done && !v->failed))
                         continue;
-                /* Nobody changes a WRITING chunk: its buffers are read unlocked. */
+                /* Nobody changes a WRITING chunk: its pages are read unlocked. */
                 d->state = D_WRITING;
                 w[k++] = (struct wb) { i + 1, *d };
         }
         pthread_mutex_unlock(&v->lock);
-        for (size_t j = 0; j < k; j++) {
-                const struct dchunk *d = &w[j].d;
-                uint64_t base = d->chunk << v->shift;
-
-                for (uint32_t s = 0, e; s < ns; s = e + 1) {
-                        uint64_t so = base + (uint64_t) s * SECTOR;
-                        int q;
-
-                        e = sect_run(d->valid, s, ns - 1);
-                        if (!sect_bit(d->valid, s))
-                                continue;
-                        q = cow_io_pwrite(v->origin, d->buf + (size_t) s * SECTOR,
-                                          (size_t) MIN((uint64_t) (e - s + 1) * SECTOR, v->origin_size - so), so);
-                        if (q < 0 && r == 0)
-                                r = q;
-                }
-        }
+        qsort(w, k, sizeof(*w), cmp_wb);
+        /* Only the committer gets here, one at a time: wbbuf is its own. */
+        r = writeback_io(v, w, k, v->wbbuf);
         pthread_mutex_lock(&v->lock);
         if (r < 0 && v->wb_error == 0)
                 v->wb_error = r;
@@ -1511,9 +1663,19 @@ out:
 
 static void volume_free(struct cow_volume *v)
 {
-        for (uint32_t i = 0; i < v->ndch; i++)
-                free(v->dch[i].buf);
+        for (uint32_t i = 0; i < v->ndch; i++) {
+                for (uint32_t k = 0; v->dch[i].pg && k < v->chunk / PAGE; k++)
+                        free(v->dch[i].pg[k]);
+                free(v->dch[i].pg);
+        }
         free(v->dch);
+        free(v->wbbuf);
+        while (v->pool) {
+                void *p = v->pool;
+
+                v->pool = *(void **) p;
+                free(p);
+        }
         free(v->dbucket);
         pthread_cond_destroy(&v->wb_cond);
         pthread_rwlock_destroy(&v->hold);
@@ -1804,7 +1966,11 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                                 rc = r;
                                 break;
                         }
-                        dput(v, &v->dch[d - 1], src + (cs - off), ce - cs, cs);
+                        r = dput(v, &v->dch[d - 1], src + (cs - off), ce - cs, cs);
+                        if (r < 0) {
+                                rc = r;
+                                break;
+                        }
                         continue;
                 }
                 direct[c - first] = 1;

@@ -626,6 +626,30 @@ static void test_writeback(void **state)
         fx_snap(f);
         fx_write(f, 16384 * 20, 16384, 6);
         fx_check(f);
+        if (g_wb_interval == 0) {
+                /* Only written 4 KiB pages are buffered: 4 KiB into each of 8
+                 * fresh 16 KiB chunks holds 32 KiB, not 128 KiB. */
+                uint64_t before;
+
+                assert_int_equal(cow_flush(f->v), 0);
+                fx_snap(f);
+                assert_int_equal(cow_stats(f->v, &st), 0);
+                before = st.dirty_bytes;
+                for (unsigned i = 0; i < 8; i++)
+                        fx_write(f, 16384 * (40 + i), 4096, 7 + i);
+                assert_int_equal(cow_stats(f->v, &st), 0);
+                assert_int_equal(st.dirty_bytes - before, 8 * 4096);
+                /* a partial sector in a page not buffered yet: the rest of the
+                 * sector comes from the origin, the other pages stay unbuffered */
+                fx_write(f, 16384 * 40 + 8192 + 50, 100, 20);
+                assert_int_equal(cow_stats(f->v, &st), 0);
+                assert_int_equal(st.dirty_bytes - before, 9 * 4096);
+                /* a write across a page boundary inside one chunk */
+                fx_write(f, 16384 * 41 + 4096 - 700, 1400, 21);
+                fx_check(f);
+                assert_int_equal(cow_read(f->v, b, 16384 * 4, 16384 * 40), 0);
+                assert_memory_equal(b, f->model + 16384 * 40, 16384 * 4);
+        }
         fx_reopen(f);
         fx_check(f);
 out:
