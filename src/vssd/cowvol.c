@@ -178,7 +178,7 @@ static void handle_event(struct vssd *v, struct cowvol *cv, json_t *params)
 {
         const char *type = json_get_str(params, "type") ?: "unknown", *error = json_get_str(params, "error");
         const char *vol = cv->mountpoint && cv->mountpoint[0] ? cv->mountpoint : cv->name;
-        struct shadow *sh = NULL, **pp;
+        struct shadow *sh = NULL;
         char idbuf[VSS_ID_STRING_MAX] = "?";
         vss_id sid;
 
@@ -196,13 +196,8 @@ static void handle_event(struct vssd *v, struct cowvol *cv, json_t *params)
                               error ? ": " : "", error ? error : "");
         if (!sh)
                 return;
-        for (pp = &v->shadows; *pp; pp = &(*pp)->next)
-                if (*pp == sh) {
-                        *pp = sh->next;
-                        break;
-                }
-        (void)catalog_shadow_del(v, &sh->snap.snapshot_id);
-        shadow_free(sh);
+        shadow_forget(v, sh, streq(type, "evicted") ? "which was deleted to make room in the shadow copy storage" :
+                                                      "which its volume server dropped");
 }
 
 static void retry_cb(struct vssd *v, struct timer *t);

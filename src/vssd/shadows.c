@@ -158,6 +158,48 @@ void shadow_delete(struct vssd *v, struct shadow *sh, void (*done)(struct vssd *
         prov_submit(v, j);
 }
 
+static void forget_unexpose_done(struct vssd *v, struct prov_job *j)
+{
+        char idbuf[VSS_ID_STRING_MAX];
+
+        vss_id_format(&j->snaps[0].snapshot_id, idbuf);
+        if (VSS_FAILED(j->hr)) {
+                catalog_event(v, "error", "shadow", j->hr,
+                              "cannot remove the exposure at %s of shadow copy %s, which no longer exists: %s", j->path,
+                              idbuf, j->error[0] ? j->error : vss_hresult_message(j->hr));
+                return;
+        }
+        /* Only directories we created under the state dir are ours to remove. */
+        if (strncmp(j->path, v->state_dir, strlen(v->state_dir)) == 0)
+                (void)rmdir(j->path);
+        catalog_event(v, "warning", "shadow", VSS_S_OK, "removed the exposure at %s of shadow copy %s, %s", j->path,
+                      idbuf, (const char *)j->userdata);
+}
+
+void shadow_forget(struct vssd *v, struct shadow *sh, const char *why)
+{
+        struct shadow **pp;
+
+        if (sh->exposed_path && sh->provider >= 0 && v->providers[sh->provider].ok) {
+                /* The job holds its own copy of the snapshot: 'sh' goes now. */
+                struct prov_job *u = prov_job_new(PROV_UNEXPOSE, sh->provider, &sh->snap, 1);
+
+                if (u) {
+                        snprintf(u->path, sizeof(u->path), "%s", sh->exposed_path);
+                        u->done = forget_unexpose_done;
+                        u->userdata = (void *)why;
+                        prov_submit(v, u);
+                }
+        }
+        for (pp = &v->shadows; *pp; pp = &(*pp)->next)
+                if (*pp == sh) {
+                        *pp = sh->next;
+                        break;
+                }
+        (void)catalog_shadow_del(v, &sh->snap.snapshot_id);
+        shadow_free(sh);
+}
+
 void shadows_release_session(struct vssd *v, const vss_id *session_id)
 {
         for (struct shadow *sh = v->shadows; sh; sh = sh->next)
@@ -195,18 +237,10 @@ void shadows_recover(struct vssd *v)
 
                         /* Called on the loop thread: we are not serving anyone yet. */
                         if (VSS_SUCCEEDED(p->ops->exists(p->state, &sh->snap, &exists)) && !exists) {
-                                struct shadow **pp;
-
                                 catalog_event(v, "warning", "recovery", VSS_E_OBJECT_NOT_FOUND,
                                               "persistent shadow copy %s of %s no longer exists: dropped from the catalog",
                                               idbuf, sh->snap.volume);
-                                for (pp = &v->shadows; *pp; pp = &(*pp)->next)
-                                        if (*pp == sh) {
-                                                *pp = sh->next;
-                                                break;
-                                        }
-                                (void)catalog_shadow_del(v, &sh->snap.snapshot_id);
-                                shadow_free(sh);
+                                shadow_forget(v, sh, "which disappeared while vssd was not running");
                         }
                 }
         }

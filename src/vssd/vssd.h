@@ -340,6 +340,10 @@ json_t *shadow_prop_json(struct vssd *v, struct shadow *sh);
 size_t shadows_on_volume(struct vssd *v, const char *volume);
 struct shadow *shadow_find(struct vssd *v, const vss_id *id);
 void shadow_delete(struct vssd *v, struct shadow *sh, void (*done)(struct vssd *, void *, vss_hresult), void *ud);
+/* The provider lost the shadow copy (evicted, invalidated, gone): undo its
+ * exposure, if any, and drop it from the list and the catalog.  'why' ends
+ * the event logged for the exposure ("was evicted", ...). */
+void shadow_forget(struct vssd *v, struct shadow *sh, const char *why);
 void shadows_release_session(struct vssd *v, const vss_id *session_id);
 void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 void shadows_recover(struct vssd *v);

@@ -28,6 +28,8 @@ cow_sweep()
         local dir=$1
         grep -F " $dir/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
         losetup -a | grep -F "$dir/" | cut -d: -f1 | while read -r l; do losetup -d "$l"; done
+        # A loop on a file of a FUSE mount that is gone shows the file's path inside it.
+        losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^/shadows/" {print $1}' | while read -r l; do losetup -d "$l"; done
         pkill -f "vss-volsrv.*$dir/" 2>/dev/null && sleep 0.2
         grep -F " $dir/" /proc/self/mounts | awk '{print $2}' | while read -r m; do umount -l "$m"; done
         rm -rf "$dir"

@@ -187,17 +187,26 @@ static vss_hresult cow_expose(void *state, const struct vss_provider_snapshot *s
         return VSS_S_OK;
 }
 
+static vss_hresult cow_exists(void *state, const struct vss_provider_snapshot *snap, bool *ret);
+
 static vss_hresult cow_unexpose(void *state, const struct vss_provider_snapshot *snap, const char *path)
 {
         struct cow_state *s = state;
         char dev[4096] = "", out[1024];
+        bool exists = true;
         int r;
 
         if (cow_mount_source(path, dev, sizeof(dev), NULL, 0) < 0)
                 return VSS_S_OK;        /* not mounted any more: nothing to undo */
         r = cow_run((char *const[]){ "umount", (char *)path, NULL }, out, sizeof(out));
+        if (r != 0 && VSS_SUCCEEDED(cow_exists(state, snap, &exists)) && !exists) {
+                /* The shadow copy is gone (evicted) and someone still uses the
+                 * mount: detach it lazily rather than keep a dead mount. */
+                r = cow_run((char *const[]){ "umount", "-l", (char *)path, NULL }, out, sizeof(out));
+        }
         if (r != 0)
                 return fail(s, VSS_E_PROVIDER_VETO, "umount %s failed: %s", path, out);
+        /* A loop still in use after a lazy unmount goes when its last user does. */
         if (strncmp(dev, "/dev/loop", 9) == 0)
                 (void)cow_run((char *const[]){ "losetup", "-d", dev, NULL }, NULL, 0);
         return VSS_S_OK;
