@@ -32,20 +32,40 @@ struct cow_io *cow_io_free(struct cow_io *io)
 
 /* ---- real files ---- */
 
+/*
+ * With 'direct', two descriptors on the file: requests whose buffer, offset
+ * and length are 4 KiB-aligned (the engine's copies, journal blocks and
+ * superblocks) go through O_DIRECT and skip the page cache, the rest (reads
+ * of shadow copies into callers' buffers) through the cached one.  The
+ * kernel keeps the two coherent: a direct write writes back and drops the
+ * cached pages of its range.
+ */
 struct file_io {
         struct cow_io io;
         int fd;
+        int dfd;                /* O_DIRECT, or -EBADF */
         bool owns_fd;
         bool blockdev;
 };
 
+#define DIRECT_ALIGN 4096u
+
+static int pick_fd(struct file_io *f, const void *buf, size_t len, uint64_t off)
+{
+        if (f->dfd >= 0 && (uintptr_t) buf % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 &&
+            off % DIRECT_ALIGN == 0)
+                return f->dfd;
+        return f->fd;
+}
+
 static int file_pread(struct cow_io *io, void *buf, size_t len, uint64_t off)
 {
         struct file_io *f = (struct file_io *) io;
+        int fd = pick_fd(f, buf, len, off);
         uint8_t *p = buf;
 
         while (len > 0) {
-                ssize_t n = pread(f->fd, p, len, (off_t) off);
+                ssize_t n = pread(fd, p, len, (off_t) off);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -66,10 +86,11 @@ static int file_pread(struct cow_io *io, void *buf, size_t len, uint64_t off)
 static int file_pwrite(struct cow_io *io, const void *buf, size_t len, uint64_t off)
 {
         struct file_io *f = (struct file_io *) io;
+        int fd = pick_fd(f, buf, len, off);
         const uint8_t *p = buf;
 
         while (len > 0) {
-                ssize_t n = pwrite(f->fd, p, len, (off_t) off);
+                ssize_t n = pwrite(fd, p, len, (off_t) off);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -141,6 +162,8 @@ static void file_free(struct cow_io *io)
 
         if (f->owns_fd && f->fd >= 0)
                 close(f->fd);
+        if (f->dfd >= 0)
+                close(f->dfd);
         free(f);
 }
 
@@ -174,6 +197,7 @@ static int file_io_new(int fd, bool owns, struct cow_io **ret_io)
                 return -ENOMEM;
         f->io.ops = &file_ops;
         f->fd = fd;
+        f->dfd = -EBADF;
         f->owns_fd = owns;
         f->blockdev = S_ISBLK(st.st_mode);
         *ret_io = &f->io;
@@ -190,8 +214,6 @@ int cow_io_open_file(const char *path, bool create, bool direct, struct cow_io *
                 return -EINVAL;
         if (create)
                 flags |= O_CREAT;
-        if (direct)
-                flags |= O_DIRECT;
         fd = open(path, flags, 0600);
         if (fd < 0)
                 return -errno;
@@ -199,6 +221,17 @@ int cow_io_open_file(const char *path, bool create, bool direct, struct cow_io *
         if (r < 0)
                 return r;
         TAKE_FD(fd);
+        if (direct) {
+                struct file_io *f = (struct file_io *) *ret_io;
+
+                /* A file system without O_DIRECT (EINVAL) keeps the cached path only. */
+                f->dfd = open(path, (flags & ~O_CREAT) | O_DIRECT);
+                if (f->dfd < 0 && errno != EINVAL) {
+                        r = -errno;
+                        *ret_io = cow_io_free(*ret_io);
+                        return r;
+                }
+        }
         return 0;
 }
 

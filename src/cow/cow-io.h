@@ -68,8 +68,9 @@ static inline void cow_io_prefetch(struct cow_io *io, uint64_t off, size_t len)
 
 struct cow_io *cow_io_free(struct cow_io *io);
 
-/* Real files and block devices: pread/pwrite/fdatasync.  With 'direct', O_DIRECT is
- * used (callers must then pass 4096-aligned buffers; the engine does). */
+/* Real files and block devices: pread/pwrite/fdatasync.  With 'direct', requests
+ * aligned to 4 KiB (buffer, offset, length) bypass the page cache (O_DIRECT) and
+ * the others go through it (see cow-io.c). */
 int cow_io_open_file(const char *path, bool create, bool direct, struct cow_io **ret_io);
 /* Wraps an fd the caller keeps owning. */
 int cow_io_from_fd(int fd, struct cow_io **ret_io);

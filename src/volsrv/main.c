@@ -348,7 +348,10 @@ static int open_volume(struct volsrv *s, const struct options *o)
         r = cow_io_open_file(s->origin_path, false, false, &s->origin_io);
         if (r < 0)
                 return vlog_hr(cow_errno_to_hresult(r), r, "cannot open origin %s", s->origin_path), r;
-        r = cow_io_open_file(s->diff_path, o->format, false, &s->diff_io);
+        /* The diff area bypasses the page cache where it can: copies are
+         * written once and rarely read, and caching them cost the committer
+         * more CPU than anything else during first writes after a snapshot. */
+        r = cow_io_open_file(s->diff_path, o->format, true, &s->diff_io);
         if (r < 0) {
                 hr = r == -ENOENT ? VSS_E_OBJECT_NOT_FOUND : cow_errno_to_hresult(r);
                 return vlog_hr(hr, r, "cannot open diff area %s%s", s->diff_path,
