@@ -73,6 +73,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <time.h>
 #include <uuid/uuid.h>
@@ -122,6 +123,9 @@ struct pfree {
 #define SECTOR    512u
 #define PAGE      4096u         /* unit of dirty buffers (= COW_CHUNK_MIN) */
 #define WB_RUN    (1024u * 1024u)
+#define SLAB_PAGES 64u
+#define PREFETCH_GAP  (256u * 1024u)
+#define PREFETCH_SPAN (8u * 1024u * 1024u)
 
 /*
  * A dirty chunk holds only the 4 KiB pages that were written: a 4 KiB write
@@ -136,6 +140,11 @@ struct dchunk {
         uint64_t batch;         /* batch of its COPY record */
         uint32_t hnext;         /* hash chain or free list, index + 1 */
         uint32_t state;
+};
+
+struct slab {
+        uint8_t *p;
+        size_t len;
 };
 
 struct cow_volume {
@@ -166,6 +175,9 @@ struct cow_volume {
         struct pfree *pfree;
         size_t npfree, apfree;
         uint64_t max_bytes;
+        /* While > 0, the diff area is being shrunk to this many slots (see
+         * relocate()): no slot at or above it is handed out. */
+        uint64_t trim;
 
         /* journal: only the committer touches these while committing */
         struct cow_jblock jcur;
@@ -194,7 +206,9 @@ struct cow_volume {
         uint32_t nfilling;
         uint64_t dirty_bytes;   /* their pages */
         void *pool;             /* free pages, linked through their first word */
-        uint64_t pool_bytes;
+        struct slab *slabs;     /* where the pages come from */
+        size_t nslabs, aslabs;
+        uint64_t npages;        /* in all slabs */
         uint8_t *wbbuf;         /* the committer's write-back gather buffer */
         uint64_t wb_limit;
         uint32_t wb_interval_ms;
@@ -206,6 +220,7 @@ struct cow_volume {
         cow_event_fn cb;
         void *userdata;
         uint64_t stat_copies, stat_commits, stat_evictions, stat_checkpoints, stat_writebacks;
+        uint64_t stat_relocations, stat_throttled, stat_throttle_ns;
 };
 
 static uint64_t now_ns(void)
@@ -213,6 +228,14 @@ static uint64_t now_ns(void)
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static uint64_t mono_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
 }
 
@@ -376,17 +399,49 @@ static uint32_t sect_run(const uint64_t *map, uint32_t s, uint32_t last)
         return s;
 }
 
-/* Pages are pooled up to the write-back limit so a steady write load does not
- * go through malloc for every page. */
+/*
+ * Pages come from slabs and go back to a pool, never to the system: a first
+ * write after a snapshot costs no allocation and no page fault (expensive on
+ * a paravirtualised VM) once the pool covers the load, which the write-back
+ * limit bounds.  cow_set_writeback() reserves the limit's worth up front,
+ * populated; a pool that runs dry grows by SLAB_PAGES.
+ */
+static int slab_add(struct cow_volume *v, size_t pages, bool populate)
+{
+        uint8_t *p;
+
+        if (grow_array((void **) &v->slabs, &v->aslabs, v->nslabs + 1, sizeof(struct slab)) < 0)
+                return -ENOMEM;
+        p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+        if (p == MAP_FAILED)
+                return -ENOMEM;
+        v->slabs[v->nslabs++] = (struct slab) { p, pages * PAGE };
+        v->npages += pages;
+        for (size_t k = pages; k-- > 0;) {
+                *(void **) (p + k * PAGE) = v->pool;
+                v->pool = p + k * PAGE;
+        }
+        return 0;
+}
+
 static void page_put(struct cow_volume *v, uint8_t *p)
 {
         v->dirty_bytes -= PAGE;
-        if (v->dirty_bytes + v->pool_bytes < MAX(v->wb_limit, (uint64_t) WB_RUN)) {
-                *(void **) p = v->pool;
-                v->pool = p;
-                v->pool_bytes += PAGE;
-        } else
-                free(p);
+        *(void **) p = v->pool;
+        v->pool = p;
+}
+
+static uint8_t *page_get(struct cow_volume *v)
+{
+        uint8_t *p;
+
+        if (!v->pool && slab_add(v, SLAB_PAGES, false) < 0)
+                return NULL;
+        p = v->pool;
+        v->pool = *(void **) p;
+        v->dirty_bytes += PAGE;
+        return p;
 }
 
 /* Page k of dirty chunk d, allocated (zeroed) if it has none yet; NULL if out of memory. */
@@ -396,18 +451,10 @@ static uint8_t *dpage(struct cow_volume *v, struct dchunk *d, uint32_t k)
 
         if (p)
                 return p;
-        if (v->pool) {
-                p = v->pool;
-                v->pool = *(void **) p;
-                v->pool_bytes -= PAGE;
-        } else {
-                p = malloc(PAGE);
-                if (!p)
-                        return NULL;
-        }
-        /* Sectors never written are not read from here, but keep garbage out. */
-        memset(p, 0, PAGE);
-        v->dirty_bytes += PAGE;
+        /* Not cleared: only sectors marked written are ever read from it. */
+        p = page_get(v);
+        if (!p)
+                return NULL;
         return d->pg[k] = p;
 }
 
@@ -609,6 +656,7 @@ static int cmp_wb(const void *a, const void *b)
 
 struct wbrun {
         uint8_t *buf;           /* WB_RUN bytes */
+        const uint8_t *single;  /* the run is this one piece of a page, not in buf */
         uint64_t off;
         size_t len;
         int error;              /* the first failed write */
@@ -617,12 +665,34 @@ struct wbrun {
 static void wbrun_flush(struct cow_volume *v, struct wbrun *run)
 {
         if (run->len > 0) {
-                int q = cow_io_pwrite(v->origin, run->buf, run->len, run->off);
+                int q = cow_io_pwrite(v->origin, run->single ?: run->buf, run->len, run->off);
 
                 if (q < 0 && run->error == 0)
                         run->error = q;
         }
         run->len = 0;
+        run->single = NULL;
+}
+
+/* Append len bytes (within one page) for origin offset off. */
+static void wbrun_add(struct cow_volume *v, struct wbrun *run, const uint8_t *src, size_t len, uint64_t off)
+{
+        if (run->len > 0 && (off != run->off + run->len || run->len + len > WB_RUN))
+                wbrun_flush(v, run);
+        if (run->len == 0) {
+                /* A run of one piece (scattered small writes) is written
+                 * from the page itself. */
+                run->off = off;
+                run->single = src;
+                run->len = len;
+                return;
+        }
+        if (run->single) {
+                memcpy(run->buf, run->single, run->len);
+                run->single = NULL;
+        }
+        memcpy(run->buf + run->len, src, len);
+        run->len += len;
 }
 
 /* Written sectors of w[0..k), in chunk order, gathered into writes of up to
@@ -637,25 +707,18 @@ static int writeback_io(struct cow_volume *v, const struct wb *w, size_t k, uint
                 uint64_t base = d->chunk << v->shift;
 
                 for (uint32_t s = 0, e; s < ns; s = e + 1) {
-                        uint64_t so = base + (uint64_t) s * SECTOR;
-                        size_t n;
+                        uint32_t in = s * SECTOR, end;
 
                         e = sect_run(d->valid, s, ns - 1);
                         if (!sect_bit(d->valid, s))
                                 continue;
-                        n = (size_t) MIN((uint64_t) (e - s + 1) * SECTOR, v->origin_size - so);
-                        if (so != run.off + run.len)
-                                wbrun_flush(v, &run);
-                        while (n > 0) {
-                                size_t m;
+                        end = (uint32_t) MIN((uint64_t) (e + 1) * SECTOR, v->origin_size - base);
+                        /* page by page: pages are not contiguous in memory */
+                        while (in < end) {
+                                uint32_t m = MIN(end - in, PAGE - in % PAGE);
 
-                                if (run.len == WB_RUN)
-                                        wbrun_flush(v, &run);
-                                if (run.len == 0)
-                                        run.off = so;
-                                m = MIN(n, (size_t) WB_RUN - run.len);
-                                dcopy_out(d, run.buf + run.len, (uint32_t) (so - base), m);
-                                run.len += m, so += m, n -= m;
+                                wbrun_add(v, &run, d->pg[in / PAGE] + in % PAGE, m, base + in);
+                                in += m;
                         }
                 }
         }
@@ -707,6 +770,7 @@ static void writeback(struct cow_volume *v)
 
 struct cpair {
         uint64_t chunk, slot;
+        size_t rec;             /* index in the commit's records */
 };
 
 static int cmp_cpair(const void *a, const void *b)
@@ -716,16 +780,26 @@ static int cmp_cpair(const void *a, const void *b)
         return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
 /*
  * The copies of one batch: old chunk -> its slot, for every COPY record the
  * commit is about to write (invariant 1).  The origin still holds those chunks'
  * old data: their writes wait in dirty chunks until this batch is durable.
- * Runs of consecutive chunks going to consecutive slots move in one read and
- * one write; all runs are prefetched first so the reads overlap.
+ * Runs of consecutive slots are written with one write each, gathered from
+ * reads of the origin that cover consecutive chunks in one read; all reads
+ * are prefetched first so they overlap.  The caller sorted p by chunk and
+ * gave the slots out in the same order (so random first writes still make
+ * sequential diff-area writes).
  */
-static int copy_batch(struct cow_volume *v, struct cpair *p, size_t n)
+static int copy_batch(struct cow_volume *v, const struct cpair *p, size_t n)
 {
-        const size_t maxrun = MAX((size_t) 1, (size_t) (1u << 20) >> v->shift);
+        const size_t maxrun = MAX((size_t) 1, (size_t) WB_RUN >> v->shift);
         _cleanup_free_ uint8_t *buf = NULL;
         int r = 0;
 
@@ -733,27 +807,37 @@ static int copy_batch(struct cow_volume *v, struct cpair *p, size_t n)
                 return 0;
         if (posix_memalign((void **) &buf, 4096, maxrun << v->shift) != 0)
                 return -ENOMEM;
-        qsort(p, n, sizeof(*p), cmp_cpair);
-        for (int pass = 0; pass < 2 && r >= 0; pass++)
-                for (size_t i = 0, j; i < n && r >= 0; i = j) {
-                        uint64_t off = p[i].chunk << v->shift;
+        /* One hint per span of nearby chunks, not per chunk: on a cached
+         * origin each hint is a wasted system call, on a cold one reading a
+         * gap of up to PREFETCH_GAP costs less than a separate request. */
+        for (size_t i = 0, j; i < n; i = j) {
+                uint64_t off = p[i].chunk << v->shift, end;
+
+                for (j = i + 1; j < n && ((p[j].chunk - p[j - 1].chunk - 1) << v->shift) <= PREFETCH_GAP &&
+                                ((p[j].chunk - p[i].chunk) << v->shift) < PREFETCH_SPAN; j++)
+                        ;
+                end = MIN((p[j - 1].chunk + 1) << v->shift, v->origin_size);
+                cow_io_prefetch(v->origin, off, (size_t) (end - off));
+        }
+        for (size_t i = 0, j; i < n && r >= 0; i = j) {
+                for (j = i + 1; j < n && j - i < maxrun && p[j].slot == p[j - 1].slot + 1; j++)
+                        ;
+                /* Slots [i, j) are consecutive: gather their chunks, in runs. */
+                for (size_t a = i, b; a < j && r >= 0; a = b) {
+                        uint64_t off = p[a].chunk << v->shift;
                         size_t len, got;
 
-                        for (j = i + 1; j < n && j - i < maxrun && p[j].chunk == p[j - 1].chunk + 1 &&
-                                        p[j].slot == p[j - 1].slot + 1; j++)
+                        for (b = a + 1; b < j && p[b].chunk == p[b - 1].chunk + 1; b++)
                                 ;
-                        len = (j - i) << v->shift;
+                        len = (b - a) << v->shift;
                         got = (size_t) MIN((uint64_t) len, v->origin_size - off);
-                        if (pass == 0) {
-                                cow_io_prefetch(v->origin, off, got);
-                                continue;
-                        }
-                        r = cow_io_pread(v->origin, buf, got, off);
-                        if (r >= 0 && got < len)
-                                memset(buf + got, 0, len - got);
-                        if (r >= 0)
-                                r = cow_io_pwrite(v->diff, buf, len, slot_off(v, p[i].slot));
+                        r = cow_io_pread(v->origin, buf + ((a - i) << v->shift), got, off);
+                        if (got < len)
+                                memset(buf + ((a - i) << v->shift) + got, 0, len - got);
                 }
+                if (r >= 0)
+                        r = cow_io_pwrite(v->diff, buf, (j - i) << v->shift, slot_off(v, p[i].slot));
+        }
         return r;
 }
 
@@ -837,6 +921,36 @@ static void pfree_settle(struct cow_volume *v)
         v->npfree = j;
 }
 
+static void free_remove(struct cow_volume *v, size_t i, size_t n)
+{
+        memmove(v->free_slots + i, v->free_slots + i + n, (v->nfree - i - n) * sizeof(uint64_t));
+        v->nfree -= n;
+}
+
+/*
+ * Take 'n' (1 or 2) consecutive free slots below v->trim; false if none.  A
+ * shrink sorts the free list highest first, so the lowest slots are at the
+ * end and pairs are neighbours; removal keeps that order.
+ */
+static bool free_take_low(struct cow_volume *v, uint32_t n, uint64_t *ret_slot)
+{
+        for (size_t i = v->nfree; i-- > 0;) {
+                uint64_t s = v->free_slots[i];
+
+                if (s + n > v->trim)
+                        continue;
+                if (n == 2) {
+                        if (i == 0 || v->free_slots[i - 1] != s + 1)
+                                continue;
+                        i--;
+                }
+                free_remove(v, i, n);
+                *ret_slot = s;
+                return true;
+        }
+        return false;
+}
+
 /* A data slot within the shadow storage bound, or -ENOSPC. */
 static int alloc_slot(struct cow_volume *v, uint64_t *ret_slot)
 {
@@ -845,10 +959,14 @@ static int alloc_slot(struct cow_volume *v, uint64_t *ret_slot)
         if (v->max_bytes != COW_MAX_UNBOUNDED &&
             v->data_start + ((used_slots(v) + 1) << v->shift) > v->max_bytes)
                 return -ENOSPC;
-        if (v->nfree > 0) {
+        if (v->trim > 0 && free_take_low(v, 1, ret_slot))
+                return 0;
+        if (v->trim == 0 && v->nfree > 0) {
                 *ret_slot = v->free_slots[--v->nfree];
                 return 0;
         }
+        if (v->trim > 0 && v->hwm + 1 > v->trim)
+                return -ENOSPC;
         if (v->max_bytes != COW_MAX_UNBOUNDED && v->data_start + ((v->hwm + 1) << v->shift) > v->max_bytes)
                 return -ENOSPC;
         r = ensure_file(v, v->hwm + 1);
@@ -858,11 +976,30 @@ static int alloc_slot(struct cow_volume *v, uint64_t *ret_slot)
         return 0;
 }
 
-/* Journal blocks are metadata: they may exceed the bound by a few KiB. */
+/*
+ * Journal blocks are metadata: they may exceed the bound by a few KiB.  They
+ * reuse free slots like copies do (a checkpoint frees the old chain's pairs
+ * together, so they are found at the top of the free list), else extend the
+ * area; while shrinking, they go below the new end if they can.
+ */
 static int alloc_jslot(struct cow_volume *v, uint64_t *ret_slot)
 {
-        int r = ensure_file(v, v->hwm + v->jslots);
+        size_t nf = v->nfree;
+        int r;
 
+        if (v->trim > 0 && v->jslots <= 2 && free_take_low(v, v->jslots, ret_slot))
+                return 0;
+        if (v->trim == 0 && v->jslots == 1 && nf > 0) {
+                *ret_slot = v->free_slots[--v->nfree];
+                return 0;
+        }
+        if (v->trim == 0 && v->jslots == 2 && nf > 1 &&
+            MAX(v->free_slots[nf - 1], v->free_slots[nf - 2]) == MIN(v->free_slots[nf - 1], v->free_slots[nf - 2]) + 1) {
+                *ret_slot = MIN(v->free_slots[nf - 1], v->free_slots[nf - 2]);
+                v->nfree -= 2;
+                return 0;
+        }
+        r = ensure_file(v, v->hwm + v->jslots);
         if (r < 0)
                 return r;
         *ret_slot = v->hwm;
@@ -1128,13 +1265,114 @@ static int checkpoint(struct cow_volume *v, uint64_t commit)
         return r;
 }
 
+struct reloc {
+        uint32_t entry;
+        uint64_t chunk, from, to;
+};
+
+/*
+ * Shrinking the diff area (cow_set_max below the file size): the copies in
+ * slots at or above v->trim move to free slots below it, and the checkpoint
+ * that follows in the same commit describes them at their new place.  Until
+ * that checkpoint's superblock is durable the journal on disk still names the
+ * old slots, which nobody writes (they are not free yet), so a crash at any
+ * point leaves either the old or the new layout, both complete.  Run by the
+ * committer; lock held, dropped for the I/O.  Returns the number moved (the
+ * old slots are in *ret, to free after the checkpoint) or a negative errno.
+ */
+static int relocate(struct cow_volume *v, struct reloc **ret, size_t *ret_n)
+{
+        _cleanup_free_ struct reloc *rl = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t n = 0, a = 0, k = 0;
+        int r = 0;
+
+        for (uint32_t i = 0; i < v->nent; i++) {
+                const struct entry *e = &v->ent[i];
+                uint64_t to;
+
+                if (!(e->flags & E_LINKED) || e->slot < v->trim ||
+                    ((e->flags & E_PENDING) && !(e->flags & E_COPIED)))
+                        continue;
+                if (!free_take_low(v, 1, &to))
+                        break;          /* no room below: a partial shrink */
+                if (grow_array((void **) &rl, &a, n + 1, sizeof(*rl)) < 0) {
+                        (void) free_push(v, to);
+                        break;
+                }
+                rl[n++] = (struct reloc) { i, e->chunk, e->slot, to };
+        }
+        if (n == 0)
+                return 0;
+        if (posix_memalign((void **) &buf, 4096, v->chunk) != 0)
+                r = -ENOMEM;
+        pthread_mutex_unlock(&v->lock);
+        for (size_t j = 0; j < n && r >= 0; j++) {
+                r = cow_io_pread(v->diff, buf, v->chunk, slot_off(v, rl[j].from));
+                if (r >= 0)
+                        r = cow_io_pwrite(v->diff, buf, v->chunk, slot_off(v, rl[j].to));
+        }
+        pthread_mutex_lock(&v->lock);
+        for (size_t j = 0; j < n; j++) {
+                struct entry *e = &v->ent[rl[j].entry];
+
+                /* Deleted or handed over while we copied: the copy is not needed. */
+                if (r < 0 || !(e->flags & E_LINKED) || e->slot != rl[j].from || e->chunk != rl[j].chunk) {
+                        (void) free_push(v, rl[j].to);
+                        continue;
+                }
+                /* Readers that took the old slot see the change and read again
+                 * (cow_snapshot_read), before the old slot can be reused. */
+                e->slot = rl[j].to;
+                rl[k++] = rl[j];
+        }
+        if (r < 0)
+                return r;
+        v->stat_relocations += k;
+        *ret = TAKE_PTR(rl);
+        *ret_n = k;
+        return 0;
+}
+
+static int cmp_u64_desc(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Give free slots at the end of the diff area back to the file system. */
+static void trim_tail(struct cow_volume *v)
+{
+        uint64_t keep;
+        int r;
+
+        /* Highest first, so the top is at the front; allocation then pops the
+         * lowest slots first, in ascending order (copies of consecutive chunks
+         * land in consecutive slots). */
+        qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
+        keep = 0;
+        while (keep < v->nfree && v->free_slots[keep] == v->hwm - 1 - keep)
+                keep++;
+        memmove(v->free_slots, v->free_slots + keep, (v->nfree - keep) * sizeof(uint64_t));
+        v->nfree -= keep;
+        v->hwm -= keep;
+        if (v->hwm >= v->file_slots)
+                return;
+        r = cow_io_resize(v->diff, v->data_start + (v->hwm << v->shift));
+        if (r >= 0)
+                v->file_slots = v->hwm;
+}
+
 /* Called and returns with the lock held; drops it for the I/O. */
 static void do_commit(struct cow_volume *v)
 {
         _cleanup_free_ struct qrec *recs = NULL;
         _cleanup_free_ uint64_t *nexts = NULL;
-        size_t n, need = 0, k = 0, ncp = 0;
+        _cleanup_free_ struct reloc *rl = NULL;
+        size_t n, need = 0, k = 0, ncp = 0, nrl = 0;
         uint64_t batch, commit;
+        bool trimming = false;
         int r = 0;
 
         assert(!v->committing);
@@ -1149,14 +1387,28 @@ static void do_commit(struct cow_volume *v)
                 ncp += recs[i].rec.type == COW_REC_COPY;
         if (ncp > 0) {
                 _cleanup_free_ struct cpair *cp = malloc(ncp * sizeof(struct cpair));
+                _cleanup_free_ uint64_t *slots = malloc(ncp * sizeof(uint64_t));
 
-                if (!cp) {
+                if (!cp || !slots) {
                         r = -ENOMEM;
                         goto complete;
                 }
                 for (size_t i = 0, j = 0; i < n; i++)
-                        if (recs[i].rec.type == COW_REC_COPY)
-                                cp[j++] = (struct cpair) { recs[i].rec.a, recs[i].rec.b };
+                        if (recs[i].rec.type == COW_REC_COPY) {
+                                slots[j] = recs[i].rec.b;
+                                cp[j++] = (struct cpair) { recs[i].rec.a, recs[i].rec.b, i };
+                        }
+                /* The batch's slots, given out again in chunk order.  Nobody
+                 * reads a pending copy's slot, so the swap is invisible. */
+                qsort(cp, ncp, sizeof(*cp), cmp_cpair);
+                qsort(slots, ncp, sizeof(uint64_t), cmp_u64);
+                for (size_t j = 0; j < ncp; j++) {
+                        struct qrec *q = &recs[cp[j].rec];
+
+                        cp[j].slot = q->rec.b = slots[j];
+                        if (q->entry)
+                                v->ent[q->entry - 1].slot = slots[j];
+                }
                 pthread_mutex_unlock(&v->lock);
                 r = copy_batch(v, cp, ncp);
                 pthread_mutex_lock(&v->lock);
@@ -1167,12 +1419,22 @@ static void do_commit(struct cow_volume *v)
                                 v->ent[recs[i].entry - 1].flags |= E_COPIED;
         }
 
-        if (n > 0 && checkpoint_due(v)) {
+        /* A shrink (cow_set_max) moves copies and writes the state anew. */
+        trimming = v->trim > 0;
+        if (trimming) {
+                r = relocate(v, &rl, &nrl);
+                if (r < 0)
+                        goto complete;
+        }
+        if ((n > 0 && checkpoint_due(v)) || trimming) {
                 r = checkpoint(v, commit);
                 if (r >= 0) {
                         v->jcommit = commit;
                         v->stat_commits++;
                         v->stat_checkpoints++;
+                        /* The new chain names the new slots: the old ones are free. */
+                        for (size_t i = 0; i < nrl; i++)
+                                (void) free_push(v, rl[i].from);
                 }
                 goto complete;
         }
@@ -1239,6 +1501,8 @@ complete:
         }
         v->batch_done = batch;
         pfree_settle(v);
+        if (trimming && r >= 0)
+                trim_tail(v);
         /* Invariant (2): the batch's COPY records are durable, or failed. */
         writeback(v);
         v->committing = false;
@@ -1276,14 +1540,21 @@ static void drain(struct cow_volume *v)
 /* Writers wait here while the dirty buffers exceed the write-back limit. */
 static void throttle(struct cow_volume *v)
 {
+        uint64_t t0;
+
         if (v->wb_started && v->dirty_bytes >= v->wb_limit / 2)
                 pthread_cond_signal(&v->wb_cond);
+        if (!(v->dirty_bytes > v->wb_limit && v->nready > v->nfilling))
+                return;
+        t0 = mono_ns();
         while (v->dirty_bytes > v->wb_limit && v->nready > v->nfilling) {
                 if (!v->committing)
                         do_commit(v);
                 else
                         pthread_cond_wait(&v->cond, &v->lock);
         }
+        v->stat_throttled++;
+        v->stat_throttle_ns += mono_ns() - t0;
 }
 
 /* ---- format ---- */
@@ -1663,19 +1934,13 @@ out:
 
 static void volume_free(struct cow_volume *v)
 {
-        for (uint32_t i = 0; i < v->ndch; i++) {
-                for (uint32_t k = 0; v->dch[i].pg && k < v->chunk / PAGE; k++)
-                        free(v->dch[i].pg[k]);
+        for (uint32_t i = 0; i < v->ndch; i++)
                 free(v->dch[i].pg);
-        }
         free(v->dch);
         free(v->wbbuf);
-        while (v->pool) {
-                void *p = v->pool;
-
-                v->pool = *(void **) p;
-                free(p);
-        }
+        for (size_t i = 0; i < v->nslabs; i++)
+                munmap(v->slabs[i].p, v->slabs[i].len);
+        free(v->slabs);
         free(v->dbucket);
         pthread_cond_destroy(&v->wb_cond);
         pthread_rwlock_destroy(&v->hold);
@@ -2105,6 +2370,14 @@ int cow_set_writeback(struct cow_volume *v, uint64_t limit_bytes, uint32_t inter
         v->wb_limit = limit_bytes;
         v->wb_interval_ms = interval_ms;
         drain(v);
+        if (limit_bytes > 0) {
+                /* The buffers, up to 1 GiB, reserved now (see slab_add()); if
+                 * that fails they are allocated as writes need them. */
+                uint64_t want = MIN(limit_bytes, (uint64_t) 1 << 30) / PAGE;
+
+                if (v->npages < want)
+                        (void) slab_add(v, (size_t) (want - v->npages), true);
+        }
         pthread_mutex_unlock(&v->lock);
         if (limit_bytes > 0 && interval_ms > 0) {
                 pthread_attr_t attr;
@@ -2250,9 +2523,16 @@ int cow_snapshot_read(struct cow_volume *v, const uint8_t guid[16], void *buf, s
                                 return -ESTALE;
                         }
                         /* A copy committed while we read the origin means the origin
-                         * may now hold a newer write: read the copy instead. */
-                        e = from_diff ? 0 : lookup(v, c, seq);
-                        retry = e && !(v->ent[e - 1].flags & E_PENDING);
+                         * may now hold a newer write: read the copy instead.  A copy
+                         * moved while we read it (a shrink) may have had its old
+                         * slot reused: read it at its new place. */
+                        if (from_diff) {
+                                uint32_t e2 = lookup(v, c, seq);
+                                retry = e2 != e || v->ent[e2 - 1].slot != slot;
+                        } else {
+                                e = lookup(v, c, seq);
+                                retry = e && !(v->ent[e - 1].flags & E_PENDING);
+                        }
                         pthread_mutex_unlock(&v->lock);
                         if (!retry)
                                 break;
@@ -2310,6 +2590,17 @@ int cow_set_max(struct cow_volume *v, uint64_t max_bytes)
                 snap_remove(v, 0, REASON_EVICTED, 0);
         }
         wait_batch(v, v->last_queued);
+        if (!v->failed && max_bytes != COW_MAX_UNBOUNDED && v->trim == 0 &&
+            v->data_start + (v->file_slots << v->shift) > max_bytes) {
+                /* The file is larger than the new bound: move the copies
+                 * below it and cut the rest (one commit, see relocate()). */
+                uint64_t b = v->batch_next;
+
+                qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
+                v->trim = MAX((max_bytes - MIN(max_bytes, v->data_start)) >> v->shift, (uint64_t) 1);
+                wait_batch(v, b);
+                v->trim = 0;
+        }
         if (v->failed)
                 r = -EIO;
 out:
@@ -2339,6 +2630,9 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret)
                 .commits = v->stat_commits,
                 .evictions = v->stat_evictions,
                 .checkpoints = v->stat_checkpoints,
+                .relocations = v->stat_relocations,
+                .throttled = v->stat_throttled,
+                .throttle_ns = v->stat_throttle_ns,
                 .writebacks = v->stat_writebacks,
                 .dirty_bytes = v->dirty_bytes,
         };

@@ -82,8 +82,11 @@ struct cow_stats {
         uint64_t commits;             /* journal commits (flush pairs) since open */
         uint64_t evictions;
         uint64_t checkpoints;         /* journal compactions since open */
+        uint64_t relocations;         /* copies moved by a shrink since open */
         uint64_t writebacks;          /* dirty chunks written to the origin since open */
         uint64_t dirty_bytes;         /* write-back buffers held now */
+        uint64_t throttled;           /* writes that waited for a commit (over the limit) */
+        uint64_t throttle_ns;         /* and how long, in all */
 };
 
 /* Write an empty diff area for 'origin' onto 'diff' (its old content is ignored). */
@@ -109,7 +112,9 @@ int cow_snapshot_read(struct cow_volume *v, const uint8_t guid[16], void *buf, s
 int cow_snapshot_list(struct cow_volume *v, struct cow_snapshot_info **ret_list, size_t *ret_n);
 
 /* Shadow storage bound; COW_MAX_UNBOUNDED = unbounded.  Lowering it deletes the
- * oldest snapshots (reported as EVICTED) until the used space fits. */
+ * oldest snapshots (reported as EVICTED) until the used space fits, then moves
+ * the remaining copies below the bound and shrinks the diff area file to it
+ * (as far as the metadata allows: allocated may stay a few KiB above). */
 int cow_set_max(struct cow_volume *v, uint64_t max_bytes);
 int cow_stats(struct cow_volume *v, struct cow_stats *ret);
 

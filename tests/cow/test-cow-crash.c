@@ -45,6 +45,7 @@
         } while (0)
 
 static uint64_t g_seed, g_crash_at;
+static uint64_t g_relocations;  /* copies moved by shrinks in the uncut runs */
 
 enum { S_NONE, S_CREATING, S_ACKED, S_DELETING, S_GONE };
 
@@ -176,13 +177,30 @@ static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
                         if (cow_snapshot_delete(v, m->snaps[i].guid) < 0)
                                 return;
                         m->snaps[i].state = S_GONE;
+                        if (tu_rand(&rng) % 2 == 0) {
+                                /* the deletion left holes: shrink to just above what is
+                                 * used, so copies above the new end move down (relocate()) */
+                                struct cow_stats st;
+
+                                if (cow_stats(v, &st) < 0 || cow_set_max(v, st.used_bytes + CHUNK) < 0)
+                                        return;
+                        }
                 } else {
                         /* header + journal + 12..40 chunks: forces evictions */
                         uint64_t max = 8192 + 4 * 8192 + (12 + tu_rand(&rng) % 28) * CHUNK;
                         /* sometimes so small that a write drops every snapshot */
-                        if (tu_rand(&rng) % 3 == 0)
+                        struct cow_stats st;
+                        unsigned how = (unsigned) (tu_rand(&rng) % 12);
+
+                        if (how < 4)
                                 max = 8192 + 4 * 8192 + (tu_rand(&rng) % 4) * CHUNK;
-                        if (cow_set_max(v, tu_rand(&rng) % 4 == 0 ? COW_MAX_UNBOUNDED : max) < 0)
+                        else if (how < 7 && cow_stats(v, &st) == 0)
+                                /* just above what is used: no eviction, but the copies
+                                 * above the new end move down (relocate()) */
+                                max = st.used_bytes + (1 + tu_rand(&rng) % 2) * CHUNK;
+                        else if (how < 9)
+                                max = COW_MAX_UNBOUNDED;
+                        if (cow_set_max(v, max) < 0)
                                 return;
                 }
         }
@@ -278,6 +296,12 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
                 cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
                 CHECK(cow_set_writeback(v, wb, 0) == 0);
                 workload(v, m, wseed);
+                if (crash_at == 0) {
+                        struct cow_stats st;
+
+                        CHECK(cow_stats(v, &st) == 0);
+                        g_relocations += st.relocations;
+                }
                 cow_close(v);
         }
         *ret_flushes = cow_crash_world_flushes(w);
@@ -355,6 +379,10 @@ int main(int argc, char **argv)
                 free(dimg);
         }
         printf("%llu crash points verified\n", (unsigned long long) total);
+        /* The shrinks of the workloads must move copies, or their crash points
+         * test nothing of relocate(). */
+        printf("%llu copies relocated by shrinks (uncut runs)\n", (unsigned long long) g_relocations);
+        CHECK(g_relocations > 0);
         free(o0);
         return 0;
 }

@@ -347,11 +347,56 @@ static void test_resize_smaller(void **state)
         assert_false(f->snaps[1].alive);
         assert_true(f->snaps[3].alive);
         fx_check(f);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_true(st.allocated_bytes <= st.max_bytes);
         fx_reopen(f);
         assert_int_equal(cow_stats(f->v, &st), 0);
         assert_true(st.max_bytes != COW_MAX_UNBOUNDED);
+        assert_true(st.allocated_bytes <= st.max_bytes);
         fx_check(f);
         assert_int_equal(cow_set_max(f->v, COW_MAX_UNBOUNDED), 0);
+        fx_free(f);
+}
+
+/* Lowering the bound below the file size moves the copies down and cuts the
+ * file, without evicting a snapshot that fits. */
+static void test_shrink_file(void **state)
+{
+        struct fixture *f = fx_new(4 << 20, 16384, 0);
+        struct cow_stats st0, st;
+        uint64_t max;
+
+        fx_snap(f);
+        fx_write(f, 0, 2 << 20, 1);             /* 128 copies for the oldest, low slots */
+        fx_snap(f);
+        fx_write(f, 2 << 20, 2 << 20, 2);       /* 128 for the middle one, above them */
+        fx_snap(f);
+        fx_write(f, 0, 512 << 10, 3);           /* 32 for the newest */
+        fx_check(f);
+        fx_delete(f, 0);
+        assert_int_equal(cow_flush(f->v), 0);
+        assert_int_equal(cow_stats(f->v, &st0), 0);
+        assert_true(st0.allocated_bytes > st0.used_bytes + (1 << 20));
+        max = st0.used_bytes + 4 * 16384;
+        assert_int_equal(cow_set_max(f->v, max), 0);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_int_equal(f->evicted, 0);
+        assert_true(st.relocations >= 100);
+        assert_true(st.allocated_bytes <= max);
+        assert_true(st.used_bytes <= st0.used_bytes);   /* the journal may get shorter */
+        fx_check(f);
+        fx_reopen(f);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_true(st.allocated_bytes <= max);
+        fx_check(f);
+        /* the volume goes on: a new snapshot, copies within the bound */
+        fx_snap(f);
+        fx_write(f, 100 * 16384, 3 * 16384, 4);
+        fx_check(f);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        /* copies stay within the bound; a journal block may need one slot past
+         * it when the copies have taken every free one */
+        assert_true(st.allocated_bytes <= max + 16384);
         fx_free(f);
 }
 
@@ -582,6 +627,66 @@ static void test_diff_failure(void **state)
         cow_crash_world_free(w);
 }
 
+/* Real files, the diff area opened with O_DIRECT for aligned requests and the
+ * page cache for the others: both paths see each other's writes, and the
+ * engine's content checks hold across a reopen. */
+static void test_file_direct(void **state)
+{
+        char dir[] = "/var/tmp/test-cow.XXXXXX", opath[64], dpath[64];
+        struct fixture *f = calloc(1, sizeof(*f));
+        struct cow_format_params p = { .chunk_size = 16384 };
+        struct cow_io *io;
+        uint8_t *a = NULL, b[5000];
+        uint64_t rng = 7;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(opath, sizeof(opath), "%s/origin", dir);
+        snprintf(dpath, sizeof(dpath), "%s/diff", dir);
+        assert_int_equal(posix_memalign((void **) &a, 4096, 8192), 0);
+
+        /* the I/O layer alone: aligned (direct) and unaligned (cached) requests */
+        assert_int_equal(cow_io_open_file(dpath, true, true, &io), 0);
+        assert_int_equal(cow_io_resize(io, 1 << 20), 0);
+        memset(a, 0x11, 8192);
+        assert_int_equal(cow_io_pwrite(io, a, 8192, 65536), 0);          /* direct */
+        assert_int_equal(cow_io_pread(io, b, 100, 65536 + 3), 0);       /* cached */
+        for (int i = 0; i < 100; i++)
+                assert_int_equal(b[i], 0x11);
+        memset(b, 0x22, 100);
+        assert_int_equal(cow_io_pwrite(io, b, 100, 65536 + 4000), 0);   /* cached */
+        assert_int_equal(cow_io_pread(io, a, 8192, 65536), 0);           /* direct */
+        assert_int_equal(a[3999], 0x11);
+        assert_int_equal(a[4000], 0x22);
+        assert_int_equal(a[4099], 0x22);
+        assert_int_equal(a[4100], 0x11);
+        assert_int_equal(cow_io_flush(io), 0);
+        cow_io_free(io);
+
+        /* the engine over them */
+        f->size = 1 << 20;
+        f->model = malloc(f->size);
+        tu_fill(f->model, f->size, 43);
+        assert_int_equal(cow_io_open_file(opath, true, false, &f->origin), 0);
+        assert_int_equal(cow_io_pwrite(f->origin, f->model, f->size, 0), 0);
+        assert_int_equal(cow_io_open_file(dpath, true, true, &f->diff), 0);
+        assert_int_equal(cow_format(f->origin, f->diff, &p), 0);
+        assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
+        fx_writeback(f);
+        for (int s = 0; s < 3; s++) {
+                fx_snap(f);
+                fx_random_writes(f, 40, &rng);
+        }
+        fx_check(f);
+        fx_delete(f, 1);
+        fx_reopen(f);
+        fx_check(f);
+        fx_free(f);
+        free(a);
+        assert_int_equal(unlink(opath), 0);
+        assert_int_equal(unlink(dpath), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 /* Write-back: first writes are buffered until a commit, the origin keeps the
  * old data meanwhile, and reads see the new data. */
 static void test_writeback(void **state)
@@ -686,10 +791,12 @@ int main(void)
                 cmocka_unit_test(test_evict_oldest),
                 cmocka_unit_test(test_drop_all),
                 cmocka_unit_test(test_resize_smaller),
+                cmocka_unit_test(test_shrink_file),
                 cmocka_unit_test(test_bad_input),
                 cmocka_unit_test(test_o1_create),
                 cmocka_unit_test(test_concurrency),
                 cmocka_unit_test(test_diff_failure),
+                cmocka_unit_test(test_file_direct),
         };
 
         r |= cmocka_run_group_tests_name("write-through", tests, wb_off, NULL);

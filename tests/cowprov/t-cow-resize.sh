@@ -4,7 +4,8 @@
 # whose diff area is on an ext4 loop filesystem E (64 MB bound), four shadows with 8 MB of
 # fresh data written after each; shrinking to 14 MB deletes the oldest shadows that no
 # longer fit (each logged like VolSnap 25 in `vssadmin list events`), the newest reads back
-# exactly as taken, `list shadowstorage` shows the new maximum and a used figure within it;
+# exactly as taken, `list shadowstorage` shows the new maximum and used and allocated
+# figures within it (the diff area file is cut);
 # a maximum below the minimum is 0x8004231F and changes nothing; growing again keeps the
 # newest shadow.
 set -u
@@ -83,6 +84,13 @@ grep -q "Maximum Shadow Copy Storage space: 14.0 MB" <<<"$st" && ok "list shadow
 used1=$($A list shadowstorage --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["associations"][0]["used_bytes"])')
 [ "$used1" -le $((14 << 20)) ] && [ "$used1" -lt "$used0" ] && ok "used within the bound: $used1 bytes" ||
         fail "used after: $used1 (before $used0)"
+# The diff area file itself shrinks: copies above the new end move down and the
+# file is cut (one 16 KiB journal slot of slack, docs/cow-format.md).
+alloc1=$($A list shadowstorage --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["associations"][0]["allocated_bytes"])')
+fsize=$(stat -c %s "$E/.openvss/diff/rs.diff")
+[ "$alloc1" -le $(((14 << 20) + 16384)) ] && [ "$fsize" -le $(((14 << 20) + 16384)) ] &&
+        ok "diff area shrunk: allocated $alloc1, file $fsize bytes" ||
+        fail "diff area not shrunk: allocated $alloc1, file $fsize bytes"
 mkdir -p "$T/x"
 out=$($A expose shadow /shadow="${ids[3]}" /at="$T/x" 2>&1) && (cd "$T/x" && sha256sum --quiet -c "$T/sums4") &&
         [ ! -e "$T/x/f4" ] && ok "newest shadow reads back exactly as taken" || fail "newest shadow: $out"
