@@ -10,6 +10,8 @@
 #   bench/cow-profile.sh strace|perf|none N RW BS OFFSET SIZE [BUILDDIR]
 #   e.g. bench/cow-profile.sh strace 1 randwrite 4k 0 256M
 #        bench/cow-profile.sh perf 1 write:12k 4k 768M 256M
+#   env: PERF_REPORT="perf report options" (default --no-children --sort sym),
+#        LINES_OUT=30 (lines of the report printed)
 
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +34,7 @@ mkdir -p "$W"
 rm -rf "$W/run"
 fio --name=prefill --filename="$W/origin.img" --size=1G --rw=write --bs=1M --ioengine=libaio --iodepth=16 \
     --direct=1 --output-format=terse >/dev/null
-"$VOLSRV" --origin "$W/origin.img" --diff "$W/diff.img" --dir "$W/run" --format --chunk-size 16K \
+"$VOLSRV" ${VOLSRV_ARGS:-} --origin "$W/origin.img" --diff "$W/diff.img" --dir "$W/run" --format --chunk-size 16K \
           --max unbounded 2>>"$W/volsrv.log"
 PID=$(cat "$W/run/volsrv.pid")
 (( N > 0 )) && $CTL "$W/run/control.sock" create "$N" >/dev/null
@@ -45,19 +47,25 @@ none)   ;;
 *)      echo "mode: strace|perf|none" >&2; exit 2 ;;
 esac
 sleep 1
+cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }   # utime + stime, clock ticks
+cpu0=$(cpu) t0=$(date +%s%N)
 fio --name=p --ioengine=nbd --uri="nbd+unix:///?socket=$W/run/nbd.sock" --rw="$RW" --bs="$BS" --iodepth=16 \
     --offset="$OFF" --size="$SIZE" --output-format=json | sed -n '/^{/,$p' |
         python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]
 for d in ("read","write"):
     if j[d]["io_bytes"]: print("fio %s: %.0f IOPS, %.1f MiB/s, clat mean %.1f us" % (d, j[d]["iops"], j[d]["bw_bytes"]/1048576, j[d]["clat_ns"]["mean"]/1000))'
+cpu1=$(cpu) t1=$(date +%s%N)
+echo "vss-volsrv CPU: $(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) )) ms in $(( (t1 - t0) / 1000000 )) ms of wall time"
 after=$($CTL "$W/run/control.sock" Storage.Stats)
 if [[ -n $TRACER ]]; then
         kill -INT "$TRACER"; wait "$TRACER" || true
         TRACER=
 fi
 python3 -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2])
-print("engine: copies %d, journal commits %d during the pass" % (b["copies"]-a["copies"], b["commits"]-a["commits"]))' "$before" "$after"
+print("engine: copies %d, journal commits %d, writers throttled %d times for %d ms during the pass" % (
+    b["copies"]-a["copies"], b["commits"]-a["commits"], b["throttled"]-a["throttled"], b["throttle_ms"]-a["throttle_ms"]))' "$before" "$after"
 case $MODE in
 strace) head -25 "$W/strace.txt" ;;
-perf)   perf report -i "$W/perf.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -30 ;;
+perf)   perf report -i "$W/perf.data" ${PERF_REPORT:---no-children --sort sym} --stdio 2>/dev/null | grep -v '^#' |
+                grep '%' | head -"${LINES_OUT:-30}" ;;
 esac

@@ -139,6 +139,14 @@ def main(argv):
         if c and m:
             print("engine %s: copies %s, journal commits %s per state (all passes)" %
                   (key, "/".join("%d" % v[0] for v in c.values()), "/".join("%d" % v[0] for v in m.values())))
+    for key in ("cow1", "cow32"):
+        waits = []
+        for p in ("rand_first", "seq_first", "worst_first"):
+            t = d.get("%s.%s.throttle_ms" % (key, p))
+            if t:
+                waits.append("%s %s" % (p, "/".join("%d" % v[0] for v in t.values())))
+        if waits:
+            print("engine %s: writers waited for write-back buffers (ms per rep): %s" % (key, ", ".join(waits)))
     print("targets: %d PASS, %d MISS%s" % (sum(verdicts), len(verdicts) - sum(verdicts),
                                          ", run took %s s" % elapsed if elapsed else ""))
     return 0

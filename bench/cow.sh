@@ -27,7 +27,8 @@
 #
 # Usage: bench/cow.sh [BUILDDIR]   (as root; env: REPS=3 RUNTIME=5 KEEP=1
 #        WORK=/tmp/benchcow-run COMMITS=12 SECTIONS="a b d e" PERF=1 to record perf on vss-volsrv
-#        during one cow1 state)
+#        during one cow1 state; STATES="cow0 cow1" picks section a's states, default
+#        "cow0 cow1 qemu cow8 qemuwb cow32"; VOLSRV_ARGS="--writeback 256M" adds options)
 
 set -euo pipefail
 
@@ -125,14 +126,21 @@ print("%.1f" % (j["iops"] if sys.argv[2] == "iops" else j["bw_bytes"] / 1048576.
 
 # fio_nbd KEY SOCK RW BS OFFSET SIZE: each block once over [OFFSET, OFFSET+SIZE).
 fio_nbd() {
-        local key=$1 sock=$2 rw=$3 bs=$4 off=$5 size=$6 out dir unit
+        local key=$1 sock=$2 rw=$3 bs=$4 off=$5 size=$6 out dir unit st0=
         out=$WORK/fio/$key.$REP.json
+        # On our server, also how long writers waited for the write-back buffers.
+        [[ -n $SETTLE_CTL ]] && st0=$($CTL "$SETTLE_CTL" Storage.Stats)
         fio --name="$key" --ioengine=nbd --uri="nbd+unix:///?socket=$sock" --rw="$rw" --bs="$bs" \
             --iodepth=16 --offset="$off" --size="$size" --output-format=json >"$out" 2>"$out.err" ||
                 die "fio $key failed: $(cat "$out.err")"
         case $rw in *read*) dir="read" ;; *) dir="write" ;; esac
         [[ $bs == 1M ]] && unit=mib || unit=iops
         rec "$key" "$(fio_metric "$out" $dir $unit)"
+        if [[ -n $st0 ]]; then
+                local st1
+                st1=$($CTL "$SETTLE_CTL" Storage.Stats)
+                rec "$key.throttle_ms" $(( $(stat_field "$st1" throttle_ms) - $(stat_field "$st0" throttle_ms) ))
+        fi
 }
 
 # fio_file KEY FILE rand|seq: time-based O_DIRECT overwrites of a prefilled file.
@@ -155,7 +163,7 @@ start_volsrv() {
         mkdir -p "$r"
         rm -f "$r.diff"
         RUNDIRS+=("$r")
-        "$VOLSRV" --origin "$origin" --diff "$r.diff" --dir "$r" --format --chunk-size "$chunk" \
+        "$VOLSRV" ${VOLSRV_ARGS:-} --origin "$origin" --diff "$r.diff" --dir "$r" --format --chunk-size "$chunk" \
                   --max unbounded 2>>"$WORK/volsrv.log" || die "vss-volsrv failed to start (see $WORK/volsrv.log)"
 }
 
@@ -249,7 +257,7 @@ log "prefilling origin.img and base.raw (1 GiB each)"
 prefill "$WORK/img/origin.img" 1G
 prefill "$WORK/img/base.raw" 1G
 for REP in $(seq "$REPS"); do
-        for state in cow0 cow1 qemu cow8 qemuwb cow32; do
+        for state in ${STATES:-cow0 cow1 qemu cow8 qemuwb cow32}; do
                 log "rep $REP: NBD state $state"
                 case $state in
                 qemu*) qemu_state $state ;;
