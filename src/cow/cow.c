@@ -1265,6 +1265,10 @@ static int checkpoint(struct cow_volume *v, uint64_t commit)
         return r;
 }
 
+/* Copies moved per commit, so that a large shrink does not hold the
+ * committer (and writers waiting for a commit) for long. */
+#define RELOC_MAX 4096u
+
 struct reloc {
         uint32_t entry;
         uint64_t chunk, from, to;
@@ -1287,7 +1291,9 @@ static int relocate(struct cow_volume *v, struct reloc **ret, size_t *ret_n)
         size_t n = 0, a = 0, k = 0;
         int r = 0;
 
-        for (uint32_t i = 0; i < v->nent; i++) {
+        if (posix_memalign((void **) &buf, 4096, v->chunk) != 0)
+                return 0;       /* not now: the file stays larger */
+        for (uint32_t i = 0; i < v->nent && n < RELOC_MAX; i++) {
                 const struct entry *e = &v->ent[i];
                 uint64_t to;
 
@@ -1304,8 +1310,6 @@ static int relocate(struct cow_volume *v, struct reloc **ret, size_t *ret_n)
         }
         if (n == 0)
                 return 0;
-        if (posix_memalign((void **) &buf, 4096, v->chunk) != 0)
-                r = -ENOMEM;
         pthread_mutex_unlock(&v->lock);
         for (size_t j = 0; j < n && r >= 0; j++) {
                 r = cow_io_pread(v->diff, buf, v->chunk, slot_off(v, rl[j].from));
@@ -1316,7 +1320,9 @@ static int relocate(struct cow_volume *v, struct reloc **ret, size_t *ret_n)
         for (size_t j = 0; j < n; j++) {
                 struct entry *e = &v->ent[rl[j].entry];
 
-                /* Deleted or handed over while we copied: the copy is not needed. */
+                /* Deleted (its slot released, the entry maybe reused) while we
+                 * copied: the new copy is not needed.  A copy handed down to an
+                 * older snapshot keeps its slot and moves. */
                 if (r < 0 || !(e->flags & E_LINKED) || e->slot != rl[j].from || e->chunk != rl[j].chunk) {
                         (void) free_push(v, rl[j].to);
                         continue;
@@ -2593,12 +2599,16 @@ int cow_set_max(struct cow_volume *v, uint64_t max_bytes)
         if (!v->failed && max_bytes != COW_MAX_UNBOUNDED && v->trim == 0 &&
             v->data_start + (v->file_slots << v->shift) > max_bytes) {
                 /* The file is larger than the new bound: move the copies
-                 * below it and cut the rest (one commit, see relocate()). */
-                uint64_t b = v->batch_next;
+                 * below it and cut the rest (a commit per RELOC_MAX copies,
+                 * see relocate()), while that makes progress. */
+                uint64_t moved;
 
                 qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
                 v->trim = MAX((max_bytes - MIN(max_bytes, v->data_start)) >> v->shift, (uint64_t) 1);
-                wait_batch(v, b);
+                do {
+                        moved = v->stat_relocations;
+                        wait_batch(v, v->batch_next);
+                } while (!v->failed && v->file_slots > v->trim && v->stat_relocations > moved);
                 v->trim = 0;
         }
         if (v->failed)
