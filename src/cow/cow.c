@@ -444,7 +444,7 @@ static uint8_t *page_get(struct cow_volume *v)
         return p;
 }
 
-/* Page k of dirty chunk d, allocated (zeroed) if it has none yet; NULL if out of memory. */
+/* Page k of dirty chunk d, taken from the pool if it has none yet; NULL if out of memory. */
 static uint8_t *dpage(struct cow_volume *v, struct dchunk *d, uint32_t k)
 {
         uint8_t *p = d->pg[k];
@@ -471,8 +471,21 @@ static void dcopy_out(const struct dchunk *d, uint8_t *dst, uint32_t in, size_t 
         }
 }
 
+/* The reverse: len bytes into d's pages at chunk offset 'in' (dreserve()d). */
+static void dcopy_in(struct dchunk *d, uint32_t in, const uint8_t *src, size_t len)
+{
+        while (len > 0) {
+                uint32_t k = in / PAGE, o = in % PAGE;
+                size_t n = MIN(len, (size_t) (PAGE - o));
+
+                assert(d->pg[k]);
+                memcpy(d->pg[k] + o, src, n);
+                src += n, in += (uint32_t) n, len -= n;
+        }
+}
+
 /* Reserve the pages [in, in+len) of d needs; -ENOMEM leaves d as it was
- * apart from zeroed pages (harmless: their sectors are not marked written). */
+ * apart from pages taken (harmless: their sectors are not marked written). */
 static int dreserve(struct cow_volume *v, struct dchunk *d, uint32_t in, size_t len)
 {
         for (uint32_t k = in / PAGE; k <= (in + (uint32_t) len - 1) / PAGE; k++)
@@ -573,13 +586,12 @@ static int dfill(struct cow_volume *v, uint32_t idx, uint64_t cs, uint64_t ce)
         pthread_mutex_lock(&v->lock);
         for (uint32_t k = 0; k < nw && r >= 0; k++) {
                 struct dchunk *d = &v->dch[idx - 1];
-                uint8_t *pg = dpage(v, d, want[k] * SECTOR / PAGE);
 
-                if (!pg) {
+                if (!dpage(v, d, want[k] * SECTOR / PAGE)) {
                         r = -ENOMEM;
                         break;
                 }
-                memcpy(pg + (want[k] * SECTOR) % PAGE, tmp[k], SECTOR);
+                dcopy_in(d, want[k] * SECTOR, tmp[k], SECTOR);
                 d->valid[want[k] / 64] |= 1ull << (want[k] % 64);
         }
         v->dch[idx - 1].state = D_DIRTY;
@@ -596,12 +608,7 @@ static int dput(struct cow_volume *v, struct dchunk *d, const uint8_t *src, size
 
         if (dreserve(v, d, in, len) < 0)
                 return -ENOMEM;
-        for (uint32_t o = in; o < in + len;) {
-                uint32_t k = o / PAGE, n = MIN(in + (uint32_t) len - o, PAGE - o % PAGE);
-
-                memcpy(d->pg[k] + o % PAGE, src + (o - in), n);
-                o += n;
-        }
+        dcopy_in(d, in, src, len);
         for (uint32_t s = in / SECTOR; s <= (in + (uint32_t) len - 1) / SECTOR; s++)
                 d->valid[s / 64] |= 1ull << (s % 64);
         return 0;
@@ -993,11 +1000,15 @@ static int alloc_jslot(struct cow_volume *v, uint64_t *ret_slot)
                 *ret_slot = v->free_slots[--v->nfree];
                 return 0;
         }
-        if (v->trim == 0 && v->jslots == 2 && nf > 1 &&
-            MAX(v->free_slots[nf - 1], v->free_slots[nf - 2]) == MIN(v->free_slots[nf - 1], v->free_slots[nf - 2]) + 1) {
-                *ret_slot = MIN(v->free_slots[nf - 1], v->free_slots[nf - 2]);
-                v->nfree -= 2;
-                return 0;
+        if (v->trim == 0 && v->jslots == 2 && nf > 1) {
+                uint64_t a = MIN(v->free_slots[nf - 1], v->free_slots[nf - 2]);
+                uint64_t b = MAX(v->free_slots[nf - 1], v->free_slots[nf - 2]);
+
+                if (b == a + 1) {
+                        *ret_slot = a;
+                        v->nfree -= 2;
+                        return 0;
+                }
         }
         r = ensure_file(v, v->hwm + v->jslots);
         if (r < 0)
@@ -1342,9 +1353,7 @@ static int relocate(struct cow_volume *v, struct reloc **ret, size_t *ret_n)
 
 static int cmp_u64_desc(const void *a, const void *b)
 {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-
-        return x < y ? 1 : x > y ? -1 : 0;
+        return cmp_u64(b, a);
 }
 
 /* Give free slots at the end of the diff area back to the file system. */
@@ -1543,6 +1552,12 @@ static void drain(struct cow_volume *v)
         }
 }
 
+/* Over the limit, with something a commit can write back (not FILLING). */
+static bool over_limit(struct cow_volume *v)
+{
+        return v->dirty_bytes > v->wb_limit && v->nready > v->nfilling;
+}
+
 /* Writers wait here while the dirty buffers exceed the write-back limit. */
 static void throttle(struct cow_volume *v)
 {
@@ -1550,15 +1565,15 @@ static void throttle(struct cow_volume *v)
 
         if (v->wb_started && v->dirty_bytes >= v->wb_limit / 2)
                 pthread_cond_signal(&v->wb_cond);
-        if (!(v->dirty_bytes > v->wb_limit && v->nready > v->nfilling))
+        if (!over_limit(v))
                 return;
         t0 = mono_ns();
-        while (v->dirty_bytes > v->wb_limit && v->nready > v->nfilling) {
+        do {
                 if (!v->committing)
                         do_commit(v);
                 else
                         pthread_cond_wait(&v->cond, &v->lock);
-        }
+        } while (over_limit(v));
         v->stat_throttled++;
         v->stat_throttle_ns += mono_ns() - t0;
 }
