@@ -64,6 +64,25 @@ json_t *shadow_prop_json(struct vssd *v, struct shadow *sh)
 
 /* ---- deletion ---- */
 
+/* Out of the list and the catalog, and freed. */
+static void shadow_drop(struct vssd *v, struct shadow *sh)
+{
+        for (struct shadow **pp = &v->shadows; *pp; pp = &(*pp)->next)
+                if (*pp == sh) {
+                        *pp = sh->next;
+                        break;
+                }
+        (void)catalog_shadow_del(v, &sh->snap.snapshot_id);
+        shadow_free(sh);
+}
+
+/* Only directories we created under the state dir are ours to remove. */
+static void rmdir_if_ours(struct vssd *v, const char *path)
+{
+        if (strncmp(path, v->state_dir, strlen(v->state_dir)) == 0)
+                (void)rmdir(path);
+}
+
 struct del_ctx {
         vss_id id;
         void (*done)(struct vssd *, void *, vss_hresult);
@@ -73,7 +92,7 @@ struct del_ctx {
 static void delete_done(struct vssd *v, struct prov_job *j)
 {
         struct del_ctx *d = j->userdata;
-        struct shadow *sh = shadow_find(v, &d->id), **p;
+        struct shadow *sh = shadow_find(v, &d->id);
         char idbuf[VSS_ID_STRING_MAX];
 
         vss_id_format(&d->id, idbuf);
@@ -83,14 +102,8 @@ static void delete_done(struct vssd *v, struct prov_job *j)
                 if (sh)
                         sh->deleting = false;
         } else if (sh) {
-                for (p = &v->shadows; *p; p = &(*p)->next)
-                        if (*p == sh) {
-                                *p = sh->next;
-                                break;
-                        }
-                (void)catalog_shadow_del(v, &d->id);
                 catalog_event(v, "info", "shadow", VSS_S_OK, "shadow copy %s of %s deleted", idbuf, sh->snap.volume);
-                shadow_free(sh);
+                shadow_drop(v, sh);
         }
         if (d->done)
                 d->done(v, d->ud, j->hr);
@@ -169,17 +182,13 @@ static void forget_unexpose_done(struct vssd *v, struct prov_job *j)
                               idbuf, j->error[0] ? j->error : vss_hresult_message(j->hr));
                 return;
         }
-        /* Only directories we created under the state dir are ours to remove. */
-        if (strncmp(j->path, v->state_dir, strlen(v->state_dir)) == 0)
-                (void)rmdir(j->path);
+        rmdir_if_ours(v, j->path);
         catalog_event(v, "warning", "shadow", VSS_S_OK, "removed the exposure at %s of shadow copy %s, %s", j->path,
                       idbuf, (const char *)j->userdata);
 }
 
 void shadow_forget(struct vssd *v, struct shadow *sh, const char *why)
 {
-        struct shadow **pp;
-
         if (sh->exposed_path && sh->provider >= 0 && v->providers[sh->provider].ok) {
                 /* The job holds its own copy of the snapshot: 'sh' goes now. */
                 struct prov_job *u = prov_job_new(PROV_UNEXPOSE, sh->provider, &sh->snap, 1);
@@ -191,13 +200,7 @@ void shadow_forget(struct vssd *v, struct shadow *sh, const char *why)
                         prov_submit(v, u);
                 }
         }
-        for (pp = &v->shadows; *pp; pp = &(*pp)->next)
-                if (*pp == sh) {
-                        *pp = sh->next;
-                        break;
-                }
-        (void)catalog_shadow_del(v, &sh->snap.snapshot_id);
-        shadow_free(sh);
+        shadow_drop(v, sh);
 }
 
 void shadows_release_session(struct vssd *v, const vss_id *session_id)
@@ -425,9 +428,7 @@ static void unexpose_done(struct vssd *v, struct prov_job *j)
                 reply_err(v, e->serial, e->id, j->hr, "cannot unexpose %s: %s", idbuf,
                           j->error[0] ? j->error : vss_hresult_message(j->hr));
         else {
-                /* Only directories we created under the state dir are ours to remove. */
-                if (strncmp(j->path, v->state_dir, strlen(v->state_dir)) == 0)
-                        (void)rmdir(j->path);
+                rmdir_if_ours(v, j->path);
                 if (sh) {
                         free(sh->exposed_path);
                         sh->exposed_path = NULL;

@@ -342,7 +342,8 @@ struct shadow *shadow_find(struct vssd *v, const vss_id *id);
 void shadow_delete(struct vssd *v, struct shadow *sh, void (*done)(struct vssd *, void *, vss_hresult), void *ud);
 /* The provider lost the shadow copy (evicted, invalidated, gone): undo its
  * exposure, if any, and drop it from the list and the catalog.  'why' ends
- * the event logged for the exposure ("was evicted", ...). */
+ * the event logged for the exposure ("which was deleted to make room ...");
+ * it must outlive the unexpose job (a string literal). */
 void shadow_forget(struct vssd *v, struct shadow *sh, const char *why);
 void shadows_release_session(struct vssd *v, const vss_id *session_id);
 void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
