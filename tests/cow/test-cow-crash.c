@@ -188,11 +188,11 @@ static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
                 } else {
                         /* header + journal + 12..40 chunks: forces evictions */
                         uint64_t max = 8192 + 4 * 8192 + (12 + tu_rand(&rng) % 28) * CHUNK;
-                        /* sometimes so small that a write drops every snapshot */
                         struct cow_stats st;
                         unsigned how = (unsigned) (tu_rand(&rng) % 12);
 
                         if (how < 4)
+                                /* so small that a write drops every snapshot */
                                 max = 8192 + 4 * 8192 + (tu_rand(&rng) % 4) * CHUNK;
                         else if (how < 7 && cow_stats(v, &st) == 0)
                                 /* just above what is used: no eviction, but the copies
