@@ -305,6 +305,7 @@ static void *loop_thread(void *arg)
         struct volsrv_fuse *vf = arg;
         int r;
 
+        (void) pthread_setname_np(pthread_self(), "fuse");
         r = fuse_loop_mt(vf->fuse, vf->cfg);
         if (r != 0)
                 vlog("fuse: loop ended: %d", r);

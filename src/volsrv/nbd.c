@@ -939,6 +939,7 @@ static void member_run(struct member *m)
 
 static void *member_thread(void *arg)
 {
+        (void) pthread_setname_np(pthread_self(), "nbd-worker");
         member_run(arg);
         return NULL;
 }
@@ -1092,6 +1093,7 @@ static void *conn_thread(void *arg)
         void *buf = NULL;
         int r;
 
+        (void) pthread_setname_np(pthread_self(), "nbd-conn");
         /* The buffer is taken once per connection, page-aligned so the engine
          * could pass it down to O_DIRECT I/O unchanged. */
         if (posix_memalign(&buf, 4096, NBD_IO_BUFFER) != 0)
@@ -1137,6 +1139,7 @@ static void *accept_thread(void *arg)
         struct nbd_server *srv = arg;
         pthread_attr_t attr;
 
+        (void) pthread_setname_np(pthread_self(), "nbd-accept");
         /* mlockall(MCL_FUTURE) pins whole stacks: keep them small. */
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
