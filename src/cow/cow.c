@@ -220,7 +220,7 @@ struct cow_volume {
         cow_event_fn cb;
         void *userdata;
         uint64_t stat_copies, stat_commits, stat_evictions, stat_checkpoints, stat_writebacks;
-        uint64_t stat_relocations, stat_throttled, stat_throttle_ns;
+        uint64_t stat_relocations, stat_throttled, stat_throttle_ns, stat_chunk_waits, stat_chunk_wait_ns;
 };
 
 static uint64_t now_ns(void)
@@ -737,12 +737,17 @@ static int writeback_io(struct cow_volume *v, const struct wb *w, size_t k, uint
  * Write dirty chunks whose COPY record is durable (or that need no copy any
  * more: the diff area failed) to the origin, their written sectors only.
  * Called by the committer with the lock held; drops it for the I/O.
+ * Chunks go out in chunk order, in groups of one gathered write's worth, and
+ * each is WRITING only while its group is written: a writer that hits one
+ * waits for a few writes, not for the whole batch.  Marking the batch at once
+ * stalled a serial NBD connection for ~30 ms per 64 MiB batch whenever a random
+ * write hit any of its chunks: 150-180 ms of a 1.3 s pass.
  */
 static void writeback(struct cow_volume *v)
 {
+        const size_t group = MAX((size_t) 1, (size_t) WB_RUN >> v->shift);
         _cleanup_free_ struct wb *w = NULL;
         size_t n = 0, k = 0;
-        int r;
 
         for (uint32_t i = 0; i < v->ndch; i++)
                 if (v->dch[i].state == D_DIRTY && (v->dch[i].batch <= v->batch_done || v->failed))
@@ -755,24 +760,43 @@ static void writeback(struct cow_volume *v)
         if (!w || !v->wbbuf)
                 return;         /* retried at the next commit */
         for (uint32_t i = 0; i < v->ndch && k < n; i++) {
-                struct dchunk *d = &v->dch[i];
+                const struct dchunk *d = &v->dch[i];
 
                 if (d->state != D_DIRTY || (d->batch > v->batch_done && !v->failed))
                         continue;
-                /* Nobody changes a WRITING chunk: its pages are read unlocked. */
-                d->state = D_WRITING;
-                w[k++] = (struct wb) { i + 1, *d };
+                w[k].idx = i + 1;
+                w[k++].d.chunk = d->chunk;
         }
+        /* Only writeback frees dirty chunks, and only the committer runs it:
+         * the indices stay valid while the lock is dropped. */
         pthread_mutex_unlock(&v->lock);
         qsort(w, k, sizeof(*w), cmp_wb);
-        /* Only the committer gets here, one at a time: wbbuf is its own. */
-        r = writeback_io(v, w, k, v->wbbuf);
         pthread_mutex_lock(&v->lock);
-        if (r < 0 && v->wb_error == 0)
-                v->wb_error = r;
-        for (size_t j = 0; j < k; j++)
-                dfree(v, w[j].idx);
-        v->stat_writebacks += k;
+        for (size_t g = 0; g < k; g += group) {
+                size_t end = MIN(g + group, k), m = 0;
+                int r;
+
+                for (size_t j = g; j < end; j++) {
+                        struct dchunk *d = &v->dch[w[j].idx - 1];
+
+                        /* A FILLING chunk is left for the next commit. */
+                        if (d->state != D_DIRTY)
+                                continue;
+                        /* Nobody changes a WRITING chunk: its pages are read unlocked. */
+                        d->state = D_WRITING;
+                        w[g + m++] = (struct wb) { w[j].idx, *d };
+                }
+                pthread_mutex_unlock(&v->lock);
+                /* wbbuf is the committer's own. */
+                r = writeback_io(v, w + g, m, v->wbbuf);
+                pthread_mutex_lock(&v->lock);
+                if (r < 0 && v->wb_error == 0)
+                        v->wb_error = r;
+                for (size_t j = g; j < g + m; j++)
+                        dfree(v, w[j].idx);
+                v->stat_writebacks += m;
+                pthread_cond_broadcast(&v->cond);
+        }
 }
 
 struct cpair {
@@ -2217,7 +2241,11 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                 uint32_t d = dfind(v, c), e = 0;
 
                 if (d && v->dch[d - 1].state != D_DIRTY) {
+                        uint64_t t0 = mono_ns();
+
                         pthread_cond_wait(&v->cond, &v->lock);
+                        v->stat_chunk_waits++;
+                        v->stat_chunk_wait_ns += mono_ns() - t0;
                         c--;            /* look at this chunk again */
                         continue;
                 }
@@ -2345,6 +2373,7 @@ static void *wb_main(void *arg)
 {
         struct cow_volume *v = arg;
 
+        (void) pthread_setname_np(pthread_self(), "cow-commit");
         pthread_mutex_lock(&v->lock);
         while (!v->wb_stop) {
                 struct timespec ts;
@@ -2658,6 +2687,8 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret)
                 .relocations = v->stat_relocations,
                 .throttled = v->stat_throttled,
                 .throttle_ns = v->stat_throttle_ns,
+                .chunk_waits = v->stat_chunk_waits,
+                .chunk_wait_ns = v->stat_chunk_wait_ns,
                 .writebacks = v->stat_writebacks,
                 .dirty_bytes = v->dirty_bytes,
         };

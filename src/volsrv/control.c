@@ -249,7 +249,7 @@ static json_t *m_storage_stats(struct volsrv *s, json_int_t id, json_t *params)
         r = cow_stats(s->vol, &st);
         if (r < 0)
                 return engine_error(id, r, "cow_stats");
-        return wire_result(id, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        return wire_result(id, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                                          "used_bytes", (json_int_t) st.used_bytes,
                                          "allocated_bytes", (json_int_t) st.allocated_bytes,
                                          "max_bytes", st.max_bytes == COW_MAX_UNBOUNDED ?
@@ -265,7 +265,9 @@ static json_t *m_storage_stats(struct volsrv *s, json_int_t id, json_t *params)
                                          "writebacks", (json_int_t) st.writebacks,
                                          "dirty_bytes", (json_int_t) st.dirty_bytes,
                                          "throttled", (json_int_t) st.throttled,
-                                         "throttle_ms", (json_int_t) (st.throttle_ns / 1000000)));
+                                         "throttle_ms", (json_int_t) (st.throttle_ns / 1000000),
+                                         "chunk_waits", (json_int_t) st.chunk_waits,
+                                         "chunk_wait_ms", (json_int_t) (st.chunk_wait_ns / 1000000)));
 }
 
 static json_t *m_flush(struct volsrv *s, json_int_t id, json_t *params)
