@@ -1309,6 +1309,13 @@ struct reloc {
         uint64_t chunk, from, to;
 };
 
+static int cmp_reloc_from(const void *a, const void *b)
+{
+        const struct reloc *x = a, *y = b;
+
+        return x->from < y->from ? -1 : x->from > y->from;
+}
+
 /*
  * Shrinking the diff area (cow_set_max below the file size): the copies in
  * slots at or above v->trim move to free slots below it, and the checkpoint
@@ -1318,38 +1325,54 @@ struct reloc {
  * point leaves either the old or the new layout, both complete.  Run by the
  * committer; lock held, dropped for the I/O.  Returns the number moved (the
  * old slots are in *ret, to free after the checkpoint) or a negative errno.
+ * The copies move in slot order to the lowest free slots, also in order, so
+ * runs of neighbours move with one read and one write of up to WB_RUN.
  */
 static int relocate(struct cow_volume *v, struct reloc **ret, size_t *ret_n)
 {
+        const size_t maxrun = MAX((size_t) 1, (size_t) WB_RUN >> v->shift);
         _cleanup_free_ struct reloc *rl = NULL;
+        _cleanup_free_ uint64_t *to = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
         size_t n = 0, a = 0, k = 0;
         int r = 0;
 
-        if (posix_memalign((void **) &buf, 4096, v->chunk) != 0)
+        if (posix_memalign((void **) &buf, 4096, maxrun << v->shift) != 0)
                 return 0;       /* not now: the file stays larger */
         for (uint32_t i = 0; i < v->nent && n < RELOC_MAX; i++) {
                 const struct entry *e = &v->ent[i];
-                uint64_t to;
+                uint64_t t;
 
                 if (!(e->flags & E_LINKED) || e->slot < v->trim ||
                     ((e->flags & E_PENDING) && !(e->flags & E_COPIED)))
                         continue;
-                if (!free_take_low(v, 1, &to))
+                if (!free_take_low(v, 1, &t))
                         break;          /* no room below: a partial shrink */
                 if (grow_array((void **) &rl, &a, n + 1, sizeof(*rl)) < 0) {
-                        (void) free_push(v, to);
+                        (void) free_push(v, t);
                         break;
                 }
-                rl[n++] = (struct reloc) { i, e->chunk, e->slot, to };
+                rl[n++] = (struct reloc) { i, e->chunk, e->slot, t };
         }
         if (n == 0)
                 return 0;
+        to = malloc(n * sizeof(uint64_t));
+        if (to) {
+                for (size_t j = 0; j < n; j++)
+                        to[j] = rl[j].to;
+                qsort(to, n, sizeof(uint64_t), cmp_u64);
+                qsort(rl, n, sizeof(*rl), cmp_reloc_from);
+                for (size_t j = 0; j < n; j++)
+                        rl[j].to = to[j];
+        }
         pthread_mutex_unlock(&v->lock);
-        for (size_t j = 0; j < n && r >= 0; j++) {
-                r = cow_io_pread(v->diff, buf, v->chunk, slot_off(v, rl[j].from));
+        for (size_t j = 0, m; j < n && r >= 0; j += m) {
+                for (m = 1; j + m < n && m < maxrun && rl[j + m].from == rl[j].from + m &&
+                            rl[j + m].to == rl[j].to + m; m++)
+                        ;
+                r = cow_io_pread(v->diff, buf, m << v->shift, slot_off(v, rl[j].from));
                 if (r >= 0)
-                        r = cow_io_pwrite(v->diff, buf, v->chunk, slot_off(v, rl[j].to));
+                        r = cow_io_pwrite(v->diff, buf, m << v->shift, slot_off(v, rl[j].to));
         }
         pthread_mutex_lock(&v->lock);
         for (size_t j = 0; j < n; j++) {
