@@ -76,10 +76,15 @@ static void shadow_drop(struct vssd *v, struct shadow *sh)
         shadow_free(sh);
 }
 
-/* Only directories we created under the state dir are ours to remove. */
+/* Only directories we created under the state dir are ours to remove; a
+ * directory the admin named with /at= stays, even when vssd made it. */
 static void rmdir_if_ours(struct vssd *v, const char *path)
 {
-        if (strncmp(path, v->state_dir, strlen(v->state_dir)) == 0)
+        size_t n = strlen(v->state_dir);
+
+        while (n > 1 && v->state_dir[n - 1] == '/')
+                n--;
+        if (strncmp(path, v->state_dir, n) == 0 && path[n] == '/')
                 (void)rmdir(path);
 }
 
@@ -116,7 +121,7 @@ static void unexpose_then_delete_done(struct vssd *v, struct prov_job *j)
         struct shadow *sh = shadow_find(v, &d->id);
 
         if (sh && VSS_SUCCEEDED(j->hr)) {
-                (void)rmdir(j->path);
+                rmdir_if_ours(v, j->path);
                 free(sh->exposed_path);
                 sh->exposed_path = NULL;
         }

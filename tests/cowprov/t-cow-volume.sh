@@ -84,7 +84,14 @@ out=$("$VSHADOW" -nw --exec='[ -n "$VSHADOW_MOUNT_2" ] && [ -f "$VSHADOW_MOUNT_1
         "$T/mnt-ext4" "$T/mnt-xfs" 2>&1) && ok "two cow volumes in one set" || fail "two-volume set: $out"
 
 for fs in ext4 xfs; do
+        # Deleting an exposed shadow unexposes it first; the directory was the
+        # test's, not vssd's, so it stays.
+        id=$("$VSSADMIN" list shadows /for="$T/mnt-$fs" | awk '/Shadow Copy ID/{print $4; exit}')
+        out=$("$VSSADMIN" expose shadow /shadow="$id" /at="$T/x-$fs" 2>&1) || fail "$fs re-expose: $out"
         "$VSSADMIN" delete shadows /for="$T/mnt-$fs" /all /quiet >/dev/null 2>&1
+        ! mountpoint -q "$T/x-$fs" && [ -d "$T/x-$fs" ] &&
+                ok "$fs: deleting an exposed shadow unmounts it and keeps a directory vssd did not make" ||
+                fail "$fs: delete of an exposed shadow: mounted or directory removed"
         out=$("$VSSADMIN" delete volume /name=vol${fs:0:1} 2>&1) && ! mountpoint -q "$T/mnt-$fs" &&
                 ok "$fs: volume deleted" || fail "$fs delete: $out"
 done
