@@ -811,13 +811,6 @@ static int cmp_cpair(const void *a, const void *b)
         return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-
-        return x < y ? -1 : x > y;
-}
-
 /*
  * The copies of one batch: old chunk -> its slot, for every COPY record the
  * commit is about to write (invariant 1).  The origin still holds those chunks'
@@ -912,6 +905,18 @@ static int ensure_file(struct cow_volume *v, uint64_t slots)
         return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+static int cmp_u64_desc(const void *a, const void *b)
+{
+        return cmp_u64(b, a);
+}
+
 static int free_push(struct cow_volume *v, uint64_t slot)
 {
         if (grow_array((void **) &v->free_slots, &v->afree, v->nfree + 1, sizeof(uint64_t)) < 0)
@@ -939,7 +944,7 @@ static void slot_release(struct cow_volume *v, uint64_t slot, uint64_t batch)
 
 static void pfree_settle(struct cow_volume *v)
 {
-        size_t j = 0;
+        size_t j = 0, n0 = v->nfree;
 
         for (size_t i = 0; i < v->npfree; i++) {
                 /* Invariant (4): the deletion that freed it is durable. */
@@ -950,6 +955,11 @@ static void pfree_settle(struct cow_volume *v)
                         v->pfree[j++] = v->pfree[i];
         }
         v->npfree = j;
+        /* Allocation pops from the end: lowest first, so the copies of the
+         * next batches land in runs of consecutive slots again, each run one
+         * diff-area write (copy_batch).  In release order they were scattered
+         * and every copy after a deletion became its own 16 KiB write. */
+        qsort(v->free_slots + n0, v->nfree - n0, sizeof(uint64_t), cmp_u64_desc);
 }
 
 static void free_remove(struct cow_volume *v, size_t i, size_t n)
@@ -1396,11 +1406,6 @@ static int relocate(struct cow_volume *v, struct reloc **ret, size_t *ret_n)
         *ret = TAKE_PTR(rl);
         *ret_n = k;
         return 0;
-}
-
-static int cmp_u64_desc(const void *a, const void *b)
-{
-        return cmp_u64(b, a);
 }
 
 /* Give free slots at the end of the diff area back to the file system. */
@@ -1965,7 +1970,8 @@ static int replay(struct cow_volume *v, bool *ret_lost)
                 for (uint64_t s = 0; s < rp.nslots; s++)
                         if (map[s] != SLOT_FREE)
                                 v->hwm = s + 1;
-                for (uint64_t s = 0; s < v->hwm; s++)
+                /* Highest first: allocation pops the lowest (pfree_settle). */
+                for (uint64_t s = v->hwm; s-- > 0;)
                         if (map[s] == SLOT_FREE && free_push(v, s) < 0) {
                                 r = -ENOMEM;
                                 goto out;
