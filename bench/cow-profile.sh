@@ -11,6 +11,7 @@
 #   e.g. bench/cow-profile.sh strace 1 randwrite 4k 0 256M
 #        bench/cow-profile.sh perf 1 write:12k 4k 768M 256M
 #   env: PERF_REPORT="perf report options" (default --no-children --sort sym),
+#        PERF_EVENTS="perf record options" (e.g. -e sched:sched_switch: where threads block),
 #        LINES_OUT=30 (lines of the report printed)
 
 set -euo pipefail
@@ -34,6 +35,12 @@ mkdir -p "$W"
 rm -rf "$W/run"
 fio --name=prefill --filename="$W/origin.img" --size=1G --rw=write --bs=1M --ioengine=libaio --iodepth=16 \
     --direct=1 --output-format=terse >/dev/null
+# bench/cow.sh's earlier passes leave the origin in the page cache, in the 4 KiB
+# folios their writes made; so does this (WARM=0: not cached).  A cache filled
+# by sequential reads instead holds large folios, and on this kernel every 4 KiB
+# write into one costs twice as much in ext4_block_write_begin.
+[[ ${WARM:-1} == 1 ]] && fio --name=warm --filename="$W/origin.img" --size=1G --rw=randwrite --bs=4k \
+        --ioengine=psync --output-format=terse >/dev/null && sync
 "$VOLSRV" ${VOLSRV_ARGS:-} --origin "$W/origin.img" --diff "$W/diff.img" --dir "$W/run" --format --chunk-size 16K \
           --max unbounded 2>>"$W/volsrv.log"
 PID=$(cat "$W/run/volsrv.pid")
@@ -42,28 +49,48 @@ before=$($CTL "$W/run/control.sock" Storage.Stats)
 TRACER=
 case $MODE in
 strace) strace -c -f -p "$PID" -o "$W/strace.txt" & TRACER=$! ;;
-perf)   perf record -q -g -o "$W/perf.data" -p "$PID" 2>/dev/null & TRACER=$! ;;
+perf)   perf record -q -g ${PERF_EVENTS:-} -o "$W/perf.data" -p "$PID" 2>/dev/null & TRACER=$! ;;
 none)   ;;
 *)      echo "mode: strace|perf|none" >&2; exit 2 ;;
 esac
 sleep 1
 cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }   # utime + stime, clock ticks
-cpu0=$(cpu) t0=$(date +%s%N)
+# The whole machine's time, from /proc/stat: user nice system idle iowait irq softirq steal.
+sys_cpu() { awk '/^cpu /{print $2+$3, $4+$7+$8, $5, $6, $9}' /proc/stat; }
+# Per thread, summed by name (the server names its threads nbd-worker,
+# cow-commit, ...).  The connection's threads end with the pass, so they are
+# sampled while it runs and each thread's last sample counts.
+threads() { awk '{ sub(/.*\/task\//, "", FILENAME); sub(/\/stat$/, "", FILENAME); print FILENAME, $2, $14 + $15 }' \
+                /proc/$PID/task/*/stat 2>/dev/null; }
+thr0=$(threads)
+( while kill -0 "$PID" 2>/dev/null; do threads; sleep 0.5; done ) >"$W/threads.txt" & SAMPLER=$!
+cpu0=$(cpu) sys0=$(sys_cpu) t0=$(date +%s%N)
 fio --name=p --ioengine=nbd --uri="nbd+unix:///?socket=$W/run/nbd.sock" --rw="$RW" --bs="$BS" --iodepth=16 \
     --offset="$OFF" --size="$SIZE" --output-format=json | sed -n '/^{/,$p' |
         python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]
 for d in ("read","write"):
     if j[d]["io_bytes"]: print("fio %s: %.0f IOPS, %.1f MiB/s, clat mean %.1f us" % (d, j[d]["iops"], j[d]["bw_bytes"]/1048576, j[d]["clat_ns"]["mean"]/1000))'
-cpu1=$(cpu) t1=$(date +%s%N)
+cpu1=$(cpu) sys1=$(sys_cpu) t1=$(date +%s%N)
+kill "$SAMPLER"; wait "$SAMPLER" 2>/dev/null || true
 echo "vss-volsrv CPU: $(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) )) ms in $(( (t1 - t0) / 1000000 )) ms of wall time"
+paste <(echo "$sys0" | tr ' ' '\n') <(echo "$sys1" | tr ' ' '\n') | awk -v hz="$(getconf CLK_TCK)" '
+        { d[NR] = ($2 - $1) * 1000 / hz }
+        END { printf "machine (all CPUs): user %d ms, system+irq %d ms, idle %d ms, iowait %d ms, steal %d ms\n",
+                     d[1], d[2], d[3], d[4], d[5] }'
+{ echo "$thr0" | sed 's/^/0 /'; sed 's/^/1 /' "$W/threads.txt"; } | awk -v hz="$(getconf CLK_TCK)" '
+        $1 == 0 { base[$2] = $4; next }
+        { name[$2] = $3; last[$2] = $4 }
+        END { for (id in last) t[name[id]] += last[id] - base[id]
+              printf "vss-volsrv threads:"; for (n in t) printf " %s %d ms", n, t[n] * 1000 / hz; print "" }'
 after=$($CTL "$W/run/control.sock" Storage.Stats)
 if [[ -n $TRACER ]]; then
         kill -INT "$TRACER"; wait "$TRACER" || true
         TRACER=
 fi
 python3 -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2])
-print("engine: copies %d, journal commits %d, writers throttled %d times for %d ms during the pass" % (
-    b["copies"]-a["copies"], b["commits"]-a["commits"], b["throttled"]-a["throttled"], b["throttle_ms"]-a["throttle_ms"]))' "$before" "$after"
+print("engine: copies %d, journal commits %d, writers throttled %d times for %d ms, waited for a chunk in write-back %d times for %d ms during the pass" % (
+    b["copies"]-a["copies"], b["commits"]-a["commits"], b["throttled"]-a["throttled"], b["throttle_ms"]-a["throttle_ms"],
+    b["chunk_waits"]-a["chunk_waits"], b["chunk_wait_ms"]-a["chunk_wait_ms"]))' "$before" "$after"
 case $MODE in
 strace) head -25 "$W/strace.txt" ;;
 perf)   perf report -i "$W/perf.data" ${PERF_REPORT:---no-children --sort sym} --stdio 2>/dev/null | grep -v '^#' |

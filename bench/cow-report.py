@@ -71,6 +71,14 @@ def main(argv):
         elif w.endswith("_re") or w.endswith("_read"):
             goal = 0.97
         ratio("a. %s: 1 shadow / none" % name, "cow1." + w, "cow0." + w, goal, unit(w))
+    # a/b: a second build (VOLSRV_B, states cowNb) against the first, same run
+    for w, name in WORKLOADS:
+        for n in (0, 1, 8, 32):
+            if "cow%db.%s" % (n, w) in d:
+                ratio("ab. %s, %d shadows: build B / A" % (name, n), "cow%db.%s" % (n, w), "cow%d.%s" % (n, w),
+                      None, unit(w))
+        if "cow1b." + w in d and "cow0b." + w in d:
+            ratio("ab. %s: build B, 1 shadow / none" % name, "cow1b." + w, "cow0b." + w, None, unit(w))
     for w, name in WORKLOADS:
         if w.endswith("_first"):
             ratio("a. %s: 8 shadows / 1" % name, "cow8." + w, "cow1." + w, None, unit(w))
@@ -133,20 +141,21 @@ def main(argv):
         print(fmt % head)
         for r in allrows:
             print(fmt % r)
-    for key in ("cow0", "cow1", "cow8", "cow32"):
+    for key in ("cow0", "cow1", "cow8", "cow32", "cow0b", "cow1b"):
         c = d.get(key + ".copies")
         m = d.get(key + ".commits")
         if c and m:
             print("engine %s: copies %s, journal commits %s per state (all passes)" %
                   (key, "/".join("%d" % v[0] for v in c.values()), "/".join("%d" % v[0] for v in m.values())))
-    for key in ("cow1", "cow32"):
-        waits = []
-        for p in ("rand_first", "seq_first", "worst_first"):
-            t = d.get("%s.%s.throttle_ms" % (key, p))
-            if t:
-                waits.append("%s %s" % (p, "/".join("%d" % v[0] for v in t.values())))
-        if waits:
-            print("engine %s: writers waited for write-back buffers (ms per rep): %s" % (key, ", ".join(waits)))
+    for key in ("cow1", "cow32", "cow1b"):
+        for stat, what in (("throttle_ms", "for write-back buffers"), ("chunk_wait_ms", "for a chunk in write-back")):
+            waits = []
+            for p in ("rand_first", "seq_first", "worst_first"):
+                t = d.get("%s.%s.%s" % (key, p, stat))
+                if t and any(v[0] for v in t.values()):
+                    waits.append("%s %s" % (p, "/".join("%d" % v[0] for v in t.values())))
+            if waits:
+                print("engine %s: writers waited %s (ms per rep): %s" % (key, what, ", ".join(waits)))
     print("targets: %d PASS, %d MISS%s" % (sum(verdicts), len(verdicts) - sum(verdicts),
                                          ", run took %s s" % elapsed if elapsed else ""))
     return 0

@@ -28,7 +28,9 @@
 # Usage: bench/cow.sh [BUILDDIR]   (as root; env: REPS=3 RUNTIME=5 KEEP=1
 #        WORK=/tmp/benchcow-run COMMITS=12 SECTIONS="a b d e" PERF=1 to record perf on vss-volsrv
 #        during one cow1 state; STATES="cow0 cow1" picks section a's states, default
-#        "cow0 cow1 qemu cow8 qemuwb cow32"; VOLSRV_ARGS="--writeback 256M" adds options)
+#        "cow0 cow1 qemu cow8 qemuwb cow32"; VOLSRV_ARGS="--writeback 256M" adds options;
+#        VOLSRV_B=OTHER/vss-volsrv with STATES="cow0 cow0b cow1 cow1b" compares two
+#        builds interleaved: a state named cowNb runs VOLSRV_B)
 
 set -euo pipefail
 
@@ -140,6 +142,7 @@ fio_nbd() {
                 local st1
                 st1=$($CTL "$SETTLE_CTL" Storage.Stats)
                 rec "$key.throttle_ms" $(( $(stat_field "$st1" throttle_ms) - $(stat_field "$st0" throttle_ms) ))
+                rec "$key.chunk_wait_ms" $(( $(stat_field "$st1" chunk_wait_ms) - $(stat_field "$st0" chunk_wait_ms) ))
         fi
 }
 
@@ -155,15 +158,16 @@ fio_file() {
 }
 
 stats() { $CTL "$1/control.sock" Storage.Stats; }
-stat_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+# 0 for a counter an older build does not report (VOLSRV_B comparisons).
+stat_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], 0))' "$1" "$2"; }
 
-# start_volsrv RUNDIR ORIGIN CHUNK: a fresh diff area next to the origin.
+# start_volsrv RUNDIR ORIGIN CHUNK [BINARY]: a fresh diff area next to the origin.
 start_volsrv() {
-        local r=$1 origin=$2 chunk=$3
+        local r=$1 origin=$2 chunk=$3 bin=${4:-$VOLSRV}
         mkdir -p "$r"
         rm -f "$r.diff"
         RUNDIRS+=("$r")
-        "$VOLSRV" ${VOLSRV_ARGS:-} --origin "$origin" --diff "$r.diff" --dir "$r" --format --chunk-size "$chunk" \
+        "$bin" ${VOLSRV_ARGS:-} --origin "$origin" --diff "$r.diff" --dir "$r" --format --chunk-size "$chunk" \
                   --max unbounded 2>>"$WORK/volsrv.log" || die "vss-volsrv failed to start (see $WORK/volsrv.log)"
 }
 
@@ -190,9 +194,10 @@ nbd_passes() {
         settle; fio_nbd "$p.worst_re"    "$sock" write:12k 4k 768M 256M
 }
 
-cow_state() {   # N snapshots
-        local n=$1 r=$WORK/run/cow$1 st0 st1 perf_pid=
-        start_volsrv "$r" "$WORK/img/origin.img" 16K
+cow_state() {   # N snapshots [b: run VOLSRV_B]
+        local n=$1 tag=${2:-} r=$WORK/run/cow$1${2:-} st0 st1 perf_pid= bin=$VOLSRV
+        [[ -n $tag ]] && bin=$VOLSRV_B
+        start_volsrv "$r" "$WORK/img/origin.img" 16K "$bin"
         (( n > 0 )) && $CTL "$r/control.sock" create "$n" >/dev/null
         st0=$(stats "$r")
         if [[ $PERF == 1 && $n == 1 && $REP == 1 ]] && command -v perf >/dev/null; then
@@ -200,14 +205,14 @@ cow_state() {   # N snapshots
                 perf_pid=$!
         fi
         SETTLE_CTL=$r/control.sock
-        nbd_passes "cow$n" "$r/nbd.sock"
+        nbd_passes "cow$n$tag" "$r/nbd.sock"
         SETTLE_CTL=
         if [[ -n $perf_pid ]]; then
                 kill -INT $perf_pid; wait $perf_pid || true
         fi
         st1=$(stats "$r")
-        rec "cow$n.copies" $(( $(stat_field "$st1" copies) - $(stat_field "$st0" copies) ))
-        rec "cow$n.commits" $(( $(stat_field "$st1" commits) - $(stat_field "$st0" commits) ))
+        rec "cow$n$tag.copies" $(( $(stat_field "$st1" copies) - $(stat_field "$st0" copies) ))
+        rec "cow$n$tag.commits" $(( $(stat_field "$st1" commits) - $(stat_field "$st0" commits) ))
         stop_volsrv "$r"
         rm -f "$r.diff"
 }
@@ -261,6 +266,8 @@ for REP in $(seq "$REPS"); do
                 log "rep $REP: NBD state $state"
                 case $state in
                 qemu*) qemu_state $state ;;
+                cow*b) [[ -x ${VOLSRV_B:-} ]] || die "$state needs VOLSRV_B=path/to/vss-volsrv"
+                       state=${state#cow}; cow_state "${state%b}" b ;;
                 cow*) cow_state "${state#cow}" ;;
                 esac
         done
