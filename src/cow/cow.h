@@ -87,7 +87,7 @@ struct cow_stats {
         uint64_t dirty_bytes;         /* write-back buffers held now */
         uint64_t throttled;           /* writes that waited for a commit (over the limit) */
         uint64_t throttle_ns;         /* and how long, in all */
-        uint64_t chunk_waits;         /* writes that waited for their chunk's write-back */
+        uint64_t chunk_waits;         /* waits of writes for their chunk's write-back */
         uint64_t chunk_wait_ns;       /* and how long, in all */
 };
 
