@@ -959,7 +959,8 @@ static void pfree_settle(struct cow_volume *v)
          * next batches land in runs of consecutive slots again, each run one
          * diff-area write (copy_batch).  In release order they were scattered
          * and every copy after a deletion became its own 16 KiB write. */
-        qsort(v->free_slots + n0, v->nfree - n0, sizeof(uint64_t), cmp_u64_desc);
+        if (v->nfree > n0)
+                qsort(v->free_slots + n0, v->nfree - n0, sizeof(uint64_t), cmp_u64_desc);
 }
 
 static void free_remove(struct cow_volume *v, size_t i, size_t n)
@@ -1416,8 +1417,9 @@ static void trim_tail(struct cow_volume *v)
 
         /* Highest first, so the top is at the front; allocation then pops the
          * lowest slots first, in ascending order (copies of consecutive chunks
-         * land in consecutive slots). */
-        qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
+         * land in consecutive slots).  The list is NULL until a slot is freed. */
+        if (v->nfree > 0)
+                qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
         keep = 0;
         while (keep < v->nfree && v->free_slots[keep] == v->hwm - 1 - keep)
                 keep++;
@@ -2676,7 +2678,8 @@ int cow_set_max(struct cow_volume *v, uint64_t max_bytes)
                  * see relocate()), while that makes progress. */
                 uint64_t moved;
 
-                qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
+                if (v->nfree > 0)
+                        qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
                 v->trim = MAX((max_bytes - MIN(max_bytes, v->data_start)) >> v->shift, (uint64_t) 1);
                 do {
                         moved = v->stat_relocations;
