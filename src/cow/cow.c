@@ -239,6 +239,12 @@ static uint64_t mono_ns(void)
         return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
 }
 
+/* Chunks in one gathered write of WB_RUN bytes (at least one). */
+static size_t run_chunks(const struct cow_volume *v)
+{
+        return MAX((size_t) 1, (size_t) WB_RUN >> v->shift);
+}
+
 static uint64_t slot_off(struct cow_volume *v, uint64_t slot)
 {
         return v->data_start + (slot << v->shift);
@@ -745,7 +751,7 @@ static int writeback_io(struct cow_volume *v, const struct wb *w, size_t k, uint
  */
 static void writeback(struct cow_volume *v)
 {
-        const size_t group = MAX((size_t) 1, (size_t) WB_RUN >> v->shift);
+        const size_t group = run_chunks(v);
         _cleanup_free_ struct wb *w = NULL;
         size_t n = 0, k = 0;
 
@@ -823,7 +829,7 @@ static int cmp_cpair(const void *a, const void *b)
  */
 static int copy_batch(struct cow_volume *v, const struct cpair *p, size_t n)
 {
-        const size_t maxrun = MAX((size_t) 1, (size_t) WB_RUN >> v->shift);
+        const size_t maxrun = run_chunks(v);
         _cleanup_free_ uint8_t *buf = NULL;
         int r = 0;
 
@@ -1341,7 +1347,7 @@ static int cmp_reloc_from(const void *a, const void *b)
  */
 static int relocate(struct cow_volume *v, struct reloc **ret, size_t *ret_n)
 {
-        const size_t maxrun = MAX((size_t) 1, (size_t) WB_RUN >> v->shift);
+        const size_t maxrun = run_chunks(v);
         _cleanup_free_ struct reloc *rl = NULL;
         _cleanup_free_ uint64_t *to = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
