@@ -923,6 +923,18 @@ static int cmp_u64_desc(const void *a, const void *b)
         return cmp_u64(b, a);
 }
 
+/*
+ * Sorts free_slots[from, nfree) highest first.  Allocation pops from the end,
+ * so the lowest go first, in ascending order: copies of consecutive chunks
+ * land in consecutive slots, each run one diff-area write (copy_batch).  The
+ * list is NULL until a slot is freed.
+ */
+static void free_sort(struct cow_volume *v, size_t from)
+{
+        if (v->nfree > from)
+                qsort(v->free_slots + from, v->nfree - from, sizeof(uint64_t), cmp_u64_desc);
+}
+
 static int free_push(struct cow_volume *v, uint64_t slot)
 {
         if (grow_array((void **) &v->free_slots, &v->afree, v->nfree + 1, sizeof(uint64_t)) < 0)
@@ -961,12 +973,9 @@ static void pfree_settle(struct cow_volume *v)
                         v->pfree[j++] = v->pfree[i];
         }
         v->npfree = j;
-        /* Allocation pops from the end: lowest first, so the copies of the
-         * next batches land in runs of consecutive slots again, each run one
-         * diff-area write (copy_batch).  In release order they were scattered
-         * and every copy after a deletion became its own 16 KiB write. */
-        if (v->nfree > n0)
-                qsort(v->free_slots + n0, v->nfree - n0, sizeof(uint64_t), cmp_u64_desc);
+        /* In release order the freed slots were scattered and every copy
+         * after a deletion became its own 16 KiB write. */
+        free_sort(v, n0);
 }
 
 static void free_remove(struct cow_volume *v, size_t i, size_t n)
@@ -1421,11 +1430,8 @@ static void trim_tail(struct cow_volume *v)
         uint64_t keep;
         int r;
 
-        /* Highest first, so the top is at the front; allocation then pops the
-         * lowest slots first, in ascending order (copies of consecutive chunks
-         * land in consecutive slots).  The list is NULL until a slot is freed. */
-        if (v->nfree > 0)
-                qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
+        /* The top is at the front. */
+        free_sort(v, 0);
         keep = 0;
         while (keep < v->nfree && v->free_slots[keep] == v->hwm - 1 - keep)
                 keep++;
@@ -1978,7 +1984,7 @@ static int replay(struct cow_volume *v, bool *ret_lost)
                 for (uint64_t s = 0; s < rp.nslots; s++)
                         if (map[s] != SLOT_FREE)
                                 v->hwm = s + 1;
-                /* Highest first: allocation pops the lowest (pfree_settle). */
+                /* Highest first: allocation pops the lowest (free_sort). */
                 for (uint64_t s = v->hwm; s-- > 0;)
                         if (map[s] == SLOT_FREE && free_push(v, s) < 0) {
                                 r = -ENOMEM;
@@ -2684,8 +2690,7 @@ int cow_set_max(struct cow_volume *v, uint64_t max_bytes)
                  * see relocate()), while that makes progress. */
                 uint64_t moved;
 
-                if (v->nfree > 0)
-                        qsort(v->free_slots, v->nfree, sizeof(uint64_t), cmp_u64_desc);
+                free_sort(v, 0);
                 v->trim = MAX((max_bytes - MIN(max_bytes, v->data_start)) >> v->shift, (uint64_t) 1);
                 do {
                         moved = v->stat_relocations;

@@ -29,7 +29,7 @@ struct msnap {
 
 struct fixture {
         struct cow_io *origin, *diff;
-        struct cow_io *diff_inner;      /* when diff counts calls (fx_count_diff) */
+        struct cow_io *diff_inner;      /* when diff counts calls (fx_new_with) */
         struct cow_volume *v;
         size_t size;
         uint8_t *model;
