@@ -685,6 +685,19 @@ static int do_flush(struct session *s, struct member *self, uint64_t cookie, uin
  * in buf.  Negative errno only when the connection is lost. */
 static int execute(struct session *s, struct member *self, uint8_t *buf, const struct request *q)
 {
+        /* Replies the transport holds back go out before a request that may
+         * take long (cow_flush()), not after it. */
+        if (s->t->flush && (q->type == NBD_CMD_FLUSH || (q->flags & NBD_CMD_FLAG_FUA))) {
+                int r;
+
+                send_lock(s);
+                r = s->t->flush(s->t->userdata);
+                send_unlock(s);
+                if (r < 0) {
+                        session_fail(s, r);
+                        return r;
+                }
+        }
         switch (q->type) {
         case NBD_CMD_READ:
                 return do_read(s, buf, q->cookie, q->off, q->len);
@@ -1038,31 +1051,30 @@ struct nbd_server {
         struct nbd_conn *conns[NBD_MAX_CONNECTIONS];
 };
 
-static int fd_recv(void *userdata, void *buf, size_t len)
+/*
+ * The socket side of a connection.  A serial session (no workers) reads and
+ * writes the socket from one thread, so it batches: requests are read in as
+ * large pieces as the socket holds (one recv() for a client's whole queue of
+ * small writes), and replies collect in 'out' until that thread would block
+ * in recv(), 'out' is full, or the session asks for a flush (before a FLUSH
+ * or FUA request, and at the end).  Requests that arrived together are
+ * answered together, and the client wakes once for them, not once per reply.
+ * Replies are never held while we wait for the client, so a client that
+ * waits for a reply before it sends more cannot deadlock.  With workers,
+ * several threads send, and every reply goes out at once.
+ */
+#define CHAN_IN  (256u * 1024u)
+#define CHAN_OUT (64u * 1024u)
+
+struct fd_chan {
+        int fd;
+        bool batch;
+        uint8_t *in, *out;
+        size_t in_pos, in_len, out_len;
+};
+
+static int send_all(int fd, const uint8_t *p, size_t len, bool more)
 {
-        int fd = *(int *) userdata;
-        uint8_t *p = buf;
-
-        while (len > 0) {
-                ssize_t n = recv(fd, p, len, MSG_WAITALL);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -ECONNRESET;
-                p += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
-static int fd_send(void *userdata, const void *buf, size_t len, bool more)
-{
-        int fd = *(int *) userdata;
-        const uint8_t *p = buf;
-
         while (len > 0) {
                 ssize_t n = send(fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
 
@@ -1076,30 +1088,140 @@ static int fd_send(void *userdata, const void *buf, size_t len, bool more)
         return 0;
 }
 
+static int fd_flush(void *userdata)
+{
+        struct fd_chan *c = userdata;
+        int r;
+
+        if (c->out_len == 0)
+                return 0;
+        r = send_all(c->fd, c->out, c->out_len, false);
+        c->out_len = 0;
+        return r;
+}
+
+/* Refills the input buffer: what the socket has, waiting for at least one
+ * byte.  Replies held back are sent before we could block waiting for a
+ * client that waits for them. */
+static ssize_t fd_fill(struct fd_chan *c)
+{
+        ssize_t n;
+        int r;
+
+        if (c->out_len > 0) {
+                n = recv(c->fd, c->in, CHAN_IN, MSG_DONTWAIT);
+                if (n >= 0 || errno != EAGAIN)
+                        return n;
+                r = fd_flush(c);
+                if (r < 0) {
+                        errno = -r;
+                        return -1;
+                }
+        }
+        return recv(c->fd, c->in, CHAN_IN, 0);
+}
+
+static int fd_recv(void *userdata, void *buf, size_t len)
+{
+        struct fd_chan *c = userdata;
+        uint8_t *p = buf;
+
+        while (len > 0) {
+                ssize_t n;
+
+                if (c->in_pos < c->in_len) {
+                        size_t m = MIN(len, c->in_len - c->in_pos);
+
+                        memcpy(p, c->in + c->in_pos, m);
+                        c->in_pos += m;
+                        p += m;
+                        len -= m;
+                        continue;
+                }
+                if (c->batch && len < CHAN_IN / 2) {
+                        n = fd_fill(c);
+                        if (n > 0) {
+                                c->in_pos = 0;
+                                c->in_len = (size_t) n;
+                                continue;
+                        }
+                } else {
+                        /* A large payload goes straight to the caller's buffer. */
+                        int r = fd_flush(c);
+
+                        if (r < 0)
+                                return r;
+                        n = recv(c->fd, p, len, MSG_WAITALL);
+                        if (n > 0) {
+                                p += n;
+                                len -= (size_t) n;
+                                continue;
+                        }
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                return -ECONNRESET;
+        }
+        return 0;
+}
+
+static int fd_send(void *userdata, const void *buf, size_t len, bool more)
+{
+        struct fd_chan *c = userdata;
+        int r;
+
+        if (!c->batch)
+                return send_all(c->fd, buf, len, more);
+        if (c->out_len + len > CHAN_OUT) {
+                r = fd_flush(c);
+                if (r < 0)
+                        return r;
+        }
+        if (len > CHAN_OUT / 2) {
+                r = fd_flush(c);
+                return r < 0 ? r : send_all(c->fd, buf, len, more);
+        }
+        memcpy(c->out + c->out_len, buf, len);
+        c->out_len += len;
+        return 0;
+}
+
 static void fd_abort(void *userdata)
 {
-        (void) shutdown(*(int *) userdata, SHUT_RDWR);
+        (void) shutdown(((struct fd_chan *) userdata)->fd, SHUT_RDWR);
 }
 
 static void *conn_thread(void *arg)
 {
         struct nbd_conn *c = arg;
+        struct fd_chan ch = { .fd = c->fd, .batch = c->srv->workers == 0 };
         struct nbd_transport t = {
-                .userdata = &c->fd,
+                .userdata = &ch,
                 .recv = fd_recv,
                 .send = fd_send,
+                .flush = fd_flush,
                 .abort = fd_abort,
         };
         void *buf = NULL;
         int r;
 
         (void) pthread_setname_np(pthread_self(), "nbd-conn");
+        if (ch.batch) {
+                ch.in = malloc(CHAN_IN);
+                ch.out = malloc(CHAN_OUT);
+                ch.batch = ch.in && ch.out;
+        }
         /* The buffer is taken once per connection, page-aligned so the engine
          * could pass it down to O_DIRECT I/O unchanged. */
         if (posix_memalign(&buf, 4096, NBD_IO_BUFFER) != 0)
                 r = -ENOMEM;
         else
                 r = nbd_session_run_workers(c->srv->vol, c->srv->size, &t, buf, c->srv->workers);
+        (void) fd_flush(&ch);
+        free(ch.in);
+        free(ch.out);
         if (r < 0 && r != -ECONNRESET && r != -EPIPE)
                 vlog("nbd: client disconnected: %s", strerror(-r));
         free(buf);

@@ -36,6 +36,9 @@ struct nbd_transport {
         int (*recv)(void *userdata, void *buf, size_t len);
         /* All of buf, or a negative errno; 'more' hints that more data follows. */
         int (*send)(void *userdata, const void *buf, size_t len, bool more);
+        /* Optional: sends what send() may have buffered.  A transport that
+         * buffers also flushes before it blocks in recv(). */
+        int (*flush)(void *userdata);
         /* Optional: called once when a reply cannot be sent, to make a recv()
          * blocked in another thread return (a socket's shutdown()). */
         void (*abort)(void *userdata);
