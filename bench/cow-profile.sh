@@ -12,7 +12,13 @@
 #        bench/cow-profile.sh perf 1 write:12k 4k 768M 256M
 #   env: PERF_REPORT="perf report options" (default --no-children --sort sym),
 #        PERF_EVENTS="perf record options" (e.g. -e sched:sched_switch: where threads block),
-#        LINES_OUT=30 (lines of the report printed)
+#        LINES_OUT=30 (lines of the report printed),
+#        WARM=1 (origin cached by 4 KiB writes) | 0 (not cached) | nbd (one unmeasured
+#        pass of the same workload through the server first, as bench/cow.sh's
+#        snapshot states find the origin),
+#        PIN="cow-commit:1 nbd-accept:0" (CPU affinity per server thread name;
+#        connection threads inherit nbd-accept's), COMMIT_SCHED="renice -n 10 -p"
+#        or "chrt -i -p 0" (run on the committer thread's id)
 
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +42,7 @@ rm -rf "$W/run"
 fio --name=prefill --filename="$W/origin.img" --size=1G --rw=write --bs=1M --ioengine=libaio --iodepth=16 \
     --direct=1 --output-format=terse >/dev/null
 # bench/cow.sh's earlier passes leave the origin in the page cache, in the 4 KiB
-# folios their writes made; so does this (WARM=0: not cached).  A cache filled
+# folios their writes made; so does this (WARM=0: not cached; WARM=nbd: see below).  A cache filled
 # by sequential reads instead holds large folios, and on this kernel every 4 KiB
 # write into one costs twice as much in ext4_block_write_begin.
 [[ ${WARM:-1} == 1 ]] && fio --name=warm --filename="$W/origin.img" --size=1G --rw=randwrite --bs=4k \
@@ -44,7 +50,23 @@ fio --name=prefill --filename="$W/origin.img" --size=1G --rw=write --bs=1M --ioe
 "$VOLSRV" ${VOLSRV_ARGS:-} --origin "$W/origin.img" --diff "$W/diff.img" --dir "$W/run" --format --chunk-size 16K \
           --max unbounded 2>>"$W/volsrv.log"
 PID=$(cat "$W/run/volsrv.pid")
+# WARM=nbd: as bench/cow.sh's snapshot states find the origin, after the
+# no-snapshot state wrote the same blocks through the server: one unmeasured
+# pass of the same workload, flushed and synced.
+if [[ ${WARM:-1} == nbd ]]; then
+        fio --name=warm --ioengine=nbd --uri="nbd+unix:///?socket=$W/run/nbd.sock" --rw="$RW" --bs="$BS" \
+            --iodepth=16 --offset="$OFF" --size="$SIZE" --output-format=terse >/dev/null 2>&1
+        $CTL "$W/run/control.sock" Volume.Flush >/dev/null
+        sync
+fi
 (( N > 0 )) && $CTL "$W/run/control.sock" create "$N" >/dev/null
+tids_named() { grep -lx "$1" /proc/$PID/task/*/comm | sed 's|.*/task/||; s|/comm$||'; }
+for pin in ${PIN:-}; do
+        for t in $(tids_named "${pin%%:*}"); do taskset -p -c "${pin##*:}" "$t" >/dev/null; done
+done
+if [[ -n ${COMMIT_SCHED:-} ]]; then
+        for t in $(tids_named cow-commit); do $COMMIT_SCHED "$t" >/dev/null; done
+fi
 before=$($CTL "$W/run/control.sock" Storage.Stats)
 TRACER=
 case $MODE in
@@ -69,7 +91,9 @@ fio --name=p --ioengine=nbd --uri="nbd+unix:///?socket=$W/run/nbd.sock" --rw="$R
     --offset="$OFF" --size="$SIZE" --output-format=json | sed -n '/^{/,$p' |
         python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]
 for d in ("read","write"):
-    if j[d]["io_bytes"]: print("fio %s: %.0f IOPS, %.1f MiB/s, clat mean %.1f us" % (d, j[d]["iops"], j[d]["bw_bytes"]/1048576, j[d]["clat_ns"]["mean"]/1000))'
+    if j[d]["io_bytes"]: print("fio %s: %.0f IOPS, %.1f MiB/s, clat mean %.1f us" % (d, j[d]["iops"], j[d]["bw_bytes"]/1048576, j[d]["clat_ns"]["mean"]/1000))
+rt = j["job_runtime"]
+print("fio job: %d ms, CPU user %.0f ms, system %.0f ms, %d context switches" % (rt, j["usr_cpu"]*rt/100, j["sys_cpu"]*rt/100, j["ctx"]))'
 cpu1=$(cpu) sys1=$(sys_cpu) t1=$(date +%s%N)
 kill "$SAMPLER"; wait "$SAMPLER" 2>/dev/null || true
 echo "vss-volsrv CPU: $(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) )) ms in $(( (t1 - t0) / 1000000 )) ms of wall time"
