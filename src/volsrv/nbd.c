@@ -1174,14 +1174,14 @@ static int fd_send(void *userdata, const void *buf, size_t len, bool more)
 
         if (!c->batch)
                 return send_all(c->fd, buf, len, more);
-        if (c->out_len + len > CHAN_OUT) {
+        /* What is held goes out first when this does not fit, or when this is
+         * large enough to be sent from the caller's buffer. */
+        if (c->out_len + len > CHAN_OUT || len > CHAN_OUT / 2) {
                 r = fd_flush(c);
                 if (r < 0)
                         return r;
-        }
-        if (len > CHAN_OUT / 2) {
-                r = fd_flush(c);
-                return r < 0 ? r : send_all(c->fd, buf, len, more);
+                if (len > CHAN_OUT / 2)
+                        return send_all(c->fd, buf, len, more);
         }
         memcpy(c->out + c->out_len, buf, len);
         c->out_len += len;
