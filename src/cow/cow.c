@@ -79,6 +79,7 @@
 #include <uuid/uuid.h>
 
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "cow/cow-format.h"
 #include "cow/cow.h"
 
@@ -222,22 +223,6 @@ struct cow_volume {
         uint64_t stat_copies, stat_commits, stat_evictions, stat_checkpoints, stat_writebacks;
         uint64_t stat_relocations, stat_throttled, stat_throttle_ns, stat_chunk_waits, stat_chunk_wait_ns;
 };
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
-}
-
-static uint64_t mono_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
-}
 
 /* Chunks in one gathered write of WB_RUN bytes (at least one). */
 static size_t run_chunks(const struct cow_volume *v)
@@ -1633,7 +1618,7 @@ static void throttle(struct cow_volume *v)
                 pthread_cond_signal(&v->wb_cond);
         if (!over_limit(v))
                 return;
-        t0 = mono_ns();
+        t0 = clock_monotonic_ns();
         do {
                 if (!v->committing)
                         do_commit(v);
@@ -1641,7 +1626,7 @@ static void throttle(struct cow_volume *v)
                         pthread_cond_wait(&v->cond, &v->lock);
         } while (over_limit(v));
         v->stat_throttled++;
-        v->stat_throttle_ns += mono_ns() - t0;
+        v->stat_throttle_ns += clock_monotonic_ns() - t0;
 }
 
 /* ---- format ---- */
@@ -2284,11 +2269,11 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                 uint32_t d = dfind(v, c), e = 0;
 
                 if (d && v->dch[d - 1].state != D_DIRTY) {
-                        uint64_t t0 = mono_ns();
+                        uint64_t t0 = clock_monotonic_ns();
 
                         pthread_cond_wait(&v->cond, &v->lock);
                         v->stat_chunk_waits++;
-                        v->stat_chunk_wait_ns += mono_ns() - t0;
+                        v->stat_chunk_wait_ns += clock_monotonic_ns() - t0;
                         c--;            /* look at this chunk again */
                         continue;
                 }
@@ -2426,13 +2411,7 @@ static void *wb_main(void *arg)
                         if (v->dirty_bytes >= v->wb_limit / 2)
                                 continue;
                 }
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_sec += v->wb_interval_ms / 1000;
-                ts.tv_nsec += (long) (v->wb_interval_ms % 1000) * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000L;
-                }
+                ts = timespec_from_us(clock_realtime_us() + (uint64_t) v->wb_interval_ms * USEC_PER_MSEC);
                 (void) pthread_cond_timedwait(&v->wb_cond, &v->lock, &ts);
         }
         pthread_mutex_unlock(&v->lock);
@@ -2522,7 +2501,7 @@ int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
                 goto out_unlock;
         }
         seq = v->next_seq++;
-        rec = (struct cow_rec) { .type = COW_REC_SNAP_CREATE, .seq = seq, .c = now_ns() };
+        rec = (struct cow_rec) { .type = COW_REC_SNAP_CREATE, .seq = seq, .c = clock_realtime_ns() };
         for (int b = 0; b < 8; b++) {
                 rec.a |= (uint64_t) guid[b] << (8 * b);
                 rec.b |= (uint64_t) guid[8 + b] << (8 * b);

@@ -21,9 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "basic/macro.h"
+#include "basic/size-util.h"
 #include "cow/cow.h"
 #include "vss/vss.h"
 
@@ -43,39 +45,14 @@ static int usage_error(const char *msg)
         return EXIT_FAILURE;
 }
 
-/* "16k", "1G", "4096", "unbounded" */
+/* A size of basic/size-util.h, or "unbounded". */
 static int parse_size(const char *s, uint64_t *ret)
 {
-        char *end;
-        unsigned long long v;
-        uint64_t mul = 1;
-
-        if (streq(s, "unbounded") || streq(s, "UNBOUNDED")) {
+        if (strcasecmp(s, "unbounded") == 0) {
                 *ret = COW_MAX_UNBOUNDED;
                 return 0;
         }
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno)
-                return -EINVAL;
-        switch (*end) {
-        case 0:
-                break;
-        case 'k': case 'K': mul = 1ULL << 10; end++; break;
-        case 'm': case 'M': mul = 1ULL << 20; end++; break;
-        case 'g': case 'G': mul = 1ULL << 30; end++; break;
-        case 't': case 'T': mul = 1ULL << 40; end++; break;
-        default:
-                return -EINVAL;
-        }
-        if (*end == 'i' || *end == 'B')
-                end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-        if (*end || v > UINT64_MAX / mul)
-                return -EINVAL;
-        *ret = v * mul;
-        return 0;
+        return size_parse(s, ret);
 }
 
 static void print_event(const struct cow_event *ev, void *userdata)

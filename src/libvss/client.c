@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "basic/time-util.h"
 #include "basic/wire.h"
 #include "client-internal.h"
 
@@ -165,14 +166,6 @@ static vss_hresult client_send(vss_client *c, json_t *msg)
         return VSS_S_OK;
 }
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Reads one complete message, waiting until 'deadline' (monotonic ms, -1
  * forever) or until wake_fd is readable.  Returns VSS_S_OK with *ret_msg set,
@@ -202,7 +195,7 @@ static vss_hresult client_read_message(vss_client *c, int64_t deadline, int wake
                 };
                 int timeout = -1;
                 if (deadline >= 0) {
-                        int64_t left = deadline - now_ms();
+                        int64_t left = deadline - (int64_t)(clock_monotonic_us() / USEC_PER_MSEC);
                         timeout = left > 0 ? (int)MIN(left, (int64_t)INT32_MAX) : 0;
                 }
                 r = poll(p, wake_fd >= 0 ? 2 : 1, timeout);
@@ -335,7 +328,7 @@ int vss_client_fd(vss_client *c)
 
 vss_hresult vss__client_next_request(vss_client *c, int timeout_ms, int wake_fd, json_t **ret_msg)
 {
-        int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+        int64_t deadline = timeout_ms < 0 ? -1 : (int64_t)(clock_monotonic_us() / USEC_PER_MSEC) + timeout_ms;
         vss_hresult hr;
 
         for (;;) {

@@ -23,9 +23,9 @@
 #include <sys/eventfd.h>
 #include <time.h>
 
+#include "basic/time-util.h"
 #include "basic/wire.h"
 #include "client-internal.h"
-#include "vss/writer.h"
 #include "vss/writer.h"
 
 #define BACKUP_METADATA_MAX (256 * 1024)
@@ -66,14 +66,6 @@ struct vss_writer {
 
         struct writer_event ev;
 };
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool valid_text(const char *s, size_t max)
 {
@@ -281,7 +273,7 @@ static vss_hresult event_begin(vss_writer *w, json_t *params, char *err, size_t 
         e = wire_backup_type_from_name(s);
         ev->backup_type = e < 0 ? VSS_BT_UNDEFINED : (enum vss_backup_type)e;
         if (json_get_int(params, "timeout_ms", &i) && i >= 0)
-                ev->deadline_ms = now_ms() + i;
+                ev->deadline_ms = (int64_t)(clock_monotonic_us() / USEC_PER_MSEC) + i;
         ev->metadata = json_array();
         if (!ev->metadata)
                 return VSS_E_OUTOFMEMORY;
@@ -507,7 +499,7 @@ int64_t vss_writer_get_time_left_ms(vss_writer *w)
                 return 0;
         if (w->ev.deadline_ms == INT64_MAX)
                 return INT64_MAX;
-        left = w->ev.deadline_ms - now_ms();
+        left = w->ev.deadline_ms - (int64_t)(clock_monotonic_us() / USEC_PER_MSEC);
         return left > 0 ? left : 0;
 }
 

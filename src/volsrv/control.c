@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "basic/wire.h"
 #include "volsrv/volsrv.h"
 
@@ -48,14 +49,6 @@ struct client {
         bool closing;   /* flush what is queued, then close */
 };
 
-static uint64_t now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 void volsrv_event_cb(const struct cow_event *ev, void *userdata)
 {
         struct volsrv *s = userdata;
@@ -66,7 +59,7 @@ void volsrv_event_cb(const struct cow_event *ev, void *userdata)
         else {
                 struct volsrv_event *e = &s->events[(s->event_head + s->event_count) % VOLSRV_EVENT_RING];
 
-                e->time_us = now_us();
+                e->time_us = clock_realtime_us();
                 e->ev = *ev;
                 s->event_count++;
         }
@@ -281,7 +274,7 @@ static json_t *m_flush(struct volsrv *s, json_int_t id, json_t *params)
 
 static json_t *m_stop(struct volsrv *s, json_int_t id, json_t *params)
 {
-        vlog("Server.Stop requested");
+        log_info("Server.Stop requested");
         s->stop = true;
         return wire_result(id, NULL);
 }
@@ -425,7 +418,7 @@ static void deliver_events(struct volsrv *s, struct client **clients, size_t n_c
                 if (s->event_count == 0) {
                         pthread_mutex_unlock(&s->event_lock);
                         if (dropped > 0)
-                                vlog("events: %llu engine events dropped (ring full)", (unsigned long long) dropped);
+                                log_info("events: %llu engine events dropped (ring full)", (unsigned long long) dropped);
                         return;
                 }
                 e = s->events[s->event_head];
@@ -441,11 +434,11 @@ static void deliver_events(struct volsrv *s, struct client **clients, size_t n_c
                         _cleanup_close_ int fd = -EBADF;
                         char *m = json_dumps(params, JSON_COMPACT);
 
-                        vlog("event: %s", m ? m : "?");
+                        log_info("event: %s", m ? m : "?");
                         free(m);
                         fd = open(s->events_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
                         if (fd < 0 || !line || wire_write_all(fd, line, strlen(line)) < 0)
-                                vlog("events: cannot append to %s: %m", s->events_path);
+                                log_warn("events: cannot append to %s: %m", s->events_path);
                 }
                 for (size_t i = 0; i < n_clients; i++)
                         if (clients[i] && !clients[i]->closing)
@@ -503,7 +496,7 @@ static void accept_client(struct volsrv *s, int listen_fd, struct client **clien
                         break;
         c = i < MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
         if (!c) {
-                vlog("control: refusing client: too many clients");
+                log_warn("control: refusing client: too many clients");
                 close(fd);
                 return;
         }
@@ -546,7 +539,7 @@ int volsrv_control_run(struct volsrv *s, int listen_fd)
                         struct signalfd_siginfo si;
 
                         if (read(s->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-                                vlog("signal %u received: stopping", si.ssi_signo);
+                                log_info("signal %u received: stopping", si.ssi_signo);
                                 s->stop = true;
                         }
                 }

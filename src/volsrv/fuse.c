@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "volsrv/volsrv.h"
 
 #define FH_VOLUME 1u
@@ -308,14 +309,14 @@ static void *loop_thread(void *arg)
         (void) pthread_setname_np(pthread_self(), "fuse");
         r = fuse_loop_mt(vf->fuse, vf->cfg);
         if (r != 0)
-                vlog("fuse: loop ended: %d", r);
+                log_warn("fuse: loop ended: %d", r);
         return NULL;
 }
 
 void volsrv_fuse_unmount_stale(const char *dir)
 {
         if (umount2(dir, MNT_DETACH) == 0)
-                vlog("fuse: lazily unmounted a stale mount on %s", dir);
+                log_info("fuse: lazily unmounted a stale mount on %s", dir);
 }
 
 int volsrv_fuse_start(struct volsrv *s)
@@ -387,11 +388,11 @@ static void abort_connection(dev_t dev)
         snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", minor(dev));
         fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0) {
-                vlog("fuse: cannot abort connection (%s): %m", path);
+                log_warn("fuse: cannot abort connection (%s): %m", path);
                 return;
         }
         if (write(fd, "1", 1) < 0)
-                vlog("fuse: cannot abort connection (%s): %m", path);
+                log_warn("fuse: cannot abort connection (%s): %m", path);
         close(fd);
 }
 
@@ -405,13 +406,12 @@ void volsrv_fuse_stop(struct volsrv *s)
         fuse_exit(vf->fuse);
         if (umount2(s->fuse_dir, 0) < 0) {
                 if (errno == EBUSY)
-                        vlog("fuse: %s is still in use (loop device?): detaching it, its users get I/O errors",
+                        log_warn("fuse: %s is still in use (loop device?): detaching it, its users get I/O errors",
                              s->fuse_dir);
                 (void) umount2(s->fuse_dir, MNT_DETACH);
         }
         if (vf->thread_started) {
-                clock_gettime(CLOCK_REALTIME, &deadline);
-                deadline.tv_sec += 2;
+                deadline = timespec_from_us(clock_realtime_us() + 2 * USEC_PER_SEC);
                 if (pthread_timedjoin_np(vf->thread, NULL, &deadline) != 0) {
                         abort_connection(vf->dev);
                         pthread_join(vf->thread, NULL);

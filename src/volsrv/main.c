@@ -38,6 +38,7 @@
 #include <malloc.h>
 
 #include "basic/macro.h"
+#include "basic/size-util.h"
 #include "volsrv/nbd.h"
 #include "volsrv/volsrv.h"
 
@@ -72,37 +73,6 @@ static void usage(FILE *f)
               "\n"
               "Serves one copy-on-write volume: RUNDIR/fuse/volume (live), RUNDIR/fuse/shadows/<guid>,\n"
               "NBD on RUNDIR/nbd.sock, control on RUNDIR/control.sock (docs/volsrv.md).\n", f);
-}
-
-/* "16K", "1.5G" style sizes: binary multiples (K = 1024). */
-static int parse_size(const char *text, uint64_t *ret)
-{
-        char *end;
-        double v;
-        uint64_t mult = 1;
-
-        errno = 0;
-        v = strtod(text, &end);
-        if (errno != 0 || end == text || v < 0)
-                return -EINVAL;
-        switch (*end) {
-        case 0:
-                break;
-        case 'k': case 'K': mult = 1ull << 10; end++; break;
-        case 'm': case 'M': mult = 1ull << 20; end++; break;
-        case 'g': case 'G': mult = 1ull << 30; end++; break;
-        case 't': case 'T': mult = 1ull << 40; end++; break;
-        default:
-                return -EINVAL;
-        }
-        if (*end == 'i' || *end == 'I')
-                end++;
-        if (*end == 'b' || *end == 'B')
-                end++;
-        if (*end != 0 || v * (double) mult >= 1.8e19)
-                return -EINVAL;
-        *ret = (uint64_t) (v * (double) mult);
-        return 0;
 }
 
 static int arg_error(const char *fmt, const char *arg)
@@ -140,7 +110,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 case 'f': o->format = true; break;
                 case 'F': o->foreground = true; break;
                 case 'c':
-                        if (parse_size(optarg, &v) < 0 || v < COW_CHUNK_MIN || v > COW_CHUNK_MAX || (v & (v - 1)))
+                        if (size_parse(optarg, &v) < 0 || v < COW_CHUNK_MIN || v > COW_CHUNK_MAX || (v & (v - 1)))
                                 return arg_error("--chunk-size %s: a power of two from 4K to 1M", optarg);
                         o->chunk_size = (uint32_t) v;
                         o->chunk_set = true;
@@ -148,14 +118,14 @@ static int parse_args(int argc, char **argv, struct options *o)
                 case 'm':
                         if (strcasecmp(optarg, "unbounded") == 0)
                                 o->max_bytes = COW_MAX_UNBOUNDED;
-                        else if (parse_size(optarg, &v) < 0 || v == 0)
+                        else if (size_parse(optarg, &v) < 0 || v == 0)
                                 return arg_error("--max %s: a size (e.g. 512M) or 'unbounded'", optarg);
                         else
                                 o->max_bytes = v;
                         o->max_set = true;
                         break;
                 case 'w':
-                        if (parse_size(optarg, &v) < 0)
+                        if (size_parse(optarg, &v) < 0)
                                 return arg_error("--writeback %s: a size (e.g. 64M), 0 = write-through", optarg);
                         o->writeback = v;
                         break;
@@ -275,9 +245,9 @@ static void harden(void)
         /* Each thread's arena would be locked whole by mlockall. */
         mallopt(M_ARENA_MAX, 2);
         if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
-                vlog("mlockall failed, serving unlocked (writeback deadlock risk under memory pressure): %m");
+                log_warn("mlockall failed, serving unlocked (writeback deadlock risk under memory pressure): %m");
         if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
-                vlog("PR_SET_IO_FLUSHER not set (%m): allocations may recurse into writeback of this volume");
+                log_warn("PR_SET_IO_FLUSHER not set (%m): allocations may recurse into writeback of this volume");
 }
 
 /* Takes the instance lock; returns the locked fd. */
@@ -366,7 +336,7 @@ static int open_volume(struct volsrv *s, const struct options *o)
                 r = cow_format(s->origin_io, s->diff_io, &p);
                 if (r < 0)
                         return vlog_hr(cow_errno_to_hresult(r), r, "cannot format diff area %s", s->diff_path), r;
-                vlog("formatted diff area %s", s->diff_path);
+                log_info("formatted diff area %s", s->diff_path);
         }
         r = cow_open(s->origin_io, s->diff_io, volsrv_event_cb, s, &s->vol);
         if (r < 0)
@@ -413,6 +383,7 @@ int main(int argc, char **argv)
         sigset_t mask;
         int r, ret = 1;
 
+        log_setup("vss-volsrv");
         if (parse_args(argc, argv, &o) < 0)
                 return 2;
 
@@ -487,12 +458,12 @@ int main(int argc, char **argv)
                 goto out_nbd;
         }
 
-        vlog("serving %s (%llu bytes, chunk %u) with diff area %s on %s", s->origin_path,
+        log_info("serving %s (%llu bytes, chunk %u) with diff area %s on %s", s->origin_path,
              (unsigned long long) s->size, s->chunk_size, s->diff_path, s->rundir);
         if (ready_fd >= 0) {
                 detach_stdio(s->rundir);
                 if (write(ready_fd, "R", 1) != 1)
-                        vlog("cannot signal readiness: %m");
+                        log_warn("cannot signal readiness: %m");
                 close(TAKE_FD(ready_fd));
         }
 
@@ -508,7 +479,7 @@ out_fuse:
 out_close:
         s->vol = cow_close(s->vol);
         if (ret == 0)
-                vlog("stopped cleanly");
+                log_info("stopped cleanly");
 out:
         if (pid_fd >= 0 && ret == 0)
                 (void) unlink(s->pid_path);

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "volsrv/nbd.h"
 #include "volsrv/volsrv.h"
 
@@ -737,16 +738,6 @@ static int member_start(struct session *s)
         return 0;
 }
 
-static void deadline_after(struct timespec *ts, long us)
-{
-        clock_gettime(CLOCK_MONOTONIC, ts);
-        ts->tv_nsec += us * 1000;
-        if (ts->tv_nsec >= 1000000000) {
-                ts->tv_sec++;
-                ts->tv_nsec -= 1000000000;
-        }
-}
-
 /*
  * The stand-by (s->lock held): polls every NBD_RESCUE_US for a reader token
  * that stayed free from one poll to the next, i.e. for a member that took a
@@ -781,7 +772,7 @@ static bool standby_wait(struct session *s)
                 else {
                         struct timespec ts;
 
-                        deadline_after(&ts, NBD_RESCUE_US);
+                        ts = timespec_from_us(clock_monotonic_us() + NBD_RESCUE_US);
                         (void) pthread_cond_timedwait(&s->standby_cond, &s->lock, &ts);
                 }
                 if (s->token_gen != gen || !s->token_held) {
@@ -1223,7 +1214,7 @@ static void *conn_thread(void *arg)
         free(ch.in);
         free(ch.out);
         if (r < 0 && r != -ECONNRESET && r != -EPIPE)
-                vlog("nbd: client disconnected: %s", strerror(-r));
+                log_info("nbd: client disconnected: %s", strerror(-r));
         free(buf);
         shutdown(c->fd, SHUT_RDWR);
         pthread_mutex_lock(&c->srv->lock);
@@ -1293,7 +1284,7 @@ static void *accept_thread(void *arg)
                                 break;
                 pthread_mutex_unlock(&srv->lock);
                 if (slot == NBD_MAX_CONNECTIONS) {
-                        vlog("nbd: refusing client: %u connections already", NBD_MAX_CONNECTIONS);
+                        log_warn("nbd: refusing client: %u connections already", NBD_MAX_CONNECTIONS);
                         close(fd);
                         continue;
                 }
@@ -1359,7 +1350,7 @@ int nbd_server_start(struct cow_volume *vol, uint64_t size, const char *path, st
                 errno = 0;
                 n = strtoul(e, &end, 10);
                 if (errno != 0 || end == e || *end != 0 || n > NBD_MAX_WORKERS)
-                        vlog("nbd: ignoring VSS_VOLSRV_NBD_WORKERS=%s (0..%u), using %u", e, NBD_MAX_WORKERS,
+                        log_warn("nbd: ignoring VSS_VOLSRV_NBD_WORKERS=%s (0..%u), using %u", e, NBD_MAX_WORKERS,
                              NBD_WORKERS);
                 else
                         srv->workers = (unsigned) n;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Small helpers shared by the front ends: logging (one line per message on
- * stderr, which is RUNDIR/volsrv.log once the server has daemonized), the bare
+ * Small helpers shared by the front ends: vlog_hr (an error line naming the
+ * HRESULT, on stderr, which is RUNDIR/volsrv.log once the server has daemonized), the bare
  * GUID form used in file and export names, and snapshot lookup.  Kept apart
  * from main.c so the NBD fuzz target links them without the server.
  */
@@ -10,46 +10,22 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "basic/log.h"
 #include "basic/macro.h"
 #include "volsrv/volsrv.h"
 
-static void vlog_prefix(void)
-{
-        struct timespec ts;
-        struct tm tm;
-        char buf[32];
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        localtime_r(&ts.tv_sec, &tm);
-        strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-        fprintf(stderr, "%s.%03ld vss-volsrv[%d]: ", buf, ts.tv_nsec / 1000000, (int) getpid());
-}
-
-void vlog(const char *fmt, ...)
-{
-        va_list ap;
-
-        vlog_prefix();
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-}
-
 vss_hresult vlog_hr(vss_hresult hr, int r, const char *fmt, ...)
 {
+        char msg[1024];
         va_list ap;
 
-        vlog_prefix();
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        if (r != 0)
-                fprintf(stderr, ": %s", strerror(r < 0 ? -r : r));
-        fprintf(stderr, " (0x%08X %s: %s)\n", (unsigned) hr, vss_hresult_name(hr), vss_hresult_message(hr));
+        log_err("%s%s%s (0x%08X %s: %s)", msg, r != 0 ? ": " : "", r != 0 ? strerror(r < 0 ? -r : r) : "",
+                (unsigned) hr, vss_hresult_name(hr), vss_hresult_message(hr));
         return hr;
 }
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "basic/log.h"
 #include "cow/cow.h"
 #include "vss/vss.h"
 
@@ -62,8 +63,6 @@ struct volsrv {
         struct nbd_server *nbd;
 };
 
-/* log.c-like helpers (main.c) */
-void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Logs "msg: strerror (0xHR NAME: message)" and returns hr. */
 vss_hresult vlog_hr(vss_hresult hr, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -10,7 +10,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/time.h>
 
 #include "vssd/vssd.h"
 
@@ -34,14 +33,6 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS events ("
         " id INTEGER PRIMARY KEY AUTOINCREMENT, time_us INTEGER NOT NULL, level TEXT NOT NULL,"
         " source TEXT NOT NULL, hresult INTEGER, message TEXT NOT NULL);";
-
-static int64_t wall_us(void)
-{
-        struct timeval tv;
-
-        gettimeofday(&tv, NULL);
-        return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
 
 int catalog_open(struct vssd *v)
 {
@@ -84,9 +75,10 @@ void catalog_event(struct vssd *v, const char *level, const char *source, vss_hr
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         if (hr != VSS_S_OK)
-                vlog(level, "[%s] %s (0x%08X %s)", source, msg, (uint32_t)hr, vss_hresult_name(hr));
+                log_msg(log_level_from_name(level), "[%s] %s (0x%08X %s)", source, msg, (uint32_t)hr,
+                        vss_hresult_name(hr));
         else
-                vlog(level, "[%s] %s", source, msg);
+                log_msg(log_level_from_name(level), "[%s] %s", source, msg);
         if (!v->db)
                 return;
         pthread_mutex_lock(&db_lock);
@@ -97,7 +89,7 @@ void catalog_event(struct vssd *v, const char *level, const char *source, vss_hr
         if (sqlite3_prepare_v2(v->db,
                                "INSERT INTO events(time_us,level,source,hresult,message) VALUES(?,?,?,?,?)", -1,
                                &st, NULL) == SQLITE_OK) {
-                sqlite3_bind_int64(st, 1, wall_us());
+                sqlite3_bind_int64(st, 1, (int64_t)clock_realtime_us());
                 sqlite3_bind_text(st, 2, level, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_text(st, 3, source, -1, SQLITE_TRANSIENT);
                 if (hr != VSS_S_OK)
@@ -106,7 +98,7 @@ void catalog_event(struct vssd *v, const char *level, const char *source, vss_hr
                         sqlite3_bind_null(st, 4);
                 sqlite3_bind_text(st, 5, msg, -1, SQLITE_TRANSIENT);
                 if (sqlite3_step(st) != SQLITE_DONE)
-                        vlog("error", "catalog: cannot store event: %s", sqlite3_errmsg(v->db));
+                        log_err("catalog: cannot store event: %s", sqlite3_errmsg(v->db));
         }
         sqlite3_finalize(st);
         sqlite3_exec(v->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
@@ -186,7 +178,7 @@ int catalog_shadow_put(struct vssd *v, const struct shadow *sh)
                         r = 0;
         }
         if (r < 0)
-                vlog("error", "catalog: cannot store shadow: %s", sqlite3_errmsg(v->db));
+                log_err("catalog: cannot store shadow: %s", sqlite3_errmsg(v->db));
         sqlite3_finalize(st);
         pthread_mutex_unlock(&db_lock);
         return r;
@@ -280,7 +272,7 @@ int catalog_set_put(struct vssd *v, struct session *s, const char *status)
             SQLITE_OK) {
                 bind_id(st, 1, &s->set_id);
                 sqlite3_bind_int(st, 2, s->context);
-                sqlite3_bind_int64(st, 3, wall_us());
+                sqlite3_bind_int64(st, 3, (int64_t)clock_realtime_us());
                 bind_id(st, 4, &s->session_id);
                 sqlite3_bind_int(st, 5, (int)s->pid);
                 sqlite3_bind_text(st, 6, s->backup_type, -1, SQLITE_TRANSIENT);

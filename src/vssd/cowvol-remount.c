@@ -32,118 +32,14 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "basic/exec-util.h"
+#include "basic/string-util.h"
 #include "providers/cow/cow-util.h"
 #include "vssd/vssd.h"
 
 #define UMOUNT_TIMEOUT_MS 10000
 #define LOSETUP_TIMEOUT_MS 10000
 #define MOUNT_TIMEOUT_MS 60000
-
-/* snprintf for messages, where truncation is acceptable. */
-static void fmt(char *buf, size_t len, const char *f, ...) _printf_(3, 4);
-static void fmt(char *buf, size_t len, const char *f, ...)
-{
-        va_list ap;
-
-        va_start(ap, f);
-        (void)vsnprintf(buf, len, f, ap);
-        va_end(ap);
-}
-
-/* Runs argv (no shell) with stdout+stderr captured into out, killing it at the
- * deadline.  Returns the exit status (0..255), or -ETIMEDOUT / -errno. */
-static int run_bounded(char *const argv[], int timeout_ms, char *out, size_t outlen)
-{
-        uint64_t deadline = now_us() + (uint64_t)timeout_ms * 1000;
-        size_t off = 0;
-        int p[2], status = 0, r = 0;
-        pid_t pid;
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return -errno;
-        pid = fork();
-        if (pid < 0) {
-                r = -errno;
-                close(p[0]);
-                close(p[1]);
-                return r;
-        }
-        if (pid == 0) {
-                int nul = open("/dev/null", O_RDONLY);
-                sigset_t none;
-
-                /* vssd blocks its signals for the signalfd: the helper must not inherit that. */
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                if (nul >= 0)
-                        dup2(nul, 0);
-                dup2(p[1], 1);
-                dup2(p[1], 2);
-                execvp(argv[0], argv);
-                _exit(127);
-        }
-        close(p[1]);
-        out[0] = 0;
-        for (;;) {
-                struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-                uint64_t now = now_us();
-                char tmp[512];
-                ssize_t n;
-
-                if (now >= deadline) {
-                        r = -ETIMEDOUT;
-                        break;
-                }
-                n = poll(&pfd, 1, (int)((deadline - now + 999) / 1000));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        continue;
-                n = read(p[0], tmp, sizeof(tmp));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                if (outlen > 1) {
-                        size_t k = MIN((size_t)n, outlen - 1 - off);
-
-                        memcpy(out + off, tmp, k);
-                        off += k;
-                        out[off] = 0;
-                }
-        }
-        close(p[0]);
-        while (off > 0 && (out[off - 1] == '\n' || out[off - 1] == ' '))
-                out[--off] = 0;
-        if (r == -ETIMEDOUT) {
-                (void)kill(pid, SIGKILL);
-                /* A helper stuck in the kernel cannot die: leave it rather than hang here. */
-                for (int i = 0; i < 20 && waitpid(pid, &status, WNOHANG) == 0; i++)
-                        usleep(50000);
-                fmt(out, outlen, "%s did not finish within %d s (killed)", argv[0], timeout_ms / 1000);
-                return r;
-        }
-        /* Output closed: the helper is exiting (or has daemonized a child, which losetup
-         * and mount do not); still bounded by the deadline. */
-        for (;;) {
-                pid_t w = waitpid(pid, &status, WNOHANG);
-
-                if (w == pid)
-                        break;
-                if (w < 0 && errno != EINTR)
-                        return -errno;
-                if (now_us() >= deadline) {
-                        (void)kill(pid, SIGKILL);
-                        (void)waitpid(pid, &status, WNOHANG);
-                        fmt(out, outlen, "%s did not exit within %d s (killed)", argv[0], timeout_ms / 1000);
-                        return -ETIMEDOUT;
-                }
-                usleep(10000);
-        }
-        if (WIFEXITED(status))
-                return WEXITSTATUS(status);
-        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
 
 /* What loop device 'dev' is to us: "ours" when it was attached with file 'path' (by
  * the name the kernel keeps, truncated to LO_NAME_SIZE), "live" when on the very
@@ -209,17 +105,17 @@ static int drop_dead_mount(const char *path, const char *dev, char *err, size_t 
         if (r == -ENOENT)
                 return r;
         if (r < 0) {
-                fmt(err, errlen, "cannot read /proc/self/mountinfo: %s", strerror(-r));
+                fmt_trunc(err, errlen, "cannot read /proc/self/mountinfo: %s", strerror(-r));
                 return r;
         }
         if (!dev || !streq(src, dev)) {
-                fmt(err, errlen, "%s is now mounted from %s, not from the volume's loop device %s", path, src,
+                fmt_trunc(err, errlen, "%s is now mounted from %s, not from the volume's loop device %s", path, src,
                     dev ?: "(detached)");
                 return -EEXIST;
         }
-        r = run_bounded((char *const[]){ "umount", "-l", (char *)path, NULL }, UMOUNT_TIMEOUT_MS, out, sizeof(out));
+        r = run_command((char *const[]){ "umount", "-l", (char *)path, NULL }, UMOUNT_TIMEOUT_MS, out, sizeof(out));
         if (r != 0) {
-                fmt(err, errlen, "umount -l %s: %s", path, out[0] ? out : "failed");
+                fmt_trunc(err, errlen, "umount -l %s: %s", path, out[0] ? out : "failed");
                 return r < 0 ? r : -EIO;
         }
         return 0;
@@ -231,7 +127,7 @@ static void detach_loop(const char *dev)
 {
         char out[512];
 
-        if (run_bounded((char *const[]){ "losetup", "-d", (char *)dev, NULL }, LOSETUP_TIMEOUT_MS, out, sizeof(out)) != 0)
+        if (run_command((char *const[]){ "losetup", "-d", (char *)dev, NULL }, LOSETUP_TIMEOUT_MS, out, sizeof(out)) != 0)
                 log_warn("losetup -d %s: %s", dev, out);
 }
 
@@ -241,16 +137,16 @@ static int attach_loop(const char *file, bool ro, char *ret_dev, size_t devlen, 
         int r;
 
         if (ro)
-                r = run_bounded((char *const[]){ "losetup", "-r", "-f", "--show", (char *)file, NULL }, LOSETUP_TIMEOUT_MS,
+                r = run_command((char *const[]){ "losetup", "-r", "-f", "--show", (char *)file, NULL }, LOSETUP_TIMEOUT_MS,
                                 out, sizeof(out));
         else
-                r = run_bounded((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", (char *)file, NULL },
+                r = run_command((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", (char *)file, NULL },
                                 LOSETUP_TIMEOUT_MS, out, sizeof(out));
         if (r != 0 || strncmp(out, "/dev/loop", 9) != 0 || strchr(out, '\n')) {
-                fmt(err, errlen, "losetup of %s failed: %s", file, out);
+                fmt_trunc(err, errlen, "losetup of %s failed: %s", file, out);
                 return r < 0 ? r : -EIO;
         }
-        fmt(ret_dev, devlen, "%s", out);
+        fmt_trunc(ret_dev, devlen, "%s", out);
         return 0;
 }
 
@@ -260,13 +156,13 @@ static int mount_fs(const char *fs, const char *opts, const char *dev, const cha
         int r;
 
         if (opts)
-                r = run_bounded((char *const[]){ "mount", "-t", (char *)fs, "-o", (char *)opts, (char *)dev, (char *)path,
+                r = run_command((char *const[]){ "mount", "-t", (char *)fs, "-o", (char *)opts, (char *)dev, (char *)path,
                                                  NULL }, MOUNT_TIMEOUT_MS, out, sizeof(out));
         else
-                r = run_bounded((char *const[]){ "mount", "-t", (char *)fs, (char *)dev, (char *)path, NULL },
+                r = run_command((char *const[]){ "mount", "-t", (char *)fs, (char *)dev, (char *)path, NULL },
                                 MOUNT_TIMEOUT_MS, out, sizeof(out));
         if (r != 0) {
-                fmt(err, errlen, "mount -t %s%s%s %s %s failed: %s", fs, opts ? " -o " : "", opts ?: "", dev, path,
+                fmt_trunc(err, errlen, "mount -t %s%s%s %s %s failed: %s", fs, opts ? " -o " : "", opts ?: "", dev, path,
                          out);
                 return r < 0 ? r : -EIO;
         }
@@ -309,7 +205,7 @@ static void reexpose(struct vssd *v, struct shadow *sh)
 
         vss_id_format(&sh->snap.snapshot_id, idbuf);
         if (stat(sh->snap.device, &live) < 0) {
-                fmt(err, sizeof(err), "the volume server no longer serves %s: %m", sh->snap.device);
+                fmt_trunc(err, sizeof(err), "the volume server no longer serves %s: %m", sh->snap.device);
                 drop_exposure(v, sh, idbuf, err);
                 return;
         }
@@ -318,7 +214,7 @@ static void reexpose(struct vssd *v, struct shadow *sh)
         if (ls == LOOP_OURS_LIVE)
                 return;
         if (r >= 0 && ls == LOOP_NONE) {
-                fmt(err, sizeof(err), "%s is now mounted from %s: left alone", sh->exposed_path, src);
+                fmt_trunc(err, sizeof(err), "%s is now mounted from %s: left alone", sh->exposed_path, src);
                 drop_exposure(v, sh, idbuf, err);
                 return;
         }
@@ -358,7 +254,7 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
 
         if (set_in_progress(v))
                 return -EBUSY;
-        fmt(live_path, sizeof(live_path), "%s/fuse/volume", cv->rundir);
+        fmt_trunc(live_path, sizeof(live_path), "%s/fuse/volume", cv->rundir);
         if (stat(live_path, &live) < 0) {
                 r = -errno;
                 catalog_event(v, "error", "cow", VSS_E_UNEXPECTED,
@@ -402,7 +298,7 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                 dup = strdup(loop);
                 if (!dup) {
                         r = -ENOMEM;
-                        fmt(err, sizeof(err), "out of memory");
+                        fmt_trunc(err, sizeof(err), "out of memory");
                         goto fail;
                 }
                 free(cv->loopdev);

@@ -27,39 +27,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "basic/exec-util.h"
+#include "basic/fs-util.h"
+#include "basic/string-util.h"
 #include "providers/cow/cow-util.h"
 #include "providers/cow/volsrv-client.h"
 #include "vssd/volume.h"
 #include "vssd/vssd.h"
 
 #define DIFF_SUBDIR "/.openvss/diff"
-
-/* snprintf for messages and paths where truncation is acceptable (an
- * over-long path then fails to open, with an error naming it). */
-static void fmt(char *buf, size_t len, const char *f, ...) _printf_(3, 4);
-static void fmt(char *buf, size_t len, const char *f, ...)
-{
-        va_list ap;
-
-        va_start(ap, f);
-        (void)vsnprintf(buf, len, f, ap);
-        va_end(ap);
-}
-
-static int mkdirs(const char *path, mode_t mode)
-{
-        char tmp[VSS_PATH_MAX];
-
-        fmt(tmp, sizeof(tmp), "%s", path);
-        for (char *p = tmp + 1; *p; p++)
-                if (*p == '/') {
-                        *p = 0;
-                        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        return mkdir(tmp, mode) < 0 && errno != EEXIST ? -errno : 0;
-}
 
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
 {
@@ -234,7 +210,7 @@ bool cowvol_io(struct vssd *v, void *ptr, uint32_t events)
         ev_close(v, cv);
         cv->retry.cb = retry_cb;
         cv->retry.userdata = cv;
-        timer_arm(v, &cv->retry, now_us() + 5000000);
+        timer_arm(v, &cv->retry, clock_monotonic_us() + 5000000);
         return true;
 }
 
@@ -246,19 +222,19 @@ static void volsrv_binary(struct vssd *v, char *buf, size_t len)
         ssize_t n;
 
         if (v->cfg.volsrv_path[0]) {
-                fmt(buf, len, "%s", v->cfg.volsrv_path);
+                fmt_trunc(buf, len, "%s", v->cfg.volsrv_path);
                 return;
         }
         if (getenv("VSS_VOLSRV") && getenv("VSS_VOLSRV")[0] == '/') {
-                fmt(buf, len, "%s", getenv("VSS_VOLSRV"));
+                fmt_trunc(buf, len, "%s", getenv("VSS_VOLSRV"));
                 return;
         }
         n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
         exe[n > 0 ? n : 0] = 0;
         /* Installed: next to vssd.  Build tree: src/vssd/vssd -> src/volsrv/vss-volsrv. */
-        fmt(buf, len, "%s/vss-volsrv", dirname(exe));
+        fmt_trunc(buf, len, "%s/vss-volsrv", dirname(exe));
         if (access(buf, X_OK) < 0)
-                fmt(buf, len, "%s/../volsrv/vss-volsrv", exe);
+                fmt_trunc(buf, len, "%s/../volsrv/vss-volsrv", exe);
 }
 
 /* Starts vss-volsrv (it daemonizes: setsid + double fork, so it is not
@@ -272,11 +248,11 @@ static vss_hresult volsrv_start(struct vssd *v, struct cowvol *cv, bool format, 
 
         volsrv_binary(v, bin, sizeof(bin));
         if (access(bin, X_OK) < 0) {
-                fmt(err, errlen, "volume server binary %s: %s (set [cow] volsrv_path or $VSS_VOLSRV)", bin,
+                fmt_trunc(err, errlen, "volume server binary %s: %s (set [cow] volsrv_path or $VSS_VOLSRV)", bin,
                          strerror(errno));
                 return VSS_E_PROVIDER_NOT_REGISTERED;
         }
-        fmt(logp, sizeof(logp), "%s/../volsrv.log", cv->rundir);
+        fmt_trunc(logp, sizeof(logp), "%s/../volsrv.log", cv->rundir);
         argv[k++] = bin;
         argv[k++] = (char *)"--origin";
         argv[k++] = cv->image;
@@ -288,15 +264,15 @@ static vss_hresult volsrv_start(struct vssd *v, struct cowvol *cv, bool format, 
                 argv[k++] = (char *)"--format";
                 argv[k++] = (char *)"--max";
                 if (max < 0)
-                        fmt(maxs, sizeof(maxs), "unbounded");
+                        fmt_trunc(maxs, sizeof(maxs), "unbounded");
                 else
-                        fmt(maxs, sizeof(maxs), "%lld", (long long)max);
+                        fmt_trunc(maxs, sizeof(maxs), "%lld", (long long)max);
                 argv[k++] = maxs;
         }
         argv[k] = NULL;
         pid = fork();
         if (pid < 0) {
-                fmt(err, errlen, "fork: %s", strerror(errno));
+                fmt_trunc(err, errlen, "fork: %s", strerror(errno));
                 return VSS_E_UNEXPECTED;
         }
         if (pid == 0) {
@@ -321,14 +297,14 @@ static vss_hresult volsrv_start(struct vssd *v, struct cowvol *cv, bool format, 
                         return VSS_S_OK;
                 }
                 if (waitpid(pid, &status, WNOHANG) == pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                        fmt(err, errlen, "%s exited with status %d before serving (see %s)", bin,
+                        fmt_trunc(err, errlen, "%s exited with status %d before serving (see %s)", bin,
                                  WIFEXITED(status) ? WEXITSTATUS(status) : 128, logp);
                         return VSS_E_PROVIDER_VETO;
                 }
                 usleep(50000);
         }
         (void)waitpid(pid, &status, WNOHANG);
-        fmt(err, errlen, "the volume server did not answer on %s/control.sock within 10 s (see %s): %s",
+        fmt_trunc(err, errlen, "the volume server did not answer on %s/control.sock within 10 s (see %s): %s",
                  cv->rundir, logp, e2);
         return VSS_E_PROVIDER_VETO;
 }
@@ -344,7 +320,7 @@ static void retry_cb(struct vssd *v, struct timer *t)
                 if (VSS_FAILED(volsrv_start(v, cv, false, -1, err, sizeof(err))) || ev_open(v, cv) < 0) {
                         catalog_event(v, "error", "cow", VSS_E_PROVIDER_VETO,
                                       "cannot restart the volume server of %s: %s; retrying in 30 s", cv->name, err);
-                        timer_arm(v, &cv->retry, now_us() + 30000000);
+                        timer_arm(v, &cv->retry, clock_monotonic_us() + 30000000);
                         return;
                 }
                 catalog_event(v, "info", "cow", VSS_S_OK, "restarted the volume server of cow volume %s", cv->name);
@@ -352,7 +328,7 @@ static void retry_cb(struct vssd *v, struct timer *t)
         /* The loop device and the filesystem on it may still use a dead server's FUSE file. */
         r = cowvol_remount(v, cv);
         if (r < 0)
-                timer_arm(v, &cv->retry, now_us() + (r == -EBUSY ? 1000000 : 30000000));
+                timer_arm(v, &cv->retry, clock_monotonic_us() + (r == -EBUSY ? 1000000 : 30000000));
 }
 
 int cowvols_load(struct vssd *v)
@@ -396,7 +372,7 @@ int cowvols_load(struct vssd *v)
                         log_info("cow volume %s: reconnected to its volume server", cv->name);
                         /* A server restarted while vssd was down leaves a dead mount:
                          * check at once (cowvol_remount() leaves a live one alone). */
-                        timer_arm(v, &cv->retry, now_us());
+                        timer_arm(v, &cv->retry, clock_monotonic_us());
                 } else
                         retry_cb(v, &cv->retry);
         }
@@ -444,8 +420,8 @@ static void server_stop(struct cowvol *cv)
 {
         char out[512], sock[VSS_PATH_MAX], pid[VSS_PATH_MAX];
 
-        fmt(sock, sizeof(sock), "%s/control.sock", cv->rundir);
-        fmt(pid, sizeof(pid), "%s/volsrv.pid", cv->rundir);
+        fmt_trunc(sock, sizeof(sock), "%s/control.sock", cv->rundir);
+        fmt_trunc(pid, sizeof(pid), "%s/volsrv.pid", cv->rundir);
         (void)volsrv_call(cv->rundir, "Server.Stop", NULL, 5000, NULL, out, sizeof(out));
         for (int i = 0; i < 100 && (access(sock, F_OK) == 0 || access(pid, F_OK) == 0); i++)
                 usleep(100000);
@@ -461,7 +437,7 @@ static void diff_remove(const char *diff)
         if (!diff || !diff[0])
                 return;
         (void)unlink(diff);
-        fmt(d, sizeof(d), "%s", diff);
+        fmt_trunc(d, sizeof(d), "%s", diff);
         p = strrchr(d, '/');
         if (!p)
                 return;
@@ -484,11 +460,11 @@ static vss_hresult diff_create_on(const char *on_vol, const char *name, char **r
         struct stat st;
         int fd, r;
 
-        fmt(top, sizeof(top), "%s/.openvss", base);
-        fmt(dir, sizeof(dir), "%s" DIFF_SUBDIR, base);
-        r = mkdirs(dir, 0700);
+        fmt_trunc(top, sizeof(top), "%s/.openvss", base);
+        fmt_trunc(dir, sizeof(dir), "%s" DIFF_SUBDIR, base);
+        r = mkdir_p(dir, 0700);
         if (r < 0) {
-                fmt(err, errlen, "cannot create %s on the shadow copy storage volume: %s", dir, strerror(-r));
+                fmt_trunc(err, errlen, "cannot create %s on the shadow copy storage volume: %s", dir, strerror(-r));
                 return r == -ENOSPC || r == -EDQUOT ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED;
         }
         /* Whatever umask or an earlier owner left, only root may look in. */
@@ -496,24 +472,24 @@ static vss_hresult diff_create_on(const char *on_vol, const char *name, char **r
                 const char *d = i ? dir : top;
 
                 if (lstat(d, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || chmod(d, 0700) < 0) {
-                        fmt(err, errlen, "%s must be a directory owned by root (mode 0700) to hold diff areas", d);
+                        fmt_trunc(err, errlen, "%s must be a directory owned by root (mode 0700) to hold diff areas", d);
                         return VSS_E_UNEXPECTED;
                 }
         }
         if (asprintf(&path, "%s/%s.diff", dir, name) < 0) {
                 path = NULL;
-                fmt(err, errlen, "out of memory");
+                fmt_trunc(err, errlen, "out of memory");
                 return VSS_E_OUTOFMEMORY;
         }
         fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
                 if (errno == EEXIST) {
-                        fmt(err, errlen, "the diff area file %s already exists: another cow volume named %s keeps its "
+                        fmt_trunc(err, errlen, "the diff area file %s already exists: another cow volume named %s keeps its "
                             "diff area on this volume, or it is left over (remove it if no vss-volsrv has it open)",
                             path, name);
                         return VSS_E_OBJECT_ALREADY_EXISTS;
                 }
-                fmt(err, errlen, "cannot create the diff area file %s: %s", path, strerror(errno));
+                fmt_trunc(err, errlen, "cannot create the diff area file %s: %s", path, strerror(errno));
                 return errno == ENOSPC || errno == EDQUOT ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED;
         }
         close(fd);
@@ -529,43 +505,43 @@ static vss_hresult attach(struct cowvol *cv, const char *mnt, bool mkfs, char *e
         const char *fs = cv->fs;
         int r;
 
-        fmt(buf, sizeof(buf), "%s/fuse/volume", cv->rundir);
-        r = cow_run((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", buf, NULL }, out, sizeof(out));
+        fmt_trunc(buf, sizeof(buf), "%s/fuse/volume", cv->rundir);
+        r = run_command((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", buf, NULL }, -1, out, sizeof(out));
         if (r != 0 || strncmp(out, "/dev/loop", 9) != 0) {
-                fmt(err, errlen, "losetup of %s failed: %s", buf, out);
+                fmt_trunc(err, errlen, "losetup of %s failed: %s", buf, out);
                 return VSS_E_UNEXPECTED;
         }
         free(cv->loopdev);
         cv->loopdev = strdup(out);
         if (!cv->loopdev) {
-                fmt(err, errlen, "out of memory");
+                fmt_trunc(err, errlen, "out of memory");
                 return VSS_E_OUTOFMEMORY;
         }
         if (mkfs && fs[0]) {
                 /* No lazy init: ext4lazyinit would zero the inode tables in the background
                  * after the first shadows exist, and every chunk it touches would be copied
                  * into the diff area (enough to evict the shadows of a small one). */
-                r = streq(fs, "ext4") ? cow_run((char *const[]){ "mkfs.ext4", "-q", "-F", "-E",
+                r = streq(fs, "ext4") ? run_command((char *const[]){ "mkfs.ext4", "-q", "-F", "-E",
                                                                  "lazy_itable_init=0,lazy_journal_init=0",
-                                                                 cv->loopdev, NULL }, out, sizeof(out))
-                                      : cow_run((char *const[]){ "mkfs.xfs", "-q", "-f", cv->loopdev, NULL }, out, sizeof(out));
+                                                                 cv->loopdev, NULL }, -1, out, sizeof(out))
+                                      : run_command((char *const[]){ "mkfs.xfs", "-q", "-f", cv->loopdev, NULL }, -1, out, sizeof(out));
                 if (r != 0) {
-                        fmt(err, errlen, "mkfs.%s %s failed: %s", fs, cv->loopdev, out);
+                        fmt_trunc(err, errlen, "mkfs.%s %s failed: %s", fs, cv->loopdev, out);
                         return VSS_E_UNEXPECTED;
                 }
         }
         if (mnt) {
-                (void)mkdirs(mnt, 0755);
-                r = cow_run((char *const[]){ "mount", "-t", (char *)fs, cv->loopdev, (char *)mnt, NULL }, out, sizeof(out));
+                (void)mkdir_p(mnt, 0755);
+                r = run_command((char *const[]){ "mount", "-t", (char *)fs, cv->loopdev, (char *)mnt, NULL }, -1, out, sizeof(out));
                 if (r != 0) {
-                        fmt(err, errlen, "mount %s %s failed: %s", cv->loopdev, mnt, out);
+                        fmt_trunc(err, errlen, "mount %s %s failed: %s", cv->loopdev, mnt, out);
                         return VSS_E_UNEXPECTED;
                 }
                 free(cv->mountpoint);
                 /* The real path: associations and shadows name volumes so. */
                 cv->mountpoint = realpath(mnt, NULL) ?: strdup(mnt);
                 if (!cv->mountpoint) {
-                        fmt(err, errlen, "out of memory");
+                        fmt_trunc(err, errlen, "out of memory");
                         return VSS_E_OUTOFMEMORY;
                 }
         }
@@ -580,9 +556,9 @@ static void teardown(struct cowvol *cv, bool own_image)
         /* Only our own filesystem: never whatever an admin mounted over it since. */
         if (cv->mountpoint && cv->mountpoint[0] && cv->loopdev && cv->loopdev[0] &&
             cow_mount_source(cv->mountpoint, src, sizeof(src), NULL, 0) >= 0 && streq(src, cv->loopdev))
-                (void)cow_run((char *const[]){ "umount", cv->mountpoint, NULL }, out, sizeof(out));
+                (void)run_command((char *const[]){ "umount", cv->mountpoint, NULL }, -1, out, sizeof(out));
         if (cv->loopdev && cv->loopdev[0])
-                (void)cow_run((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, out, sizeof(out));
+                (void)run_command((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, -1, out, sizeof(out));
         server_stop(cv);
         diff_remove(cv->diff);
         if (own_image)
@@ -625,8 +601,8 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
                 reply_err(v, c->serial, id, VSS_E_OBJECT_ALREADY_EXISTS, "a cow volume named '%s' already exists", name);
                 return;
         }
-        fmt(dir, sizeof(dir), "%s/volumes/%s", v->state_dir, name);
-        if (mkdirs(dir, 0700) < 0) {
+        fmt_trunc(dir, sizeof(dir), "%s/volumes/%s", v->state_dir, name);
+        if (mkdir_p(dir, 0700) < 0) {
                 reply_err(v, c->serial, id, VSS_E_UNEXPECTED, "cannot create %s: %m", dir);
                 return;
         }
@@ -637,7 +613,7 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
         cv->size_bytes = (uint64_t)size;
         cv->name = strdup(name);
         if (!image) {
-                fmt(buf, sizeof(buf), "%s/volume.img", dir);
+                fmt_trunc(buf, sizeof(buf), "%s/volume.img", dir);
                 image = buf;
                 own_image = true;
         }
@@ -661,12 +637,12 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
 
                 hr = volume_exact(a->on_vol, &oi, why, sizeof(why));
                 if (VSS_FAILED(hr)) {
-                        fmt(err, sizeof(err), "the shadow copy storage volume %s of %s is not available: %s",
+                        fmt_trunc(err, sizeof(err), "the shadow copy storage volume %s of %s is not available: %s",
                             a->on_vol, a->for_vol, why);
                         goto fail;
                 }
                 if (strncmp(oi.path, a->for_vol, n) == 0 && (oi.path[n] == 0 || oi.path[n] == '/')) {
-                        fmt(err, sizeof(err), "the shadow copy storage volume %s lies under the mount point %s of the "
+                        fmt_trunc(err, sizeof(err), "the shadow copy storage volume %s lies under the mount point %s of the "
                             "volume itself: a diff area must be on another filesystem", a->on_vol, a->for_vol);
                         hr = VSS_E_VOLUME_NOT_SUPPORTED;
                         goto fail;
@@ -683,7 +659,7 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
                 int fd = open(cv->image, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
                 if (fd < 0 || (own_image && ftruncate(fd, size) < 0)) {
-                        fmt(err, sizeof(err), "cannot create image %s: %s", cv->image, strerror(errno));
+                        fmt_trunc(err, sizeof(err), "cannot create image %s: %s", cv->image, strerror(errno));
                         if (fd >= 0)
                                 close(fd);
                         hr = VSS_E_INVALIDARG;
@@ -698,7 +674,7 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
         if (VSS_FAILED(hr))
                 goto fail;
         if (cowvol_put(v, cv) < 0) {
-                fmt(err, sizeof(err), "cannot record the volume in the catalog: %s", sqlite3_errmsg(v->db));
+                fmt_trunc(err, sizeof(err), "cannot record the volume in the catalog: %s", sqlite3_errmsg(v->db));
                 hr = VSS_E_UNEXPECTED;
                 goto fail;
         }
@@ -715,7 +691,7 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
         return;
 oom:
         hr = VSS_E_OUTOFMEMORY;
-        fmt(err, sizeof(err), "out of memory");
+        fmt_trunc(err, sizeof(err), "out of memory");
 fail:
         if (cv && cv->rundir)
                 teardown(cv, own_image);
@@ -745,7 +721,7 @@ static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
                           name, cv->mountpoint, n);
                 return;
         }
-        fmt(own, sizeof(own), "%s/volumes/%s/volume.img", v->state_dir, name);
+        fmt_trunc(own, sizeof(own), "%s/volumes/%s/volume.img", v->state_dir, name);
         timer_cancel(v, &cv->retry);
         ev_close(v, cv);
         teardown(cv, streq(own, cv->image));
@@ -775,26 +751,26 @@ vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on
                 ;
         if (!cv)
                 return VSS_S_OK;
-        fmt(here, sizeof(here), "%s", cv->diff);
+        fmt_trunc(here, sizeof(here), "%s", cv->diff);
         slash = strrchr(here, '/');
         if (slash && slash != here)
                 *slash = 0;
         if (on_vol)
-                fmt(there, sizeof(there), "%s", on_vol);
+                fmt_trunc(there, sizeof(there), "%s", on_vol);
         else
-                fmt(there, sizeof(there), "%s/volumes/%s", v->state_dir, cv->name);
+                fmt_trunc(there, sizeof(there), "%s/volumes/%s", v->state_dir, cv->name);
         /* Already on that filesystem (e.g. the state directory lies on the
          * on-volume): the diff area is where it belongs. */
         if (volume_same_fs(here, there))
                 return VSS_S_OK;
         if (v->set_owner || v->jobs_in_flight) {
-                fmt(err, errlen, "a shadow copy set is being created: move the diff area of %s when it is done",
+                fmt_trunc(err, errlen, "a shadow copy set is being created: move the diff area of %s when it is done",
                     for_vol);
                 return VSS_E_SNAPSHOT_SET_IN_PROGRESS;
         }
         hr = volsrv_call(cv->rundir, "Storage.Stats", NULL, VOLSRV_CALL_TIMEOUT_MS, &st, e2, sizeof(e2));
         if (VSS_FAILED(hr)) {
-                fmt(err, errlen, "the volume server of %s does not answer, so its diff area cannot be moved: %s",
+                fmt_trunc(err, errlen, "the volume server of %s does not answer, so its diff area cannot be moved: %s",
                     for_vol, e2);
                 return VSS_E_PROVIDER_VETO;
         }
@@ -802,7 +778,7 @@ vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on
         json_decref(st);
         n = shadows_on_volume(v, for_vol);
         if (n > 0 || nsnap > 0) {
-                fmt(err, errlen, "cow volume %s (%s) has %zu shadow copies in its diff area %s: a diff area moves only "
+                fmt_trunc(err, errlen, "cow volume %s (%s) has %zu shadow copies in its diff area %s: a diff area moves only "
                     "while it holds none (vssadmin delete shadows /for=%s /all, then retry)", cv->name, for_vol,
                     n > (size_t)nsnap ? n : (size_t)nsnap, cv->diff, for_vol);
                 return VSS_E_VOLUME_IN_USE;
@@ -813,24 +789,24 @@ vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on
                         return hr;
         } else if (asprintf(&newdiff, "%s/diff.area", there) < 0) {
                 newdiff = NULL;
-                fmt(err, errlen, "out of memory");
+                fmt_trunc(err, errlen, "out of memory");
                 return VSS_E_OUTOFMEMORY;
         }
         mnt = strdup(cv->mountpoint);
         if (!mnt) {
                 diff_remove(on_vol ? newdiff : NULL);
-                fmt(err, errlen, "out of memory");
+                fmt_trunc(err, errlen, "out of memory");
                 return VSS_E_OUTOFMEMORY;
         }
 
         /* Offline: the unmount is what may fail (a busy filesystem), so it goes first. */
-        if (cow_run((char *const[]){ "umount", mnt, NULL }, e2, sizeof(e2)) != 0) {
+        if (run_command((char *const[]){ "umount", mnt, NULL }, -1, e2, sizeof(e2)) != 0) {
                 diff_remove(on_vol ? newdiff : NULL);
-                fmt(err, errlen, "cannot unmount %s to move its diff area to %s: %s (stop what uses it and retry)",
+                fmt_trunc(err, errlen, "cannot unmount %s to move its diff area to %s: %s (stop what uses it and retry)",
                     mnt, newdiff, e2);
                 return VSS_E_VOLUME_IN_USE;
         }
-        (void)cow_run((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, e2, sizeof(e2));
+        (void)run_command((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, -1, e2, sizeof(e2));
         cv->loopdev[0] = 0;
         cv->mountpoint[0] = 0;
         timer_cancel(v, &cv->retry);
@@ -863,7 +839,7 @@ vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on
         diff_remove(olddiff);
         (void)ev_open(v, cv);
         if (VSS_FAILED(hr)) {
-                fmt(err, errlen, "the diff area of cow volume %s moved to %s, but the volume could not be mounted "
+                fmt_trunc(err, errlen, "the diff area of cow volume %s moved to %s, but the volume could not be mounted "
                     "again on %s: %s", cv->name, cv->diff, mnt, e2);
                 catalog_event(v, "error", "cow", hr, "%s", err);
                 return hr;

@@ -26,14 +26,6 @@
 
 #include "vssd/vssd.h"
 
-static uint64_t mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static _noreturn_ void watchdog(int rfd, const int *fds, size_t n, unsigned hold_ms)
 {
         struct pollfd pfd = { .fd = rfd, .events = POLLIN };
@@ -122,7 +114,7 @@ vss_hresult freeze_around(char **paths, size_t n, char **protect, size_t n_prote
         close(pipefd[0]);
         pipefd[0] = -1;
 
-        t0 = mono_ms();
+        t0 = (clock_monotonic_us() / USEC_PER_MSEC);
         for (; frozen < nfd; frozen++)
                 if (ioctl(fds[frozen], FIFREEZE, 0) < 0) {
                         snprintf(errbuf, errlen, "FIFREEZE failed: %s", strerror(errno));
@@ -131,7 +123,7 @@ vss_hresult freeze_around(char **paths, size_t n, char **protect, size_t n_prote
                 }
         if (hr == VSS_S_OK)
                 hr = cb(userdata);
-        t1 = mono_ms();
+        t1 = (clock_monotonic_us() / USEC_PER_MSEC);
         for (size_t i = 0; i < frozen; i++)
                 (void)ioctl(fds[i], FITHAW, 0);
         (void)send(pipefd[1], "d", 1, MSG_NOSIGNAL);

@@ -12,35 +12,6 @@
 
 #include "vssd/vssd.h"
 
-bool log_verbose;
-
-uint64_t now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-void vlog(const char *level, const char *fmt, ...)
-{
-        struct timespec ts;
-        struct tm tm;
-        char when[32];
-        va_list ap;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        localtime_r(&ts.tv_sec, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-        flockfile(stderr);
-        fprintf(stderr, "%s.%06ld vssd[%d] %s: ", when, ts.tv_nsec / 1000, (int)getpid(), level);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        funlockfile(stderr);
-}
-
 void timer_cancel(struct vssd *v, struct timer *t)
 {
         if (!t->armed)
@@ -71,7 +42,7 @@ int timers_run(struct vssd *v)
 {
         for (;;) {
                 struct timer *t = v->timers;
-                uint64_t now = now_us();
+                uint64_t now = clock_monotonic_us();
 
                 if (!t)
                         return -1;

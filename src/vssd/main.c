@@ -19,24 +19,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "basic/fs-util.h"
 #include "vssd/vssd.h"
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-        char buf[VSS_PATH_MAX];
-
-        snprintf(buf, sizeof(buf), "%s", path);
-        for (char *p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = 0;
-                        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
 
 static int open_socket(struct vssd *v)
 {
@@ -132,7 +116,7 @@ static int parse_args(struct vssd *v, int argc, char **argv, uint32_t *freeze_ms
                         }
                         break;
                 case 'v':
-                        log_verbose = true;
+                        log_set_verbose(true);
                         break;
                 case 'h':
                         usage();

@@ -356,7 +356,7 @@ void writer_send_event(struct vssd *v, struct session *s, struct writer *w, enum
         w->freeze_timer.userdata = w;
         /* At Freeze the freeze timer decides, not the event timeout. */
         if (ev != VSS_EVENT_FREEZE)
-                timer_arm(v, &w->deadline, now_us() + (uint64_t)v->cfg.event_timeout_ms * 1000);
+                timer_arm(v, &w->deadline, clock_monotonic_us() + (uint64_t)v->cfg.event_timeout_ms * 1000);
 }
 
 static void take_metadata(struct writer *w, json_t *comps)

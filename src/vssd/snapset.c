@@ -9,7 +9,6 @@
  */
 
 #include <stdio.h>
-#include <sys/time.h>
 
 #include "basic/writer-state.h"
 #include "vssd/attrs.h"
@@ -140,10 +139,9 @@ static int send_events(struct vssd *v, struct session *s, enum vss_event ev)
 
 static void record_shadows(struct vssd *v, struct session *s)
 {
-        struct timeval tv;
+        int64_t now = (int64_t)clock_realtime_us();
         char idbuf[VSS_ID_STRING_MAX];
 
-        gettimeofday(&tv, NULL);
         for (size_t i = 0; i < s->n_vols; i++) {
                 struct shadow *sh = calloc(1, sizeof(*sh)), **p;
 
@@ -152,7 +150,7 @@ static void record_shadows(struct vssd *v, struct session *s)
                 sh->snap = s->vols[i].snap;
                 sh->provider = s->vols[i].provider;
                 sh->attributes = context_attributes(s->context);
-                sh->creation_time_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+                sh->creation_time_us = now;
                 sh->owner_session = s->session_id;
                 sh->snapshots_count = (int)s->n_vols;
                 for (p = &v->shadows; *p; p = &(*p)->next)
@@ -273,7 +271,7 @@ void snapset_continue(struct vssd *v, struct session *s)
                                         continue;
                                 w->freeze_set_id = s->set_id;
                                 w->freeze_timer.userdata = w;
-                                timer_arm(v, &w->freeze_timer, now_us() + (uint64_t)w->freeze_timeout_ms * 1000);
+                                timer_arm(v, &w->freeze_timer, clock_monotonic_us() + (uint64_t)w->freeze_timeout_ms * 1000);
                                 writer_send_event(v, s, w, VSS_EVENT_FREEZE, true);
                         }
                         if (s->outstanding > 0)

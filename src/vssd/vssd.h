@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "basic/log.h"
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "basic/wire.h"
 #include "vss/provider.h"
 #include "vss/vss.h"
@@ -29,7 +31,7 @@ struct vssd;
 struct conn;
 struct session;
 
-/* ---- loop.c: timers, clock, logging ---- */
+/* ---- loop.c: timers (CLOCK_MONOTONIC, basic/time-util.h) ---- */
 
 struct timer {
         uint64_t when_us;
@@ -39,17 +41,10 @@ struct timer {
         struct timer *next;
 };
 
-uint64_t now_us(void);
 void timer_arm(struct vssd *v, struct timer *t, uint64_t when_us);
 void timer_cancel(struct vssd *v, struct timer *t);
 /* Runs due timers; returns the epoll timeout (ms, -1 = none). */
 int timers_run(struct vssd *v);
-void vlog(const char *level, const char *fmt, ...) _printf_(2, 3);
-#define log_info(...) vlog("info", __VA_ARGS__)
-#define log_warn(...) vlog("warning", __VA_ARGS__)
-#define log_err(...) vlog("error", __VA_ARGS__)
-extern bool log_verbose;
-#define log_debug(...) do { if (log_verbose) vlog("debug", __VA_ARGS__); } while (0)
 
 /* ---- writers (registry.c) ---- */
 

@@ -15,19 +15,6 @@
 
 #include "vssd/vssd.h"
 
-/* freeze.c is linked without loop.c: give it the logger it may reference. */
-bool log_verbose;
-void vlog(const char *level, const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        fprintf(stderr, "%s: ", level);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
-        va_end(ap);
-}
-
 static unsigned sleep_ms;
 
 static vss_hresult commit_cb(void *userdata)

@@ -19,6 +19,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "basic/exec-util.h"
 #include "basic/macro.h"
 #include "basic/wire.h"
 #include "providers/cow/cow-provider.h"
@@ -175,13 +176,13 @@ static vss_hresult cow_expose(void *state, const struct vss_provider_snapshot *s
         const char *opts = streq(snap->fstype, "xfs") ? "ro,norecovery,nouuid" : "ro,noload";
         int r;
 
-        r = cow_run((char *const[]){ "losetup", "-r", "-f", "--show", (char *)snap->device, NULL }, loop, sizeof(loop));
+        r = run_command((char *const[]){ "losetup", "-r", "-f", "--show", (char *)snap->device, NULL }, -1, loop, sizeof(loop));
         if (r != 0 || strncmp(loop, "/dev/loop", 9) != 0)
                 return fail(s, VSS_E_PROVIDER_VETO, "losetup -r %s failed: %s", snap->device, loop);
-        r = cow_run((char *const[]){ "mount", "-t", (char *)snap->fstype, "-o", (char *)opts, loop, (char *)path, NULL },
+        r = run_command((char *const[]){ "mount", "-t", (char *)snap->fstype, "-o", (char *)opts, loop, (char *)path, NULL }, -1,
                     out, sizeof(out));
         if (r != 0) {
-                (void)cow_run((char *const[]){ "losetup", "-d", loop, NULL }, NULL, 0);
+                (void)run_command((char *const[]){ "losetup", "-d", loop, NULL }, -1, NULL, 0);
                 return fail(s, VSS_E_PROVIDER_VETO, "mount -o %s %s %s failed: %s", opts, loop, path, out);
         }
         return VSS_S_OK;
@@ -198,17 +199,17 @@ static vss_hresult cow_unexpose(void *state, const struct vss_provider_snapshot 
 
         if (cow_mount_source(path, dev, sizeof(dev), NULL, 0) < 0)
                 return VSS_S_OK;        /* not mounted any more: nothing to undo */
-        r = cow_run((char *const[]){ "umount", (char *)path, NULL }, out, sizeof(out));
+        r = run_command((char *const[]){ "umount", (char *)path, NULL }, -1, out, sizeof(out));
         if (r != 0 && VSS_SUCCEEDED(cow_exists(state, snap, &exists)) && !exists) {
                 /* The shadow copy is gone (evicted) and someone still uses the
                  * mount: detach it lazily rather than keep a dead mount. */
-                r = cow_run((char *const[]){ "umount", "-l", (char *)path, NULL }, out, sizeof(out));
+                r = run_command((char *const[]){ "umount", "-l", (char *)path, NULL }, -1, out, sizeof(out));
         }
         if (r != 0)
                 return fail(s, VSS_E_PROVIDER_VETO, "umount %s failed: %s", path, out);
         /* A loop still in use after a lazy unmount goes when its last user does. */
         if (strncmp(dev, "/dev/loop", 9) == 0)
-                (void)cow_run((char *const[]){ "losetup", "-d", dev, NULL }, NULL, 0);
+                (void)run_command((char *const[]){ "losetup", "-d", dev, NULL }, -1, NULL, 0);
         return VSS_S_OK;
 }
 

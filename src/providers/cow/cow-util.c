@@ -20,66 +20,6 @@
 #include "basic/macro.h"
 #include "providers/cow/cow-util.h"
 
-int cow_run(char *const argv[], char *out, size_t outlen)
-{
-        int p[2], status = 0;
-        size_t off = 0;
-        sigset_t all;
-        pid_t pid;
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return -errno;
-        pid = fork();
-        if (pid < 0) {
-                int r = -errno;
-
-                close(p[0]);
-                close(p[1]);
-                return r;
-        }
-        if (pid == 0) {
-                int null = open("/dev/null", O_RDONLY);
-
-                /* vssd blocks SIGTERM/SIGINT for its signalfd: children must not inherit that. */
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                if (null >= 0)
-                        dup2(null, 0);
-                dup2(p[1], 1);
-                dup2(p[1], 2);
-                execvp(argv[0], argv);
-                _exit(127);
-        }
-        close(p[1]);
-        for (;;) {
-                char tmp[512];
-                ssize_t n = read(p[0], tmp, sizeof(tmp));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                if (out && outlen > 1) {
-                        size_t k = MIN((size_t)n, outlen - 1 - off);
-
-                        memcpy(out + off, tmp, k);
-                        off += k;
-                }
-        }
-        close(p[0]);
-        if (out && outlen > 0) {
-                out[off] = 0;
-                while (off > 0 && (out[off - 1] == '\n' || out[off - 1] == ' '))
-                        out[--off] = 0;
-        }
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        if (WIFEXITED(status))
-                return WEXITSTATUS(status);
-        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
 /* mountinfo escapes blanks and backslashes as \ooo. */
 static void unescape(char *s)
 {

@@ -6,9 +6,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Runs argv (no shell), stdout+stderr captured into out (may be NULL).
- * Returns the exit status (0..255), or -errno if it could not run. */
-int cow_run(char *const argv[], char *out, size_t outlen);
 /* Source device and fstype of the filesystem mounted exactly at 'path'.  -ENOENT if none. */
 int cow_mount_source(const char *path, char *dev, size_t devlen, char *fstype, size_t fslen);
 /* Backing file of a loop device (/dev/loopN), from sysfs.  -errno on failure. */

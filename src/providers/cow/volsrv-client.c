@@ -17,16 +17,9 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "basic/wire.h"
 #include "providers/cow/volsrv-client.h"
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int volsrv_connect(const char *rundir)
 {
@@ -66,7 +59,7 @@ vss_hresult volsrv_call(const char *rundir, const char *method, json_t *params, 
         _cleanup_close_ int fd = -EBADF;
         struct wire_buf in;
         vss_hresult hr = VSS_E_PROVIDER_VETO;
-        long long deadline = mono_ms() + timeout_ms;
+        long long deadline = (long long)(clock_monotonic_us() / USEC_PER_MSEC) + timeout_ms;
         _cleanup_free_ char *out = NULL;
         size_t out_len = 0;
         json_t *req;
@@ -98,7 +91,7 @@ vss_hresult volsrv_call(const char *rundir, const char *method, json_t *params, 
         wire_buf_init(&in, WIRE_MESSAGE_MAX);
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
-                long long left = deadline - mono_ms();
+                long long left = deadline - (long long)(clock_monotonic_us() / USEC_PER_MSEC);
                 char *line;
                 size_t len;
                 ssize_t n;

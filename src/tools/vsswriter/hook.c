@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "hook.h"
 
 extern char **environ;
@@ -77,14 +78,6 @@ char *hook_trim_message(char *s)
         memmove(s, p, n);
         s[n] = 0;
         return s;
-}
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static bool env_key_is_ours(const char *entry)
@@ -163,7 +156,7 @@ int hook_run(const char *cmd, char *const *env, int64_t budget_ms, struct hook_r
         _cleanup_close_ int pidfd = -EBADF;
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
-        int64_t start = now_ms(), deadline = budget_ms < 0 ? -1 : start + budget_ms;
+        int64_t start = (int64_t)(clock_monotonic_us() / USEC_PER_MSEC), deadline = budget_ms < 0 ? -1 : start + budget_ms;
         bool exited = false, killed = false;
         int status = 0, r;
         pid_t pid;
@@ -216,7 +209,7 @@ int hook_run(const char *cmd, char *const *env, int64_t budget_ms, struct hook_r
                 int timeout = -1;
 
                 if (deadline >= 0) {
-                        int64_t left = deadline - now_ms();
+                        int64_t left = deadline - (int64_t)(clock_monotonic_us() / USEC_PER_MSEC);
                         if (left <= 0) {
                                 kill(-pid, SIGKILL);
                                 killed = true;
@@ -265,7 +258,7 @@ int hook_run(const char *cmd, char *const *env, int64_t budget_ms, struct hook_r
         if (killed) {
                 ret->failure = VSS_E_WRITERERROR_TIMEOUT;
                 snprintf(ret->message, sizeof(ret->message), "hook killed after %lld ms",
-                         (long long)(now_ms() - start));
+                         (long long)((int64_t)(clock_monotonic_us() / USEC_PER_MSEC) - start));
                 return 0;
         }
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
