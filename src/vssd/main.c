@@ -243,6 +243,7 @@ int main(int argc, char **argv)
         sigset_t mask;
         int r;
 
+        log_setup("vssd");
         setvbuf(stderr, NULL, _IOLBF, 0);
         v->socket_path = (char *)vss_default_socket_path();
         r = parse_args(v, argc, argv, &freeze_ms, &event_ms);
