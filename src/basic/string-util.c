@@ -1,9 +1,65 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "basic/string-util.h"
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when the bytes there are not one. */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+        uint32_t cp;
+        size_t n;
+
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xC2 && p[0] <= 0xDF)
+                n = 2, cp = p[0] & 0x1F;
+        else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+                n = 3, cp = p[0] & 0x0F;
+        else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+                n = 4, cp = p[0] & 0x07;
+        else
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((p[i] & 0xC0) != 0x80)
+                        return 0;       /* also stops at the terminating NUL */
+                cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+                return 0;
+        return n;
+}
+
+char *utf8_make_valid(char *s)
+{
+        unsigned char *p = (unsigned char *)s;
+
+        while (*p) {
+                size_t n = utf8_seq_len(p);
+
+                if (n == 0)
+                        *p++ = '?';
+                else
+                        p += n;
+        }
+        return s;
+}
+
+size_t utf8_cut(const char *s, size_t max)
+{
+        size_t n = strnlen(s, max);
+
+        if (n < max || !s[n])
+                return n;
+        /* Back off over continuation bytes to the start of the character at 'max'. */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+                n--;
+        return n;
+}
 
 char *fmt_trunc(char *buf, size_t len, const char *fmt, ...)
 {

@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <time.h>
 
+#include "basic/string-util.h"
 #include "basic/time-util.h"
 #include "basic/wire.h"
 #include "client-internal.h"
@@ -462,9 +463,13 @@ vss_hresult vss_writer_set_failure_message(vss_writer *w, const char *message)
                 return VSS_E_INVALIDARG;
         if (!w->ev.active)
                 return VSS_E_BAD_STATE;
-        m = strndup(message, FAILURE_MESSAGE_MAX);
+        m = strdup(message);
         if (!m)
                 return VSS_E_OUTOFMEMORY;
+        /* The reply is JSON: a message that is not UTF-8 would make it unsendable and turn
+         * the veto into a timeout. */
+        utf8_make_valid(m);
+        m[utf8_cut(m, FAILURE_MESSAGE_MAX)] = 0;
         free(w->ev.failure_message);
         w->ev.failure_message = m;
         return VSS_S_OK;

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "basic/macro.h"
+#include "basic/string-util.h"
 #include "basic/time-util.h"
 #include "hook.h"
 
@@ -68,11 +69,11 @@ char *hook_trim_message(char *s)
         size_t n;
         char *p = s;
 
+        /* The message goes into a JSON string: valid UTF-8, cut between characters. */
+        utf8_make_valid(s);
         while (*p && isspace((unsigned char)*p))
                 p++;
-        n = strlen(p);
-        if (n > HOOK_MESSAGE_MAX)
-                n = HOOK_MESSAGE_MAX;
+        n = utf8_cut(p, HOOK_MESSAGE_MAX);
         while (n > 0 && isspace((unsigned char)p[n - 1]))
                 n--;
         memmove(s, p, n);
