@@ -13,7 +13,8 @@
 #     the bash completion working;
 #   * the service: vssd started in the root with the unit's capability bounding
 #     set and NoNewPrivileges (setpriv), traced by strace: two cow volumes
-#     (ext4, XFS) and a btrfs volume, a hook writer, a persistent snapshot set
+#     (ext4, XFS) and a btrfs volume owned by another user (0700) with a hook
+#     writer for a directory in it, a persistent snapshot set
 #     of the three with the writer frozen, the three shadow copies exposed; every system call, socket
 #     family and mapping the service and its children made is checked against
 #     the unit's SystemCallFilter=, RestrictAddressFamilies=,
@@ -250,7 +251,10 @@ truncate -s 256M "$T/btrfs.img"
 LOOPB=$(losetup -f --show "$T/btrfs.img") && mkfs.btrfs -q "$LOOPB" >/dev/null && mkdir -p "$ROOT/srv/b" &&
         mount "$LOOPB" "$ROOT/srv/b" || fail "btrfs test volume"
 echo "before the shadow copy" >"$ROOT/srv/b/file"
-chroot "$ROOT" /usr/bin/env -i PATH=$PATH_IN /usr/bin/vsswriter --name "Package Test Writer" --volume /srv/b \
+# Owned by another user, 0700, as a database's volume is: vssd needs CAP_DAC_OVERRIDE to make
+# /srv/b/.openvss and resolve the writer's path, CAP_FOWNER to snapshot the subvolume.
+mkdir -p "$ROOT/srv/b/data" && chown -R 65534:65534 "$ROOT/srv/b" && chmod 0700 "$ROOT/srv/b" "$ROOT/srv/b/data"
+chroot "$ROOT" /usr/bin/env -i PATH=$PATH_IN /usr/bin/vsswriter --name "Package Test Writer" --volume /srv/b/data \
         --on-freeze 'echo "$VSS_SNAPSHOT_SET_ID" >/tmp/frozen' 2>"$T/writer.log" &
 wait_until 20 bash -c "chroot '$ROOT' /usr/bin/vssadmin list writers 2>/dev/null | grep -q 'Package Test Writer'" ||
         fail "the writer did not register: $(cat "$T/writer.log")"
