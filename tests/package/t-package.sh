@@ -193,9 +193,12 @@ c=$(in_root bash -c '. /usr/share/bash-completion/bash_completion; . /usr/share/
         COMP_WORDS=(vssadmin li); COMP_CWORD=1; COMP_LINE="vssadmin li"; COMP_POINT=11; _vssadmin; echo "${COMPREPLY[*]}"')
 [[ "$c" == list ]] && ok "bash completion: vssadmin li -> list" || fail "bash completion of 'vssadmin li': '$c'"
 
+# Every file the package puts in /etc is a conffile (the writers' configurations too).
 conf=$(in_root dpkg-query -W -f='${Conffiles}\n' openvss | awk 'NF { print $1 }' | sort | tr '\n' ' ')
-[[ "$conf" == "/etc/openvss/vssd.conf /etc/openvss/writers.d/example.conf.sample " ]] &&
-        ok "conffiles: $conf" || fail "conffiles: '$conf'"
+etc=$(in_root dpkg -L openvss | grep '^/etc/' | while read -r f; do [[ -f "$ROOT$f" ]] && echo "$f"; done | sort |
+        tr '\n' ' ')
+[[ "$conf" == "$etc" && "$conf" == *"/etc/openvss/vssd.conf "* && "$conf" == *"/etc/openvss/writers.d/"* ]] &&
+        ok "conffiles: $conf" || fail "conffiles '$conf', files in /etc '$etc'"
 
 symfile=$ROOT/var/lib/dpkg/info/libvss0:$arch.symbols
 listed=$(awk '/^ / { print $1 }' "$symfile" | sort)
