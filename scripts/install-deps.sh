@@ -8,6 +8,8 @@ pkgs=(
         libjansson-dev libsqlite3-dev uuid-dev libinih-dev libbtrfsutil-dev
         libfuse3-dev fuse3 libcmocka-dev
         btrfs-progs e2fsprogs xfsprogs util-linux kmod python3 sqlite3
+        scdoc man-db bash-completion
+        debhelper dpkg-dev fakeroot lintian debootstrap strace
 )
 [ "${1:-}" = "--bench" ] && pkgs+=(fio qemu-utils nbdkit libnbd-bin linux-perf)
 
