@@ -663,6 +663,22 @@ vss_hresult vss_backup_pre_restore(vss_backup *b)
         return hr;
 }
 
+static bool failed_pre_restore(vss_backup *b, json_t *component)
+{
+        vss_id cid, wid;
+        json_t *w;
+        size_t i;
+        json_int_t state;
+
+        if (!json_get_id(component, "writer_id", &cid))
+                return false;
+        json_array_foreach(b->status, i, w)
+                if (json_get_id(w, "writer_id", &wid) && vss_id_equal(&wid, &cid) && json_get_int(w, "state", &state) &&
+                    state == VSS_WS_FAILED_AT_PRE_RESTORE)
+                        return true;
+        return false;
+}
+
 vss_hresult vss_backup_post_restore(vss_backup *b)
 {
         json_t *c;
@@ -673,11 +689,20 @@ vss_hresult vss_backup_post_restore(vss_backup *b)
                 return VSS_E_INVALIDARG;
         if (b->stage != STAGE_RESTORING)
                 return bad_stage(b, "PostRestore");
-        /* Components nobody reported on: nothing is known to have been restored. */
-        json_array_foreach(b->restore, i, c)
+        _cleanup_json_ json_t *comps = json_array();
+        if (!comps)
+                return VSS_E_OUTOFMEMORY;
+        json_array_foreach(b->restore, i, c) {
+                /* Components nobody reported on: nothing is known to have been restored. */
                 if (!json_object_get(c, "file_restore_status"))
                         json_object_set_new(c, "file_restore_status", json_string("none"));
-        hr = backup_call(b, "Backup.PostRestore", json_pack("{s:O}", "components", b->restore), NULL);
+                /* A writer that vetoed PreRestore prepared nothing: it gets no PostRestore,
+                 * and its [13] Failed stays what the admin sees. */
+                if (!failed_pre_restore(b, c))
+                        json_array_append(comps, c);
+        }
+        /* Sent even when it is empty: it ends the restore (vssd's turn is free again). */
+        hr = backup_call(b, "Backup.PostRestore", json_pack("{s:O}", "components", comps), NULL);
         if (VSS_SUCCEEDED(hr))
                 b->stage = STAGE_FINISHED;
         return hr;
