@@ -850,10 +850,10 @@ static int run_restore(struct tool_args *a)
 
         if (selected > 0) {
                 /* Writers that vetoed PreRestore get no PostRestore (libvss leaves them out). */
-                vss_hresult phr;
+                vss_hresult phr = vss_backup_set_file_restore_status(b, NULL, NULL, NULL, fstatus);
 
-                STEP(vss_backup_set_file_restore_status(b, NULL, NULL, NULL, fstatus));
-                phr = vss_backup_post_restore(b);
+                if (VSS_SUCCEEDED(phr))
+                        phr = vss_backup_post_restore(b);
                 if (VSS_FAILED(phr)) {
                         tool_print_error(phr, vss_backup_get_error_detail(b));
                         hr = VSS_SUCCEEDED(hr) ? phr : hr;
