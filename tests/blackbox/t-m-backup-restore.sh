@@ -39,6 +39,9 @@ bb_run "$VSHADOW" -bc="$T/failed.json" "$VOL"
 bb_assert_hresult 0x800423F3 VSS_E_WRITERERROR_RETRYABLE "vshadow -bc with a vetoing writer"
 [[ ! -e "$T/failed.json" ]] || bb_fail "a failed set wrote a backup components document"
 compgen -G "$T/failed.json.tmp.*" >/dev/null && bb_fail "a failed set left a temporary file: $(ls "$T")"
+# The session's end reaches the writers after vshadow has exited.
+bb_wait_until 10 "Meta's BackupShutdown" bb_event_seen Meta BackupShutdown
+bb_wait_until 10 "Plain's BackupShutdown" bb_event_seen Plain BackupShutdown
 bb_clear_events
 bb_run "$VSHADOW" -bc="$T/no/such/dir/doc.json" "$VOL"
 bb_assert_hresult 0x80042308 VSS_E_OBJECT_NOT_FOUND "vshadow -bc into a directory that does not exist"
@@ -49,6 +52,8 @@ bb_log "backup with -bc"
 bb_clear_events
 bb_run "$VSHADOW" -p -bc="$T/doc.json" "$VOL"
 bb_assert_rc 0 "vshadow -p -bc"
+bb_wait_until 10 "Meta's BackupShutdown" bb_event_seen Meta BackupShutdown
+bb_wait_until 10 "Plain's BackupShutdown" bb_event_seen Plain BackupShutdown
 bb_assert_contains "$OUT" "Backup components document: $T/doc.json" "vshadow names the document it wrote"
 set_id=$(sed -n 's/^Snapshot set: //p' <<<"$OUT")
 shadow_id=$(sed -n 's/^Shadow copy 1: //p' <<<"$OUT")

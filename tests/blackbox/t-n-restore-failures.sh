@@ -18,6 +18,9 @@ for w in Meta Other; do
 done
 bb_run "$VSHADOW" -p -bc="$T/doc.json" "$VOL"
 bb_assert_rc 0 "the backup that writes the document"
+# The session's end reaches the writers after vshadow has exited.
+bb_wait_until 10 "Meta's BackupShutdown" bb_event_seen Meta BackupShutdown
+bb_wait_until 10 "Other's BackupShutdown" bb_event_seen Other BackupShutdown
 bb_behave_clear
 record_status='printf "%s" "$VSS_FILE_RESTORE_STATUS" >"'"$T"'/status.$VSS_WRITER_NAME"'
 
