@@ -469,7 +469,7 @@ static void usage(FILE *f)
               "  --no-reconnect                exit 1 when the connection to vssd is lost (default: reconnect)\n"
               "  --socket PATH                 vssd's socket (default: $VSS_SOCKET, else /run/openvss/vssd.sock)\n"
               "  --config FILE|DIR             read [writer] sections from FILE, or DIR/*.conf\n"
-              "  --help                        show this help\n"
+              "  -h, --help                    show this help\n"
               "\n"
               "Hooks (each runs with /bin/sh -c; exit 0 = success, anything else vetoes):\n"
               "  --on-identify CMD\n"
