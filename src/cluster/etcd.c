@@ -50,10 +50,12 @@ struct buf {
 struct etcd_client {
         CURL *curl;
         struct curl_slist *headers;
+        struct curl_slist *headers_status;      /* without "hasleader": status must answer without a leader */
         char *endpoints[ETCD_MAX_ENDPOINTS];
         size_t n_endpoints;
         size_t current;
         struct buf reply;
+        char last[ETCD_MAX_ENDPOINTS][192];     /* per endpoint: its last failure in this call */
         char error[1024];
 };
 
@@ -171,7 +173,12 @@ int etcd_client_new(const char *endpoints, struct etcd_client **ret)
         c->headers = curl_slist_append(NULL, "Content-Type: application/json");
         if (c->headers)
                 c->headers = curl_slist_append(c->headers, "Expect:");
-        if (!c->headers)
+        /* gRPC metadata "hasleader": a member that knows no leader answers "no leader" at once
+         * instead of holding the request until its own timeout (etcd's WithRequireLeader). */
+        if (c->headers)
+                c->headers = curl_slist_append(c->headers, "Grpc-Metadata-hasleader: true");
+        c->headers_status = curl_slist_append(NULL, "Content-Type: application/json");
+        if (!c->headers || !c->headers_status)
                 return -ENOMEM;
         *ret = TAKE_PTR(c);
         return 0;
@@ -184,6 +191,7 @@ struct etcd_client *etcd_client_free(struct etcd_client *c)
         if (c->curl)
                 curl_easy_cleanup(c->curl);
         curl_slist_free_all(c->headers);
+        curl_slist_free_all(c->headers_status);
         for (size_t i = 0; i < c->n_endpoints; i++)
                 free(c->endpoints[i]);
         buf_free(&c->reply);
@@ -231,14 +239,26 @@ enum attempt_kind {
         ATTEMPT_FINAL,          /* an answer that another member would give too */
 };
 
-/* Appends "endpoint: what" to the error text of this call. */
+/* Records what endpoint idx did in this call; the error text lists every endpoint's last failure. */
 static void note(struct etcd_client *c, size_t idx, const char *what)
 {
-        size_t used = strlen(c->error);
+        fmt_trunc(c->last[idx], sizeof(c->last[idx]), "%s", what);
+}
 
-        if (used + 8 >= sizeof(c->error))
-                return;
-        snprintf(c->error + used, sizeof(c->error) - used, "%s%s: %s", used ? "; " : "", c->endpoints[idx], what);
+static void compose_error(struct etcd_client *c)
+{
+        size_t used = 0;
+
+        c->error[0] = '\0';
+        for (size_t i = 0; i < c->n_endpoints; i++) {
+                if (!c->last[i][0])
+                        continue;
+                fmt_trunc(c->error + used, sizeof(c->error) - used, "%s%s: %s", used ? "; " : "", c->endpoints[i],
+                          c->last[i]);
+                used = strlen(c->error);
+                if (used + 8 >= sizeof(c->error))
+                        break;
+        }
 }
 
 static int grpc_code_to_errno(int code, const char *msg)
@@ -260,7 +280,7 @@ static int grpc_code_to_errno(int code, const char *msg)
 }
 
 static enum attempt_kind attempt(struct etcd_client *c, size_t idx, const char *path, const char *body,
-                                 uint64_t budget_us, int *ret_err)
+                                 struct curl_slist *headers, uint64_t budget_us, int *ret_err)
 {
         char url[ETCD_ENDPOINT_MAX + 64], msg[512];
         long budget_ms = (long)MAX((budget_us + 999) / 1000, (uint64_t)1), status = 0;
@@ -271,7 +291,7 @@ static enum attempt_kind attempt(struct etcd_client *c, size_t idx, const char *
         snprintf(url, sizeof(url), "%s%s", c->endpoints[idx], path);
         buf_reset(&c->reply);
         curl_easy_reset(c->curl);
-        setopt_common(c->curl, c->headers, &c->reply);
+        setopt_common(c->curl, headers, &c->reply);
         curl_easy_setopt(c->curl, CURLOPT_URL, url);
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -332,7 +352,8 @@ static void pause_until(uint64_t until_us)
         nanosleep(&ts, NULL);
 }
 
-/* Sends body to path with failover until the deadline.  0: c->reply holds a 200 body. */
+/* Sends body to path with failover until the deadline, or (!failover) once to endpoint 'only'.
+ * 0: c->reply holds a 200 body. */
 static int call_on(struct etcd_client *c, const char *path, const char *body, uint64_t deadline_us, bool failover,
                    size_t only)
 {
@@ -341,6 +362,7 @@ static int call_on(struct etcd_client *c, const char *path, const char *body, ui
         size_t tried = 0, n = failover ? c->n_endpoints : 1;
 
         c->error[0] = '\0';
+        memset(c->last, 0, sizeof(c->last));
         if (!body) {
                 snprintf(c->error, sizeof(c->error), "out of memory building the request");
                 return -ENOMEM;
@@ -357,29 +379,29 @@ static int call_on(struct etcd_client *c, const char *path, const char *body, ui
                 share = left / untried;
                 if (share < ATTEMPT_MIN_US)
                         share = MIN(left, ATTEMPT_MIN_US);
-                k = attempt(c, idx, path, body, share, &err);
+                k = attempt(c, idx, path, body, failover ? c->headers : c->headers_status, share, &err);
                 if (k == ATTEMPT_OK) {
                         if (failover)
                                 c->current = idx;
                         c->error[0] = '\0';
                         return 0;
                 }
-                if (k == ATTEMPT_FINAL)
+                if (k == ATTEMPT_FINAL) {
+                        compose_error(c);
                         return err;
+                }
                 if (err != -ECONNREFUSED)
                         reached = true;
                 if (k == ATTEMPT_NO_LEADER)
                         no_leader = true;
                 tried++;
-                if (tried % n == 0) {
-                        /* Every endpoint failed once: keep a fresh list of reasons, and do not spin
-                         * on members that refuse at once. */
-                        if (clock_monotonic_us() + ROUND_PAUSE_US < deadline_us) {
-                                pause_until(clock_monotonic_us() + ROUND_PAUSE_US);
-                                c->error[0] = '\0';
-                        }
-                }
+                if (!failover)
+                        break;
+                /* Every endpoint failed once: do not spin on members that refuse at once. */
+                if (tried % n == 0 && clock_monotonic_us() + ROUND_PAUSE_US < deadline_us)
+                        pause_until(clock_monotonic_us() + ROUND_PAUSE_US);
         }
+        compose_error(c);
         {
                 char what[sizeof(c->error)];
 
@@ -600,6 +622,9 @@ int etcd_watch_new(const struct etcd_client *c, const char *key, bool prefix, in
         w->headers = curl_slist_append(NULL, "Content-Type: application/json");
         if (w->headers)
                 w->headers = curl_slist_append(w->headers, "Expect:");
+        /* A watch on a member that loses its leader is canceled, and reopened elsewhere. */
+        if (w->headers)
+                w->headers = curl_slist_append(w->headers, "Grpc-Metadata-hasleader: true");
         if (!w->key || !w->multi || !w->headers)
                 return -ENOMEM;
         *ret = TAKE_PTR(w);

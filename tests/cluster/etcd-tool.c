@@ -267,7 +267,7 @@ int main(int argc, char **argv)
                 for (size_t k = 0; k < etcd_client_n_endpoints(c); k++) {
                         struct etcd_status st;
 
-                        r = etcd_member_status(c, k, deadline, &st);
+                        r = etcd_member_status(c, k, clock_monotonic_us() + timeout_ms * USEC_PER_MSEC, &st);
                         if (r < 0) {
                                 printf("%s error %s\n", etcd_client_endpoint(c, k), etcd_client_error(c));
                                 worst = r;
