@@ -56,6 +56,7 @@ struct etcd_client {
         size_t current;
         struct buf reply;
         char last[ETCD_MAX_ENDPOINTS][192];     /* per endpoint: its last failure in this call */
+        bool answered[ETCD_MAX_ENDPOINTS];      /* ... and whether the member itself said it */
         char error[1024];
 };
 
@@ -239,9 +240,13 @@ enum attempt_kind {
         ATTEMPT_FINAL,          /* an answer that another member would give too */
 };
 
-/* Records what endpoint idx did in this call; the error text lists every endpoint's last failure. */
-static void note(struct etcd_client *c, size_t idx, const char *what)
+/* Records what endpoint idx did in this call; the error text lists every endpoint's last failure.
+ * What a member said ("no leader") outlives a later attempt that merely ran out of time. */
+static void note(struct etcd_client *c, size_t idx, const char *what, bool from_server)
 {
+        if (!from_server && c->answered[idx])
+                return;
+        c->answered[idx] = from_server;
         fmt_trunc(c->last[idx], sizeof(c->last[idx]), "%s", what);
 }
 
@@ -302,7 +307,7 @@ static enum attempt_kind attempt(struct etcd_client *c, size_t idx, const char *
         if (cc != CURLE_OK) {
                 curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME_T, &connect_us);
                 if (cc == CURLE_WRITE_ERROR && c->reply.overflow) {
-                        note(c, idx, "reply larger than 16 MiB");
+                        note(c, idx, "reply larger than 16 MiB", true);
                         *ret_err = -EMSGSIZE;
                         return ATTEMPT_FINAL;
                 }
@@ -311,7 +316,7 @@ static enum attempt_kind attempt(struct etcd_client *c, size_t idx, const char *
                                  budget_ms);
                 else
                         snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(cc));
-                note(c, idx, msg);
+                note(c, idx, msg, false);
                 *ret_err = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ? -ECONNREFUSED
                                                                                           : -ETIMEDOUT;
                 return ATTEMPT_RETRY;
@@ -322,11 +327,11 @@ static enum attempt_kind attempt(struct etcd_client *c, size_t idx, const char *
 
         if (etcd_parse_error(c->reply.data ?: "", c->reply.len, &code, msg, sizeof(msg)) < 0) {
                 snprintf(msg, sizeof(msg), "HTTP %ld that is not an etcd gateway reply", status);
-                note(c, idx, msg);
+                note(c, idx, msg, true);
                 *ret_err = -EPROTO;
                 return ATTEMPT_FINAL;
         }
-        note(c, idx, msg);
+        note(c, idx, msg, true);
         if (strstr(msg, "no leader")) {
                 *ret_err = -ENOLINK;
                 return ATTEMPT_NO_LEADER;
@@ -363,6 +368,7 @@ static int call_on(struct etcd_client *c, const char *path, const char *body, ui
 
         c->error[0] = '\0';
         memset(c->last, 0, sizeof(c->last));
+        memset(c->answered, 0, sizeof(c->answered));
         if (!body) {
                 snprintf(c->error, sizeof(c->error), "out of memory building the request");
                 return -ENOMEM;
