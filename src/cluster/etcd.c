@@ -317,8 +317,13 @@ static enum attempt_kind attempt(struct etcd_client *c, size_t idx, const char *
                 else
                         snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(cc));
                 note(c, idx, msg, false);
-                *ret_err = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ? -ECONNREFUSED
-                                                                                          : -ETIMEDOUT;
+                /* -EHOSTUNREACH: no connection within the share (the member was never reached). */
+                if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
+                        *ret_err = -ECONNREFUSED;
+                else if (cc == CURLE_OPERATION_TIMEDOUT && connect_us == 0)
+                        *ret_err = -EHOSTUNREACH;
+                else
+                        *ret_err = -ETIMEDOUT;
                 return ATTEMPT_RETRY;
         }
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -396,7 +401,7 @@ static int call_on(struct etcd_client *c, const char *path, const char *body, ui
                         compose_error(c);
                         return err;
                 }
-                if (err != -ECONNREFUSED)
+                if (err != -ECONNREFUSED && err != -EHOSTUNREACH)
                         reached = true;
                 if (k == ATTEMPT_NO_LEADER)
                         no_leader = true;
