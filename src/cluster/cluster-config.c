@@ -108,9 +108,11 @@ int cluster_config_set(struct cluster_config *c, const char *key, const char *va
                                ? bad(errbuf, errlen, key, value, "milliseconds, 50..60000")
                                : 0;
         if (streq(key, "hold_ms")) {
-                if (parse_u32(value, 100, 3600000, &c->timing.hold_ms) < 0)
+                uint32_t hold;
+
+                if (parse_u32(value, 100, 3600000, &hold) < 0)
                         return bad(errbuf, errlen, key, value, "milliseconds, 100..3600000");
-                c->timing.commit_budget_ms = MIN(c->timing.hold_ms / 4, 2000);
+                cset_timing_set_hold(&c->timing, hold);
                 return 0;
         }
         if (streq(key, "prepare_ms"))

@@ -70,6 +70,7 @@ static const char *const event_names[_CSET_EV_MAX] = {
         [CSET_EV_COORDINATOR_GONE] = "coordinator-gone",
         [CSET_EV_ETCD_UNREACHABLE] = "etcd-unreachable",
         [CSET_EV_WRITTEN] = "written",
+        [CSET_EV_ETCD_OK] = "etcd-ok",
         [CSET_EV_TICK] = "tick",
         [CSET_EV_HOST_PREPARED] = "host-prepared",
         [CSET_EV_HOST_FROZEN] = "host-frozen",
@@ -119,14 +120,20 @@ const char *cset_action_name(enum cset_action_type t)
         return (unsigned)t < _CSET_ACT_MAX ? action_names[t] : "?";
 }
 
+void cset_timing_set_hold(struct cset_timing *t, uint32_t hold_ms)
+{
+        t->hold_ms = hold_ms;
+        t->commit_budget_ms = MIN(hold_ms / 4, 2000);
+        t->unreachable_ms = MIN(hold_ms / 2, 3000);
+}
+
 void cset_timing_default(struct cset_timing *t)
 {
         *t = (struct cset_timing){
-                .hold_ms = CSET_DEFAULT_HOLD_MS,
                 .prepare_ms = CSET_DEFAULT_PREPARE_MS,
-                .commit_budget_ms = MIN(CSET_DEFAULT_HOLD_MS / 4, 2000),
                 .retry_ms = CSET_DEFAULT_RETRY_MS,
         };
+        cset_timing_set_hold(t, CSET_DEFAULT_HOLD_MS);
 }
 
 int cset_timing_check(const struct cset_timing *t)
@@ -135,7 +142,8 @@ int cset_timing_check(const struct cset_timing *t)
          * leave time to freeze, and the budget must leave time to commit. */
         if (t->hold_ms < 100 || t->hold_ms > 3600000 || t->commit_budget_ms == 0 ||
             (uint64_t)t->commit_budget_ms * 4 > t->hold_ms || t->prepare_ms == 0 || t->prepare_ms > 3600000 ||
-            t->retry_ms == 0 || t->retry_ms > RETRY_MAX_MS)
+            t->retry_ms == 0 || t->retry_ms > RETRY_MAX_MS || t->unreachable_ms == 0 ||
+            t->unreachable_ms >= t->hold_ms - t->commit_budget_ms)
                 return -EINVAL;
         return 0;
 }
@@ -244,10 +252,11 @@ static void p_fail_after_commit(struct cset_participant *p, struct cset_actions 
         p_state(p, CSET_P_FAILING);
 }
 
-/* An etcd call failed: send the pending writes again after a pause that doubles up to 5 s. */
+/* An etcd call failed: send the pending writes again after a pause that doubles up to 5 s.
+ * A retry already scheduled stays where it is (failing polls must not push it away). */
 static void retry_later(uint64_t now, unsigned pending, uint32_t base_ms, uint32_t *backoff_ms, uint64_t *retry_at)
 {
-        if (!pending)
+        if (!pending || *retry_at)
                 return;
         if (*backoff_ms == 0)
                 *backoff_ms = base_ms;
@@ -271,6 +280,16 @@ static void p_deadlines(struct cset_participant *p, struct cset_actions *out)
                 break;
         case CSET_P_FREEZING:
         case CSET_P_FROZEN:
+                if (p->unreachable_since_us && now >= p->unreachable_since_us + ms(p->timing.unreachable_ms) &&
+                    now < p->commit_cutoff_us) {
+                        /* Without etcd this host cannot learn the commit: holding on any longer only
+                         * lengthens the freeze (I4). */
+                        fail_set(&p->failure, VSS_E_CLUSTER_ERROR, p->host, NULL,
+                                 "host %s lost etcd for %u ms while frozen; thawed by itself: %s", p->host,
+                                 p->timing.unreachable_ms, p->unreachable_why);
+                        p_thaw_and_abort(p, out);
+                        break;
+                }
                 if (now >= p->commit_cutoff_us) {
                         fail_set(&p->failure, VSS_E_HOLD_WRITES_TIMEOUT, p->host, NULL,
                                  "host %s saw no commit decision within %u ms of Freeze (hold window %u ms); "
@@ -310,6 +329,8 @@ static void p_next_deadline(struct cset_participant *p, struct cset_actions *out
         case CSET_P_FREEZING:
         case CSET_P_FROZEN:
                 deadline_min(&d, p->commit_cutoff_us);
+                if (p->unreachable_since_us)
+                        deadline_min(&d, p->unreachable_since_us + ms(p->timing.unreachable_ms));
                 break;
         case CSET_P_COMMITTING:
                 deadline_min(&d, p->hold_deadline_us);
@@ -449,6 +470,11 @@ int cset_participant_event(struct cset_participant *p, const struct cset_event *
                 return -EINVAL;
         if (ev->now_us > p->now_us)
                 p->now_us = ev->now_us;
+        /* Whatever came from etcd shows it answers again. */
+        if (ev->type == CSET_EV_ETCD_OK || ev->type == CSET_EV_WRITTEN || ev->type == CSET_EV_SET_SEEN ||
+            ev->type == CSET_EV_FREEZE_SEEN || ev->type == CSET_EV_DECISION_SEEN || ev->type == CSET_EV_FINAL_SEEN ||
+            ev->type == CSET_EV_END_SEEN || ev->type == CSET_EV_COORDINATOR_GONE)
+                p->unreachable_since_us = 0;
 
         switch (ev->type) {
         case CSET_EV_SET_SEEN:
@@ -589,13 +615,9 @@ int cset_participant_event(struct cset_participant *p, const struct cset_event *
                 break;
 
         case CSET_EV_ETCD_UNREACHABLE:
-                if (p->state == CSET_P_FREEZING || p->state == CSET_P_FROZEN) {
-                        /* Without etcd this host cannot learn the commit: holding on only
-                         * lengthens the freeze (I4). */
-                        fail_set(&p->failure, VSS_E_CLUSTER_ERROR, p->host, NULL,
-                                 "host %s lost etcd while frozen; thawed by itself: %s", p->host,
-                                 ev->failure.detail);
-                        p_thaw_and_abort(p, out);
+                if (!p->unreachable_since_us) {
+                        p->unreachable_since_us = p->now_us;
+                        fmt_trunc(p->unreachable_why, sizeof(p->unreachable_why), "%s", ev->failure.detail);
                 }
                 retry_later(p->now_us, p->pending, p->timing.retry_ms, &p->backoff_ms, &p->retry_at_us);
                 break;
@@ -604,6 +626,7 @@ int cset_participant_event(struct cset_participant *p, const struct cset_event *
                 if ((unsigned)ev->written >= _CSET_ACT_MAX)
                         break;
                 p->pending &= ~(1u << ev->written);
+                p->backoff_ms = 0;
                 /* Our own proposal won: that is the decision (or the final) now, whether or not
                  * a watch or poll ever shows it to us. */
                 if (ev->written == CSET_ACT_PROPOSE_ABORT && p->state == CSET_P_UNDECIDED) {
@@ -892,6 +915,7 @@ int cset_coordinator_event(struct cset_coordinator *c, const struct cset_event *
                 if ((unsigned)ev->written >= _CSET_ACT_MAX)
                         break;
                 c->pending &= ~(1u << ev->written);
+                c->backoff_ms = 0;
                 if (ev->written == CSET_ACT_WRITE_COMPLETE && c->state == CSET_C_COMMIT)
                         c_finish(c, out, &(struct cset_failure){ .hr = VSS_S_OK });
                 else if (ev->written == CSET_ACT_PROPOSE_ABORT && c->state == CSET_C_ABORTING)

@@ -42,9 +42,14 @@ struct cset_timing {
         uint32_t prepare_ms;            /* set seen .. Freeze seen */
         uint32_t commit_budget_ms;      /* reserved at the end of the hold window for commit + thaw */
         uint32_t retry_ms;              /* pause before an etcd write that failed is sent again */
+        uint32_t unreachable_ms;        /* a frozen host thaws when etcd fails it this long (an
+                                           election after a leader's loss takes 1-2 s: no thaw for that) */
 };
 
 void cset_timing_default(struct cset_timing *t);
+/* Sets the hold window and what follows from it: the commit budget min(hold/4, 2 s) and
+ * the unreachable grace min(hold/2, 3 s). */
+void cset_timing_set_hold(struct cset_timing *t, uint32_t hold_ms);
 /* 0, or -EINVAL when the values cannot work (budget not below half the hold window...). */
 int cset_timing_check(const struct cset_timing *t);
 
@@ -70,6 +75,7 @@ enum cset_event_type {
         CSET_EV_COORDINATOR_GONE,       /* the set lock is gone or not the set's own any more */
         CSET_EV_ETCD_UNREACHABLE,       /* an etcd call failed (no quorum, no member, deadline) */
         CSET_EV_WRITTEN,                /* the write of action .written reached etcd */
+        CSET_EV_ETCD_OK,                /* an etcd call succeeded (a poll with nothing new, too) */
         CSET_EV_TICK,
         /* Coordinator */
         CSET_EV_HOST_PREPARED,          /* prepared/<.host> read: "ok" or .failure */
@@ -164,6 +170,8 @@ struct cset_participant {
         unsigned pending;                       /* bit per action type: an etcd write not yet confirmed */
         uint64_t retry_at_us;                   /* 0: no write waiting to be sent again */
         uint32_t backoff_ms;                    /* the next retry's pause, doubling to 5 s */
+        uint64_t unreachable_since_us;          /* 0: the last etcd call succeeded */
+        char unreachable_why[CSET_DETAIL_MAX / 2];
         struct cset_failure failure;            /* why this host aborted or failed */
 };
 

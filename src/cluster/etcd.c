@@ -316,7 +316,9 @@ static enum attempt_kind attempt(struct etcd_client *c, size_t idx, const char *
                                  budget_ms);
                 else
                         snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(cc));
-                note(c, idx, msg, false);
+                /* A last sliver of the deadline running out says less than what came before it. */
+                if (!(cc == CURLE_OPERATION_TIMEDOUT && budget_us < ATTEMPT_MIN_US && c->last[idx][0]))
+                        note(c, idx, msg, false);
                 /* -EHOSTUNREACH: no connection within the share (the member was never reached). */
                 if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
                         *ret_err = -ECONNREFUSED;

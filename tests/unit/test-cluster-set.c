@@ -496,6 +496,7 @@ static void sync_host(struct sim *s, int i)
                         feed_final(s, COORD);
                 return;
         }
+        feed(s, i, CSET_EV_ETCD_OK);
         if (st->set_exists) {
                 struct cset_event ev = { .type = CSET_EV_SET_SEEN, .timing = s->timing };
 
@@ -785,8 +786,10 @@ static void test_host_cut_during_freeze_before_ack(void **state)
         s->h[1].cut_until = 20 * S;
         sim_run(s);
         check(s, VSS_E_CLUSTER_TIMEOUT, "host1");
-        /* It thawed when its write failed (500 ms call timeout), not at the hold deadline. */
-        CHECK(s, s->h[1].max_frozen <= 700 * MS, "host 1 frozen %llu ms", (unsigned long long)(s->h[1].max_frozen / MS));
+        /* It thawed once etcd had failed it for the unreachable grace (3 s), not at its cutoff (8 s). */
+        CHECK(s, s->h[1].max_frozen <= (s->timing.unreachable_ms + 1000) * MS &&
+                         s->h[1].max_frozen >= s->timing.unreachable_ms * MS,
+              "host 1 frozen %llu ms", (unsigned long long)(s->h[1].max_frozen / MS));
         free(s);
 }
 
@@ -864,6 +867,24 @@ static void test_commit_too_slow(void **state)
         sim_run(s);
         check(s, VSS_E_HOLD_WRITES_TIMEOUT, "host1");
         CHECK(s, s->h[1].max_frozen <= s->timing.hold_ms * MS, "host 1 frozen through its commit");
+        free(s);
+}
+
+/* A leader election (every etcd call failing for 1.5 s) while the hosts are frozen is
+ * ridden out: the set completes. */
+static void test_etcd_election_while_frozen(void **state)
+{
+        struct sim *s = sim_new();
+
+        s->st.quorum_lost = false;
+        for (int i = 0; i < NH; i++) {
+                s->h[i].cut_from = 80 * MS;
+                s->h[i].cut_until = 1580 * MS;
+                s->h[i].poll_every = 200 * MS;
+        }
+        s->h[0].freeze_delay = 100 * MS;
+        sim_run(s);
+        check(s, VSS_S_OK, NULL);
         free(s);
 }
 
@@ -1113,6 +1134,12 @@ static void test_bad_events_and_timing(void **state)
         assert_int_equal(cset_timing_check(&t), 0);
         assert_int_equal(t.hold_ms, 10000);
         assert_int_equal(t.commit_budget_ms, 2000);
+        assert_int_equal(t.unreachable_ms, 3000);
+        cset_timing_set_hold(&t, 4000);
+        assert_int_equal(t.commit_budget_ms, 1000);
+        assert_int_equal(t.unreachable_ms, 2000);
+        assert_int_equal(cset_timing_check(&t), 0);
+        cset_timing_default(&t);
         t.commit_budget_ms = 3000;      /* 4 x budget above the hold window */
         assert_int_equal(cset_timing_check(&t), -EINVAL);
         cset_timing_default(&t);
@@ -1212,6 +1239,7 @@ int main(void)
                 cmocka_unit_test(test_watch_never_arrives_polling_completes),
                 cmocka_unit_test(test_host_learns_nothing),
                 cmocka_unit_test(test_commit_too_slow),
+                cmocka_unit_test(test_etcd_election_while_frozen),
                 cmocka_unit_test(test_commit_fails),
                 cmocka_unit_test(test_commit_seen_late),
                 cmocka_unit_test(test_coordinator_killed_after_commit),
