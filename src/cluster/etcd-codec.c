@@ -1072,3 +1072,63 @@ size_t etcd_txn_n_ops(const struct etcd_txn *t, bool on_success)
 {
         return json_array_size(on_success ? t->success : t->failure);
 }
+
+/* ---- endpoint lists ---- */
+
+static int endpoint_add(char **list, size_t *n, const char *s, size_t len)
+{
+        char *e;
+
+        while (len > 0 && (s[0] == ' ' || s[0] == '\t')) {
+                s++;
+                len--;
+        }
+        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+                len--;
+        while (len > 0 && s[len - 1] == '/')
+                len--;
+        if (len == 0 || len >= ETCD_ENDPOINT_MAX || *n >= ETCD_MAX_ENDPOINTS)
+                return -EINVAL;
+        if (!((len > 7 && strncmp(s, "http://", 7) == 0) || (len > 8 && strncmp(s, "https://", 8) == 0)))
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)s[i] <= ' ' || s[i] == '?' || s[i] == '#' || (unsigned char)s[i] >= 0x7f)
+                        return -EINVAL;
+        e = strndup(s, len);
+        if (!e)
+                return -ENOMEM;
+        list[(*n)++] = e;
+        return 0;
+}
+
+void etcd_endpoints_free(char **list, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                list[i] = mfree(list[i]);
+}
+
+int etcd_endpoints_parse(const char *text, char *ret[ETCD_MAX_ENDPOINTS], size_t *ret_n)
+{
+        char *list[ETCD_MAX_ENDPOINTS] = { 0 };
+        size_t n = 0;
+        int r;
+
+        if (!text)
+                return -EINVAL;
+        for (const char *p = text;;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+                r = endpoint_add(list, &n, p, len);
+                if (r < 0) {
+                        etcd_endpoints_free(list, n);
+                        return r;
+                }
+                if (!comma)
+                        break;
+                p = comma + 1;
+        }
+        memcpy(ret, list, n * sizeof(list[0]));
+        *ret_n = n;
+        return 0;
+}

@@ -28,6 +28,15 @@
  * limit is 1.5 MiB; a value larger than that cannot have been stored). */
 #define ETCD_BYTES_MAX (2 * 1024 * 1024)
 
+#define ETCD_MAX_ENDPOINTS 16
+#define ETCD_ENDPOINT_MAX 256           /* bytes of one endpoint URL */
+
+/* A comma-separated list of etcd client URLs ("http://10.0.0.1:2379, https://h2:2379/"):
+ * http or https, blanks around each and a trailing slash dropped, at most 16.  The URLs
+ * are malloc'd into ret[0..*ret_n); -EINVAL for a malformed list. */
+int etcd_endpoints_parse(const char *text, char *ret[ETCD_MAX_ENDPOINTS], size_t *ret_n);
+void etcd_endpoints_free(char **list, size_t n);
+
 /* base64 of n bytes, NUL-terminated, malloc'd; NULL only on OOM. */
 char *etcd_b64_encode(const void *data, size_t n);
 /* Strict decoding: standard alphabet, '=' padding required, no whitespace,

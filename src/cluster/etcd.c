@@ -113,37 +113,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
         return n;
 }
 
-/* Endpoint list parsing, shared with the watch (which copies the list). */
-static int endpoint_add(char **list, size_t *n, const char *s, size_t len)
-{
-        char *e;
-
-        while (len > 0 && (s[0] == ' ' || s[0] == '\t')) {
-                s++;
-                len--;
-        }
-        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-                len--;
-        while (len > 0 && s[len - 1] == '/')
-                len--;
-        if (len == 0 || len >= ETCD_ENDPOINT_MAX || *n >= ETCD_MAX_ENDPOINTS)
-                return -EINVAL;
-        if (!((len > 7 && strncmp(s, "http://", 7) == 0) || (len > 8 && strncmp(s, "https://", 8) == 0)))
-                return -EINVAL;
-        for (size_t i = 0; i < len; i++)
-                if ((unsigned char)s[i] <= ' ' || s[i] == '?' || s[i] == '#' || (unsigned char)s[i] >= 0x7f)
-                        return -EINVAL;
-        e = strndup(s, len);
-        if (!e)
-                return -ENOMEM;
-        list[(*n)++] = e;
-        return 0;
-}
-
 int etcd_client_new(const char *endpoints, struct etcd_client **ret)
 {
         _cleanup_(etcd_client_freep) struct etcd_client *c = NULL;
-        const char *p;
         int r;
 
         if (!endpoints || !ret)
@@ -155,18 +127,9 @@ int etcd_client_new(const char *endpoints, struct etcd_client **ret)
         if (!c)
                 return -ENOMEM;
         c->reply.max = REPLY_MAX;
-        p = endpoints;
-        for (;;) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
-
-                r = endpoint_add(c->endpoints, &c->n_endpoints, p, len);
-                if (r < 0)
-                        return r;
-                if (!comma)
-                        break;
-                p = comma + 1;
-        }
+        r = etcd_endpoints_parse(endpoints, c->endpoints, &c->n_endpoints);
+        if (r < 0)
+                return r;
         c->curl = curl_easy_init();
         if (!c->curl)
                 return -ENOMEM;

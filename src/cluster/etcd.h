@@ -47,9 +47,6 @@
 #include "basic/macro.h"
 #include "cluster/etcd-codec.h"
 
-#define ETCD_MAX_ENDPOINTS 16
-#define ETCD_ENDPOINT_MAX 256           /* bytes of one endpoint URL */
-
 struct etcd_client;
 
 /*
