@@ -10,6 +10,7 @@ pkgs=(
         btrfs-progs e2fsprogs xfsprogs util-linux kmod python3 sqlite3
         scdoc man-db bash-completion
         debhelper dpkg-dev fakeroot lintian debootstrap strace
+        libcurl4-openssl-dev etcd-server etcd-client iproute2 nftables
 )
 [ "${1:-}" = "--bench" ] && pkgs+=(fio qemu-utils nbdkit libnbd-bin linux-perf)
 
