@@ -1430,149 +1430,213 @@ static void trim_tail(struct cow_volume *v)
                 v->file_slots = v->hwm;
 }
 
-/* Called and returns with the lock held; drops it for the I/O. */
-static void do_commit(struct cow_volume *v)
-{
-        _cleanup_free_ struct qrec *recs = NULL;
-        _cleanup_free_ uint64_t *nexts = NULL;
-        _cleanup_free_ struct reloc *rl = NULL;
-        size_t n, need = 0, k = 0, ncp = 0, nrl = 0;
-        uint64_t batch, commit;
-        bool trimming = false;
-        int r = 0;
+/*
+ * One group commit, taken apart in the phases below.  do_commit() runs them
+ * in order with the lock held; the phases that do I/O drop it for the I/O.
+ */
+struct commit {
+        struct qrec *recs;      /* the batch: the whole queue, in queue order */
+        size_t n;
+        uint64_t batch;         /* writers of the batch wait for batch_done to reach it */
+        uint64_t number;        /* journal commit number: its parity picks the block copy */
+        bool trimming;          /* a shrink runs: this commit moves copies and checkpoints */
+        struct reloc *rl;       /* copies the shrink moved: old slots free after the switch */
+        size_t nrl;
+};
 
+/* Phase 1: become the committer and take the whole queue as the batch. */
+static void commit_take(struct cow_volume *v, struct commit *c)
+{
         assert(!v->committing);
         v->committing = true;
-        batch = v->batch_next++;
-        recs = TAKE_PTR(v->q);
-        n = v->nq;
+        c->batch = v->batch_next++;
+        c->recs = TAKE_PTR(v->q);
+        c->n = v->nq;
         v->nq = v->aq = 0;
-        commit = v->jcommit + 1;
+        c->number = v->jcommit + 1;
+}
 
-        for (size_t i = 0; i < n; i++)
-                ncp += recs[i].rec.type == COW_REC_COPY;
-        if (ncp > 0) {
-                _cleanup_free_ struct cpair *cp = malloc(ncp * sizeof(struct cpair));
-                _cleanup_free_ uint64_t *slots = malloc(ncp * sizeof(uint64_t));
+/*
+ * Phase 2: the old data of every COPY record of the batch into its slot
+ * (invariant 1 needs it written before the flush that precedes the records).
+ * The batch's slots are given out again in chunk order, so random first
+ * writes still make sequential diff-area writes; nobody reads a pending
+ * copy's slot, so the swap is invisible.
+ */
+static int commit_copies(struct cow_volume *v, struct commit *c)
+{
+        _cleanup_free_ struct cpair *cp = NULL;
+        _cleanup_free_ uint64_t *slots = NULL;
+        size_t ncp = 0;
+        int r;
 
-                if (!cp || !slots) {
-                        r = -ENOMEM;
-                        goto complete;
+        for (size_t i = 0; i < c->n; i++)
+                ncp += c->recs[i].rec.type == COW_REC_COPY;
+        if (ncp == 0)
+                return 0;
+        cp = malloc(ncp * sizeof(struct cpair));
+        slots = malloc(ncp * sizeof(uint64_t));
+        if (!cp || !slots)
+                return -ENOMEM;
+        for (size_t i = 0, j = 0; i < c->n; i++)
+                if (c->recs[i].rec.type == COW_REC_COPY) {
+                        slots[j] = c->recs[i].rec.b;
+                        cp[j++] = (struct cpair) { c->recs[i].rec.a, c->recs[i].rec.b, i };
                 }
-                for (size_t i = 0, j = 0; i < n; i++)
-                        if (recs[i].rec.type == COW_REC_COPY) {
-                                slots[j] = recs[i].rec.b;
-                                cp[j++] = (struct cpair) { recs[i].rec.a, recs[i].rec.b, i };
-                        }
-                /* The batch's slots, given out again in chunk order.  Nobody
-                 * reads a pending copy's slot, so the swap is invisible. */
-                qsort(cp, ncp, sizeof(*cp), cmp_cpair);
-                qsort(slots, ncp, sizeof(uint64_t), cmp_u64);
-                for (size_t j = 0; j < ncp; j++) {
-                        struct qrec *q = &recs[cp[j].rec];
+        qsort(cp, ncp, sizeof(*cp), cmp_cpair);
+        qsort(slots, ncp, sizeof(uint64_t), cmp_u64);
+        for (size_t j = 0; j < ncp; j++) {
+                struct qrec *q = &c->recs[cp[j].rec];
 
-                        cp[j].slot = q->rec.b = slots[j];
-                        if (q->entry)
-                                v->ent[q->entry - 1].slot = slots[j];
-                }
-                pthread_mutex_unlock(&v->lock);
-                r = copy_batch(v, cp, ncp);
-                pthread_mutex_lock(&v->lock);
+                cp[j].slot = q->rec.b = slots[j];
+                if (q->entry)
+                        v->ent[q->entry - 1].slot = slots[j];
+        }
+        pthread_mutex_unlock(&v->lock);
+        r = copy_batch(v, cp, ncp);
+        pthread_mutex_lock(&v->lock);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < c->n; i++)
+                if (c->recs[i].entry)
+                        v->ent[c->recs[i].entry - 1].flags |= E_COPIED;
+        return 0;
+}
+
+/*
+ * Phase 3a: the batch as a checkpoint instead of an append (invariant 7):
+ * when the chain is long, or a shrink (cow_set_max) moves copies, which the
+ * new chain then names at their new places.
+ */
+static int commit_checkpoint(struct cow_volume *v, struct commit *c)
+{
+        int r;
+
+        if (c->trimming) {
+                r = relocate(v, &c->rl, &c->nrl);
                 if (r < 0)
-                        goto complete;
-                for (size_t i = 0; i < n; i++)
-                        if (recs[i].entry)
-                                v->ent[recs[i].entry - 1].flags |= E_COPIED;
+                        return r;
         }
+        r = checkpoint(v, c->number);
+        if (r < 0)
+                return r;
+        v->jcommit = c->number;
+        v->stat_commits++;
+        v->stat_checkpoints++;
+        /* The new chain names the new slots: the old ones are free. */
+        for (size_t i = 0; i < c->nrl; i++)
+                (void) free_push(v, c->rl[i].from);
+        return 0;
+}
 
-        /* A shrink (cow_set_max) moves copies and writes the state anew. */
-        trimming = v->trim > 0;
-        if (trimming) {
-                r = relocate(v, &rl, &nrl);
+/*
+ * Phase 3b: append the batch's records to the journal, one flush before them
+ * (invariant 1) and one after (invariant 2).  Every block the records fill
+ * needs its successor's pair reserved and zeroed first (invariant 6).
+ */
+static int commit_append(struct cow_volume *v, struct commit *c)
+{
+        _cleanup_free_ uint64_t *nexts = NULL;
+        size_t room = COW_JB_CAPACITY - v->jcur.count, need = 0, k = 0;
+        int r = 0;
+
+        if (c->n >= room)
+                need = (c->n - room) / COW_JB_CAPACITY + 1;
+        nexts = calloc(need ? need : 1, sizeof(uint64_t));
+        if (!nexts)
+                return -ENOMEM;
+        for (size_t i = 0; i < need; i++) {
+                r = alloc_jslot(v, &nexts[i]);
                 if (r < 0)
-                        goto complete;
-        }
-        if ((n > 0 && checkpoint_due(v)) || trimming) {
-                r = checkpoint(v, commit);
-                if (r >= 0) {
-                        v->jcommit = commit;
-                        v->stat_commits++;
-                        v->stat_checkpoints++;
-                        /* The new chain names the new slots: the old ones are free. */
-                        for (size_t i = 0; i < nrl; i++)
-                                (void) free_push(v, rl[i].from);
-                }
-                goto complete;
-        }
-        if (n > 0) {
-                size_t room = COW_JB_CAPACITY - v->jcur.count;
-                if (n >= room)
-                        need = (n - room) / COW_JB_CAPACITY + 1;
-                nexts = calloc(need ? need : 1, sizeof(uint64_t));
-                if (!nexts)
-                        r = -ENOMEM;
-                for (size_t i = 0; r >= 0 && i < need; i++)
-                        r = alloc_jslot(v, &nexts[i]);
+                        return r;
         }
         pthread_mutex_unlock(&v->lock);
 
         for (size_t i = 0; r >= 0 && i < need; i++)
                 r = zero_pair(v, nexts[i]);
-        if (n > 0 && r >= 0) {
-                /* Invariant (1): copies written by the queued COPY records' writers
-                 * are made durable before any record describing them. */
+        /* Invariant (1): copies written by the queued COPY records' writers
+         * are made durable before any record describing them. */
+        if (r >= 0)
                 r = cow_io_flush(v->diff);
-                for (size_t i = 0; r >= 0 && i < n; i++) {
-                        v->jcur.rec[v->jcur.count++] = recs[i].rec;
-                        if (v->jcur.count < COW_JB_CAPACITY)
-                                continue;
-                        r = write_jblock(v, commit);
-                        if (r < 0)
-                                break;
-                        /* The next block was reserved when this one started. */
-                        assert(k < need);
-                        v->jslot = v->jcur.next_slot;
-                        v->jcur.block_seq++;
-                        v->jcur.next_slot = nexts[k++];
-                        v->jcur.count = 0;
-                        if (chain_push(v, v->jslot) < 0)
-                                r = -ENOMEM;
-                }
-                if (r >= 0 && v->jcur.count > 0)
-                        r = write_jblock(v, commit);
-                if (r >= 0)
-                        r = cow_io_flush(v->diff);      /* invariant (2) */
+        for (size_t i = 0; r >= 0 && i < c->n; i++) {
+                v->jcur.rec[v->jcur.count++] = c->recs[i].rec;
+                if (v->jcur.count < COW_JB_CAPACITY)
+                        continue;
+                r = write_jblock(v, c->number);
+                if (r < 0)
+                        break;
+                /* The next block was reserved when this one started. */
+                assert(k < need);
+                v->jslot = v->jcur.next_slot;
+                v->jcur.block_seq++;
+                v->jcur.next_slot = nexts[k++];
+                v->jcur.count = 0;
+                if (chain_push(v, v->jslot) < 0)
+                        r = -ENOMEM;
         }
+        if (r >= 0 && v->jcur.count > 0)
+                r = write_jblock(v, c->number);
+        if (r >= 0)
+                r = cow_io_flush(v->diff);      /* invariant (2) */
 
         pthread_mutex_lock(&v->lock);
-        if (n > 0 && r >= 0) {
-                v->jcommit = commit;
+        if (r >= 0) {
+                v->jcommit = c->number;
                 v->stat_commits++;
         }
-complete:
+        return r;
+}
+
+/*
+ * Phase 4: the batch is durable (or the diff area failed): its copies become
+ * readable, orphans and settled deletions free their slots, a shrink cuts the
+ * file, the batch's dirty chunks go to the origin, and waiters wake.
+ */
+static void commit_complete(struct cow_volume *v, struct commit *c, int r)
+{
         if (r < 0)
                 enter_error(v, r);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < c->n; i++) {
                 struct entry *e;
 
-                if (!recs[i].entry)
+                if (!c->recs[i].entry)
                         continue;
-                e = &v->ent[recs[i].entry - 1];
+                e = &v->ent[c->recs[i].entry - 1];
                 e->flags &= ~E_PENDING;
                 if (!(e->flags & E_LINKED)) {
                         /* Orphaned while in flight: its SNAP_DELETE is queued after it. */
-                        slot_release(v, e->slot, MAX(v->last_delete, batch));
-                        entry_free(v, recs[i].entry - 1);
+                        slot_release(v, e->slot, MAX(v->last_delete, c->batch));
+                        entry_free(v, c->recs[i].entry - 1);
                 }
         }
-        v->batch_done = batch;
+        v->batch_done = c->batch;
         pfree_settle(v);
-        if (trimming && r >= 0)
+        if (c->trimming && r >= 0)
                 trim_tail(v);
         /* Invariant (2): the batch's COPY records are durable, or failed. */
         writeback(v);
         v->committing = false;
         pthread_cond_broadcast(&v->cond);
+        c->recs = mfree(c->recs);
+        c->rl = mfree(c->rl);
+}
+
+/* Called and returns with the lock held; the phases drop it for their I/O. */
+static void do_commit(struct cow_volume *v)
+{
+        struct commit c = {};
+        int r;
+
+        commit_take(v, &c);
+        r = commit_copies(v, &c);
+        if (r >= 0) {
+                c.trimming = v->trim > 0;
+                if ((c.n > 0 && checkpoint_due(v)) || c.trimming)
+                        r = commit_checkpoint(v, &c);
+                else if (c.n > 0)
+                        r = commit_append(v, &c);
+        }
+        commit_complete(v, &c, r);
 }
 
 /* Wait until batch b is durable, leading a commit when nobody else is. */
