@@ -31,8 +31,9 @@
  * Record: 0 u8 type, 1 u8[3] zero, 4 le32 seq, 8 le64 a, 16 le64 b, 24 le64 c.
  *
  * The journal is a chain of blocks starting at the superblock's head; a block
- * with count == 126 continues at next_slot with block_seq + 1.  See cow.c for
- * the commit protocol and its invariants.
+ * with count == 126 continues at next_slot with block_seq + 1.  See
+ * cow-journal.c for the commit protocol, and cow-internal.h for where each
+ * invariant is enforced.
  */
 
 #include <assert.h>

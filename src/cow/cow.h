@@ -23,7 +23,8 @@
  *   -EBADMSG  the diff area is not a valid diff area (format it)
  *   -EPROTONOSUPPORT  unknown format version or incompatible features
  *   -EIO/-ENOSPC/...  from the I/O layer
- * cow_errno_to_hresult() maps them to the VSS HRESULT a caller should report.
+ * cow_errno_to_hresult() (cow-hresult.h) maps them to the VSS HRESULT a
+ * caller should report.
  */
 
 #include <stdbool.h>
@@ -31,7 +32,6 @@
 #include <stdint.h>
 
 #include "cow/cow-io.h"
-#include "vss/vss.h"
 
 #define COW_MAX_SNAPSHOTS 512u
 #define COW_CHUNK_MIN 4096u
@@ -125,12 +125,10 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret);
  * 0 compacts at every commit (tests). */
 int cow_set_checkpoint_blocks(struct cow_volume *v, uint64_t min_blocks);
 
-/* Write-back of first writes after a snapshot (see cow.c).  limit_bytes: dirty
+/* Write-back of first writes after a snapshot (see cow-cache.c).  limit_bytes: dirty
  * chunk buffers held before writers wait for a commit; 0 (the default) makes
  * every such write wait for its own commit.  interval_ms > 0 (with a limit)
  * starts a thread that commits every interval_ms and whenever half the limit
  * is dirty, so writers rarely wait.  Acknowledged writes are durable after
  * cow_flush() either way. */
 int cow_set_writeback(struct cow_volume *v, uint64_t limit_bytes, uint32_t interval_ms);
-
-vss_hresult cow_errno_to_hresult(int r);

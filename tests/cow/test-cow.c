@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cow/cow-hresult.h"
 #include "cow/cow.h"
 #include "cow-test-util.h"
 
