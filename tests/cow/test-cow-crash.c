@@ -25,6 +25,7 @@
 
 #include "basic/macro.h"
 #include "cow/cow.h"
+#include "cow-test-io.h"
 #include "cow-test-util.h"
 
 #define SECT 512u

@@ -20,6 +20,7 @@
 
 #include "cow/cow-hresult.h"
 #include "cow/cow.h"
+#include "cow-test-io.h"
 #include "cow-test-util.h"
 
 struct msnap {

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "cow/cow.h"
+#include "cow-test-io.h"
 #include "volsrv/nbd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
