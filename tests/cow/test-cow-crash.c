@@ -15,13 +15,20 @@
  * Each seed also picks a write-back limit (none, a few chunks, unlimited), so
  * the power is cut with first writes still buffered, mid-commit and
  * mid-write-back.
+ * One cmocka test per workload and seed walks all its crash points; a last
+ * one checks that the shrinks of the workloads really moved copies.  When a
+ * check fails, the run's last line names the seed and the crash point.
  * Usage: test-cow-crash [SEEDS] (default 3).
  */
 
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "basic/macro.h"
 #include "cow/cow.h"
@@ -34,16 +41,6 @@
 #define CHUNK 4096u
 #define MAXSNAP 64
 #define NOPS 110
-
-#define CHECK(x)                                                                          \
-        do {                                                                              \
-                if (!(x)) {                                                               \
-                        fprintf(stderr, "%s:%d: check failed: %s (seed %llu, crash at %llu)\n", \
-                                __FILE__, __LINE__, #x, (unsigned long long) g_seed,       \
-                                (unsigned long long) g_crash_at);                         \
-                        exit(EXIT_FAILURE);                                               \
-                }                                                                         \
-        } while (0)
 
 static uint64_t g_seed, g_crash_at;
 static uint64_t g_relocations;  /* copies moved by shrinks in the uncut runs */
@@ -218,7 +215,7 @@ static void verify_origin(struct model *m, const uint8_t *img, size_t len)
                         memcpy(sec, img + (size_t) s * SECT, MIN((size_t) SECT, len - (size_t) s * SECT));
                 id = sector_id(sec, s);
                 if (m->nsince[s] == 0) {
-                        CHECK(id == m->flushed[s]);
+                        assert_int_equal(id, m->flushed[s]);
                         continue;
                 }
                 if (id == UINT32_MAX)
@@ -226,7 +223,7 @@ static void verify_origin(struct model *m, const uint8_t *img, size_t len)
                 ok = id == m->flushed[s];
                 for (unsigned i = 0; i < m->nsince[s]; i++)
                         ok = ok || id == m->since[s][i];
-                CHECK(ok);
+                assert_true(ok);
         }
 }
 
@@ -236,18 +233,18 @@ static void verify_snapshots(struct cow_volume *v, struct model *m, bool after_c
         size_t n;
         uint8_t *b = malloc(ORIGIN);
 
-        CHECK(b);
-        CHECK(cow_snapshot_list(v, &l, &n) == 0);
+        assert_non_null(b);
+        assert_int_equal(cow_snapshot_list(v, &l, &n), 0);
         for (size_t i = 0; i < n; i++) {
                 struct msnap *s = NULL;
                 for (unsigned j = 0; j < m->nsnaps; j++)
                         if (memcmp(m->snaps[j].guid, l[i].guid, 16) == 0)
                                 s = &m->snaps[j];
-                CHECK(s);               /* no snapshot out of nowhere */
-                CHECK(s->state != S_NONE);
-                CHECK(cow_snapshot_read(v, s->guid, b, ORIGIN, 0) == 0);
+                assert_non_null(s);     /* no snapshot out of nowhere */
+                assert_int_not_equal(s->state, S_NONE);
+                assert_int_equal(cow_snapshot_read(v, s->guid, b, ORIGIN, 0), 0);
                 for (unsigned sec = 0; sec < NSECT; sec++)
-                        CHECK(sector_id(b + (size_t) sec * SECT, sec) == s->ids[sec]);
+                        assert_int_equal(sector_id(b + (size_t) sec * SECT, sec), s->ids[sec]);
         }
         for (unsigned j = 0; j < m->nsnaps; j++) {
                 struct msnap *s = &m->snaps[j];
@@ -256,7 +253,7 @@ static void verify_snapshots(struct cow_volume *v, struct model *m, bool after_c
                         continue;
                 for (size_t i = 0; i < n; i++)
                         found = found || memcmp(l[i].guid, s->guid, 16) == 0;
-                CHECK(found || !after_crash);
+                assert_true(found || !after_crash);
         }
         free(l);
         free(b);
@@ -271,7 +268,7 @@ static void exercise(struct cow_volume *v, struct model *m)
                 uint32_t id = 1000000 + c;
                 for (unsigned s = 0; s < CHUNK / SECT; s++)
                         sector_fill(buf + s * SECT, id, c * (CHUNK / SECT) + s);
-                CHECK(cow_write(v, buf, CHUNK, (uint64_t) c * CHUNK) == 0);
+                assert_int_equal(cow_write(v, buf, CHUNK, (uint64_t) c * CHUNK), 0);
         }
         verify_snapshots(v, m, false);
 }
@@ -287,46 +284,47 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
         size_t oil, dil;
 
         g_crash_at = crash_at;
-        CHECK(w && m);
-        CHECK(cow_crash_io_new(w, o0, ol, &o) == 0);
-        CHECK(cow_crash_io_new(w, d0, dl, &d) == 0);
+        assert_non_null(w);
+        assert_non_null(m);
+        assert_int_equal(cow_crash_io_new(w, o0, ol, &o), 0);
+        assert_int_equal(cow_crash_io_new(w, d0, dl, &d), 0);
         for (unsigned s = 0; s < NSECT; s++)
                 m->flushed[s] = m->cur[s] = 0;
         if (cow_open(o, d, on_event, m, &v) == 0) {
                 /* workload 1 compacts at every commit: power cuts hit checkpoints */
                 cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
-                CHECK(cow_set_writeback(v, wb, 0) == 0);
+                assert_int_equal(cow_set_writeback(v, wb, 0), 0);
                 workload(v, m, wseed);
                 if (crash_at == 0) {
                         struct cow_stats st;
 
-                        CHECK(cow_stats(v, &st) == 0);
+                        assert_int_equal(cow_stats(v, &st), 0);
                         g_relocations += st.relocations;
                 }
                 cow_close(v);
         }
         *ret_flushes = cow_crash_world_flushes(w);
-        CHECK(crash_at == 0 || cow_crash_world_crashed(w) || crash_at > *ret_flushes);
-        CHECK(cow_crash_io_durable(o, &oi, &oil) == 0);
-        CHECK(cow_crash_io_durable(d, &di, &dil) == 0);
+        assert_true(crash_at == 0 || cow_crash_world_crashed(w) || crash_at > *ret_flushes);
+        assert_int_equal(cow_crash_io_durable(o, &oi, &oil), 0);
+        assert_int_equal(cow_crash_io_durable(d, &di, &dil), 0);
         cow_io_free(o);
         cow_io_free(d);
         cow_crash_world_free(w);
 
         /* Reboot. */
         verify_origin(m, oi, oil);
-        CHECK(cow_io_new_memory(oi, oil, &mo) == 0);
-        CHECK(cow_io_new_memory(di, dil, &md) == 0);
-        CHECK(cow_open(mo, md, on_event, m, &v) == 0);
-        CHECK(m->lost == 0);
+        assert_int_equal(cow_io_new_memory(oi, oil, &mo), 0);
+        assert_int_equal(cow_io_new_memory(di, dil, &md), 0);
+        assert_int_equal(cow_open(mo, md, on_event, m, &v), 0);
+        assert_int_equal(m->lost, 0);
         cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
-        CHECK(cow_set_writeback(v, wb, 0) == 0);
+        assert_int_equal(cow_set_writeback(v, wb, 0), 0);
         verify_snapshots(v, m, true);
         exercise(v, m);
         cow_close(v);
         /* and once more after a clean close */
-        CHECK(cow_open(mo, md, on_event, m, &v) == 0);
-        CHECK(m->lost == 0);
+        assert_int_equal(cow_open(mo, md, on_event, m, &v), 0);
+        assert_int_equal(m->lost, 0);
         verify_snapshots(v, m, false);
         cow_close(v);
         cow_io_free(mo);
@@ -337,53 +335,90 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
         free(m);
 }
 
+/* One workload and seed: count its flush points, then cut the power at each. */
+struct seed_run {
+        unsigned workload;
+        uint64_t seed;
+        char name[96];
+};
+
+static uint8_t *g_origin0;      /* the initial origin: every sector holds write id 0 */
+static uint64_t g_total;
+
+static void test_crash_points(void **state)
+{
+        const struct seed_run *sr = *state;
+        struct cow_format_params p = { .chunk_size = CHUNK };
+        uint64_t wseed = 1000 + sr->workload, seed = sr->seed;
+        /* Write-back: every first write commits, a few dirty chunks, or more
+         * than the volume has (only flushes and snapshots commit). */
+        uint64_t wb = seed % 3 == 1 ? 0 : seed % 3 == 2 ? 3 * CHUNK : 2 * ORIGIN;
+        struct cow_crash_world *w = cow_crash_world_new(0, 0);
+        struct cow_io *o, *d;
+        uint64_t nflush = 0, f;
+        void *oimg, *dimg;
+        size_t ol, dl;
+
+        assert_non_null(w);
+        assert_int_equal(cow_crash_io_new(w, g_origin0, ORIGIN, &o), 0);
+        assert_int_equal(cow_crash_io_new(w, NULL, 0, &d), 0);
+        assert_int_equal(cow_format(o, d, &p), 0);
+        assert_int_equal(cow_crash_io_durable(o, &oimg, &ol), 0);
+        assert_int_equal(cow_crash_io_durable(d, &dimg, &dl), 0);
+        cow_io_free(o);
+        cow_io_free(d);
+        cow_crash_world_free(w);
+
+        g_seed = seed;
+        run_one(oimg, ol, dimg, dl, 0, seed, wseed, wb, &nflush);
+        for (uint64_t k = 1; k <= nflush; k++)
+                run_one(oimg, ol, dimg, dl, k, seed * 7919 + k, wseed, wb, &f);
+        g_total += nflush;
+        printf("workload %u seed %llu (write-back limit %llu): %llu crash points ok\n", sr->workload,
+               (unsigned long long) seed, (unsigned long long) wb, (unsigned long long) nflush);
+        free(oimg);
+        free(dimg);
+}
+
+/* The shrinks of the workloads must move copies, or their crash points test
+ * nothing of relocate(). */
+static void test_relocations(void **state)
+{
+        printf("%llu crash points verified\n", (unsigned long long) g_total);
+        printf("%llu copies relocated by shrinks (uncut runs)\n", (unsigned long long) g_relocations);
+        assert_true(g_relocations > 0);
+}
+
 int main(int argc, char **argv)
 {
         unsigned nseeds = argc > 1 ? (unsigned) atoi(argv[1]) : 3;
-        struct cow_format_params p = { .chunk_size = CHUNK };
-        uint8_t *o0 = malloc(ORIGIN);
-        struct cow_io *o, *d;
-        void *oimg, *dimg;
-        size_t ol, dl;
-        uint64_t total = 0;
+        struct seed_run *runs = calloc(2 * (size_t) nseeds, sizeof(*runs));
+        struct CMUnitTest *tests = calloc(2 * (size_t) nseeds + 1, sizeof(*tests));
+        size_t n = 0;
+        int r;
 
-        /* The initial origin: every sector holds write id 0. */
+        g_origin0 = malloc(ORIGIN);
+        if (!runs || !tests || !g_origin0)
+                return EXIT_FAILURE;
         for (unsigned s = 0; s < NSECT; s++)
-                sector_fill(o0 + s * SECT, 0, s);
-        for (unsigned wi = 0; wi < 2; wi++) {
-                uint64_t wseed = 1000 + wi;
-                struct cow_crash_world *w = cow_crash_world_new(0, 0);
-
-                CHECK(cow_crash_io_new(w, o0, ORIGIN, &o) == 0);
-                CHECK(cow_crash_io_new(w, NULL, 0, &d) == 0);
-                CHECK(cow_format(o, d, &p) == 0);
-                CHECK(cow_crash_io_durable(o, &oimg, &ol) == 0);
-                CHECK(cow_crash_io_durable(d, &dimg, &dl) == 0);
-                cow_io_free(o);
-                cow_io_free(d);
-                cow_crash_world_free(w);
-
+                sector_fill(g_origin0 + s * SECT, 0, s);
+        for (unsigned wi = 0; wi < 2; wi++)
                 for (uint64_t seed = 1; seed <= nseeds; seed++) {
-                        /* Write-back: every first write commits, a few dirty chunks, or
-                         * more than the volume has (only flushes and snapshots commit). */
-                        uint64_t wb = seed % 3 == 1 ? 0 : seed % 3 == 2 ? 3 * CHUNK : 2 * ORIGIN;
-                        uint64_t nflush = 0, f;
-                        g_seed = seed;
-                        run_one(oimg, ol, dimg, dl, 0, seed, wseed, wb, &nflush);
-                        for (uint64_t k = 1; k <= nflush; k++)
-                                run_one(oimg, ol, dimg, dl, k, seed * 7919 + k, wseed, wb, &f);
-                        total += nflush;
-                        printf("workload %u seed %llu (write-back limit %llu): %llu crash points ok\n", wi,
-                               (unsigned long long) seed, (unsigned long long) wb, (unsigned long long) nflush);
+                        struct seed_run *sr = &runs[n];
+
+                        *sr = (struct seed_run) { .workload = wi, .seed = seed };
+                        snprintf(sr->name, sizeof(sr->name), "workload %u seed %llu", wi,
+                                 (unsigned long long) seed);
+                        tests[n++] = (struct CMUnitTest) { .name = sr->name, .test_func = test_crash_points,
+                                                           .initial_state = sr };
                 }
-                free(oimg);
-                free(dimg);
-        }
-        printf("%llu crash points verified\n", (unsigned long long) total);
-        /* The shrinks of the workloads must move copies, or their crash points
-         * test nothing of relocate(). */
-        printf("%llu copies relocated by shrinks (uncut runs)\n", (unsigned long long) g_relocations);
-        CHECK(g_relocations > 0);
-        free(o0);
-        return 0;
+        tests[n++] = (struct CMUnitTest) { .name = "relocations", .test_func = test_relocations };
+        r = _cmocka_run_group_tests("power cut", tests, n, NULL, NULL);
+        if (r != 0)
+                fprintf(stderr, "test-cow-crash: a check failed at seed %llu, crash at flush %llu\n",
+                        (unsigned long long) g_seed, (unsigned long long) g_crash_at);
+        free(tests);
+        free(runs);
+        free(g_origin0);
+        return r;
 }
