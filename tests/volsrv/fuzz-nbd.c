@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Fuzz target for the NBD front end of vss-volsrv (src/volsrv/nbd.c): the
+ * Fuzz target for the NBD front end of vss-volsrv (src/volsrv/nbd-*.c): the
  * input is everything a client sends on nbd.sock, from the client flags
  * through option haggling to transmission requests.  nbd_session_run() reads
  * it through an in-memory transport and writes its answers into a sink that
