@@ -33,6 +33,12 @@ vss_hresult cow_errno_to_hresult(int r)
         case EACCES:
         case EPERM:
                 return VSS_E_ACCESSDENIED;
+        case EBUSY:
+                return VSS_E_VOLUME_IN_USE;
+        case EINPROGRESS:
+                return VSS_E_REVERT_IN_PROGRESS;
+        case ENOTRECOVERABLE:
+                return VSS_E_REVERT_VOLUME_LOST;
         default:
                 return VSS_E_UNEXPECTED_PROVIDER_ERROR;
         }

@@ -139,7 +139,7 @@ uint32_t cow__lookup(struct cow_volume *v, uint64_t c, uint32_t seq)
 /*
  * Deletes snapshot idx (lock held): queues its SNAP_DELETE (not once the diff
  * area failed: nothing is written any more), hands its copies down or frees
- * their slots, and reports evictions and invalidations.  Replay applies a
+ * their slots, and reports evictions, invalidations and revert discards.  Replay applies a
  * SNAP_DELETE with this same function, so run time and replay agree.
  */
 void cow__snap_remove(struct cow_volume *v, unsigned idx, uint64_t reason, int error)
@@ -181,5 +181,7 @@ void cow__snap_remove(struct cow_volume *v, unsigned idx, uint64_t reason, int e
                 cow__emit(v, COW_EVENT_SNAPSHOT_EVICTED, s.guid, 0);
         else if (!v->replaying && reason == REASON_INVALID)
                 cow__emit(v, COW_EVENT_SNAPSHOT_INVALIDATED, s.guid, error);
+        else if (!v->replaying && reason == REASON_REVERTED)
+                cow__emit(v, COW_EVENT_SNAPSHOT_DISCARDED, s.guid, 0);
 }
 

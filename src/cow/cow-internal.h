@@ -12,6 +12,7 @@
  *   cow-journal.c  the record queue, group commit, checkpoints, superblock
  *   cow-replay.c   format, open (journal replay) and reset of the diff area
  *   cow.c          the public API: live volume, snapshots, bound, statistics
+ *   cow-revert.c   reverting the origin to a snapshot
  *   cow-format.c   on-disk encoding (cow-format.h), cow-io.c the file I/O ops
  *   cow-hresult.c  the errno -> HRESULT adapter, the engine's only use of vss.h
  *
@@ -25,6 +26,8 @@
  *   (6) journal blocks: committer only, ping-pong  cow-journal.c
  *   (7) checkpoint: new chain, flush, switch       cow-journal.c
  *   (8) replay validates every record              cow-replay.c
+ *   (9) a revert is recorded before the origin     cow-revert.c
+ *       changes, and completes at open
  *
  * Naming: functions shared between these files are cow__name(); everything
  * else is static in its file.  "Lock held" in a comment means v->lock.
@@ -176,6 +179,16 @@ struct cow_volume {
         pthread_t wb_thread;
         pthread_cond_t wb_cond;
 
+        /* revert (cow-revert.c) */
+        uint32_t revert_seq;    /* the target while a revert is recorded (= sb.revert_seq), else 0 */
+        bool reverting;         /* the same, for cow_read() (atomic): reads return the target */
+        unsigned live_writers;  /* cow_live_open()s not closed */
+        bool revert_running;    /* the revert thread copies chunks back */
+        bool revert_joinable;   /* it was started and nobody joined it yet */
+        bool revert_stop;       /* cow_close(): stop copying, the next open completes */
+        pthread_t revert_thread;
+        struct cow_revert_status revert_st;
+
         cow_event_fn cb;
         void *userdata;
         uint64_t stat_copies, stat_commits, stat_evictions, stat_checkpoints, stat_writebacks;
@@ -185,6 +198,7 @@ struct cow_volume {
 #define REASON_USER 0
 #define REASON_EVICTED 1
 #define REASON_INVALID 2
+#define REASON_REVERTED 3       /* newer than the target of a revert */
 /* Copies moved per commit, so that a large shrink does not hold the
  * committer (and writers waiting for a commit) for long. */
 #define RELOC_MAX 4096u
@@ -280,3 +294,10 @@ void cow__commit_all(struct cow_volume *v);
 
 /* cow-replay.c: format and open */
 void cow__volume_free(struct cow_volume *v);
+
+/* cow.c */
+int cow__snap_read(struct cow_volume *v, uint32_t seq, uint8_t *p, size_t len, uint64_t off);
+
+/* cow-revert.c */
+int cow__revert_resume(struct cow_volume *v, bool lost);
+void cow__revert_stop(struct cow_volume *v);

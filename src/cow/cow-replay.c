@@ -513,6 +513,12 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
                         cow__emit(v, COW_EVENT_SNAPSHOT_LOST, NULL, -EBADMSG);
                 state_clear(v);
         }
+        /* Invariant (9): a recorded revert completes before anything is served. */
+        if (v->sb.incompat & COW_INCOMPAT_REVERT) {
+                r = cow__revert_resume(v, lost);
+                if (r < 0)
+                        goto fail;
+        }
         if (v->nsnaps == 0) {
                 r = reset_area(v, last_seq);
                 if (r < 0)
@@ -536,6 +542,7 @@ struct cow_volume *cow_close(struct cow_volume *v)
 {
         if (!v)
                 return NULL;
+        cow__revert_stop(v);
         cow__wb_thread_stop(v);
         pthread_mutex_lock(&v->lock);
         while (v->committing)

@@ -125,6 +125,13 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
 
         pthread_rwlock_rdlock(&v->hold);
         pthread_mutex_lock(&v->lock);
+        /* The revert set this under hold, taken exclusively: no write that
+         * started before it is still running, none starts after it. */
+        if (v->reverting) {
+                pthread_mutex_unlock(&v->lock);
+                pthread_rwlock_unlock(&v->hold);
+                return -EBUSY;
+        }
         for (uint64_t c = first; c <= last; c++) {
                 uint64_t cs = MAX(off, c << v->shift), ce = MIN(off + len, (c + 1) << v->shift);
                 uint32_t d = cow__dfind(v, c), e = 0;
@@ -215,6 +222,16 @@ int cow_read(struct cow_volume *v, void *buf, size_t len, uint64_t off)
                 return r;
         if (len == 0)
                 return 0;
+        /* While a revert copies chunks back the volume is its target already. */
+        if (__atomic_load_n(&v->reverting, __ATOMIC_ACQUIRE)) {
+                uint32_t seq;
+
+                pthread_mutex_lock(&v->lock);
+                seq = v->revert_seq;
+                pthread_mutex_unlock(&v->lock);
+                if (seq != 0)
+                        return cow__snap_read(v, seq, buf, len, off);
+        }
         /* No dirty chunk: the origin is the volume.  A chunk that turns dirty
          * after this load belongs to a write concurrent with this read. */
         if (__atomic_load_n(&v->nready, __ATOMIC_ACQUIRE) == 0)
@@ -277,6 +294,8 @@ int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
         pthread_mutex_lock(&v->lock);
         if (v->failed)
                 r = -EIO;
+        else if (v->reverting)
+                r = -EINPROGRESS;
         else if (cow__find_snap_guid(v, guid) >= 0)
                 r = -EEXIST;
         else if (v->nsnaps >= COW_MAX_SNAPSHOTS)
@@ -337,6 +356,10 @@ int cow_snapshot_delete(struct cow_volume *v, const uint8_t guid[16])
                 r = -ENOENT;
                 goto out;
         }
+        if (v->reverting) {
+                r = -EINPROGRESS;
+                goto out;
+        }
         cow__snap_remove(v, (unsigned) i, REASON_USER, 0);
         cow__wait_batch(v, v->last_queued);
         if (v->failed)
@@ -346,23 +369,11 @@ out:
         return r;
 }
 
-int cow_snapshot_read(struct cow_volume *v, const uint8_t guid[16], void *buf, size_t len, uint64_t off)
+/* Reads [off, off+len) of snapshot 'seq' (checked by the caller): for each
+ * chunk its copy, else the origin; -ESTALE when the snapshot goes away. */
+int cow__snap_read(struct cow_volume *v, uint32_t seq, uint8_t *p, size_t len, uint64_t off)
 {
-        uint8_t *p = buf;
-        uint32_t seq;
-        int i, r;
-
-        r = check_range(v, buf, len, off);
-        if (r < 0)
-                return r;
-        if (!guid)
-                return -EINVAL;
-        pthread_mutex_lock(&v->lock);
-        i = cow__find_snap_guid(v, guid);
-        seq = i >= 0 ? v->snaps[i].seq : 0;
-        pthread_mutex_unlock(&v->lock);
-        if (i < 0)
-                return -ENOENT;
+        int r;
 
         while (len > 0) {
                 uint64_t c = off >> v->shift, in = off & (v->chunk - 1);
@@ -418,6 +429,25 @@ int cow_snapshot_read(struct cow_volume *v, const uint8_t guid[16], void *buf, s
         return 0;
 }
 
+int cow_snapshot_read(struct cow_volume *v, const uint8_t guid[16], void *buf, size_t len, uint64_t off)
+{
+        uint32_t seq;
+        int i, r;
+
+        r = check_range(v, buf, len, off);
+        if (r < 0)
+                return r;
+        if (!guid)
+                return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        i = cow__find_snap_guid(v, guid);
+        seq = i >= 0 ? v->snaps[i].seq : 0;
+        pthread_mutex_unlock(&v->lock);
+        if (i < 0)
+                return -ENOENT;
+        return cow__snap_read(v, seq, buf, len, off);
+}
+
 int cow_snapshot_list(struct cow_volume *v, struct cow_snapshot_info **ret_list, size_t *ret_n)
 {
         struct cow_snapshot_info *l;
@@ -452,6 +482,10 @@ int cow_set_max(struct cow_volume *v, uint64_t max_bytes)
         pthread_mutex_lock(&v->lock);
         if (v->failed) {
                 r = -EIO;
+                goto out;
+        }
+        if (v->reverting) {
+                r = -EINPROGRESS;
                 goto out;
         }
         v->max_bytes = max_bytes;

@@ -22,6 +22,10 @@
  *   -ESTALE   the snapshot was removed while the read was in progress
  *   -EBADMSG  the diff area is not a valid diff area (format it)
  *   -EPROTONOSUPPORT  unknown format version or incompatible features
+ *   -EBUSY    the live volume is open for writing (cow_revert_start()), or
+ *             is being reverted (cow_write(), cow_live_open())
+ *   -EINPROGRESS  a revert runs: snapshots cannot be created, deleted or
+ *             bounded, and no second revert can start
  *   -EIO/-ENOSPC/...  from the I/O layer
  * cow_errno_to_hresult() (cow-hresult.h) maps them to the VSS HRESULT a
  * caller should report.
@@ -48,6 +52,12 @@ enum cow_event_type {
         COW_EVENT_SNAPSHOT_INVALIDATED,
         /* Found at open but its metadata cannot be proven complete: not served. */
         COW_EVENT_SNAPSHOT_LOST,
+        /* Newer than the snapshot the volume was reverted to: deleted by the revert. */
+        COW_EVENT_SNAPSHOT_DISCARDED,
+        /* A revert ended: guid is its target, error 0 when the origin holds the
+         * target's content, else why not (-ENOTRECOVERABLE: the revert cannot
+         * be completed and the origin may hold a mixture). */
+        COW_EVENT_REVERT_DONE,
 };
 
 struct cow_event {
@@ -119,6 +129,52 @@ int cow_snapshot_list(struct cow_volume *v, struct cow_snapshot_info **ret_list,
  * (as far as the metadata allows: allocated may stay a few KiB above). */
 int cow_set_max(struct cow_volume *v, uint64_t max_bytes);
 int cow_stats(struct cow_volume *v, struct cow_stats *ret);
+
+/*
+ * Revert: make the live volume's content exactly that of snapshot 'guid'
+ * (cow-revert.c has the design).  The snapshot itself and the older ones stay;
+ * the newer ones are deleted (each reported as DISCARDED).  Refused with
+ * -EBUSY while the live volume is open for writing (cow_live_open()), with
+ * -EINPROGRESS while another revert runs, -ENOENT for an unknown GUID.
+ *
+ * cow_revert_start() returns once the revert is recorded in the diff area:
+ * from then on it completes, here or, after a crash or cow_close(), at the
+ * next cow_open(), and never leaves a mixture.  The chunks are copied back by
+ * a thread of the engine; meanwhile cow_read() returns the target's content,
+ * cow_write() fails with -EBUSY.  cow_revert_wait() waits for that thread and
+ * returns its result (0 when the origin holds the target's content, durably);
+ * a revert that failed can be started again with the same GUID.
+ * cow_revert() is both.
+ */
+int cow_revert_start(struct cow_volume *v, const uint8_t guid[16]);
+int cow_revert_wait(struct cow_volume *v);
+int cow_revert(struct cow_volume *v, const uint8_t guid[16]);
+
+enum cow_revert_state {
+        COW_REVERT_NONE,              /* no revert since open */
+        COW_REVERT_RUNNING,
+        COW_REVERT_DONE,              /* the last one completed */
+        COW_REVERT_FAILED,            /* the last one stopped: error says why */
+};
+
+struct cow_revert_status {
+        enum cow_revert_state state;
+        uint8_t guid[16];             /* its target (not NONE) */
+        uint64_t chunks_total;        /* chunks to copy back (known once copying) */
+        uint64_t chunks_done;
+        uint32_t discarded;           /* newer snapshots it deleted */
+        int error;                    /* negative errno (FAILED, or DONE with a diff-area error after it) */
+        bool pending;                 /* recorded in the diff area, not complete: reopening completes it */
+        bool resumed;                 /* completed by cow_open() after an interruption */
+};
+
+int cow_revert_status(struct cow_volume *v, struct cow_revert_status *ret);
+
+/* Front ends hold the live volume open for writing between these (a FUSE open
+ * for writing, an NBD session on the live export): a revert is refused while
+ * any is held, and cow_live_open() fails with -EBUSY while a revert runs. */
+int cow_live_open(struct cow_volume *v);
+void cow_live_close(struct cow_volume *v);
 
 /* Tuning and tests: compact the journal into a fresh chain once it is longer
  * than 'min_blocks' blocks and twice what the live state needs (default 64);

@@ -15,6 +15,11 @@
  * Each seed also picks a write-back limit (none, a few chunks, unlimited), so
  * the power is cut with first writes still buffered, mid-commit and
  * mid-write-back.
+ * Workload 2 also reverts to snapshots (oldest, newest, middle).  A power cut
+ * during a revert must leave, once the volume is opened again, either no
+ * trace of it (every newer snapshot back, the origin as the rules above say)
+ * or the whole revert (every newer snapshot gone, the origin exactly the
+ * target's content, checked sector by sector): never a mixture.
  * One cmocka test per workload and seed walks all its crash points; a last
  * one checks that the shrinks of the workloads really moved copies.  When a
  * check fails, the run's last line names the seed and the crash point.
@@ -41,6 +46,9 @@
 #define CHUNK 4096u
 #define MAXSNAP 64
 #define NOPS 110
+/* 0 and 1 as ever (1 compacts the journal at every commit), 2 and 3 the same
+ * with reverts */
+#define NWORKLOADS 4u
 
 static uint64_t g_seed, g_crash_at;
 static uint64_t g_relocations;  /* copies moved by shrinks in the uncut runs */
@@ -61,6 +69,10 @@ struct model {
         struct msnap snaps[MAXSNAP];
         unsigned nsnaps;
         unsigned lost;
+        /* the revert in flight: its target (-1: none) and the newer live snapshots */
+        int rev_target;
+        unsigned rev_newer[MAXSNAP], rev_nnewer;
+        unsigned revert_errors;         /* COW_EVENT_REVERT_DONE with an error */
 };
 
 static void sector_fill(uint8_t *p, uint32_t id, uint32_t sect)
@@ -90,6 +102,10 @@ static void on_event(const struct cow_event *ev, void *userdata)
                 m->lost++;
                 return;
         }
+        if (ev->type == COW_EVENT_REVERT_DONE) {
+                m->revert_errors += ev->error != 0;
+                return;
+        }
         for (unsigned i = 0; i < m->nsnaps; i++)
                 if (memcmp(m->snaps[i].guid, ev->guid, 16) == 0 && ev->type == COW_EVENT_SNAPSHOT_EVICTED)
                         m->snaps[i].evicted = true;
@@ -112,6 +128,20 @@ static void model_reset(struct model *m)
         memset(m, 0, sizeof(*m));
 }
 
+/* The revert to the model's rev_target completed: the origin is its content,
+ * flushed, and the newer snapshots are gone. */
+static void revert_apply(struct model *m)
+{
+        struct msnap *t = &m->snaps[m->rev_target];
+
+        for (unsigned s = 0; s < NSECT; s++)
+                m->cur[s] = t->ids[s];
+        model_flushed(m);
+        for (unsigned j = 0; j < m->rev_nnewer; j++)
+                m->snaps[m->rev_newer[j]].state = S_GONE;
+        m->rev_target = -1;
+}
+
 static int find_alive(struct model *m, int which)
 {
         int idx[MAXSNAP], n = 0;
@@ -125,7 +155,11 @@ static int find_alive(struct model *m, int which)
 }
 
 /* Runs the workload until it ends or the first failure (the power cut). */
-static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
+static uint64_t g_reverts;      /* reverts completed in the uncut runs */
+/* power cuts during a revert, found undone and completed after the reboot */
+static uint64_t g_cut_undone, g_cut_completed;
+
+static void workload(struct cow_volume *v, struct model *m, uint64_t wseed, bool reverts)
 {
         uint64_t rng = wseed;
         uint32_t next_id = 1;
@@ -167,7 +201,7 @@ static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
                                 return;
                         s->state = S_ACKED;
                         model_flushed(m);
-                } else if (k < 94) {
+                } else if (k < (reverts ? 88u : 94u)) {
                         int i = find_alive(m, (int) (tu_rand(&rng) % 3));
                         if (i < 0)
                                 continue;
@@ -183,6 +217,20 @@ static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
                                 if (cow_stats(v, &st) < 0 || cow_set_max(v, st.used_bytes + CHUNK) < 0)
                                         return;
                         }
+                } else if (k < 94) {
+                        int i = find_alive(m, (int) (tu_rand(&rng) % 3));
+
+                        if (i < 0)
+                                continue;
+                        m->rev_nnewer = 0;
+                        for (unsigned j = (unsigned) i + 1; j < m->nsnaps; j++)
+                                if (m->snaps[j].state == S_ACKED && !m->snaps[j].evicted)
+                                        m->rev_newer[m->rev_nnewer++] = j;
+                        m->rev_target = i;
+                        if (cow_revert(v, m->snaps[i].guid) < 0)
+                                return;
+                        revert_apply(m);
+                        g_reverts += g_crash_at == 0;
                 } else {
                         /* header + journal + 12..40 chunks: forces evictions */
                         uint64_t max = 8192 + 4 * 8192 + (12 + tu_rand(&rng) % 28) * CHUNK;
@@ -259,6 +307,51 @@ static void verify_snapshots(struct cow_volume *v, struct model *m, bool after_c
         free(b);
 }
 
+/*
+ * The power was cut during a revert, and the volume is open again: it is
+ * either untouched by the revert or completely reverted.
+ */
+static void resolve_revert(struct cow_volume *v, struct model *m, struct cow_io *origin)
+{
+        struct msnap *t = &m->snaps[m->rev_target];
+        struct cow_revert_status st;
+        struct cow_snapshot_info *l;
+        uint8_t *img = malloc(ORIGIN);
+        unsigned present = 0;
+        bool exact = true, done;
+        size_t n;
+
+        assert_non_null(img);
+        assert_int_equal(cow_snapshot_list(v, &l, &n), 0);
+        for (unsigned j = 0; j < m->rev_nnewer; j++)
+                for (size_t i = 0; i < n; i++)
+                        present += memcmp(l[i].guid, m->snaps[m->rev_newer[j]].guid, 16) == 0;
+        free(l);
+        /* The origin device itself, as the open left it. */
+        assert_int_equal(cow_io_pread(origin, img, ORIGIN, 0), 0);
+        for (unsigned s = 0; s < NSECT; s++)
+                exact = exact && sector_id(img + (size_t) s * SECT, s) == t->ids[s];
+        if (m->rev_nnewer > 0) {
+                /* all newer ones or none: the deletions are one revert */
+                assert_true(present == 0 || present == m->rev_nnewer);
+                done = present == 0;
+        } else
+                done = exact;
+        if (done) {
+                assert_true(exact);
+                revert_apply(m);
+                g_cut_completed++;
+        } else {
+                verify_origin(m, img, ORIGIN);
+                m->rev_target = -1;
+                g_cut_undone++;
+        }
+        assert_int_equal(cow_revert_status(v, &st), 0);
+        assert_int_not_equal(st.state, COW_REVERT_FAILED);
+        assert_false(st.pending);
+        free(img);
+}
+
 /* After recovery the volume must keep working: write every chunk once. */
 static void exercise(struct cow_volume *v, struct model *m)
 {
@@ -274,7 +367,7 @@ static void exercise(struct cow_volume *v, struct model *m)
 }
 
 static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64_t crash_at, uint64_t seed,
-                    uint64_t wseed, uint64_t wb, uint64_t *ret_flushes)
+                    uint64_t wseed, uint64_t wb, bool reverts, uint64_t *ret_flushes)
 {
         struct cow_crash_world *w = cow_crash_world_new(crash_at, seed);
         struct cow_io *o, *d, *mo, *md;
@@ -290,11 +383,12 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
         assert_int_equal(cow_crash_io_new(w, d0, dl, &d), 0);
         for (unsigned s = 0; s < NSECT; s++)
                 m->flushed[s] = m->cur[s] = 0;
+        m->rev_target = -1;
         if (cow_open(o, d, on_event, m, &v) == 0) {
                 /* workload 1 compacts at every commit: power cuts hit checkpoints */
                 cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
                 assert_int_equal(cow_set_writeback(v, wb, 0), 0);
-                workload(v, m, wseed);
+                workload(v, m, wseed, reverts);
                 if (crash_at == 0) {
                         struct cow_stats st;
 
@@ -311,12 +405,18 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
         cow_io_free(d);
         cow_crash_world_free(w);
 
-        /* Reboot. */
-        verify_origin(m, oi, oil);
+        /* Reboot.  A revert in flight completes at open: its origin is checked
+         * after that. */
+        if (m->rev_target < 0)
+                verify_origin(m, oi, oil);
         assert_int_equal(cow_io_new_memory(oi, oil, &mo), 0);
         assert_int_equal(cow_io_new_memory(di, dil, &md), 0);
+        m->revert_errors = 0;
         assert_int_equal(cow_open(mo, md, on_event, m, &v), 0);
         assert_int_equal(m->lost, 0);
+        assert_int_equal(m->revert_errors, 0);
+        if (m->rev_target >= 0)
+                resolve_revert(v, m, mo);
         cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
         assert_int_equal(cow_set_writeback(v, wb, 0), 0);
         verify_snapshots(v, m, true);
@@ -370,9 +470,9 @@ static void test_crash_points(void **state)
         cow_crash_world_free(w);
 
         g_seed = seed;
-        run_one(oimg, ol, dimg, dl, 0, seed, wseed, wb, &nflush);
+        run_one(oimg, ol, dimg, dl, 0, seed, wseed, wb, sr->workload >= 2, &nflush);
         for (uint64_t k = 1; k <= nflush; k++)
-                run_one(oimg, ol, dimg, dl, k, seed * 7919 + k, wseed, wb, &f);
+                run_one(oimg, ol, dimg, dl, k, seed * 7919 + k, wseed, wb, sr->workload >= 2, &f);
         g_total += nflush;
         printf("workload %u seed %llu (write-back limit %llu): %llu crash points ok\n", sr->workload,
                (unsigned long long) seed, (unsigned long long) wb, (unsigned long long) nflush);
@@ -389,11 +489,23 @@ static void test_relocations(void **state)
         assert_true(g_relocations > 0);
 }
 
+/* Workloads 2 and 3 must revert, and power cuts must hit reverts both before
+ * and after they were recorded, or their crash points test nothing of it. */
+static void test_reverts(void **state)
+{
+        printf("%llu reverts completed (uncut runs); power cut during a revert: %llu found undone, "
+               "%llu completed at open\n", (unsigned long long) g_reverts, (unsigned long long) g_cut_undone,
+               (unsigned long long) g_cut_completed);
+        assert_true(g_reverts > 0);
+        assert_true(g_cut_undone > 0);
+        assert_true(g_cut_completed > 0);
+}
+
 int main(int argc, char **argv)
 {
         unsigned nseeds = argc > 1 ? (unsigned) atoi(argv[1]) : 3;
-        struct seed_run *runs = calloc(2 * (size_t) nseeds, sizeof(*runs));
-        struct CMUnitTest *tests = calloc(2 * (size_t) nseeds + 1, sizeof(*tests));
+        struct seed_run *runs = calloc(NWORKLOADS * (size_t) nseeds, sizeof(*runs));
+        struct CMUnitTest *tests = calloc(NWORKLOADS * (size_t) nseeds + 2, sizeof(*tests));
         size_t n = 0;
         int r;
 
@@ -402,7 +514,7 @@ int main(int argc, char **argv)
                 return EXIT_FAILURE;
         for (unsigned s = 0; s < NSECT; s++)
                 sector_fill(g_origin0 + s * SECT, 0, s);
-        for (unsigned wi = 0; wi < 2; wi++)
+        for (unsigned wi = 0; wi < NWORKLOADS; wi++)
                 for (uint64_t seed = 1; seed <= nseeds; seed++) {
                         struct seed_run *sr = &runs[n];
 
@@ -413,6 +525,7 @@ int main(int argc, char **argv)
                                                            .initial_state = sr };
                 }
         tests[n++] = (struct CMUnitTest) { .name = "relocations", .test_func = test_relocations };
+        tests[n++] = (struct CMUnitTest) { .name = "reverts", .test_func = test_reverts };
         r = _cmocka_run_group_tests("power cut", tests, n, NULL, NULL);
         if (r != 0)
                 fprintf(stderr, "test-cow-crash: a check failed at seed %llu, crash at flush %llu\n",
