@@ -40,6 +40,7 @@ struct session {
         /* the export chosen by NBD_OPT_GO or NBD_OPT_EXPORT_NAME */
         bool snapshot;
         uint8_t guid[16];
+        bool live_open;         /* the live export: cow_live_open() until the session ends */
 
         pthread_mutex_t send_lock;
         int error;              /* first failed send (atomic) */

@@ -4,7 +4,10 @@
  * to the option that starts transmission (NBD_OPT_GO or NBD_OPT_EXPORT_NAME).
  *
  * Exports: "" and "volume" are the live volume (read-write); a snapshot GUID
- * (bare or braced, any case) is that shadow copy, read-only.  Options:
+ * (bare or braced, any case) is that shadow copy, read-only.  A session that
+ * starts transmission on the live volume holds it open for writing
+ * (cow_live_open()) until it ends; while a revert runs it is refused
+ * (NBD_REP_ERR_POLICY, or a close after EXPORT_NAME).  Options:
  * EXPORT_NAME, GO, INFO (NBD_INFO_EXPORT, NBD_INFO_BLOCK_SIZE, NBD_INFO_NAME
  * when asked), LIST and ABORT; every other option gets NBD_REP_ERR_UNSUP.
  *
@@ -62,6 +65,20 @@ static int lookup_export(struct session *s, const char *name, size_t len)
         s->snapshot = true;
         memcpy(s->guid, id.bytes, 16);
         return 0;
+}
+
+/* A session on the live volume holds it open for writing, so that a revert
+ * waits for its end (and the session is refused while one runs). */
+static int live_open(struct session *s)
+{
+        int r;
+
+        if (s->live_open)
+                return 0;
+        r = cow_live_open(s->vol);
+        if (r >= 0)
+                s->live_open = true;
+        return r;
 }
 
 static uint16_t export_flags(const struct session *s)
@@ -129,6 +146,14 @@ static int opt_info_go(struct session *s, uint32_t opt, uint32_t len)
 
         if (lookup_export(s, (const char *) d + 4, name_len) < 0)
                 return send_rep(s, opt, NBD_REP_ERR_UNKNOWN, NULL, 0);
+        if (opt == NBD_OPT_GO && !s->snapshot) {
+                r = live_open(s);
+                if (r < 0) {
+                        static const char msg[] = "the volume is being reverted to a shadow copy";
+
+                        return send_rep(s, opt, NBD_REP_ERR_POLICY, msg, sizeof(msg) - 1);
+                }
+        }
 
         put16(rep, NBD_INFO_EXPORT);
         put64(rep + 2, s->vol_size);
@@ -210,6 +235,11 @@ int nbd__negotiate(struct session *s)
                         /* No way to report an error here: the protocol says close. */
                         if (lookup_export(s, (const char *) s->opt, len) < 0)
                                 return -ENOENT;
+                        if (!s->snapshot) {
+                                r = live_open(s);
+                                if (r < 0)
+                                        return r;
+                        }
                         put64(rep, s->vol_size);
                         put16(rep + 8, export_flags(s));
                         r = s->t->send(s->t->userdata, rep, s->no_zeroes ? 10 : sizeof(rep), false);

@@ -32,6 +32,7 @@
 #define NBD_REP_SERVER           2u
 #define NBD_REP_INFO             3u
 #define NBD_REP_ERR_UNSUP        (0x80000000u + 1)
+#define NBD_REP_ERR_POLICY       (0x80000000u + 2)
 #define NBD_REP_ERR_INVALID      (0x80000000u + 3)
 #define NBD_REP_ERR_UNKNOWN      (0x80000000u + 6)
 #define NBD_REP_ERR_TOO_BIG      (0x80000000u + 9)

@@ -604,6 +604,8 @@ int nbd_session_run_workers(struct cow_volume *vol, uint64_t size, const struct 
         r = nbd__negotiate(s);
         if (r > 0)
                 r = transmission(s);
+        if (s->live_open)
+                cow_live_close(vol);
 
         pthread_cond_destroy(&s->done_cond);
         pthread_cond_destroy(&s->pool_cond);
