@@ -66,12 +66,15 @@ static void super_quiesce(struct cow_volume *v)
 }
 
 /* Invariant (9): the revert to snapshot index i is durable before anything
- * changes for it.  Lock held. */
+ * changes for it.  Lock held; -EBUSY if a live writer came meanwhile. */
 static int record(struct cow_volume *v, unsigned i)
 {
         int r;
 
         super_quiesce(v);
+        /* From here to 'reverting' the lock is not dropped: no open slips in. */
+        if (v->live_writers > 0)
+                return -EBUSY;
         v->sb.incompat |= COW_INCOMPAT_REVERT;
         v->sb.revert_seq = v->snaps[i].seq;
         r = cow__write_super(v);
@@ -308,9 +311,11 @@ int cow_revert_start(struct cow_volume *v, const uint8_t guid[16])
         }
         assert(v->nready == 0);
 
+        r = record(v, (unsigned) i);
+        if (r == -EBUSY)
+                goto out;
         v->revert_st = (struct cow_revert_status) { .state = COW_REVERT_RUNNING };
         memcpy(v->revert_st.guid, guid, 16);
-        r = record(v, (unsigned) i);
         if (r < 0) {
                 status_set(v, COW_REVERT_FAILED, r);
                 goto out;
@@ -356,10 +361,17 @@ int cow_revert_status(struct cow_volume *v, struct cow_revert_status *ret)
         if (!v || !ret)
                 return -EINVAL;
         pthread_mutex_lock(&v->lock);
-        *ret = v->revert_st;
-        ret->state = __atomic_load_n(&v->revert_st.state, __ATOMIC_ACQUIRE);
-        ret->chunks_total = __atomic_load_n(&v->revert_st.chunks_total, __ATOMIC_RELAXED);
-        ret->chunks_done = __atomic_load_n(&v->revert_st.chunks_done, __ATOMIC_RELAXED);
+        /* The copy thread updates the progress without the lock. */
+        *ret = (struct cow_revert_status) {
+                .state = __atomic_load_n(&v->revert_st.state, __ATOMIC_ACQUIRE),
+                .chunks_total = __atomic_load_n(&v->revert_st.chunks_total, __ATOMIC_RELAXED),
+                .chunks_done = __atomic_load_n(&v->revert_st.chunks_done, __ATOMIC_RELAXED),
+                .discarded = v->revert_st.discarded,
+                .error = v->revert_st.error,
+                .pending = v->revert_st.pending,
+                .resumed = v->revert_st.resumed,
+        };
+        memcpy(ret->guid, v->revert_st.guid, 16);
         pthread_mutex_unlock(&v->lock);
         return 0;
 }
