@@ -65,14 +65,19 @@ static void super_quiesce(struct cow_volume *v)
                 pthread_cond_wait(&v->cond, &v->lock);
 }
 
-/* Invariant (9): the revert to snapshot index i is durable before anything
- * changes for it.  Lock held; -EBUSY if a live writer came meanwhile. */
-static int record(struct cow_volume *v, unsigned i)
+/* Invariant (9): the revert to snapshot 'guid' is durable before anything
+ * changes for it.  Lock held; -EBUSY if a live writer came meanwhile, -ENOENT
+ * if the snapshot went. */
+static int record(struct cow_volume *v, const uint8_t guid[16])
 {
-        int r;
+        int i, r;
 
         super_quiesce(v);
-        /* From here to 'reverting' the lock is not dropped: no open slips in. */
+        /* From here to 'reverting' the lock is not dropped: no open and no
+         * deletion slips in. */
+        i = cow__find_snap_guid(v, guid);
+        if (i < 0)
+                return -ENOENT;
         if (v->live_writers > 0)
                 return -EBUSY;
         v->sb.incompat |= COW_INCOMPAT_REVERT;
@@ -304,15 +309,14 @@ int cow_revert_start(struct cow_volume *v, const uint8_t guid[16])
                 goto out;
         }
         cow__commit_all(v);
-        i = cow__find_snap_guid(v, guid);
-        if (v->failed || i < 0) {
-                r = v->failed ? -EIO : -ENOENT;
+        if (v->failed) {
+                r = -EIO;
                 goto out;
         }
         assert(v->nready == 0);
 
-        r = record(v, (unsigned) i);
-        if (r == -EBUSY)
+        r = record(v, guid);
+        if (r == -EBUSY || r == -ENOENT)
                 goto out;
         v->revert_st = (struct cow_revert_status) { .state = COW_REVERT_RUNNING };
         memcpy(v->revert_st.guid, guid, 16);
