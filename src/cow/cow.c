@@ -549,6 +549,7 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret)
                 .chunk_wait_ns = v->stat_chunk_wait_ns,
                 .writebacks = v->stat_writebacks,
                 .dirty_bytes = v->dirty_bytes,
+                .live_writers = v->live_writers,
         };
         pthread_mutex_unlock(&v->lock);
         return 0;

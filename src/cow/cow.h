@@ -99,6 +99,7 @@ struct cow_stats {
         uint64_t throttle_ns;         /* and how long, in all */
         uint64_t chunk_waits;         /* waits of writes for their chunk's write-back */
         uint64_t chunk_wait_ns;       /* and how long, in all */
+        uint32_t live_writers;        /* cow_live_open()s not closed: a revert waits for 0 */
 };
 
 /* Write an empty diff area for 'origin' onto 'diff' (its old content is ignored). */

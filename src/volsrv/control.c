@@ -141,7 +141,7 @@ static json_t *m_status(struct volsrv *s, json_int_t id, json_t *params)
         r = cow_stats(s->vol, &st);
         if (r < 0)
                 return engine_error(id, r, "cow_stats");
-        return wire_result(id, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:s}",
+        return wire_result(id, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:I}",
                                          "origin", s->origin_path,
                                          "diff", s->diff_path,
                                          "size", (json_int_t) s->size,
@@ -151,7 +151,8 @@ static json_t *m_status(struct volsrv *s, json_int_t id, json_t *params)
                                          "nbd_socket", s->nbd_path,
                                          "pid", (json_int_t) getpid(),
                                          "snapshots", (json_int_t) st.snapshots,
-                                         "events_log", s->events_path));
+                                         "events_log", s->events_path,
+                                         "open_for_writing", (json_int_t) st.live_writers));
 }
 
 static bool get_shadow_id(json_t *params, vss_id *ret)

@@ -260,6 +260,7 @@ static void test_revert_busy(void **state)
         struct gate_io *g;
         struct fixture *f = fx_new_gated(1 << 20, 4096, &g);
         struct cow_revert_status st;
+        struct cow_stats stats;
         uint8_t *b = malloc(1 << 20), guid[16];
         uint64_t rng = 5;
         unsigned s1, s2;
@@ -271,9 +272,13 @@ static void test_revert_busy(void **state)
         fx_random_writes(f, 20, &rng);
 
         assert_int_equal(cow_live_open(f->v), 0);
+        assert_int_equal(cow_stats(f->v, &stats), 0);
+        assert_int_equal(stats.live_writers, 1);
         assert_int_equal(cow_revert(f->v, f->snaps[s1].guid), -EBUSY);
         assert_int_equal((uint32_t) cow_errno_to_hresult(-EBUSY), 0x8004231Du);    /* VSS_E_VOLUME_IN_USE */
         cow_live_close(f->v);
+        assert_int_equal(cow_stats(f->v, &stats), 0);
+        assert_int_equal(stats.live_writers, 0);
         tu_guid(guid, 4242);
         assert_int_equal(cow_revert(f->v, guid), -ENOENT);
         assert_true(f->snaps[s2].alive);        /* nothing happened */

@@ -9,7 +9,9 @@
 #     sha256 of the g1 shadow image and of its files are the reference.
 #  2. While the file system is mounted (a loop device holds fuse/volume open
 #     for writing), and while an NBD client has a session on the live export,
-#     Snapshot.Revert fails with 0x8004231D VSS_E_VOLUME_IN_USE.
+#     Snapshot.Revert fails with 0x8004231D VSS_E_VOLUME_IN_USE; Volume.Status
+#     counts them (open_for_writing), and the test waits for 0 after a
+#     losetup -d or a disconnect (both released asynchronously).
 #  3. Unmounted and detached: Snapshot.Revert {g1}; a second one right behind
 #     it gets 0x80042325 VSS_E_REVERT_IN_PROGRESS; Snapshot.RevertStatus is
 #     polled until "done" (VSS_S_ASYNC_FINISHED); the events say g2 was
@@ -165,6 +167,22 @@ write_files() { # write_files PREFIX COUNT
         done
 }
 
+# wait_writers N: until Volume.Status says the live volume is open for
+# writing N times (10 s at most).  The kernel sends FUSE's release after the
+# last close of fuse/volume asynchronously, and an NBD session ends in its own
+# thread after the client's disconnect, so a revert right after a losetup -d
+# or a disconnect may still find the volume in use.
+wait_writers() {
+        local n
+        for _ in $(seq 100); do
+                n=$(ctl Volume.Status | jget '["open_for_writing"]') || return 1
+                [ "$n" = "$1" ] && return 0
+                sleep 0.1
+        done
+        echo "open_for_writing is $n, not $1"
+        return 1
+}
+
 # wait_log REGEX: until events.log has a line matching REGEX (10 s at most):
 # the control loop appends an event shortly after the engine reported it.
 wait_log() {
@@ -213,18 +231,22 @@ head -c 192M /dev/urandom >"$MNT/big.bin" && sync || die "big file"
 cmp -s "$T/img-g1" <(sha256sum <"$R/fuse/volume") && die "the volume should differ from g1 by now"
 
 # ---- 2. in use: mounted (loop device) and an NBD session ---------------------
+wait_writers 1 && ok "the loop device holds fuse/volume open for writing" || fail "loop device not counted"
 out=$(ctl Snapshot.Revert "{\"shadow_id\":\"{$g1}\"}")
 [ $? -ne 0 ] && [ "$(jget '["hresult"]' <<<"$out")" = 0x8004231D ] &&
         ok "revert while mounted: VSS_E_VOLUME_IN_USE" || fail "revert while mounted: $out"
 umount_detach || die "umount/detach"
+wait_writers 0 || die "fuse/volume still open for writing after umount and losetup -d"
 coproc HOLD { python3 "$T/nbd_hold.py" "$R/nbd.sock" "$T/nbd-ready"; }
 for _ in $(seq 100); do [ -s "$T/nbd-ready" ] && break; sleep 0.1; done
 [ -s "$T/nbd-ready" ] || die "the NBD session on the live export did not start"
+wait_writers 1 && ok "the NBD session holds the live volume open for writing" || fail "NBD session not counted"
 out=$(ctl Snapshot.Revert "{\"shadow_id\":\"{$g1}\"}")
 [ $? -ne 0 ] && [ "$(jget '["hresult"]' <<<"$out")" = 0x8004231D ] &&
         ok "revert with an NBD session on the live export: VSS_E_VOLUME_IN_USE" || fail "revert with NBD: $out"
 exec {HOLD[1]}>&-
 wait "$HOLD_PID" || fail "the NBD session did not end cleanly"
+wait_writers 0 || fail "the NBD session still holds the live volume after it ended"
 st=$(ctl Snapshot.RevertStatus)
 [ "$(jget '["state"]' <<<"$st")" = none ] && ok "nothing was started" || fail "status after refusals: $st"
 
@@ -262,6 +284,7 @@ for attempt in 1 2 3; do
         attach_mount || die "mount for attempt $attempt"
         head -c 192M /dev/urandom >"$MNT/big2.bin" && sync || die "big file"
         umount_detach || die "umount/detach"
+        wait_writers 0 || die "fuse/volume still open for writing after umount and losetup -d"
         pid=$(server_pid)
         python3 "$T/revert_kill.py" "$R/control.sock" "{$g1}" "$pid" || die "revert + kill"
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
