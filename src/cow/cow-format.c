@@ -21,7 +21,8 @@
  *    48 uuid[16]             64 le64 generation     72 le64 origin_size
  *    80 le64 data_start      88 le64 journal_head_slot
  *    96 le64 journal_head_seq 104 le64 durable_commit 112 le64 max_bytes
- *   120 reserved (zero)     252 le32 crc32c of bytes 0..251
+ *   120 le32 revert_seq (incompat REVERT: the snapshot being reverted to, else 0)
+ *   124 reserved (zero)     252 le32 crc32c of bytes 0..251
  *
  * Journal block copy (4096 bytes): a 64-byte header then 126 records of 32:
  *     0 magic "OVSSCOWJ"      8 uuid[16] (must equal the superblock's)
@@ -31,8 +32,9 @@
  * Record: 0 u8 type, 1 u8[3] zero, 4 le32 seq, 8 le64 a, 16 le64 b, 24 le64 c.
  *
  * The journal is a chain of blocks starting at the superblock's head; a block
- * with count == 126 continues at next_slot with block_seq + 1.  See cow.c for
- * the commit protocol and its invariants.
+ * with count == 126 continues at next_slot with block_seq + 1.  See
+ * cow-journal.c for the commit protocol, and cow-internal.h for where each
+ * invariant is enforced.
  */
 
 #include <assert.h>
@@ -63,7 +65,8 @@ struct disk_super {
         uint64_t journal_head_seq;
         uint64_t durable_commit;
         uint64_t max_bytes;
-        uint8_t reserved[132];
+        uint32_t revert_seq;
+        uint8_t reserved[128];
         uint32_t crc;
 } __attribute__((packed));
 
@@ -89,6 +92,7 @@ struct disk_jblock {
 
 static_assert(sizeof(struct disk_super) == COW_SB_SIZE, "superblock size");
 static_assert(offsetof(struct disk_super, crc) == 252, "superblock crc offset");
+static_assert(offsetof(struct disk_super, revert_seq) == 120, "superblock revert_seq offset");
 static_assert(sizeof(struct disk_rec) == COW_REC_SIZE, "record size");
 static_assert(offsetof(struct disk_jblock, rec) == COW_JB_HEADER, "journal header size");
 static_assert(sizeof(struct disk_jblock) == COW_JB_SIZE, "journal block size");
@@ -148,6 +152,7 @@ void cow_super_encode(const struct cow_super *sb, uint8_t out[COW_SB_SIZE])
         d.journal_head_seq = le64(sb->journal_head_seq);
         d.durable_commit = le64(sb->durable_commit);
         d.max_bytes = le64(sb->max_bytes);
+        d.revert_seq = le32(sb->revert_seq);
         d.crc = le32(cow_crc32c(0, &d, offsetof(struct disk_super, crc)));
         memcpy(out, &d, sizeof(d));
 }
@@ -178,10 +183,14 @@ int cow_super_decode(const uint8_t in[COW_SB_SIZE], struct cow_super *ret)
                 .journal_head_seq = le64toh(d.journal_head_seq),
                 .durable_commit = le64toh(d.durable_commit),
                 .max_bytes = le64toh(d.max_bytes),
+                .revert_seq = le32toh(d.revert_seq),
         };
         memcpy(ret->uuid, d.uuid, 16);
         if ((ret->incompat & ~COW_INCOMPAT_KNOWN) || (ret->ro_compat & ~COW_RO_COMPAT_KNOWN))
                 return -EPROTONOSUPPORT;
+        /* A revert names its target, and only a revert does. */
+        if (!(ret->incompat & COW_INCOMPAT_REVERT) != (ret->revert_seq == 0))
+                return -EBADMSG;
         return 0;
 }
 

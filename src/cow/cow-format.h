@@ -26,12 +26,16 @@
 /* Feature flags.  Unknown incompat bits refuse to open; unknown ro_compat bits
  * open read-only (not supported yet: refuse too); compat bits are ignored. */
 #define COW_INCOMPAT_ERROR   (UINT64_C(1) << 0)   /* diff-area I/O error: every snapshot is lost */
-#define COW_INCOMPAT_KNOWN   (COW_INCOMPAT_ERROR)
+/* A revert to snapshot revert_seq is under way: the origin may hold a mixture
+ * of old and reverted chunks, so an engine that cannot finish the revert must
+ * not open the volume (cow-revert.c). */
+#define COW_INCOMPAT_REVERT  (UINT64_C(1) << 1)
+#define COW_INCOMPAT_KNOWN   (COW_INCOMPAT_ERROR | COW_INCOMPAT_REVERT)
 #define COW_RO_COMPAT_KNOWN  UINT64_C(0)
 
 enum cow_rec_type {
         COW_REC_SNAP_CREATE = 1,  /* seq; a,b = GUID bytes 0..7, 8..15; c = creation time (ns) */
-        COW_REC_SNAP_DELETE = 2,  /* seq; a = reason */
+        COW_REC_SNAP_DELETE = 2,  /* seq; a = reason (0 user, 1 evicted, 2 invalidated, 3 reverted) */
         COW_REC_COPY        = 3,  /* seq = owner; a = origin chunk; b = diff slot */
         COW_REC_SET_MAX     = 4,  /* a = maximum bytes (UINT64_MAX = unbounded) */
         COW_REC_NEXT_SEQ    = 5,  /* a = next snapshot sequence number (checkpoints) */
@@ -49,6 +53,7 @@ struct cow_super {
         uint64_t journal_head_seq;
         uint64_t durable_commit;      /* the journal reached at least this commit */
         uint64_t max_bytes;
+        uint32_t revert_seq;          /* with COW_INCOMPAT_REVERT: the target snapshot */
 };
 
 struct cow_rec {

@@ -22,8 +22,13 @@
  *   -ESTALE   the snapshot was removed while the read was in progress
  *   -EBADMSG  the diff area is not a valid diff area (format it)
  *   -EPROTONOSUPPORT  unknown format version or incompatible features
+ *   -EBUSY    the live volume is open for writing (cow_revert_start()), or
+ *             is being reverted (cow_write(), cow_live_open())
+ *   -EINPROGRESS  a revert runs: snapshots cannot be created, deleted or
+ *             bounded, and no second revert can start
  *   -EIO/-ENOSPC/...  from the I/O layer
- * cow_errno_to_hresult() maps them to the VSS HRESULT a caller should report.
+ * cow_errno_to_hresult() (cow-hresult.h) maps them to the VSS HRESULT a
+ * caller should report.
  */
 
 #include <stdbool.h>
@@ -31,7 +36,6 @@
 #include <stdint.h>
 
 #include "cow/cow-io.h"
-#include "vss/vss.h"
 
 #define COW_MAX_SNAPSHOTS 512u
 #define COW_CHUNK_MIN 4096u
@@ -48,6 +52,12 @@ enum cow_event_type {
         COW_EVENT_SNAPSHOT_INVALIDATED,
         /* Found at open but its metadata cannot be proven complete: not served. */
         COW_EVENT_SNAPSHOT_LOST,
+        /* Newer than the snapshot the volume was reverted to: deleted by the revert. */
+        COW_EVENT_SNAPSHOT_DISCARDED,
+        /* A revert ended: guid is its target, error 0 when the origin holds the
+         * target's content, else why not (-ENOTRECOVERABLE: the revert cannot
+         * be completed and the origin may hold a mixture). */
+        COW_EVENT_REVERT_DONE,
 };
 
 struct cow_event {
@@ -89,6 +99,7 @@ struct cow_stats {
         uint64_t throttle_ns;         /* and how long, in all */
         uint64_t chunk_waits;         /* waits of writes for their chunk's write-back */
         uint64_t chunk_wait_ns;       /* and how long, in all */
+        uint32_t live_writers;        /* cow_live_open()s not closed: a revert waits for 0 */
 };
 
 /* Write an empty diff area for 'origin' onto 'diff' (its old content is ignored). */
@@ -120,17 +131,61 @@ int cow_snapshot_list(struct cow_volume *v, struct cow_snapshot_info **ret_list,
 int cow_set_max(struct cow_volume *v, uint64_t max_bytes);
 int cow_stats(struct cow_volume *v, struct cow_stats *ret);
 
+/*
+ * Revert: make the live volume's content exactly that of snapshot 'guid'
+ * (cow-revert.c has the design).  The snapshot itself and the older ones stay;
+ * the newer ones are deleted (each reported as DISCARDED).  Refused with
+ * -EBUSY while the live volume is open for writing (cow_live_open()), with
+ * -EINPROGRESS while another revert runs, -ENOENT for an unknown GUID.
+ *
+ * cow_revert_start() returns once the revert is recorded in the diff area:
+ * from then on it completes, here or, after a crash or cow_close(), at the
+ * next cow_open(), and never leaves a mixture.  The chunks are copied back by
+ * a thread of the engine; meanwhile cow_read() returns the target's content,
+ * cow_write() fails with -EBUSY.  cow_revert_wait() waits for that thread and
+ * returns its result (0 when the origin holds the target's content, durably);
+ * a revert that failed can be started again with the same GUID.
+ * cow_revert() is both.
+ */
+int cow_revert_start(struct cow_volume *v, const uint8_t guid[16]);
+int cow_revert_wait(struct cow_volume *v);
+int cow_revert(struct cow_volume *v, const uint8_t guid[16]);
+
+enum cow_revert_state {
+        COW_REVERT_NONE,              /* no revert since open */
+        COW_REVERT_RUNNING,
+        COW_REVERT_DONE,              /* the last one completed */
+        COW_REVERT_FAILED,            /* the last one stopped: error says why */
+};
+
+struct cow_revert_status {
+        enum cow_revert_state state;
+        uint8_t guid[16];             /* its target (not NONE) */
+        uint64_t chunks_total;        /* chunks to copy back (known once copying) */
+        uint64_t chunks_done;
+        uint32_t discarded;           /* newer snapshots it deleted */
+        int error;                    /* negative errno (FAILED, or DONE with a diff-area error after it) */
+        bool pending;                 /* recorded in the diff area, not complete: reopening completes it */
+        bool resumed;                 /* completed by cow_open() after an interruption */
+};
+
+int cow_revert_status(struct cow_volume *v, struct cow_revert_status *ret);
+
+/* Front ends hold the live volume open for writing between these (a FUSE open
+ * for writing, an NBD session on the live export): a revert is refused while
+ * any is held, and cow_live_open() fails with -EBUSY while a revert runs. */
+int cow_live_open(struct cow_volume *v);
+void cow_live_close(struct cow_volume *v);
+
 /* Tuning and tests: compact the journal into a fresh chain once it is longer
  * than 'min_blocks' blocks and twice what the live state needs (default 64);
  * 0 compacts at every commit (tests). */
 int cow_set_checkpoint_blocks(struct cow_volume *v, uint64_t min_blocks);
 
-/* Write-back of first writes after a snapshot (see cow.c).  limit_bytes: dirty
+/* Write-back of first writes after a snapshot (see cow-cache.c).  limit_bytes: dirty
  * chunk buffers held before writers wait for a commit; 0 (the default) makes
  * every such write wait for its own commit.  interval_ms > 0 (with a limit)
  * starts a thread that commits every interval_ms and whenever half the limit
  * is dirty, so writers rarely wait.  Acknowledged writes are durable after
  * cow_flush() either way. */
 int cow_set_writeback(struct cow_volume *v, uint64_t limit_bytes, uint32_t interval_ms);
-
-vss_hresult cow_errno_to_hresult(int r);

@@ -26,6 +26,7 @@
 
 #include "basic/macro.h"
 #include "basic/size-util.h"
+#include "cow/cow-hresult.h"
 #include "cow/cow.h"
 #include "vss/vss.h"
 

@@ -141,7 +141,7 @@ static json_t *m_status(struct volsrv *s, json_int_t id, json_t *params)
         r = cow_stats(s->vol, &st);
         if (r < 0)
                 return engine_error(id, r, "cow_stats");
-        return wire_result(id, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:s}",
+        return wire_result(id, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:I}",
                                          "origin", s->origin_path,
                                          "diff", s->diff_path,
                                          "size", (json_int_t) s->size,
@@ -151,7 +151,8 @@ static json_t *m_status(struct volsrv *s, json_int_t id, json_t *params)
                                          "nbd_socket", s->nbd_path,
                                          "pid", (json_int_t) getpid(),
                                          "snapshots", (json_int_t) st.snapshots,
-                                         "events_log", s->events_path));
+                                         "events_log", s->events_path,
+                                         "open_for_writing", (json_int_t) st.live_writers));
 }
 
 static bool get_shadow_id(json_t *params, vss_id *ret)
@@ -263,6 +264,76 @@ static json_t *m_storage_stats(struct volsrv *s, json_int_t id, json_t *params)
                                          "chunk_wait_ms", (json_int_t) (st.chunk_wait_ns / 1000000)));
 }
 
+/* Starts a revert (cow_revert_start()); the engine's thread copies the chunks
+ * back, Snapshot.RevertStatus and the "reverted" event tell when it is done. */
+static json_t *m_snapshot_revert(struct volsrv *s, json_int_t id, json_t *params)
+{
+        vss_id sid;
+        int r;
+
+        if (!get_shadow_id(params, &sid))
+                return wire_error(id, VSS_E_INVALIDARG, "shadow_id: required, a GUID string");
+        r = cow_revert_start(s->vol, sid.bytes);
+        if (r == -EBUSY)
+                return wire_error(id, VSS_E_VOLUME_IN_USE,
+                                  "cow_revert_start: the live volume is open for writing (unmount it and detach "
+                                  "its loop device first)");
+        if (r < 0)
+                return engine_error(id, r, "cow_revert_start");
+        log_info("revert to a shadow copy started");
+        return wire_result(id, NULL);
+}
+
+static json_t *error_json(int err)
+{
+        vss_hresult hr = cow_errno_to_hresult(err);
+        char hex[11];
+
+        wire_format_hresult(hr, hex);
+        return json_pack("{s:s, s:s, s:i, s:s}", "hresult", hex, "name", vss_hresult_name(hr),
+                         "errno", err < 0 ? -err : err, "strerror", strerror(err < 0 ? -err : err));
+}
+
+static json_t *m_snapshot_revert_status(struct volsrv *s, json_int_t id, json_t *params)
+{
+        static const char *const states[] = {
+                [COW_REVERT_NONE] = "none",
+                [COW_REVERT_RUNNING] = "running",
+                [COW_REVERT_DONE] = "done",
+                [COW_REVERT_FAILED] = "failed",
+        };
+        struct cow_revert_status st;
+        char hex[11];
+        vss_hresult hr;
+        vss_id sid;
+        int r;
+
+        r = cow_revert_status(s->vol, &st);
+        if (r < 0)
+                return engine_error(id, r, "cow_revert_status");
+        memcpy(sid.bytes, st.guid, 16);
+        /* As IVssAsync::QueryStatus would say it. */
+        if (st.state == COW_REVERT_RUNNING)
+                hr = VSS_S_ASYNC_PENDING;
+        else if (st.error != 0)
+                hr = cow_errno_to_hresult(st.error);
+        else if (st.state == COW_REVERT_DONE)
+                hr = VSS_S_ASYNC_FINISHED;
+        else
+                hr = VSS_S_OK;
+        wire_format_hresult(hr, hex);
+        return wire_result(id, json_pack("{s:s, s:o, s:I, s:I, s:I, s:b, s:b, s:s, s:o}",
+                                         "state", states[st.state],
+                                         "shadow_id", st.state == COW_REVERT_NONE ? json_null() : json_id(&sid),
+                                         "chunks_total", (json_int_t) st.chunks_total,
+                                         "chunks_done", (json_int_t) st.chunks_done,
+                                         "discarded", (json_int_t) st.discarded,
+                                         "pending", st.pending,
+                                         "resumed", st.resumed,
+                                         "hresult", hex,
+                                         "error", st.error != 0 ? error_json(st.error) : json_null()));
+}
+
 static json_t *m_flush(struct volsrv *s, json_int_t id, json_t *params)
 {
         int r = cow_flush(s->vol);
@@ -298,6 +369,8 @@ static const struct {
         { "Snapshot.Create", m_snapshot_create },
         { "Snapshot.Delete", m_snapshot_delete },
         { "Snapshot.List",   m_snapshot_list },
+        { "Snapshot.Revert", m_snapshot_revert },
+        { "Snapshot.RevertStatus", m_snapshot_revert_status },
         { "Storage.SetMax",  m_storage_setmax },
         { "Storage.Stats",   m_storage_stats },
         { "Server.Stop",     m_stop },
@@ -367,6 +440,8 @@ static json_t *event_json(const struct volsrv_event *e)
                 [COW_EVENT_SNAPSHOT_EVICTED] = "evicted",
                 [COW_EVENT_SNAPSHOT_INVALIDATED] = "invalidated",
                 [COW_EVENT_SNAPSHOT_LOST] = "lost",
+                [COW_EVENT_SNAPSHOT_DISCARDED] = "discarded",
+                [COW_EVENT_REVERT_DONE] = "reverted",
         };
         static const char *const messages[] = {
                 [COW_EVENT_SNAPSHOT_EVICTED] =
@@ -377,9 +452,13 @@ static json_t *event_json(const struct volsrv_event *e)
                 [COW_EVENT_SNAPSHOT_LOST] =
                         "The shadow copy was found at start-up but its metadata cannot be proven complete: "
                         "it is not served.",
+                [COW_EVENT_SNAPSHOT_DISCARDED] =
+                        "The shadow copy was deleted because the volume was reverted to an older shadow copy.",
+                [COW_EVENT_REVERT_DONE] =
+                        "The revert of the volume to this shadow copy ended (error null: the volume holds "
+                        "its content).",
         };
         unsigned t = (unsigned) e->ev.type;
-        char hex[11];
         vss_id sid;
         json_t *o;
 
@@ -391,16 +470,9 @@ static json_t *event_json(const struct volsrv_event *e)
                       "message", t < ARRAY_SIZE(messages) ? messages[t] : "");
         if (!o)
                 return NULL;
-        if (e->ev.error != 0) {
-                vss_hresult hr = cow_errno_to_hresult(e->ev.error);
-
-                wire_format_hresult(hr, hex);
-                json_object_set_new(o, "error", json_pack("{s:s, s:s, s:i, s:s}",
-                                                          "hresult", hex,
-                                                          "name", vss_hresult_name(hr),
-                                                          "errno", e->ev.error < 0 ? -e->ev.error : e->ev.error,
-                                                          "strerror", strerror(e->ev.error < 0 ? -e->ev.error : e->ev.error)));
-        } else
+        if (e->ev.error != 0)
+                json_object_set_new(o, "error", error_json(e->ev.error));
+        else
                 json_object_set_new(o, "error", json_null());
         return o;
 }

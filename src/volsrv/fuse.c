@@ -203,6 +203,13 @@ static int vf_open(const char *path, struct fuse_file_info *fi)
         if (streq(path, "/volume")) {
                 if (fi->flags & O_TRUNC)
                         return -EPERM;
+                /* Open for writing: a revert waits for the last such close
+                 * (EBUSY while one runs). */
+                if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+                        r = cow_live_open(s->vol);
+                        if (r < 0)
+                                return r;
+                }
                 fi->direct_io = 1;
                 fi->fh = FH_VOLUME;
                 return 0;
@@ -224,6 +231,8 @@ static int vf_open(const char *path, struct fuse_file_info *fi)
 
 static int vf_release(const char *path, struct fuse_file_info *fi)
 {
+        if (fi->fh == FH_VOLUME && (fi->flags & O_ACCMODE) != O_RDONLY)
+                cow_live_close(ctx()->vol);
         if (fi->fh != FH_VOLUME)
                 free((void *) (uintptr_t) fi->fh);
         return 0;

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "basic/log.h"
+#include "cow/cow-hresult.h"
 #include "cow/cow.h"
 #include "vss/vss.h"
 

@@ -16,6 +16,7 @@
 
 #include "cow/cow-format.h"
 #include "cow/cow.h"
+#include "cow-test-io.h"
 #include "fuzz-cow.h"
 
 #define FUZZ_ORIGIN (1u << 20)

@@ -15,16 +15,29 @@
  * Each seed also picks a write-back limit (none, a few chunks, unlimited), so
  * the power is cut with first writes still buffered, mid-commit and
  * mid-write-back.
+ * Workload 2 also reverts to snapshots (oldest, newest, middle).  A power cut
+ * during a revert must leave, once the volume is opened again, either no
+ * trace of it (every newer snapshot back, the origin as the rules above say)
+ * or the whole revert (every newer snapshot gone, the origin exactly the
+ * target's content, checked sector by sector): never a mixture.
+ * One cmocka test per workload and seed walks all its crash points; a last
+ * one checks that the shrinks of the workloads really moved copies.  When a
+ * check fails, the run's last line names the seed and the crash point.
  * Usage: test-cow-crash [SEEDS] (default 3).
  */
 
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "basic/macro.h"
 #include "cow/cow.h"
+#include "cow-test-io.h"
 #include "cow-test-util.h"
 
 #define SECT 512u
@@ -33,16 +46,9 @@
 #define CHUNK 4096u
 #define MAXSNAP 64
 #define NOPS 110
-
-#define CHECK(x)                                                                          \
-        do {                                                                              \
-                if (!(x)) {                                                               \
-                        fprintf(stderr, "%s:%d: check failed: %s (seed %llu, crash at %llu)\n", \
-                                __FILE__, __LINE__, #x, (unsigned long long) g_seed,       \
-                                (unsigned long long) g_crash_at);                         \
-                        exit(EXIT_FAILURE);                                               \
-                }                                                                         \
-        } while (0)
+/* 0 and 1 as ever (1 compacts the journal at every commit), 2 and 3 the same
+ * with reverts */
+#define NWORKLOADS 4u
 
 static uint64_t g_seed, g_crash_at;
 static uint64_t g_relocations;  /* copies moved by shrinks in the uncut runs */
@@ -63,6 +69,10 @@ struct model {
         struct msnap snaps[MAXSNAP];
         unsigned nsnaps;
         unsigned lost;
+        /* the revert in flight: its target (-1: none) and the newer live snapshots */
+        int rev_target;
+        unsigned rev_newer[MAXSNAP], rev_nnewer;
+        unsigned revert_errors;         /* COW_EVENT_REVERT_DONE with an error */
 };
 
 static void sector_fill(uint8_t *p, uint32_t id, uint32_t sect)
@@ -92,6 +102,10 @@ static void on_event(const struct cow_event *ev, void *userdata)
                 m->lost++;
                 return;
         }
+        if (ev->type == COW_EVENT_REVERT_DONE) {
+                m->revert_errors += ev->error != 0;
+                return;
+        }
         for (unsigned i = 0; i < m->nsnaps; i++)
                 if (memcmp(m->snaps[i].guid, ev->guid, 16) == 0 && ev->type == COW_EVENT_SNAPSHOT_EVICTED)
                         m->snaps[i].evicted = true;
@@ -114,6 +128,20 @@ static void model_reset(struct model *m)
         memset(m, 0, sizeof(*m));
 }
 
+/* The revert to the model's rev_target completed: the origin is its content,
+ * flushed, and the newer snapshots are gone. */
+static void revert_apply(struct model *m)
+{
+        struct msnap *t = &m->snaps[m->rev_target];
+
+        for (unsigned s = 0; s < NSECT; s++)
+                m->cur[s] = t->ids[s];
+        model_flushed(m);
+        for (unsigned j = 0; j < m->rev_nnewer; j++)
+                m->snaps[m->rev_newer[j]].state = S_GONE;
+        m->rev_target = -1;
+}
+
 static int find_alive(struct model *m, int which)
 {
         int idx[MAXSNAP], n = 0;
@@ -127,7 +155,11 @@ static int find_alive(struct model *m, int which)
 }
 
 /* Runs the workload until it ends or the first failure (the power cut). */
-static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
+static uint64_t g_reverts;      /* reverts completed in the uncut runs */
+/* power cuts during a revert, found undone and completed after the reboot */
+static uint64_t g_cut_undone, g_cut_completed;
+
+static void workload(struct cow_volume *v, struct model *m, uint64_t wseed, bool reverts)
 {
         uint64_t rng = wseed;
         uint32_t next_id = 1;
@@ -169,7 +201,7 @@ static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
                                 return;
                         s->state = S_ACKED;
                         model_flushed(m);
-                } else if (k < 94) {
+                } else if (k < (reverts ? 88u : 94u)) {
                         int i = find_alive(m, (int) (tu_rand(&rng) % 3));
                         if (i < 0)
                                 continue;
@@ -185,6 +217,20 @@ static void workload(struct cow_volume *v, struct model *m, uint64_t wseed)
                                 if (cow_stats(v, &st) < 0 || cow_set_max(v, st.used_bytes + CHUNK) < 0)
                                         return;
                         }
+                } else if (k < 94) {
+                        int i = find_alive(m, (int) (tu_rand(&rng) % 3));
+
+                        if (i < 0)
+                                continue;
+                        m->rev_nnewer = 0;
+                        for (unsigned j = (unsigned) i + 1; j < m->nsnaps; j++)
+                                if (m->snaps[j].state == S_ACKED && !m->snaps[j].evicted)
+                                        m->rev_newer[m->rev_nnewer++] = j;
+                        m->rev_target = i;
+                        if (cow_revert(v, m->snaps[i].guid) < 0)
+                                return;
+                        revert_apply(m);
+                        g_reverts += g_crash_at == 0;
                 } else {
                         /* header + journal + 12..40 chunks: forces evictions */
                         uint64_t max = 8192 + 4 * 8192 + (12 + tu_rand(&rng) % 28) * CHUNK;
@@ -217,7 +263,7 @@ static void verify_origin(struct model *m, const uint8_t *img, size_t len)
                         memcpy(sec, img + (size_t) s * SECT, MIN((size_t) SECT, len - (size_t) s * SECT));
                 id = sector_id(sec, s);
                 if (m->nsince[s] == 0) {
-                        CHECK(id == m->flushed[s]);
+                        assert_int_equal(id, m->flushed[s]);
                         continue;
                 }
                 if (id == UINT32_MAX)
@@ -225,7 +271,7 @@ static void verify_origin(struct model *m, const uint8_t *img, size_t len)
                 ok = id == m->flushed[s];
                 for (unsigned i = 0; i < m->nsince[s]; i++)
                         ok = ok || id == m->since[s][i];
-                CHECK(ok);
+                assert_true(ok);
         }
 }
 
@@ -235,18 +281,18 @@ static void verify_snapshots(struct cow_volume *v, struct model *m, bool after_c
         size_t n;
         uint8_t *b = malloc(ORIGIN);
 
-        CHECK(b);
-        CHECK(cow_snapshot_list(v, &l, &n) == 0);
+        assert_non_null(b);
+        assert_int_equal(cow_snapshot_list(v, &l, &n), 0);
         for (size_t i = 0; i < n; i++) {
                 struct msnap *s = NULL;
                 for (unsigned j = 0; j < m->nsnaps; j++)
                         if (memcmp(m->snaps[j].guid, l[i].guid, 16) == 0)
                                 s = &m->snaps[j];
-                CHECK(s);               /* no snapshot out of nowhere */
-                CHECK(s->state != S_NONE);
-                CHECK(cow_snapshot_read(v, s->guid, b, ORIGIN, 0) == 0);
+                assert_non_null(s);     /* no snapshot out of nowhere */
+                assert_int_not_equal(s->state, S_NONE);
+                assert_int_equal(cow_snapshot_read(v, s->guid, b, ORIGIN, 0), 0);
                 for (unsigned sec = 0; sec < NSECT; sec++)
-                        CHECK(sector_id(b + (size_t) sec * SECT, sec) == s->ids[sec]);
+                        assert_int_equal(sector_id(b + (size_t) sec * SECT, sec), s->ids[sec]);
         }
         for (unsigned j = 0; j < m->nsnaps; j++) {
                 struct msnap *s = &m->snaps[j];
@@ -255,10 +301,55 @@ static void verify_snapshots(struct cow_volume *v, struct model *m, bool after_c
                         continue;
                 for (size_t i = 0; i < n; i++)
                         found = found || memcmp(l[i].guid, s->guid, 16) == 0;
-                CHECK(found || !after_crash);
+                assert_true(found || !after_crash);
         }
         free(l);
         free(b);
+}
+
+/*
+ * The power was cut during a revert, and the volume is open again: it is
+ * either untouched by the revert or completely reverted.
+ */
+static void resolve_revert(struct cow_volume *v, struct model *m, struct cow_io *origin)
+{
+        struct msnap *t = &m->snaps[m->rev_target];
+        struct cow_revert_status st;
+        struct cow_snapshot_info *l;
+        uint8_t *img = malloc(ORIGIN);
+        unsigned present = 0;
+        bool exact = true, done;
+        size_t n;
+
+        assert_non_null(img);
+        assert_int_equal(cow_snapshot_list(v, &l, &n), 0);
+        for (unsigned j = 0; j < m->rev_nnewer; j++)
+                for (size_t i = 0; i < n; i++)
+                        present += memcmp(l[i].guid, m->snaps[m->rev_newer[j]].guid, 16) == 0;
+        free(l);
+        /* The origin device itself, as the open left it. */
+        assert_int_equal(cow_io_pread(origin, img, ORIGIN, 0), 0);
+        for (unsigned s = 0; s < NSECT; s++)
+                exact = exact && sector_id(img + (size_t) s * SECT, s) == t->ids[s];
+        if (m->rev_nnewer > 0) {
+                /* all newer ones or none: the deletions are one revert */
+                assert_true(present == 0 || present == m->rev_nnewer);
+                done = present == 0;
+        } else
+                done = exact;
+        if (done) {
+                assert_true(exact);
+                revert_apply(m);
+                g_cut_completed++;
+        } else {
+                verify_origin(m, img, ORIGIN);
+                m->rev_target = -1;
+                g_cut_undone++;
+        }
+        assert_int_equal(cow_revert_status(v, &st), 0);
+        assert_int_not_equal(st.state, COW_REVERT_FAILED);
+        assert_false(st.pending);
+        free(img);
 }
 
 /* After recovery the volume must keep working: write every chunk once. */
@@ -270,13 +361,13 @@ static void exercise(struct cow_volume *v, struct model *m)
                 uint32_t id = 1000000 + c;
                 for (unsigned s = 0; s < CHUNK / SECT; s++)
                         sector_fill(buf + s * SECT, id, c * (CHUNK / SECT) + s);
-                CHECK(cow_write(v, buf, CHUNK, (uint64_t) c * CHUNK) == 0);
+                assert_int_equal(cow_write(v, buf, CHUNK, (uint64_t) c * CHUNK), 0);
         }
         verify_snapshots(v, m, false);
 }
 
 static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64_t crash_at, uint64_t seed,
-                    uint64_t wseed, uint64_t wb, uint64_t *ret_flushes)
+                    uint64_t wseed, uint64_t wb, bool reverts, uint64_t *ret_flushes)
 {
         struct cow_crash_world *w = cow_crash_world_new(crash_at, seed);
         struct cow_io *o, *d, *mo, *md;
@@ -286,46 +377,54 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
         size_t oil, dil;
 
         g_crash_at = crash_at;
-        CHECK(w && m);
-        CHECK(cow_crash_io_new(w, o0, ol, &o) == 0);
-        CHECK(cow_crash_io_new(w, d0, dl, &d) == 0);
+        assert_non_null(w);
+        assert_non_null(m);
+        assert_int_equal(cow_crash_io_new(w, o0, ol, &o), 0);
+        assert_int_equal(cow_crash_io_new(w, d0, dl, &d), 0);
         for (unsigned s = 0; s < NSECT; s++)
                 m->flushed[s] = m->cur[s] = 0;
+        m->rev_target = -1;
         if (cow_open(o, d, on_event, m, &v) == 0) {
                 /* workload 1 compacts at every commit: power cuts hit checkpoints */
                 cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
-                CHECK(cow_set_writeback(v, wb, 0) == 0);
-                workload(v, m, wseed);
+                assert_int_equal(cow_set_writeback(v, wb, 0), 0);
+                workload(v, m, wseed, reverts);
                 if (crash_at == 0) {
                         struct cow_stats st;
 
-                        CHECK(cow_stats(v, &st) == 0);
+                        assert_int_equal(cow_stats(v, &st), 0);
                         g_relocations += st.relocations;
                 }
                 cow_close(v);
         }
         *ret_flushes = cow_crash_world_flushes(w);
-        CHECK(crash_at == 0 || cow_crash_world_crashed(w) || crash_at > *ret_flushes);
-        CHECK(cow_crash_io_durable(o, &oi, &oil) == 0);
-        CHECK(cow_crash_io_durable(d, &di, &dil) == 0);
+        assert_true(crash_at == 0 || cow_crash_world_crashed(w) || crash_at > *ret_flushes);
+        assert_int_equal(cow_crash_io_durable(o, &oi, &oil), 0);
+        assert_int_equal(cow_crash_io_durable(d, &di, &dil), 0);
         cow_io_free(o);
         cow_io_free(d);
         cow_crash_world_free(w);
 
-        /* Reboot. */
-        verify_origin(m, oi, oil);
-        CHECK(cow_io_new_memory(oi, oil, &mo) == 0);
-        CHECK(cow_io_new_memory(di, dil, &md) == 0);
-        CHECK(cow_open(mo, md, on_event, m, &v) == 0);
-        CHECK(m->lost == 0);
+        /* Reboot.  A revert in flight completes at open: its origin is checked
+         * after that. */
+        if (m->rev_target < 0)
+                verify_origin(m, oi, oil);
+        assert_int_equal(cow_io_new_memory(oi, oil, &mo), 0);
+        assert_int_equal(cow_io_new_memory(di, dil, &md), 0);
+        m->revert_errors = 0;
+        assert_int_equal(cow_open(mo, md, on_event, m, &v), 0);
+        assert_int_equal(m->lost, 0);
+        assert_int_equal(m->revert_errors, 0);
+        if (m->rev_target >= 0)
+                resolve_revert(v, m, mo);
         cow_set_checkpoint_blocks(v, wseed % 2 ? 0 : 64);
-        CHECK(cow_set_writeback(v, wb, 0) == 0);
+        assert_int_equal(cow_set_writeback(v, wb, 0), 0);
         verify_snapshots(v, m, true);
         exercise(v, m);
         cow_close(v);
         /* and once more after a clean close */
-        CHECK(cow_open(mo, md, on_event, m, &v) == 0);
-        CHECK(m->lost == 0);
+        assert_int_equal(cow_open(mo, md, on_event, m, &v), 0);
+        assert_int_equal(m->lost, 0);
         verify_snapshots(v, m, false);
         cow_close(v);
         cow_io_free(mo);
@@ -336,53 +435,103 @@ static void run_one(const void *o0, size_t ol, const void *d0, size_t dl, uint64
         free(m);
 }
 
+/* One workload and seed: count its flush points, then cut the power at each. */
+struct seed_run {
+        unsigned workload;
+        uint64_t seed;
+        char name[96];
+};
+
+static uint8_t *g_origin0;      /* the initial origin: every sector holds write id 0 */
+static uint64_t g_total;
+
+static void test_crash_points(void **state)
+{
+        const struct seed_run *sr = *state;
+        struct cow_format_params p = { .chunk_size = CHUNK };
+        uint64_t wseed = 1000 + sr->workload, seed = sr->seed;
+        /* Write-back: every first write commits, a few dirty chunks, or more
+         * than the volume has (only flushes and snapshots commit). */
+        uint64_t wb = seed % 3 == 1 ? 0 : seed % 3 == 2 ? 3 * CHUNK : 2 * ORIGIN;
+        struct cow_crash_world *w = cow_crash_world_new(0, 0);
+        struct cow_io *o, *d;
+        uint64_t nflush = 0, f;
+        void *oimg, *dimg;
+        size_t ol, dl;
+
+        assert_non_null(w);
+        assert_int_equal(cow_crash_io_new(w, g_origin0, ORIGIN, &o), 0);
+        assert_int_equal(cow_crash_io_new(w, NULL, 0, &d), 0);
+        assert_int_equal(cow_format(o, d, &p), 0);
+        assert_int_equal(cow_crash_io_durable(o, &oimg, &ol), 0);
+        assert_int_equal(cow_crash_io_durable(d, &dimg, &dl), 0);
+        cow_io_free(o);
+        cow_io_free(d);
+        cow_crash_world_free(w);
+
+        g_seed = seed;
+        run_one(oimg, ol, dimg, dl, 0, seed, wseed, wb, sr->workload >= 2, &nflush);
+        for (uint64_t k = 1; k <= nflush; k++)
+                run_one(oimg, ol, dimg, dl, k, seed * 7919 + k, wseed, wb, sr->workload >= 2, &f);
+        g_total += nflush;
+        printf("workload %u seed %llu (write-back limit %llu): %llu crash points ok\n", sr->workload,
+               (unsigned long long) seed, (unsigned long long) wb, (unsigned long long) nflush);
+        free(oimg);
+        free(dimg);
+}
+
+/* The shrinks of the workloads must move copies, or their crash points test
+ * nothing of relocate(). */
+static void test_relocations(void **state)
+{
+        printf("%llu crash points verified\n", (unsigned long long) g_total);
+        printf("%llu copies relocated by shrinks (uncut runs)\n", (unsigned long long) g_relocations);
+        assert_true(g_relocations > 0);
+}
+
+/* Workloads 2 and 3 must revert, and power cuts must hit reverts both before
+ * and after they were recorded, or their crash points test nothing of it. */
+static void test_reverts(void **state)
+{
+        printf("%llu reverts completed (uncut runs); power cut during a revert: %llu found undone, "
+               "%llu completed at open\n", (unsigned long long) g_reverts, (unsigned long long) g_cut_undone,
+               (unsigned long long) g_cut_completed);
+        assert_true(g_reverts > 0);
+        assert_true(g_cut_undone > 0);
+        assert_true(g_cut_completed > 0);
+}
+
 int main(int argc, char **argv)
 {
         unsigned nseeds = argc > 1 ? (unsigned) atoi(argv[1]) : 3;
-        struct cow_format_params p = { .chunk_size = CHUNK };
-        uint8_t *o0 = malloc(ORIGIN);
-        struct cow_io *o, *d;
-        void *oimg, *dimg;
-        size_t ol, dl;
-        uint64_t total = 0;
+        struct seed_run *runs = calloc(NWORKLOADS * (size_t) nseeds, sizeof(*runs));
+        struct CMUnitTest *tests = calloc(NWORKLOADS * (size_t) nseeds + 2, sizeof(*tests));
+        size_t n = 0;
+        int r;
 
-        /* The initial origin: every sector holds write id 0. */
+        g_origin0 = malloc(ORIGIN);
+        if (!runs || !tests || !g_origin0)
+                return EXIT_FAILURE;
         for (unsigned s = 0; s < NSECT; s++)
-                sector_fill(o0 + s * SECT, 0, s);
-        for (unsigned wi = 0; wi < 2; wi++) {
-                uint64_t wseed = 1000 + wi;
-                struct cow_crash_world *w = cow_crash_world_new(0, 0);
-
-                CHECK(cow_crash_io_new(w, o0, ORIGIN, &o) == 0);
-                CHECK(cow_crash_io_new(w, NULL, 0, &d) == 0);
-                CHECK(cow_format(o, d, &p) == 0);
-                CHECK(cow_crash_io_durable(o, &oimg, &ol) == 0);
-                CHECK(cow_crash_io_durable(d, &dimg, &dl) == 0);
-                cow_io_free(o);
-                cow_io_free(d);
-                cow_crash_world_free(w);
-
+                sector_fill(g_origin0 + s * SECT, 0, s);
+        for (unsigned wi = 0; wi < NWORKLOADS; wi++)
                 for (uint64_t seed = 1; seed <= nseeds; seed++) {
-                        /* Write-back: every first write commits, a few dirty chunks, or
-                         * more than the volume has (only flushes and snapshots commit). */
-                        uint64_t wb = seed % 3 == 1 ? 0 : seed % 3 == 2 ? 3 * CHUNK : 2 * ORIGIN;
-                        uint64_t nflush = 0, f;
-                        g_seed = seed;
-                        run_one(oimg, ol, dimg, dl, 0, seed, wseed, wb, &nflush);
-                        for (uint64_t k = 1; k <= nflush; k++)
-                                run_one(oimg, ol, dimg, dl, k, seed * 7919 + k, wseed, wb, &f);
-                        total += nflush;
-                        printf("workload %u seed %llu (write-back limit %llu): %llu crash points ok\n", wi,
-                               (unsigned long long) seed, (unsigned long long) wb, (unsigned long long) nflush);
+                        struct seed_run *sr = &runs[n];
+
+                        *sr = (struct seed_run) { .workload = wi, .seed = seed };
+                        snprintf(sr->name, sizeof(sr->name), "workload %u seed %llu", wi,
+                                 (unsigned long long) seed);
+                        tests[n++] = (struct CMUnitTest) { .name = sr->name, .test_func = test_crash_points,
+                                                           .initial_state = sr };
                 }
-                free(oimg);
-                free(dimg);
-        }
-        printf("%llu crash points verified\n", (unsigned long long) total);
-        /* The shrinks of the workloads must move copies, or their crash points
-         * test nothing of relocate(). */
-        printf("%llu copies relocated by shrinks (uncut runs)\n", (unsigned long long) g_relocations);
-        CHECK(g_relocations > 0);
-        free(o0);
-        return 0;
+        tests[n++] = (struct CMUnitTest) { .name = "relocations", .test_func = test_relocations };
+        tests[n++] = (struct CMUnitTest) { .name = "reverts", .test_func = test_reverts };
+        r = _cmocka_run_group_tests("power cut", tests, n, NULL, NULL);
+        if (r != 0)
+                fprintf(stderr, "test-cow-crash: a check failed at seed %llu, crash at flush %llu\n",
+                        (unsigned long long) g_seed, (unsigned long long) g_crash_at);
+        free(tests);
+        free(runs);
+        free(g_origin0);
+        return r;
 }

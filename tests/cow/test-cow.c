@@ -4,202 +4,24 @@
  * compared byte for byte with a copy of the origin taken when it was created,
  * after random writes, deletions (oldest, newest, middle), evictions, reopen
  * and concurrent writers.  Every test runs three times: write-through, with
- * write-back buffers committed by writers, and with the write-back thread.
+ * write-back buffers committed by writers, and with the write-back thread
+ * (cow-fixture.c).  The revert tests are in test-cow-revert.c.
  */
 
-#include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
-#include <cmocka.h>
 
+#include "basic/macro.h"
+#include "cow/cow-hresult.h"
 #include "cow/cow.h"
+#include "cow-fixture.h"
+#include "cow-test-io.h"
 #include "cow-test-util.h"
-
-struct msnap {
-        uint8_t guid[16];
-        uint8_t *data;
-        bool alive;
-};
-
-struct fixture {
-        struct cow_io *origin, *diff;
-        struct cow_io *diff_inner;      /* when diff counts calls (fx_new_with) */
-        struct cow_volume *v;
-        size_t size;
-        uint8_t *model;
-        struct msnap snaps[600];
-        unsigned nsnaps;
-        unsigned evicted, invalidated, lost;
-};
-
-static uint64_t g_wb_limit;
-static uint32_t g_wb_interval;
-
-static void fx_writeback(struct fixture *f)
-{
-        assert_int_equal(cow_set_writeback(f->v, g_wb_limit, g_wb_interval), 0);
-}
-
-static void on_event(const struct cow_event *ev, void *userdata)
-{
-        struct fixture *f = userdata;
-        static const uint8_t zero[16];
-        bool all = memcmp(ev->guid, zero, 16) == 0;
-
-        for (unsigned i = 0; i < f->nsnaps; i++)
-                if (f->snaps[i].alive && (all || memcmp(f->snaps[i].guid, ev->guid, 16) == 0))
-                        f->snaps[i].alive = false;
-        if (ev->type == COW_EVENT_SNAPSHOT_EVICTED)
-                f->evicted++;
-        else if (ev->type == COW_EVENT_SNAPSHOT_INVALIDATED)
-                f->invalidated++;
-        else
-                f->lost++;
-}
-
-static struct fixture *fx_new_with(size_t size, uint32_t chunk, uint64_t max, bool count_diff)
-{
-        struct fixture *f = calloc(1, sizeof(*f));
-        struct cow_format_params p = { .chunk_size = chunk, .max_bytes = max };
-
-        assert_non_null(f);
-        f->size = size;
-        f->model = malloc(size);
-        tu_fill(f->model, size, 42);
-        assert_int_equal(cow_io_new_memory(f->model, size, &f->origin), 0);
-        assert_int_equal(cow_io_new_memory(NULL, 0, &f->diff), 0);
-        if (count_diff) {
-                f->diff_inner = f->diff;
-                assert_int_equal(cow_io_new_counting(f->diff_inner, &f->diff), 0);
-        }
-        assert_int_equal(cow_format(f->origin, f->diff, &p), 0);
-        assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
-        fx_writeback(f);
-        return f;
-}
-
-static struct fixture *fx_new(size_t size, uint32_t chunk, uint64_t max)
-{
-        return fx_new_with(size, chunk, max, false);
-}
-
-static void fx_free(struct fixture *f)
-{
-        cow_close(f->v);
-        cow_io_free(f->origin);
-        cow_io_free(f->diff);
-        cow_io_free(f->diff_inner);
-        for (unsigned i = 0; i < f->nsnaps; i++)
-                free(f->snaps[i].data);
-        free(f->model);
-        free(f);
-}
-
-static void fx_reopen(struct fixture *f)
-{
-        f->v = cow_close(f->v);
-        assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
-        if (getenv("COW_TEST_CHECKPOINT"))
-                cow_set_checkpoint_blocks(f->v, 0);
-        fx_writeback(f);
-        /* nothing in these tests may make the engine distrust its metadata */
-        assert_int_equal(f->lost, 0);
-}
-
-static unsigned fx_snap(struct fixture *f)
-{
-        struct msnap *s = &f->snaps[f->nsnaps];
-
-        tu_guid(s->guid, f->nsnaps + 1);
-        assert_int_equal(cow_snapshot_create(f->v, s->guid), 0);
-        s->data = malloc(f->size);
-        memcpy(s->data, f->model, f->size);
-        s->alive = true;
-        return f->nsnaps++;
-}
-
-static void fx_write(struct fixture *f, uint64_t off, size_t len, uint64_t seed)
-{
-        uint8_t *b = malloc(len);
-
-        tu_fill(b, len, seed);
-        assert_int_equal(cow_write(f->v, b, len, off), 0);
-        memcpy(f->model + off, b, len);
-        free(b);
-}
-
-static void fx_random_writes(struct fixture *f, unsigned n, uint64_t *rng)
-{
-        for (unsigned i = 0; i < n; i++) {
-                size_t len = 1 + tu_rand(rng) % 20000;
-                uint64_t off = tu_rand(rng) % (f->size - len);
-                fx_write(f, off, len, tu_rand(rng));
-        }
-}
-
-static void fx_check(struct fixture *f)
-{
-        uint8_t *b = malloc(f->size);
-        struct cow_snapshot_info *l;
-        size_t n, alive = 0;
-
-        assert_int_equal(cow_read(f->v, b, f->size, 0), 0);
-        assert_memory_equal(b, f->model, f->size);
-        for (unsigned i = 0; i < f->nsnaps; i++) {
-                if (!f->snaps[i].alive) {
-                        assert_int_equal(cow_snapshot_read(f->v, f->snaps[i].guid, b, 1, 0), -ENOENT);
-                        continue;
-                }
-                alive++;
-                memset(b, 0, f->size);
-                assert_int_equal(cow_snapshot_read(f->v, f->snaps[i].guid, b, f->size, 0), 0);
-                assert_memory_equal(b, f->snaps[i].data, f->size);
-                /* unaligned pieces too */
-                for (int k = 0; k < 4; k++) {
-                        uint64_t off = (uint64_t) (k * 7919 + 13) % (f->size - 5000);
-                        assert_int_equal(cow_snapshot_read(f->v, f->snaps[i].guid, b, 5000, off), 0);
-                        assert_memory_equal(b, f->snaps[i].data + off, 5000);
-                }
-        }
-        assert_int_equal(cow_snapshot_list(f->v, &l, &n), 0);
-        assert_int_equal(n, alive);
-        free(l);
-        free(b);
-}
-
-static void fx_delete(struct fixture *f, unsigned i)
-{
-        assert_true(f->snaps[i].alive);
-        assert_int_equal(cow_snapshot_delete(f->v, f->snaps[i].guid), 0);
-        f->snaps[i].alive = false;
-}
-
-static int fx_alive_index(struct fixture *f, int which)
-{
-        int first = -1, last = -1, cnt = 0, mid = -1;
-
-        for (unsigned i = 0; i < f->nsnaps; i++)
-                if (f->snaps[i].alive) {
-                        if (first < 0)
-                                first = (int) i;
-                        last = (int) i;
-                        cnt++;
-                }
-        if (which == 0)
-                return first;
-        if (which == 2)
-                return last;
-        for (unsigned i = 0, k = 0; i < f->nsnaps; i++)
-                if (f->snaps[i].alive && (int) k++ == cnt / 2)
-                        mid = (int) i;
-        return mid;
-}
 
 static void test_basic(void **state)
 {
@@ -674,7 +496,7 @@ static void test_diff_failure(void **state)
         assert_int_equal(cow_io_new_memory(f->model, f->size, &f->origin), 0);
         assert_int_equal(cow_crash_io_new(w, NULL, 0, &f->diff), 0);
         assert_int_equal(cow_format(f->origin, f->diff, NULL), 0);   /* flush 1 and 2 */
-        assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
+        assert_int_equal(cow_open(f->origin, f->diff, fx_on_event, f, &f->v), 0);
         fx_snap(f);
         /* open flushed; more diff flushes fail from now on */
         for (int i = 0; i < 10; i++)
@@ -732,7 +554,7 @@ static void test_file_direct(void **state)
         assert_int_equal(cow_io_pwrite(f->origin, f->model, f->size, 0), 0);
         assert_int_equal(cow_io_open_file(dpath, true, true, &f->diff), 0);
         assert_int_equal(cow_format(f->origin, f->diff, &p), 0);
-        assert_int_equal(cow_open(f->origin, f->diff, on_event, f, &f->v), 0);
+        assert_int_equal(cow_open(f->origin, f->diff, fx_on_event, f, &f->v), 0);
         fx_writeback(f);
         for (int s = 0; s < 3; s++) {
                 fx_snap(f);
@@ -824,27 +646,8 @@ out:
         fx_free(f);
 }
 
-static int wb_off(void **state)
-{
-        g_wb_limit = 0, g_wb_interval = 0;
-        return 0;
-}
-
-static int wb_buffered(void **state)
-{
-        g_wb_limit = 256 * 1024, g_wb_interval = 0;
-        return 0;
-}
-
-static int wb_thread(void **state)
-{
-        g_wb_limit = 256 * 1024, g_wb_interval = 1;
-        return 0;
-}
-
 int main(void)
 {
-        int r = 0;
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_writeback),
                 cmocka_unit_test(test_basic),
@@ -862,8 +665,5 @@ int main(void)
                 cmocka_unit_test(test_file_direct),
         };
 
-        r |= cmocka_run_group_tests_name("write-through", tests, wb_off, NULL);
-        r |= cmocka_run_group_tests_name("write-back", tests, wb_buffered, NULL);
-        r |= cmocka_run_group_tests_name("write-back thread", tests, wb_thread, NULL);
-        return r;
+        return cow_fixture_run(tests, ARRAY_SIZE(tests));
 }

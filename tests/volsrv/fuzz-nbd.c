@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Fuzz target for the NBD front end of vss-volsrv (src/volsrv/nbd.c): the
+ * Fuzz target for the NBD front end of vss-volsrv (src/volsrv/nbd-*.c): the
  * input is everything a client sends on nbd.sock, from the client flags
  * through option haggling to transmission requests.  nbd_session_run() reads
  * it through an in-memory transport and writes its answers into a sink that
@@ -13,8 +13,10 @@
  *
  * Invariants (abort() on violation): the session never reads past the input
  * (the transport reports end of stream instead), never sends an option reply
- * or a simple reply with a bad magic, and the engine's snapshot still reads
- * back the bytes the origin held when it was taken.
+ * or a simple reply with a bad magic, the engine's snapshot still reads back
+ * the bytes the origin held when it was taken, and once the session is over
+ * it holds the live volume no more: a revert to the snapshot is accepted
+ * (not VSS_E_VOLUME_IN_USE) and the live volume then reads as the snapshot.
  */
 
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include <string.h>
 
 #include "cow/cow.h"
+#include "cow-test-io.h"
 #include "volsrv/nbd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -123,6 +126,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 check(cow_snapshot_read(vol, snap_guid, probe, sizeof(probe), off) == 0, "snapshot read");
                 for (size_t i = 0; i < sizeof(probe); i++)
                         check(probe[i] == pattern(off + i), "snapshot content changed");
+        }
+        check(cow_revert(vol, snap_guid) == 0, "revert after the session (a live-volume hold leaked?)");
+        for (uint64_t off = 0; off < ORIGIN_SIZE; off += 65536 + 4096) {
+                check(cow_read(vol, probe, sizeof(probe), off) == 0, "volume read");
+                for (size_t i = 0; i < sizeof(probe); i++)
+                        check(probe[i] == pattern(off + i), "volume differs from the snapshot after the revert");
         }
         return 0;
 }

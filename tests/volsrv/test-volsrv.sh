@@ -519,7 +519,7 @@ ctl "$R" Server.Stop >/dev/null || fail "Server.Stop (full)"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 
 # The same on the default, serial NBD path, which batches reads and replies
-# (nbd.c, fd_chan), with a snapshot so that first writes go through the
+# (nbd-server.c, fd_chan), with a snapshot so that first writes go through the
 # engine's write-back buffers.
 start serial 64M --format --chunk-size 16K
 R=$T/serial/run
