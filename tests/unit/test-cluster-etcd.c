@@ -515,8 +515,9 @@ static void test_endpoints(void **state)
                 "10.0.0.1:2379",
                 "http://a b:1",
                 "http://a:1?x",
-                "http://1,http://2,http://3,http://4,http://5,http://6,http://7,http://8,http://9,http://10,"
-                "http://11,http://12,http://13,http://14,http://15,http://16,http://17",
+                /* One list of 17 endpoints, one more than allowed (parenthesized: one string). */
+                ("http://1,http://2,http://3,http://4,http://5,http://6,http://7,http://8,http://9,http://10,"
+                 "http://11,http://12,http://13,http://14,http://15,http://16,http://17"),
         };
         struct etcd_client *c = NULL;
 
