@@ -292,6 +292,25 @@ enum vss_backup_type {
         VSS_BT_OTHER = 6,
 };
 
+/* VSS_RESTOREMETHOD_ENUM, VSS_WRITERRESTORE_ENUM, VSS_FILE_RESTORE_STATUS (vss-facts 5.4). */
+enum vss_restore_method_type {
+        VSS_RME_UNDEFINED = 0,
+        VSS_RME_RESTORE_IF_NOT_THERE = 1,
+        VSS_RME_RESTORE_IF_CAN_REPLACE = 2,
+        VSS_RME_STOP_RESTORE_START = 3,
+        VSS_RME_RESTORE_TO_ALTERNATE_LOCATION = 4,
+        VSS_RME_RESTORE_AT_REBOOT = 5,
+        VSS_RME_RESTORE_AT_REBOOT_IF_CANNOT_REPLACE = 6,
+        VSS_RME_CUSTOM = 7,
+        VSS_RME_RESTORE_STOP_START = 8,
+};
+enum vss_writer_restore_type {
+        VSS_WRE_UNDEFINED = 0, VSS_WRE_NEVER = 1, VSS_WRE_IF_REPLACE_FAILS = 2, VSS_WRE_ALWAYS = 3,
+};
+enum vss_file_restore_status {
+        VSS_RS_UNDEFINED = 0, VSS_RS_NONE = 1, VSS_RS_ALL = 2, VSS_RS_FAILED = 3,
+};
+
 /* Limits of vss-facts 5.1. */
 #define VSS_MAX_VOLUMES_PER_SET 64
 #define VSS_MAX_SHADOWS_PER_VOLUME 512

@@ -43,6 +43,20 @@ extern "C" {
 
 typedef struct vss_writer vss_writer;
 
+/* How the writer's data is restored (Windows' SetRestoreMethod); vss-facts 5.4. */
+struct vss_restore_method {
+        enum vss_restore_method_type method;    /* VSS_RME_UNDEFINED: RESTORE_IF_CAN_REPLACE */
+        const char *service;                    /* STOP_RESTORE_START / RESTORE_STOP_START: the service */
+        const char *user_procedure;             /* CUSTOM: what an admin must do, in words */
+        enum vss_writer_restore_type writer_restore;    /* UNDEFINED: NEVER */
+        bool reboot_required;
+};
+
+/* From Freeze until Thaw or Abort libvss holds a deadline of the freeze timeout plus this
+ * grace; when it passes, or the connection to vssd is lost between PrepareForSnapshot and
+ * Thaw, libvss calls on_abort itself (once per snapshot set, whoever triggers it). */
+#define VSS_WRITER_FREEZE_GRACE_MS 1000
+
 struct vss_writer_options {
         const char *name;               /* required, shown by `vssadmin list writers` */
         const vss_id *writer_id;        /* NULL: a stable id derived from name */
@@ -53,6 +67,11 @@ struct vss_writer_options {
         enum vss_usage_type usage;
         enum vss_source_type source;
         const char *socket_path;        /* NULL: vss_default_socket_path() */
+        const struct vss_restore_method *restore_method;   /* NULL: RESTORE_IF_CAN_REPLACE, NEVER */
+        bool no_reconnect;      /* true: vss_writer_run()/dispatch() return VSS_E_WRITER_INFRASTRUCTURE
+                                   when the connection is lost (the old behaviour). Default (false):
+                                   libvss reconnects with backoff 100 ms doubling to 5 s and registers
+                                   again with the same writer id and a new instance id. */
 };
 
 /*
@@ -141,6 +160,14 @@ vss_hresult vss_writer_set_backup_metadata(vss_writer *w, const char *logical_pa
 /* Handler only, PreRestore/PostRestore: the metadata stored at backup time, or NULL. */
 const char *vss_writer_get_backup_metadata(vss_writer *w, const char *logical_path,
                                            const char *name);
+
+/* Handler only, PostRestore: what the requester reported for the component's files. */
+enum vss_file_restore_status vss_writer_get_file_restore_status(vss_writer *w, const char *logical_path,
+                                                                const char *name);
+/* Handler only, PreRestore/PostRestore: where the requester restores 'path' (a path the writer
+ * declared, or one under it) when it restores to a new location, or NULL when it restores in
+ * place.  Longest matching prefix wins; the result is the path rewritten under the new target. */
+const char *vss_writer_get_new_target(vss_writer *w, const char *path);
 
 #ifdef __cplusplus
 }

@@ -158,7 +158,8 @@ static void test_writer_events(void **state)
         struct peer p = { .listen_fd = listen_on(sock_path) };
         struct app a = { 0 };
         const char *vols[] = { "/a", NULL };
-        struct vss_writer_options o = { .name = "Test Writer", .volumes = vols, .socket_path = sock_path };
+        struct vss_writer_options o = { .name = "Test Writer", .volumes = vols, .socket_path = sock_path,
+                                        .no_reconnect = true };
         struct vss_writer_handlers h = { .on_freeze = on_freeze, .on_thaw = on_thaw, .on_abort = on_abort };
         vss_writer *w;
         vss_id id;

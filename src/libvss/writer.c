@@ -16,8 +16,19 @@
  * vss_writer_stop() may be called from a signal handler or another thread: it
  * writes to an eventfd that vss_writer_run() polls beside the socket, which is
  * async-signal-safe and needs no locking.
+ *
+ * (interim, h-apps) The writer-side freeze deadline, the abort on a lost
+ * connection and the reconnection of contracts.md section 1, in their smallest
+ * form, so the application writers can be built and tested before h-libvss's
+ * implementation is merged; that one replaces this.  From Freeze until Thaw or
+ * Abort a deadline of freeze timeout + VSS_WRITER_FREEZE_GRACE_MS bounds every
+ * wait of dispatch(); when it passes, or the connection is lost between
+ * PrepareForSnapshot and Thaw, on_abort runs locally; an Abort or a late Thaw
+ * vssd sends for that set afterwards is answered without calling a handler
+ * again, so on_abort runs once per set.
  */
 
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
@@ -32,6 +43,9 @@
 #define BACKUP_METADATA_MAX (256 * 1024)
 #define FAILURE_MESSAGE_MAX 4096
 
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 5000
+
 struct writer_event {
         bool active;
         enum vss_event event;
@@ -41,6 +55,7 @@ struct writer_event {
         int32_t context;
         int64_t deadline_ms;            /* monotonic; INT64_MAX when the daemon gave none */
         json_t *metadata;               /* array of {logical_path,name,backup_metadata} to reply */
+        json_t *new_targets;            /* strings returned by vss_writer_get_new_target() */
         vss_hresult failure;
         char *failure_message;
 };
@@ -55,6 +70,8 @@ struct vss_writer {
         enum vss_source_type source;
         char *socket_path;
         json_t *components;             /* Writer.Register "components" */
+        json_t *restore_method;         /* Writer.Register "restore_method" */
+        bool no_reconnect;
 
         struct vss_writer_handlers handlers;
         void *userdata;
@@ -66,7 +83,32 @@ struct vss_writer {
         atomic_bool stop;
 
         struct writer_event ev;
+
+        /* The set between PrepareForSnapshot and Thaw/Abort, and the local freeze deadline. */
+        bool in_set;
+        vss_id set_id;
+        uint64_t freeze_deadline_us;    /* 0: not frozen */
+        bool aborted;                   /* on_abort already ran for set_id */
+        bool reconnecting;              /* the connection was lost; subscribe again */
+        uint64_t next_connect_us;       /* when lost: next reconnection attempt */
+        uint32_t backoff_ms;
 };
+
+static const char *restore_method_name(enum vss_restore_method_type m)
+{
+        static const char *const names[] = {
+                "undefined", "restore_if_not_there", "restore_if_can_replace", "stop_restore_start",
+                "restore_to_alternate_location", "restore_at_reboot", "restore_at_reboot_if_cannot_replace",
+                "custom", "restore_stop_start",
+        };
+        return (unsigned)m < ARRAY_SIZE(names) ? names[m] : NULL;
+}
+
+static const char *writer_restore_name(enum vss_writer_restore_type t)
+{
+        static const char *const names[] = { "undefined", "never", "if_replace_fails", "always" };
+        return (unsigned)t < ARRAY_SIZE(names) ? names[t] : NULL;
+}
 
 static bool valid_text(const char *s, size_t max)
 {
@@ -113,6 +155,23 @@ vss_hresult vss_writer_new(const struct vss_writer_options *options, const struc
         w->freeze_timeout_ms = options->freeze_timeout_ms;
         w->usage = options->usage;
         w->source = options->source;
+        if (options->restore_method) {
+                const struct vss_restore_method *rm = options->restore_method;
+                enum vss_restore_method_type m = rm->method ?: VSS_RME_RESTORE_IF_CAN_REPLACE;
+                enum vss_writer_restore_type wr = rm->writer_restore ?: VSS_WRE_NEVER;
+
+                if (!restore_method_name(m) || !writer_restore_name(wr)) {
+                        vss_writer_free(w);
+                        return VSS_E_INVALIDARG;
+                }
+                w->restore_method = json_pack("{s:s, s:s, s:s, s:s, s:b}", "method", restore_method_name(m),
+                                              "service", rm->service ?: "", "user_procedure",
+                                              rm->user_procedure ?: "", "writer_restore", writer_restore_name(wr),
+                                              "reboot_required", rm->reboot_required);
+                if (!w->restore_method)
+                        goto oom;
+        }
+        w->no_reconnect = options->no_reconnect;
         if (handlers)
                 w->handlers = *handlers;
         w->userdata = userdata;
@@ -133,6 +192,7 @@ vss_writer *vss_writer_free(vss_writer *w)
                 close(w->stop_fd);
         json_decref(w->volumes);
         json_decref(w->components);
+        json_decref(w->restore_method);
         free(w->name);
         free(w->instance_name);
         free(w->socket_path);
@@ -217,6 +277,8 @@ vss_hresult vss_writer_subscribe(vss_writer *w)
                 json_object_set_new(params, "instance_name", json_string(w->instance_name));
         if (w->freeze_timeout_ms)
                 json_object_set_new(params, "freeze_timeout_ms", json_integer(w->freeze_timeout_ms));
+        if (w->restore_method)
+                json_object_set(params, "restore_method", w->restore_method);
 
         hr = vss__client_call_json(w->client, "Writer.Register", params, &result);
         if (VSS_FAILED(hr))
@@ -226,6 +288,7 @@ vss_hresult vss_writer_subscribe(vss_writer *w)
         if (!json_get_id(result, "instance_id", &w->instance_id))
                 vss_id_generate(&w->instance_id);
         w->subscribed = true;
+        w->backoff_ms = 0;
         atomic_store(&w->stop, false);
         return VSS_S_OK;
 }
@@ -236,6 +299,7 @@ vss_hresult vss_writer_unsubscribe(vss_writer *w)
                 return VSS_E_INVALIDARG;
         if (!w->subscribed)
                 return VSS_S_FALSE;
+        w->reconnecting = false;
         /* Closing the connection is the unregistration (docs/protocol.md). */
         w->client = vss_client_free(w->client);
         w->subscribed = false;
@@ -286,6 +350,7 @@ static vss_hresult event_begin(vss_writer *w, json_t *params, char *err, size_t 
 static void event_end(vss_writer *w)
 {
         json_decref(w->ev.metadata);
+        json_decref(w->ev.new_targets);
         free(w->ev.failure_message);
         w->ev = (struct writer_event){ 0 };
 }
@@ -339,7 +404,49 @@ static vss_hresult writer_handle_request(vss_writer *w, json_t *msg)
         }
 
         handler = handler_for(w, w->ev.event);
+        switch (w->ev.event) {
+        case VSS_EVENT_PREPARE_BACKUP:
+        case VSS_EVENT_PREPARE_SNAPSHOT:
+                if (!w->in_set || !vss_id_equal(&w->set_id, &w->ev.set_id)) {
+                        w->set_id = w->ev.set_id;
+                        w->aborted = false;
+                        w->freeze_deadline_us = 0;
+                }
+                w->in_set = w->ev.event == VSS_EVENT_PREPARE_SNAPSHOT;
+                break;
+        case VSS_EVENT_FREEZE:
+                /* Armed before on_freeze runs: a Freeze handler that hangs is covered too. */
+                w->set_id = w->ev.set_id;
+                w->in_set = true;
+                w->freeze_deadline_us = clock_monotonic_us() +
+                                        (uint64_t)((w->freeze_timeout_ms ?: VSS_DEFAULT_FREEZE_TIMEOUT_MS) +
+                                                   VSS_WRITER_FREEZE_GRACE_MS) * USEC_PER_MSEC;
+                break;
+        case VSS_EVENT_THAW:
+        case VSS_EVENT_ABORT:
+                if (w->aborted && vss_id_equal(&w->set_id, &w->ev.set_id)) {
+                        /* Aborted locally already: Abort is done, a late Thaw finds nothing frozen. */
+                        if (w->ev.event == VSS_EVENT_THAW) {
+                                vss_writer_set_failure(w, VSS_E_WRITERERROR_TIMEOUT);
+                                vss_writer_set_failure_message(w, "the writer's freeze deadline passed before Thaw; "
+                                                                  "it aborted");
+                        }
+                        handler = NULL;
+                        ok = w->ev.event == VSS_EVENT_ABORT;
+                        goto reply;
+                }
+                break;
+        default:
+                break;
+        }
         ok = handler ? handler(w, w->userdata) : true;
+        if (w->ev.event == VSS_EVENT_THAW || w->ev.event == VSS_EVENT_ABORT) {
+                if (w->ev.event == VSS_EVENT_ABORT && vss_id_equal(&w->set_id, &w->ev.set_id))
+                        w->aborted = true;
+                w->in_set = false;
+                w->freeze_deadline_us = 0;
+        }
+reply:
 
         if (ok) {
                 if (w->ev.event == VSS_EVENT_IDENTIFY)
@@ -364,30 +471,105 @@ static vss_hresult writer_handle_request(vss_writer *w, json_t *msg)
         return vss__client_reply(w->client, id, result);
 }
 
+/* Runs on_abort for the current set without vssd (deadline passed, connection lost). */
+static void writer_abort_locally(vss_writer *w)
+{
+        _cleanup_json_ json_t *params = NULL;
+
+        if (!w->in_set || w->aborted)
+                return;
+        w->aborted = true;
+        w->in_set = false;
+        w->freeze_deadline_us = 0;
+        params = json_object();
+        w->ev = (struct writer_event){ .active = params != NULL, .event = VSS_EVENT_ABORT, .params = params,
+                                       .set_id = w->set_id, .deadline_ms = INT64_MAX, .metadata = json_array() };
+        if (w->handlers.on_abort)
+                w->handlers.on_abort(w, w->userdata);
+        event_end(w);
+}
+
+static vss_hresult writer_connection_lost(vss_writer *w)
+{
+        writer_abort_locally(w);
+        if (w->no_reconnect)
+                return VSS_E_WRITER_INFRASTRUCTURE;
+        w->subscribed = false;
+        w->reconnecting = true;
+        w->backoff_ms = w->backoff_ms ? MIN(w->backoff_ms * 2, (uint32_t)RECONNECT_MAX_MS) : RECONNECT_MIN_MS;
+        w->next_connect_us = clock_monotonic_us() + (uint64_t)w->backoff_ms * USEC_PER_MSEC;
+        return VSS_S_OK;
+}
+
 vss_hresult vss_writer_dispatch(vss_writer *w, int timeout_ms)
 {
+        uint64_t end_us = timeout_ms < 0 ? UINT64_MAX : clock_monotonic_us() + (uint64_t)timeout_ms * USEC_PER_MSEC;
         vss_hresult hr;
         bool first = true;
 
         if (!w)
                 return VSS_E_INVALIDARG;
-        if (!w->subscribed)
+        if (!w->subscribed && !w->reconnecting)
                 return VSS_E_BAD_STATE;
         if (w->ev.active)
                 return VSS_E_BAD_STATE; /* dispatch from inside a handler */
 
         for (;;) {
                 _cleanup_json_ json_t *msg = NULL;
+                uint64_t now = clock_monotonic_us(), until = first ? end_us : now;
+                int wait_ms;
 
-                hr = vss__client_next_request(w->client, first ? timeout_ms : 0, w->stop_fd, &msg);
-                if (hr == VSS_S_FALSE)
+                if (atomic_load(&w->stop))
                         return VSS_S_OK;
+                if (w->freeze_deadline_us && now >= w->freeze_deadline_us) {
+                        writer_abort_locally(w);
+                        continue;
+                }
+                if (!w->subscribed) {
+                        /* Reconnecting: try when the backoff allows, else sleep on the stop fd. */
+                        if (now >= w->next_connect_us) {
+                                if (VSS_SUCCEEDED(vss_writer_subscribe(w))) {
+                                        w->reconnecting = false;
+                                        continue;
+                                }
+                                w->subscribed = false;
+                                writer_connection_lost(w);
+                                continue;
+                        }
+                        if (now >= until)
+                                return VSS_S_OK;
+                        struct pollfd p = { .fd = w->stop_fd, .events = POLLIN };
+                        (void)poll(&p, 1, ms_until(now, MIN(until, w->next_connect_us)));
+                        continue;
+                }
+                if (w->freeze_deadline_us)
+                        until = MIN(until, w->freeze_deadline_us);
+                wait_ms = until == UINT64_MAX ? -1 : ms_until(now, until);
+                hr = vss__client_next_request(w->client, wait_ms, w->stop_fd, &msg);
+                if (hr == VSS_S_FALSE) {
+                        if (w->freeze_deadline_us && clock_monotonic_us() >= w->freeze_deadline_us)
+                                continue;
+                        if (clock_monotonic_us() >= end_us || atomic_load(&w->stop))
+                                return VSS_S_OK;
+                        first = true;
+                        continue;
+                }
+                if (hr == VSS_E_WRITER_INFRASTRUCTURE) {
+                        hr = writer_connection_lost(w);
+                        if (VSS_FAILED(hr))
+                                return hr;
+                        continue;
+                }
                 if (VSS_FAILED(hr))
                         return hr;
                 first = false;
                 hr = writer_handle_request(w, msg);
-                if (hr == VSS_E_WRITER_INFRASTRUCTURE)
-                        return hr;
+                if (hr == VSS_E_WRITER_INFRASTRUCTURE) {
+                        hr = writer_connection_lost(w);
+                        if (VSS_FAILED(hr))
+                                return hr;
+                        continue;
+                }
                 if (atomic_load(&w->stop))
                         return VSS_S_OK;
         }
@@ -610,4 +792,59 @@ const char *vss_writer_get_backup_metadata(vss_writer *w, const char *logical_pa
         if (w->ev.event != VSS_EVENT_PRE_RESTORE && w->ev.event != VSS_EVENT_POST_RESTORE)
                 return NULL;
         return json_get_str(event_component(w, logical_path, name), "backup_metadata");
+}
+
+enum vss_file_restore_status vss_writer_get_file_restore_status(vss_writer *w, const char *logical_path,
+                                                                const char *name)
+{
+        const char *s;
+
+        if (!w || !w->ev.active || !name || w->ev.event != VSS_EVENT_POST_RESTORE)
+                return VSS_RS_UNDEFINED;
+        s = json_get_str(event_component(w, logical_path, name), "file_restore_status");
+        if (!s)
+                return VSS_RS_UNDEFINED;
+        return streq(s, "none") ? VSS_RS_NONE : streq(s, "all") ? VSS_RS_ALL : streq(s, "failed") ? VSS_RS_FAILED
+                                                                                                : VSS_RS_UNDEFINED;
+}
+
+const char *vss_writer_get_new_target(vss_writer *w, const char *path)
+{
+        const char *best_path = NULL, *best_target = NULL;
+        size_t best_len = 0, i, j;
+        json_t *c, *t;
+        char *r;
+
+        if (!w || !w->ev.active || !path)
+                return NULL;
+        if (w->ev.event != VSS_EVENT_PRE_RESTORE && w->ev.event != VSS_EVENT_POST_RESTORE)
+                return NULL;
+        json_array_foreach(event_array(w, "components"), i, c) {
+                json_array_foreach(json_object_get(c, "new_targets"), j, t) {
+                        const char *p = json_get_str(t, "path"), *tg = json_get_str(t, "target");
+                        size_t n = p ? strlen(p) : 0;
+
+                        while (n > 1 && p[n - 1] == '/')
+                                n--;
+                        if (!p || !tg || n == 0 || strncmp(path, p, n) != 0 || (path[n] && path[n] != '/' && n > 1))
+                                continue;
+                        if (n >= best_len) {
+                                best_len = n;
+                                best_path = p;
+                                best_target = tg;
+                        }
+                }
+        }
+        if (!best_path)
+                return NULL;
+        if (asprintf(&r, "%s%s", best_target, path + (best_len == 1 ? 0 : best_len)) < 0)
+                return NULL;
+        if (!w->ev.new_targets)
+                w->ev.new_targets = json_array();
+        if (!w->ev.new_targets || json_array_append_new(w->ev.new_targets, json_string(r)) < 0) {
+                free(r);
+                return NULL;
+        }
+        free(r);
+        return json_string_value(json_array_get(w->ev.new_targets, json_array_size(w->ev.new_targets) - 1));
 }
