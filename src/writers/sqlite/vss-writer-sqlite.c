@@ -11,9 +11,10 @@
  *
  *   PrepareForSnapshot  PRAGMA wal_checkpoint(TRUNCATE) for WAL databases, so
  *                       the shadow copy holds (almost) everything in the main
- *                       file; a checkpoint that other readers keep from
- *                       finishing in the event's time is not an error, the
- *                       WAL is in the same shadow copy.
+ *                       file.  It waits for other connections no longer than
+ *                       the freeze timeout (and the event's time); one they
+ *                       keep from finishing is not an error, the WAL is in the
+ *                       same shadow copy.
  *   Freeze              BEGIN IMMEDIATE on each database, in the order given,
  *                       with busy_timeout = what is left of the freeze window:
  *                       no other connection can commit while it is held, and
@@ -93,8 +94,9 @@ struct sdb {
 };
 
 struct app {
-        struct sdb *dbs;
+        struct sdb **dbs;       /* each on its own: its db_link points at it */
         size_t n_dbs;
+        uint32_t checkpoint_wait_ms;    /* the longest the checkpoint waits for other connections */
 };
 
 /* ---- one database ---------------------------------------------------------------------- */
@@ -117,6 +119,15 @@ static int sdb_connect(void *userdata, char *err, size_t errlen)
                 return -EIO;
         }
         sqlite3_extended_result_codes(db, 1);
+        /* One read proves the file is a database, and attaches us to its WAL index, so the
+         * WAL stays while we are there as with any long-lived connection. */
+        sqlite3_busy_timeout(db, 1000);
+        rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                fmt_trunc(err, errlen, "%s", sqlite3_errmsg(db));
+                sqlite3_close(db);
+                return -EIO;
+        }
         d->db = db;
         d->dev = st.st_dev;
         d->ino = st.st_ino;
@@ -280,7 +291,7 @@ static const struct writer_app_option options[] = {
 static int app_set(void *userdata, const char *key, const char *value, char *err, size_t errlen)
 {
         struct app *a = userdata;
-        struct sdb *n;
+        struct sdb **n, *d;
         int r;
 
         if (!streq(key, "database"))
@@ -289,18 +300,21 @@ static int app_set(void *userdata, const char *key, const char *value, char *err
         if (!n)
                 return -ENOMEM;
         a->dbs = n;
-        r = sdb_init(&n[a->n_dbs], value, err, errlen);
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        r = sdb_init(d, value, err, errlen);
+        for (size_t i = 0; r >= 0 && i < a->n_dbs; i++)
+                if (streq(a->dbs[i]->path, d->path)) {
+                        fmt_trunc(err, errlen, "database %s is given twice", d->path);
+                        r = -EINVAL;
+                }
         if (r < 0) {
-                sdb_done(&n[a->n_dbs]);
+                sdb_done(d);
+                free(d);
                 return r;
         }
-        for (size_t i = 0; i < a->n_dbs; i++)
-                if (streq(a->dbs[i].path, n[a->n_dbs].path)) {
-                        fmt_trunc(err, errlen, "database %s is given twice", n[a->n_dbs].path);
-                        sdb_done(&n[a->n_dbs]);
-                        return -EINVAL;
-                }
-        a->n_dbs++;
+        n[a->n_dbs++] = d;
         return 0;
 }
 
@@ -315,9 +329,9 @@ static int app_check(void *userdata, char *err, size_t errlen)
         for (size_t i = 0; i < a->n_dbs; i++) {
                 char *what;
 
-                if (asprintf(&what, "database %s", a->dbs[i].path) < 0)
+                if (asprintf(&what, "database %s", a->dbs[i]->path) < 0)
                         return -ENOMEM;
-                a->dbs[i].link.what = what;
+                a->dbs[i]->link.what = what;
         }
         return 0;
 }
@@ -329,7 +343,7 @@ static int app_describe(void *userdata, struct writer_desc *d, char *err, size_t
         struct app *a = userdata;
 
         for (size_t i = 0; i < a->n_dbs; i++) {
-                struct sdb *s = &a->dbs[i];
+                struct sdb *s = a->dbs[i];
                 char caption[512];
                 int c;
 
@@ -361,7 +375,7 @@ static bool app_tick(void *userdata)
         struct app *a = userdata;
 
         for (size_t i = 0; i < a->n_dbs; i++) {
-                struct sdb *d = &a->dbs[i];
+                struct sdb *d = a->dbs[i];
                 struct stat st;
 
                 if (d->restoring)
@@ -379,8 +393,8 @@ static void app_shutdown(void *userdata)
         struct app *a = userdata;
 
         for (size_t i = 0; i < a->n_dbs; i++) {
-                unlock(&a->dbs[i], "shutdown");
-                db_link_close(&a->dbs[i].link);
+                unlock(a->dbs[i], "shutdown");
+                db_link_close(&a->dbs[i]->link);
         }
 }
 
@@ -413,7 +427,7 @@ static bool on_prepare_snapshot(vss_writer *w, void *userdata)
         struct app *a = userdata;
 
         for (size_t i = 0; i < a->n_dbs; i++) {
-                struct sdb *d = &a->dbs[i];
+                struct sdb *d = a->dbs[i];
                 _cleanup_free_ char *mode = NULL;
                 char err[512];
                 uint64_t t0;
@@ -433,8 +447,10 @@ static bool on_prepare_snapshot(vss_writer *w, void *userdata)
                 if (strcasecmp(mode, "wal") != 0)
                         continue;
 
-                budget = writer_budget_ms(w, MARGIN_MS);
-                sqlite3_busy_timeout(d->db, (int)MIN(budget, (int64_t)INT32_MAX));
+                /* The checkpoint only shortens what the WAL holds: it waits for other connections
+                 * no longer than a freeze may last, not the whole PrepareForSnapshot time. */
+                budget = MIN(writer_budget_ms(w, MARGIN_MS), (int64_t)a->checkpoint_wait_ms);
+                sqlite3_busy_timeout(d->db, (int)budget);
                 t0 = clock_monotonic_us();
                 sqlite3_stmt *st = NULL;
                 int rc = sqlite3_prepare_v2(d->db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st, NULL);
@@ -470,7 +486,7 @@ static bool on_prepare_snapshot(vss_writer *w, void *userdata)
 static void unlock_all(struct app *a, const char *why)
 {
         for (size_t i = 0; i < a->n_dbs; i++)
-                unlock(&a->dbs[i], why);
+                unlock(a->dbs[i], why);
 }
 
 static bool set_metadata(vss_writer *w, struct sdb *d, char *err, size_t errlen)
@@ -509,7 +525,7 @@ static bool on_freeze(vss_writer *w, void *userdata)
         size_t n_locked = 0;
 
         for (size_t i = 0; i < a->n_dbs; i++) {
-                struct sdb *d = &a->dbs[i];
+                struct sdb *d = a->dbs[i];
                 char err[512];
                 int64_t budget;
                 bool ok;
@@ -588,7 +604,7 @@ static bool on_pre_restore(vss_writer *w, void *userdata)
 
         /* First check everything, then change anything: a veto leaves the files as they were. */
         for (size_t i = 0; i < a->n_dbs; i++) {
-                struct sdb *d = &a->dbs[i];
+                struct sdb *d = a->dbs[i];
                 const char *target;
 
                 if (!selected(w, d))
@@ -611,7 +627,7 @@ static bool on_pre_restore(vss_writer *w, void *userdata)
                 }
         }
         for (size_t i = 0; i < a->n_dbs; i++) {
-                struct sdb *d = &a->dbs[i];
+                struct sdb *d = a->dbs[i];
                 const char *target;
 
                 if (!selected(w, d))
@@ -697,7 +713,7 @@ static bool on_post_restore(vss_writer *w, void *userdata)
         bool ok = true;
 
         for (size_t i = 0; i < a->n_dbs; i++) {
-                struct sdb *d = &a->dbs[i];
+                struct sdb *d = a->dbs[i];
                 enum vss_file_restore_status st;
                 const char *target;
                 char err[1024];
@@ -774,14 +790,17 @@ int main(int argc, char **argv)
 
         if (writer_app_parse(&app, argc, argv, &exit_code) < 0)
                 goto out;
+        a.checkpoint_wait_ms = app.s.freeze_timeout_ms ?: VSS_DEFAULT_FREEZE_TIMEOUT_MS;
         for (size_t i = 0; i < a.n_dbs; i++)
-                db_link_ensure(&a.dbs[i].link, true);
+                db_link_ensure(&a.dbs[i]->link, true);
         r = writer_app_run(&app);
         exit_code = r;
 out:
         writer_app_done(&app);
-        for (size_t i = 0; i < a.n_dbs; i++)
-                sdb_done(&a.dbs[i]);
+        for (size_t i = 0; i < a.n_dbs; i++) {
+                sdb_done(a.dbs[i]);
+                free(a.dbs[i]);
+        }
         free(a.dbs);
         return exit_code;
 }
