@@ -209,16 +209,21 @@ apps_pg_init()
                 >>"$T/pg-initdb.log" 2>&1 || bb_fail "initdb $dir failed: $(tail -5 "$T/pg-initdb.log")"
 }
 
-# apps_pg_start DIR SOCKDIR [postgres -c options]: starts the cluster, Unix socket only, port 55432.
+# apps_pg_start DIR SOCKDIR [postgres -c options]: starts the cluster, Unix socket only, on port
+# $PG_PORT (55432; the port only names the socket file, there is no TCP).
+PG_PORT=55432
 apps_pg_start()
 {
-        local dir=$1 sock=$2 o opts="-c listen_addresses='' -c unix_socket_directories='$sock' -p 55432"
+        local dir=$1 sock=$2 o opts
+        opts="-c listen_addresses='' -c unix_socket_directories='$sock' -p $PG_PORT"
         shift 2
         for o in "$@"; do
                 opts+=" -c $o"
         done
         mkdir -p "$sock"
         chown postgres: "$sock"
+        touch "$dir.log"
+        chown postgres: "$dir.log"
         apps_as_postgres "$PG_BIN/pg_ctl" -D "$dir" -l "$dir.log" -w -t 60 -o "$opts" start >>"$T/pg-ctl.log" 2>&1 ||
                 bb_fail "pg_ctl start $dir failed: $(tail -20 "$dir.log")"
         APPS_SERVERS+=("pg:$dir")
@@ -231,10 +236,27 @@ apps_pg_stop()
         apps_as_postgres "$PG_BIN/pg_ctl" -D "$dir" -m "$mode" -w -t 60 stop >>"$T/pg-ctl.log" 2>&1
 }
 
-# apps_psql SOCKDIR SQL: one value (or rows) from psql.
+# apps_psql SOCKDIR SQL [DB]: one value (or rows) from psql.
 apps_psql()
 {
-        "$PG_BIN/psql" -X -q -A -t -h "$1" -p 55432 -U postgres -d postgres -v ON_ERROR_STOP=1 -c "$2"
+        "$PG_BIN/psql" -X -q -A -t -h "$1" -p "$PG_PORT" -U postgres -d "${3:-postgres}" -v ON_ERROR_STOP=1 -c "$2"
+}
+
+# apps_pg_conninfo SOCKDIR [DB]
+apps_pg_conninfo()
+{
+        echo "host=$1 port=$PG_PORT user=postgres dbname=${2:-postgres}"
+}
+
+# apps_pg_check SOCKDIR DB LOGDIR BEFORE_US: pg_amcheck of every database, then the ledger's checks.
+apps_pg_check()
+{
+        local sock=$1 db=$2 out
+        out=$("$PG_BIN/pg_amcheck" -h "$sock" -p "$PG_PORT" -U postgres --all --install-missing --heapallindexed 2>&1) ||
+                bb_fail "pg_amcheck of the restored cluster failed: $out"
+        out=$("$LEDGER" verify pg "$(apps_pg_conninfo "$sock" "$db")" --log "$3" --before "$4" 2>&1) ||
+                bb_fail "ledger verify of the restored cluster: $out"
+        bb_log "restored cluster: pg_amcheck clean; $out"
 }
 
 # ---- MariaDB -------------------------------------------------------------------------------

@@ -116,6 +116,19 @@ static bool fd_matches(pid_t pid, const struct stat *target)
         return found;
 }
 
+int proc_cwd_is(pid_t pid, const char *dir)
+{
+        char path[64];
+        struct stat a, b;
+
+        if (stat(dir, &b) < 0)
+                return 0;
+        fmt_trunc(path, sizeof(path), "/proc/%d/cwd", (int)pid);
+        if (stat(path, &a) < 0)
+                return errno == EACCES || errno == EPERM ? -1 : 0;
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 pid_t proc_find_by_cwd(const char *dir, const char *const *comms, char *ret_comm)
 {
         struct stat st;

@@ -23,6 +23,9 @@ pid_t proc_find_by_cwd(const char *dir, const char *const *comms, char *ret_comm
 pid_t proc_find_open_file(const char *path, char *ret_comm);
 /* The name of process 'pid' (/proc/PID/comm) into comm (16 bytes); false when it is gone. */
 bool proc_comm(pid_t pid, char *comm);
+/* Whether the working directory of 'pid' is 'dir': 1 yes, 0 no, -1 when it cannot be read
+ * (another user's process). */
+int proc_cwd_is(pid_t pid, const char *dir);
 /* Whether 'pid' is alive and named one of 'comms'. */
 bool proc_is_running(pid_t pid, const char *const *comms);
 

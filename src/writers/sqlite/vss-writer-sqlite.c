@@ -592,10 +592,11 @@ static bool on_abort(vss_writer *w, void *userdata)
 
 /* ---- restore ----------------------------------------------------------------------------- */
 
-static const char *restore_target(vss_writer *w, struct sdb *d)
+/* A new string (vss_writer_get_new_target()'s answer lives only until its next call). */
+static char *restore_target(vss_writer *w, struct sdb *d)
 {
         const char *t = vss_writer_get_new_target(w, d->path);
-        return t ? t : d->path;
+        return strdup(t ? t : d->path);
 }
 
 static bool on_pre_restore(vss_writer *w, void *userdata)
@@ -605,11 +606,13 @@ static bool on_pre_restore(vss_writer *w, void *userdata)
         /* First check everything, then change anything: a veto leaves the files as they were. */
         for (size_t i = 0; i < a->n_dbs; i++) {
                 struct sdb *d = a->dbs[i];
-                const char *target;
+                _cleanup_free_ char *target = NULL;
 
                 if (!selected(w, d))
                         continue;
                 target = restore_target(w, d);
+                if (!target)
+                        return writer_veto(w, VSS_E_WRITERERROR_OUTOFRESOURCES, "out of memory");
                 for (size_t j = 0; j <= ARRAY_SIZE(journal_suffixes); j++) {
                         _cleanup_free_ char *f = j == 0 ? strdup(target)
                                                         : suffixed(target, journal_suffixes[j - 1], NULL);
@@ -632,14 +635,14 @@ static bool on_pre_restore(vss_writer *w, void *userdata)
 
                 if (!selected(w, d))
                         continue;
-                target = restore_target(w, d);
                 unlock(d, "PreRestore");
                 db_link_close(&d->link);
                 d->restoring = true;
                 free(d->restore_path);
-                d->restore_path = strdup(target);
+                d->restore_path = restore_target(w, d);
                 if (!d->restore_path)
                         return writer_veto(w, VSS_E_WRITERERROR_OUTOFRESOURCES, "out of memory");
+                target = d->restore_path;
                 for (size_t j = 0; j < ARRAY_SIZE(journal_suffixes); j++) {
                         _cleanup_free_ char *f = suffixed(target, journal_suffixes[j], NULL),
                                             *saved = suffixed(target, journal_suffixes[j], SAVED_SUFFIX);
@@ -715,13 +718,16 @@ static bool on_post_restore(vss_writer *w, void *userdata)
         for (size_t i = 0; i < a->n_dbs; i++) {
                 struct sdb *d = a->dbs[i];
                 enum vss_file_restore_status st;
-                const char *target;
+                _cleanup_free_ char *target = NULL;
                 char err[1024];
                 bool keep_saved;
 
                 if (!selected(w, d))
                         continue;
-                target = d->restore_path ? d->restore_path : restore_target(w, d);
+                /* PreRestore's answer (a PostRestore without PreRestore asks again). */
+                target = d->restore_path ? TAKE_PTR(d->restore_path) : restore_target(w, d);
+                if (!target)
+                        return writer_veto(w, VSS_E_WRITERERROR_OUTOFRESOURCES, "out of memory");
                 st = vss_writer_get_file_restore_status(w, "", d->path);
                 keep_saved = false;
                 if (st == VSS_RS_NONE) {
@@ -755,7 +761,6 @@ static bool on_post_restore(vss_writer *w, void *userdata)
                         d->saved[j] = false;
                 }
                 d->restoring = false;
-                d->restore_path = mfree(d->restore_path);
         }
         return ok;
 }
