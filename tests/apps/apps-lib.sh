@@ -144,12 +144,14 @@ apps_writer_log()
         cat "$T/writer-$1.log"
 }
 
-# apps_load_start BACKEND TARGET CLIENTS [ACCOUNTS]: the ledger load until apps_load_stop.
+# apps_load_start BACKEND TARGET CLIENTS [RATE]: the ledger load until apps_load_stop, each
+# client pacing itself to RATE commits per second (default $APPS_LOAD_RATE, 100; 0: flat out).
+APPS_LOAD_RATE=${APPS_LOAD_RATE:-100}
 apps_load_start()
 {
         mkdir -p "$T/load"
         rm -f "$T/load/stop" "$T/load/client-"*.log
-        "$LEDGER" run "$1" "$2" --log "$T/load" --clients "$3" --accounts "${4:-100}" \
+        "$LEDGER" run "$1" "$2" --log "$T/load" --clients "$3" --rate "${4:-$APPS_LOAD_RATE}" \
                 --stop-file "$T/load/stop" >"$T/load/summary" 2>"$T/load/errors" &
         APPS_LOAD_PID=$!
         bb_wait_until 30 "the first commit of the ledger load" apps_load_committed 1

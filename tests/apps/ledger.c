@@ -4,7 +4,7 @@
  * of bench/apps, for PostgreSQL (libpq), MariaDB (libmariadb) and SQLite.
  *
  *     ledger init   BACKEND TARGET [--accounts N] [--initial AMOUNT]
- *     ledger run    BACKEND TARGET --log DIR [--clients N] [--duration S] [--stop-file F]
+ *     ledger run    BACKEND TARGET --log DIR [--clients N] [--duration S] [--stop-file F] [--rate R]
  *     ledger verify BACKEND TARGET --log DIR [--before US] [--accounts N] [--initial AMOUNT]
  *
  * BACKEND is pg (TARGET a libpq conninfo), mariadb (TARGET a defaults file,
@@ -21,6 +21,9 @@
  * and retried; a lost connection is reopened and the client resumes after
  * the last seq the database holds for it (a commit whose acknowledgement was
  * lost is in the database but not in the log: the checker allows that one).
+ * --rate R paces each client to at most R commits per second (0: as fast as
+ * the server goes, what bench/apps measures; the tests pace the load so that
+ * restores and checks are not starved on a small machine).
  *
  * `verify` checks a restored copy: every commit acknowledged before --before
  * (realtime microseconds, taken before vshadow started) is there, each
@@ -316,9 +319,13 @@ struct client {
         const char *log_dir;
         int accounts;
         uint64_t end_us;
+        double rate;
         const char *stop_file;
+        uint64_t start_us;
         long long commits, retries, reconnects;
 };
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static volatile sig_atomic_t stopping;
 
@@ -357,6 +364,12 @@ static void *client_main(void *userdata)
                 int src, dst, lo, hi;
                 long long amount;
 
+                if (cl->rate > 0) {
+                        /* Pace to the rate: the next commit no earlier than its slot. */
+                        uint64_t slot = cl->start_us + (uint64_t)((double)cl->commits * 1e6 / cl->rate), now;
+                        while (!should_stop(cl) && (now = now_us(CLOCK_MONOTONIC)) < slot)
+                                usleep((useconds_t)MIN(slot - now, (uint64_t)100000));
+                }
                 if (!connected) {
                         if (conn_open(&c, cl->b, cl->target) < 0) {
                                 usleep(100000);
@@ -424,7 +437,7 @@ static void *client_main(void *userdata)
 }
 
 static void cmd_run(enum backend b, const char *target, const char *log_dir, int clients, double duration,
-                    const char *stop_file, int accounts)
+                    const char *stop_file, int accounts, double rate)
 {
         struct client *cls = calloc((size_t)clients, sizeof(*cls));
         struct sigaction sa = { .sa_handler = on_signal };
@@ -438,7 +451,8 @@ static void cmd_run(enum backend b, const char *target, const char *log_dir, int
                 mysql_library_init(0, NULL, NULL);
         for (int i = 0; i < clients; i++) {
                 cls[i] = (struct client){ .id = i + 1, .b = b, .target = target, .log_dir = log_dir,
-                                          .accounts = accounts, .stop_file = stop_file,
+                                          .accounts = accounts, .stop_file = stop_file, .rate = rate,
+                                          .start_us = now_us(CLOCK_MONOTONIC),
                                           .end_us = now_us(CLOCK_MONOTONIC) + (uint64_t)(duration * 1e6) };
                 if (pthread_create(&cls[i].thread, NULL, client_main, &cls[i]) != 0)
                         die("cannot start a client thread");
@@ -603,7 +617,7 @@ int main(int argc, char **argv)
         const char *cmd, *target, *log_dir = NULL, *stop_file = NULL;
         int clients = 4, accounts = 100;
         long long initial = 10000;
-        double duration = 3600;
+        double duration = 3600, rate = 0;
         uint64_t before = UINT64_MAX;
         enum backend b;
 
@@ -631,6 +645,8 @@ int main(int argc, char **argv)
                         clients = atoi(v);
                 else if (strcmp(o, "--duration") == 0)
                         duration = atof(v);
+                else if (strcmp(o, "--rate") == 0)
+                        rate = atof(v);
                 else if (strcmp(o, "--stop-file") == 0)
                         stop_file = v;
                 else if (strcmp(o, "--accounts") == 0)
@@ -651,7 +667,7 @@ int main(int argc, char **argv)
         if (!log_dir)
                 die("%s needs --log DIR", cmd);
         if (strcmp(cmd, "run") == 0) {
-                cmd_run(b, target, log_dir, clients, duration, stop_file, accounts);
+                cmd_run(b, target, log_dir, clients, duration, stop_file, accounts, rate);
                 return 0;
         }
         if (strcmp(cmd, "verify") == 0)
