@@ -88,6 +88,7 @@ struct sdb {
         struct db_link link;
         bool locked;
         uint64_t locked_at_us;
+        uint64_t busy_deadline_us;      /* for busy_until() */
         bool restoring;         /* between PreRestore and PostRestore */
         bool saved[ARRAY_SIZE(journal_suffixes)];
         char *restore_path;     /* where PreRestore found the target */
@@ -192,6 +193,31 @@ static void sdb_done(struct sdb *d)
         free(d->dir);
         free(d->base);
         free(d->restore_path);
+}
+
+/*
+ * The busy handler of the writer's lock waits.  SQLite's own (sqlite3_busy_timeout) sleeps
+ * longer and longer, up to 100 ms a try, and is not fair: under a steady stream of short
+ * transactions from other connections the writer would hardly ever be the one that finds
+ * the lock free, and Freeze would veto although every transaction is short.  This one
+ * tries again every millisecond until the deadline, so the writer takes the lock at the
+ * first gap between two commits.
+ */
+static int busy_until(void *userdata, int count)
+{
+        const uint64_t *deadline = userdata;
+
+        (void)count;
+        if (clock_monotonic_us() >= *deadline)
+                return 0;
+        usleep(1000);
+        return 1;
+}
+
+static void set_busy_deadline(struct sdb *d, int64_t budget_ms)
+{
+        d->busy_deadline_us = clock_monotonic_us() + (uint64_t)MAX(budget_ms, (int64_t)0) * USEC_PER_MSEC;
+        sqlite3_busy_handler(d->db, busy_until, &d->busy_deadline_us);
 }
 
 /* One value of a single-row PRAGMA as text (NULL on error, with the message in err). */
@@ -450,7 +476,7 @@ static bool on_prepare_snapshot(vss_writer *w, void *userdata)
                 /* The checkpoint only shortens what the WAL holds: it waits for other connections
                  * no longer than a freeze may last, not the whole PrepareForSnapshot time. */
                 budget = MIN(writer_budget_ms(w, MARGIN_MS), (int64_t)a->checkpoint_wait_ms);
-                sqlite3_busy_timeout(d->db, (int)budget);
+                set_busy_deadline(d, budget);
                 t0 = clock_monotonic_us();
                 sqlite3_stmt *st = NULL;
                 int rc = sqlite3_prepare_v2(d->db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st, NULL);
@@ -542,17 +568,19 @@ static bool on_freeze(vss_writer *w, void *userdata)
                         }
                         continue;
                 }
-                budget = writer_budget_ms(w, MARGIN_MS);
-                sqlite3_busy_timeout(d->db, (int)MIN(budget, (int64_t)INT32_MAX));
+                budget = MIN(writer_budget_ms(w, MARGIN_MS), (int64_t)INT32_MAX);
+                set_busy_deadline(d, budget);
                 rc = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
                 if (rc != SQLITE_OK) {
-                        char msg[512], who[64] = "";
-                        _cleanup_free_ char *mode = pragma_text(d->db, "PRAGMA journal_mode", err, sizeof(err));
-                        pid_t holder = lock_holder(d, mode && strcasecmp(mode, "wal") == 0);
+                        char msg[512], who[64] = "", comm[16] = "";
                         bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
-                        char comm[16] = "";
+                        _cleanup_free_ char *mode = NULL;
+                        pid_t holder;
 
+                        /* The message first: the next statement replaces it. */
                         fmt_trunc(msg, sizeof(msg), "%s", sqlite3_errmsg(d->db));
+                        mode = pragma_text(d->db, "PRAGMA journal_mode", err, sizeof(err));
+                        holder = lock_holder(d, mode && strcasecmp(mode, "wal") == 0);
                         if (holder > 0)
                                 fmt_trunc(who, sizeof(who), " (held by pid %d%s%s)", (int)holder,
                                           proc_comm(holder, comm) ? " " : "", comm);
