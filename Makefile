@@ -1,12 +1,14 @@
 # Thin wrapper around meson/ninja. The two commands that matter:
 #   make demo   - install packages, build, run the end-to-end demo
 #   make test   - install packages, build with ASan+UBSan, run every test
+#   make deb    - the Debian packages openvss, libvss0, libvss-dev in $(DEB_BUILD)/
 BUILD      ?= build
 TEST_BUILD ?= build-test
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
+DEB_BUILD  ?= build-deb
 
-.PHONY: all deps build demo test fuzz bench clean
+.PHONY: all deps build demo test fuzz bench deb clean
 
 all: build
 
@@ -39,5 +41,8 @@ bench:
 	ninja -C $(BUILD)
 	bench/run-snapset.sh $(BUILD)
 
+deb: deps
+	scripts/build-deb.sh $(DEB_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)

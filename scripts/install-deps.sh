@@ -9,6 +9,8 @@ pkgs=(
         libfuse3-dev fuse3 libcmocka-dev
         btrfs-progs e2fsprogs xfsprogs util-linux kmod python3 sqlite3
         libpq-dev libmariadb-dev postgresql-15 postgresql-client-15 mariadb-server mariadb-client
+        scdoc man-db bash-completion
+        debhelper dpkg-dev fakeroot lintian debootstrap strace
 )
 [ "${1:-}" = "--bench" ] && pkgs+=(fio qemu-utils nbdkit libnbd-bin linux-perf)
 

@@ -72,7 +72,16 @@ static void usage(FILE *f)
               "                  [--foreground]\n"
               "\n"
               "Serves one copy-on-write volume: RUNDIR/fuse/volume (live), RUNDIR/fuse/shadows/<guid>,\n"
-              "NBD on RUNDIR/nbd.sock, control on RUNDIR/control.sock (docs/volsrv.md).\n", f);
+              "NBD on RUNDIR/nbd.sock, control on RUNDIR/control.sock (vss-volsrv(8)).\n\n"
+              "  --origin=IMG               the volume's image file or block device\n"
+              "  --diff=DIFFAREA            the diff area file\n"
+              "  --dir=RUNDIR               run directory (sockets, FUSE mount, pid file, logs)\n"
+              "  --format                   write an empty diff area first\n"
+              "  --chunk-size=N             with --format: copy-on-write unit, 4K..1M (default 16K)\n"
+              "  --max=SIZE|unbounded       with --format: shadow storage bound (default unbounded)\n"
+              "  --writeback=SIZE           memory for first writes awaiting their copy (default 64M)\n"
+              "  --foreground               do not daemonize; log to stderr\n"
+              "  -h, --help                 print this help\n", f);
 }
 
 static int arg_error(const char *fmt, const char *arg)

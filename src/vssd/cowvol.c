@@ -231,10 +231,13 @@ static void volsrv_binary(struct vssd *v, char *buf, size_t len)
         }
         n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
         exe[n > 0 ? n : 0] = 0;
-        /* Installed: next to vssd.  Build tree: src/vssd/vssd -> src/volsrv/vss-volsrv. */
+        /* Next to vssd; the build tree (src/vssd/vssd -> src/volsrv/vss-volsrv); where
+         * meson installs it (libexecdir, not on PATH). */
         fmt_trunc(buf, len, "%s/vss-volsrv", dirname(exe));
         if (access(buf, X_OK) < 0)
                 fmt_trunc(buf, len, "%s/../volsrv/vss-volsrv", exe);
+        if (access(buf, X_OK) < 0)
+                fmt_trunc(buf, len, "%s", VSS_VOLSRV_INSTALLED);
 }
 
 /* Starts vss-volsrv (it daemonizes: setsid + double fork, so it is not

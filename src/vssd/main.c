@@ -78,7 +78,15 @@ static void usage(void)
 {
         printf("Usage: vssd [--socket PATH] [--state-dir DIR] [--config FILE]\n"
                "            [--freeze-timeout MS] [--event-timeout MS] [--verbose]\n\n"
-               "The openvss coordinator daemon; runs in the foreground and logs to stderr.\n");
+               "The openvss coordinator daemon; runs in the foreground and logs to stderr.\n\n"
+               "  -s, --socket=PATH          listen here (default $VSS_SOCKET, else /run/openvss/vssd.sock)\n"
+               "  -d, --state-dir=DIR        catalog and exposures (default /var/lib/openvss)\n"
+               "  -c, --config=FILE          configuration (default /etc/openvss/vssd.conf; missing: defaults)\n"
+               "  -f, --freeze-timeout=MS    writers' default freeze timeout (overrides freeze_timeout_ms)\n"
+               "  -e, --event-timeout=MS     time to answer any other event (overrides event_timeout_ms)\n"
+               "  -v, --verbose              log debug lines too\n"
+               "  -h, --help                 print this help\n"
+               "  -V, --version              print the version\n");
 }
 
 static int parse_args(struct vssd *v, int argc, char **argv, uint32_t *freeze_ms, uint32_t *event_ms)

@@ -162,3 +162,27 @@ void tool_args_done(struct tool_args *a)
         free(a->positional);
         *a = (struct tool_args) {};
 }
+
+void tool_print_options(FILE *f, const struct tool_option *opts, size_t n_opts, unsigned mask)
+{
+        for (size_t i = 0; i < n_opts; i++) {
+                const char *mv = opts[i].metavar ?: "VALUE";
+                bool value = opts[i].type != TOOL_OPT_FLAG;
+                char names[128] = "";
+                int len = 0;
+
+                if (i < 32 && !(mask & (1u << i)))
+                        continue;
+                if (opts[i].short_name)
+                        len += snprintf(names + len, sizeof(names) - len, "-%s%s%s, ", opts[i].short_name,
+                                        value ? "=" : "", value ? mv : "");
+                if (len < (int)sizeof(names))
+                        snprintf(names + len, sizeof(names) - len, "--%s%s%s", opts[i].name, value ? "=" : "",
+                                 value ? mv : "");
+                /* A long name gets its help on the next line rather than no gap. */
+                if (strlen(names) > 26)
+                        fprintf(f, "  %s\n  %-26s %s\n", names, "", opts[i].help ?: "");
+                else
+                        fprintf(f, "  %-26s %s\n", names, opts[i].help ?: "");
+        }
+}

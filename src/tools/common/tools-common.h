@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "basic/macro.h"
 #include "vss/vss.h"
@@ -25,6 +26,8 @@ struct tool_option {
         const char *name;       /* long name, matched case-insensitively ("for") */
         const char *short_name; /* single-dash name ("wi"), or NULL */
         enum tool_opt_type type;
+        const char *metavar;    /* what the value is in --help ("VOL"); NULL: "VALUE" */
+        const char *help;       /* one line for --help, or NULL */
 };
 
 enum {
@@ -54,6 +57,14 @@ struct tool_args {
 vss_hresult tool_args_parse(const struct tool_option *opts, size_t n_opts, unsigned flags,
                             int argc, char **argv, struct tool_args *ret, char **ret_error);
 void tool_args_done(struct tool_args *a);
+
+/*
+ * --help: one line per option of the table whose bit is set in 'mask' (~0u: all),
+ * starting with the option ("  -wi=W, --include-writer=W   help"), so that
+ * every option the parser accepts is listed (tests/docs compares the list
+ * with the man page).
+ */
+void tool_print_options(FILE *f, const struct tool_option *opts, size_t n_opts, unsigned mask);
 
 static inline bool tool_args_flag(const struct tool_args *a, size_t i)
 {

@@ -47,13 +47,18 @@ enum {
 };
 
 static const struct tool_option options[_OPT_MAX] = {
-        [OPT_PERSISTENT]     = { "persistent", "p", TOOL_OPT_FLAG },
-        [OPT_NO_WRITERS]     = { "no-writers", "nw", TOOL_OPT_FLAG },
-        [OPT_INCLUDE_WRITER] = { "include-writer", "wi", TOOL_OPT_LIST },
-        [OPT_EXCLUDE_WRITER] = { "exclude-writer", "wx", TOOL_OPT_LIST },
-        [OPT_EXEC]           = { "exec", NULL, TOOL_OPT_VALUE },
-        [OPT_SOCKET]         = { "socket", NULL, TOOL_OPT_VALUE },
-        [OPT_HELP]           = { "help", "h", TOOL_OPT_FLAG },
+        [OPT_PERSISTENT]     = { "persistent", "p", TOOL_OPT_FLAG, NULL,
+                                 "keep the shadow copies after the run (VSS_CTX_APP_ROLLBACK)" },
+        [OPT_NO_WRITERS]     = { "no-writers", "nw", TOOL_OPT_FLAG, NULL, "do not involve writers" },
+        [OPT_INCLUDE_WRITER] = { "include-writer", "wi", TOOL_OPT_LIST, "W",
+                                 "fail unless writer W (name or {id}) takes part" },
+        [OPT_EXCLUDE_WRITER] = { "exclude-writer", "wx", TOOL_OPT_LIST, "W", "exclude writer W (name or {id})" },
+        [OPT_EXEC]           = { "exec", NULL, TOOL_OPT_VALUE, "CMD",
+                                 "mount the shadow copies read-only, run CMD (/bin/sh -c), report the backup "
+                                 "by its status" },
+        [OPT_SOCKET]         = { "socket", NULL, TOOL_OPT_VALUE, "PATH",
+                                 "vssd's socket (default $VSS_SOCKET, else /run/openvss/vssd.sock)" },
+        [OPT_HELP]           = { "help", "h", TOOL_OPT_FLAG, NULL, "print this help" },
 };
 
 /* Shared with the signal thread. */
@@ -101,12 +106,8 @@ static void usage(void)
         printf("Usage: vshadow [-p|--persistent] [-nw|--no-writers] [-wi=W|--include-writer=W]...\n"
                "               [-wx=W|--exclude-writer=W]... [--exec=CMD] [--socket PATH] VOLUME...\n\n"
                "Creates one snapshot set of the VOLUMEs with the writers involved.\n"
-               "  -p, --persistent        keep the shadow copies after the run (VSS_CTX_APP_ROLLBACK)\n"
-               "  -nw, --no-writers       do not involve writers\n"
-               "  -wi=W                   fail unless writer W (name or {id}) takes part\n"
-               "  -wx=W                   exclude writer W (name or {id})\n"
-               "  --exec=CMD              mount the shadow copies read-only, run CMD with /bin/sh -c,\n"
-               "                          and report the backup as CMD's exit status says\n");
+               "Options (names in any case; a value after '=' or as the next argument):\n");
+        tool_print_options(stdout, options, _OPT_MAX, ~0u);
 }
 
 static bool writer_matches(const char *spec, const char *name, const vss_id *id)

@@ -23,23 +23,24 @@
 #define BANNER_LINE "vssadmin 1.1 - Volume Shadow Copy Service administrative command-line tool"
 
 static const struct tool_option options[_OPT_MAX] = {
-        [OPT_FOR]       = { "for", NULL, TOOL_OPT_VALUE },
-        [OPT_ON]        = { "on", NULL, TOOL_OPT_VALUE },
-        [OPT_SHADOW]    = { "shadow", NULL, TOOL_OPT_VALUE },
+        [OPT_FOR]       = { "for", NULL, TOOL_OPT_VALUE, "VOL" },
+        [OPT_ON]        = { "on", NULL, TOOL_OPT_VALUE, "VOL" },
+        [OPT_SHADOW]    = { "shadow", NULL, TOOL_OPT_VALUE, "ID" },
         [OPT_OLDEST]    = { "oldest", NULL, TOOL_OPT_FLAG },
         [OPT_ALL]       = { "all", NULL, TOOL_OPT_FLAG },
         [OPT_QUIET]     = { "quiet", NULL, TOOL_OPT_FLAG },
-        [OPT_MAXSIZE]   = { "maxsize", NULL, TOOL_OPT_VALUE },
-        [OPT_AUTORETRY] = { "autoretry", NULL, TOOL_OPT_VALUE },
-        [OPT_AT]        = { "at", NULL, TOOL_OPT_VALUE },
-        [OPT_NAME]      = { "name", NULL, TOOL_OPT_VALUE },
-        [OPT_SIZE]      = { "size", NULL, TOOL_OPT_VALUE },
-        [OPT_IMAGE]     = { "image", NULL, TOOL_OPT_VALUE },
-        [OPT_FS]        = { "fs", NULL, TOOL_OPT_VALUE },
-        [OPT_MOUNT]     = { "mount", NULL, TOOL_OPT_VALUE },
+        [OPT_MAXSIZE]   = { "maxsize", NULL, TOOL_OPT_VALUE, "SIZE" },
+        [OPT_AUTORETRY] = { "autoretry", NULL, TOOL_OPT_VALUE, "MINUTES" },
+        [OPT_AT]        = { "at", NULL, TOOL_OPT_VALUE, "DIR" },
+        [OPT_NAME]      = { "name", NULL, TOOL_OPT_VALUE, "NAME" },
+        [OPT_SIZE]      = { "size", NULL, TOOL_OPT_VALUE, "SIZE" },
+        [OPT_IMAGE]     = { "image", NULL, TOOL_OPT_VALUE, "PATH" },
+        [OPT_FS]        = { "fs", NULL, TOOL_OPT_VALUE, "ext4|xfs" },
+        [OPT_MOUNT]     = { "mount", NULL, TOOL_OPT_VALUE, "DIR" },
         [OPT_JSON]      = { "json", NULL, TOOL_OPT_FLAG },
-        [OPT_SOCKET]    = { "socket", NULL, TOOL_OPT_VALUE },
-        [OPT_HELP]      = { "help", "h", TOOL_OPT_FLAG },
+        [OPT_SOCKET]    = { "socket", NULL, TOOL_OPT_VALUE, "PATH",
+                            "vssd's socket (default $VSS_SOCKET, else /run/openvss/vssd.sock)" },
+        [OPT_HELP]      = { "help", "h", TOOL_OPT_FLAG, NULL, "print this help (also /? and -?)" },
 };
 
 #define O(x) (1u << (x))
@@ -116,14 +117,31 @@ static void print_commands(FILE *f)
         }
 }
 
+/* One line per command with exactly the options the verbs table lets it take
+ * (required ones without brackets), so --help cannot miss one. */
 static void print_usage(void)
 {
         printf("Usage: vssadmin COMMAND [OPTIONS] [--socket PATH]\n\n");
-        for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-                printf("  vssadmin %s%s%s %s\n", verbs[i].word1, verbs[i].word2 ? " " : "",
-                       verbs[i].word2 ?: "", verbs[i].syntax);
+        for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
+                printf("  vssadmin %s%s%s", verbs[i].word1, verbs[i].word2 ? " " : "", verbs[i].word2 ?: "");
+                if (!verbs[i].allowed)
+                        printf(" %s", verbs[i].syntax);         /* positional arguments only */
+                for (unsigned o = 0; o < _OPT_MAX; o++) {
+                        bool req = verbs[i].required & O(o);
+
+                        if (!(verbs[i].allowed & O(o)))
+                                continue;
+                        printf(" %s%s%s%s%s%s", req ? "" : "[", o == OPT_JSON ? "--" : "/", options[o].name,
+                               options[o].type == TOOL_OPT_FLAG ? "" : "=",
+                               options[o].type == TOOL_OPT_FLAG ? "" : options[o].metavar ?: "VALUE", req ? "" : "]");
+                }
+                putchar('\n');
+        }
+        printf("\nOptions of every command:\n");
+        tool_print_options(stdout, options, _OPT_MAX, O_GLOBAL);
         printf("\nOptions take the Windows form /Opt=VALUE or the Linux form --opt=VALUE / --opt VALUE;\n"
-               "names are case-insensitive. SIZE: N[B|KB|MB|GB|TB|PB|EB] (or B,K,M,G,T,P,E; no unit = bytes).\n\n");
+               "names are case-insensitive. SIZE: N[B|KB|MB|GB|TB|PB|EB] (or B,K,M,G,T,P,E; no unit = bytes),\n"
+               "UNBOUNDED, or N%% of the storage volume. delete shadows takes at most one of /oldest, /all, /shadow.\n\n");
         print_commands(stdout);
 }
 

@@ -136,6 +136,12 @@ static void *writer_thread(void *userdata)
         return NULL;
 }
 
+static const char *const hook_flags[_VSS_EVENT_MAX] = {
+        "on-identify", "on-prepare-backup", "on-prepare-snapshot", "on-freeze", "on-thaw",
+        "on-post-snapshot", "on-backup-complete", "on-abort", "on-backup-shutdown", "on-pre-restore",
+        "on-post-restore",
+};
+
 static void usage(FILE *f)
 {
         fputs("Usage: vsswriter --name NAME [--id GUID] --volume PATH... [--freeze-timeout MS]\n"
@@ -145,8 +151,18 @@ static void usage(FILE *f)
               "                 [--on-pre-restore CMD] [--on-post-restore CMD] [--socket PATH]\n"
               "       vsswriter --config FILE|DIR [--socket PATH]\n"
               "\n"
-              "Hosts VSS writers whose event handlers are shell commands (see docs/vsswriter.md).\n",
+              "Hosts VSS writers whose event handlers are shell commands (see vsswriter(8)).\n\n"
+              "  --name=NAME                the writer's name (1..255 bytes)\n"
+              "  --id=GUID                  the writer id (default: derived from the name)\n"
+              "  --volume=PATH              a path of the writer's data (repeatable)\n"
+              "  --freeze-timeout=MS        how long the writer may stay frozen (1..3600000)\n",
               f);
+        for (int i = 0; i < _VSS_EVENT_MAX; i++)
+                fprintf(f, "  --%s=CMD%*s run CMD at %s\n", hook_flags[i], (int)(20 - strlen(hook_flags[i])), "",
+                        vss_event_name((enum vss_event)i));
+        fputs("  --config=FILE|DIR          writers from an INI file, or every *.conf of DIR\n"
+              "  --socket=PATH              vssd's socket (default $VSS_SOCKET, else /run/openvss/vssd.sock)\n"
+              "  -h, --help                 print this help\n", f);
 }
 
 static _noreturn_ void usage_error(const char *fmt, const char *arg)
@@ -167,11 +183,6 @@ enum {
 
 int main(int argc, char **argv)
 {
-        static const char *const hook_flags[_VSS_EVENT_MAX] = {
-                "on-identify", "on-prepare-backup", "on-prepare-snapshot", "on-freeze", "on-thaw",
-                "on-post-snapshot", "on-backup-complete", "on-abort", "on-backup-shutdown", "on-pre-restore",
-                "on-post-restore",
-        };
         struct option opts[8 + _VSS_EVENT_MAX] = {
                 { "name", required_argument, NULL, 'n' },
                 { "id", required_argument, NULL, 'i' },
