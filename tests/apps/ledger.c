@@ -5,6 +5,7 @@
  *
  *     ledger init   BACKEND TARGET [--accounts N] [--initial AMOUNT]
  *     ledger run    BACKEND TARGET --log DIR [--clients N] [--duration S] [--stop-file F] [--rate R]
+ *                   [--think-us US]
  *     ledger verify BACKEND TARGET --log DIR [--before US] [--accounts N] [--initial AMOUNT]
  *
  * BACKEND is pg (TARGET a libpq conninfo), mariadb (TARGET a defaults file,
@@ -23,7 +24,10 @@
  * lost is in the database but not in the log: the checker allows that one).
  * --rate R paces each client to at most R commits per second (0: as fast as
  * the server goes, what bench/apps measures; the tests pace the load so that
- * restores and checks are not starved on a small machine).
+ * restores and checks are not starved on a small machine).  --think-us US
+ * makes each client pause that long after each commit: SQLite's lock is not
+ * fair, and a client that begins its next transaction the instant it
+ * committed keeps the lock from the others for seconds.
  *
  * `verify` checks a restored copy: every commit acknowledged before --before
  * (realtime microseconds, taken before vshadow started) is there, each
@@ -83,6 +87,15 @@ static void die(const char *fmt, ...)
 
 /* ---- a minimal client over the three libraries ------------------------------------------ */
 
+static int busy_retry(void *userdata, int count)
+{
+        (void)userdata;
+        if (count >= 120000)
+                return 0;       /* two minutes: something is wrong */
+        usleep(1000);
+        return 1;
+}
+
 static int conn_open(struct conn *c, enum backend b, const char *target)
 {
         memset(c, 0, sizeof(*c));
@@ -121,7 +134,10 @@ static int conn_open(struct conn *c, enum backend b, const char *target)
                         c->lite = NULL;
                         return -1;
                 }
-                sqlite3_busy_timeout(c->lite, 120000);
+                /* Retry every millisecond, as vss-writer-sqlite does: SQLite's own busy_timeout
+                 * sleeps up to 100 ms between tries and starves unlucky clients for seconds,
+                 * which would swamp the latencies bench/apps measures. */
+                sqlite3_busy_handler(c->lite, busy_retry, NULL);
                 return 0;
         }
         return -1;
@@ -320,6 +336,7 @@ struct client {
         int accounts;
         uint64_t end_us;
         double rate;
+        unsigned think_us;
         const char *stop_file;
         uint64_t start_us;
         long long commits, retries, reconnects;
@@ -428,6 +445,8 @@ static void *client_main(void *userdata)
                 int n = snprintf(line, sizeof(line), "%lld %" PRIu64 " %" PRIu64 "\n", seq, ack, lat);
                 if (write(fd, line, (size_t)n) != n)
                         die("%s: %s", path, strerror(errno));
+                if (cl->think_us)
+                        usleep(cl->think_us);
         }
         conn_close(&c);
         close(fd);
@@ -437,7 +456,7 @@ static void *client_main(void *userdata)
 }
 
 static void cmd_run(enum backend b, const char *target, const char *log_dir, int clients, double duration,
-                    const char *stop_file, int accounts, double rate)
+                    const char *stop_file, int accounts, double rate, unsigned think_us)
 {
         struct client *cls = calloc((size_t)clients, sizeof(*cls));
         struct sigaction sa = { .sa_handler = on_signal };
@@ -451,7 +470,7 @@ static void cmd_run(enum backend b, const char *target, const char *log_dir, int
                 mysql_library_init(0, NULL, NULL);
         for (int i = 0; i < clients; i++) {
                 cls[i] = (struct client){ .id = i + 1, .b = b, .target = target, .log_dir = log_dir,
-                                          .accounts = accounts, .stop_file = stop_file, .rate = rate,
+                                          .accounts = accounts, .stop_file = stop_file, .rate = rate, .think_us = think_us,
                                           .start_us = now_us(CLOCK_MONOTONIC),
                                           .end_us = now_us(CLOCK_MONOTONIC) + (uint64_t)(duration * 1e6) };
                 if (pthread_create(&cls[i].thread, NULL, client_main, &cls[i]) != 0)
@@ -618,6 +637,7 @@ int main(int argc, char **argv)
         int clients = 4, accounts = 100;
         long long initial = 10000;
         double duration = 3600, rate = 0;
+        unsigned think_us = 0;
         uint64_t before = UINT64_MAX;
         enum backend b;
 
@@ -645,6 +665,8 @@ int main(int argc, char **argv)
                         clients = atoi(v);
                 else if (strcmp(o, "--duration") == 0)
                         duration = atof(v);
+                else if (strcmp(o, "--think-us") == 0)
+                        think_us = (unsigned)atoi(v);
                 else if (strcmp(o, "--rate") == 0)
                         rate = atof(v);
                 else if (strcmp(o, "--stop-file") == 0)
@@ -667,7 +689,7 @@ int main(int argc, char **argv)
         if (!log_dir)
                 die("%s needs --log DIR", cmd);
         if (strcmp(cmd, "run") == 0) {
-                cmd_run(b, target, log_dir, clients, duration, stop_file, accounts, rate);
+                cmd_run(b, target, log_dir, clients, duration, stop_file, accounts, rate, think_us);
                 return 0;
         }
         if (strcmp(cmd, "verify") == 0)
