@@ -30,6 +30,7 @@
  */
 
 #include <vss/vss.h>
+#include <vss/writer.h>     /* struct vss_restore_method */
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,6 +89,12 @@ struct vss_component_info {
         bool selectable;
 };
 
+struct vss_component_file {
+        const char *path;
+        const char *filespec;
+        bool recursive;
+};
+
 /* socket_path NULL: vss_default_socket_path(). VSS_E_WRITER_INFRASTRUCTURE if vssd is not there. */
 vss_hresult vss_backup_new(const char *socket_path, vss_backup **ret);
 /* Ends the session (BackupShutdown) and disconnects. Accepts NULL; returns NULL. */
@@ -105,6 +112,11 @@ size_t vss_backup_get_writer_metadata_count(vss_backup *b);
 vss_hresult vss_backup_get_writer_metadata(vss_backup *b, size_t i, struct vss_writer_metadata *ret);
 vss_hresult vss_backup_get_writer_component(vss_backup *b, size_t writer, size_t component,
                                             struct vss_component_info *ret);
+size_t vss_backup_get_writer_component_file_count(vss_backup *b, size_t writer, size_t component);
+vss_hresult vss_backup_get_writer_component_file(vss_backup *b, size_t writer, size_t component, size_t file,
+                                                 struct vss_component_file *ret);
+/* The restore method writer #i declared (RESTORE_IF_CAN_REPLACE / NEVER when it declared none). */
+vss_hresult vss_backup_get_writer_restore_method(vss_backup *b, size_t i, struct vss_restore_method *ret);
 
 /* Component mode: select a component for backup. */
 vss_hresult vss_backup_add_component(vss_backup *b, const vss_id *instance_id,
@@ -131,11 +143,36 @@ const char *vss_backup_get_backup_metadata(vss_backup *b, const vss_id *writer_i
 vss_hresult vss_backup_backup_complete(vss_backup *b, bool succeeded);
 vss_hresult vss_backup_abort_backup(vss_backup *b);
 
-/* Restore events to the writers whose components are given with their stored metadata. */
-vss_hresult vss_backup_pre_restore(vss_backup *b, const vss_id *writer_id, const char *logical_path,
-                                   const char *name, const char *backup_metadata);
-vss_hresult vss_backup_post_restore(vss_backup *b, const vss_id *writer_id, const char *logical_path,
-                                    const char *name, const char *backup_metadata);
+/*
+ * Restore (vss-facts 3.3), in a session that creates no snapshot set:
+ *
+ *     vss_backup_gather_writer_metadata(b);                  Identify
+ *     vss_backup_add_restore_component(b, &wid, "PostgreSQL Writer", "", "cluster", stored_md);
+ *     vss_backup_add_new_target(b, NULL, NULL, NULL, "/srv/pg", "/restore/pg");   (optional)
+ *     vss_backup_pre_restore(b);                              PreRestore
+ *     ... restore the files ...
+ *     vss_backup_set_file_restore_status(b, NULL, NULL, NULL, VSS_RS_ALL);
+ *     vss_backup_post_restore(b);                             PostRestore
+ *
+ * Each writer gets the event with its own components and their stored backup
+ * metadata.  A writer that is not registered fails PreRestore with
+ * VSS_E_OBJECT_NOT_FOUND naming it; a restore waits for no set: while another
+ * session creates one (or restores) PreRestore fails with
+ * VSS_E_SNAPSHOT_SET_IN_PROGRESS.  Vetoes are in the writer status, as for backup.
+ */
+/* Selects a component for restore; backup_metadata is what was stored with it (may be NULL). */
+vss_hresult vss_backup_add_restore_component(vss_backup *b, const vss_id *writer_id, const char *writer_name,
+                                             const char *logical_path, const char *name,
+                                             const char *backup_metadata);
+/* The files under 'path' are restored under 'target' (AddNewTarget).  writer_id NULL: for
+ * every selected component; else for the one named (name NULL: every one of that writer). */
+vss_hresult vss_backup_add_new_target(vss_backup *b, const vss_id *writer_id, const char *logical_path,
+                                      const char *name, const char *path, const char *target);
+/* SetFileRestoreStatus, before PostRestore; the same NULL conventions. */
+vss_hresult vss_backup_set_file_restore_status(vss_backup *b, const vss_id *writer_id, const char *logical_path,
+                                               const char *name, enum vss_file_restore_status status);
+vss_hresult vss_backup_pre_restore(vss_backup *b);
+vss_hresult vss_backup_post_restore(vss_backup *b);
 
 /* Properties of one shadow copy (of this session or any other). */
 vss_hresult vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *snapshot_id,

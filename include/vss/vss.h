@@ -304,12 +304,35 @@ enum vss_restore_method_type {
         VSS_RME_CUSTOM = 7,
         VSS_RME_RESTORE_STOP_START = 8,
 };
+
 enum vss_writer_restore_type {
-        VSS_WRE_UNDEFINED = 0, VSS_WRE_NEVER = 1, VSS_WRE_IF_REPLACE_FAILS = 2, VSS_WRE_ALWAYS = 3,
+        VSS_WRE_UNDEFINED = 0,
+        VSS_WRE_NEVER = 1,
+        VSS_WRE_IF_REPLACE_FAILS = 2,
+        VSS_WRE_ALWAYS = 3,
 };
+
 enum vss_file_restore_status {
-        VSS_RS_UNDEFINED = 0, VSS_RS_NONE = 1, VSS_RS_ALL = 2, VSS_RS_FAILED = 3,
+        VSS_RS_UNDEFINED = 0,
+        VSS_RS_NONE = 1,
+        VSS_RS_ALL = 2,
+        VSS_RS_FAILED = 3,
 };
+
+/*
+ * The wire names of these enums (lower case): "restore_if_not_there", "restore_if_can_replace",
+ * "stop_restore_start", "restore_to_alternate_location", "restore_at_reboot",
+ * "restore_at_reboot_if_cannot_replace", "custom", "restore_stop_start", "undefined";
+ * writer restore "never", "if_replace_fails", "always", "undefined"; file restore status
+ * "none", "all", "failed", "undefined".  *_name() returns NULL for a value out of range,
+ * *_from_name() -1 for an unknown name (exact, lower case).
+ */
+const char *vss_restore_method_name(enum vss_restore_method_type m);
+int vss_restore_method_from_name(const char *name);
+const char *vss_writer_restore_name(enum vss_writer_restore_type t);
+int vss_writer_restore_from_name(const char *name);
+const char *vss_file_restore_status_name(enum vss_file_restore_status s);
+int vss_file_restore_status_from_name(const char *name);
 
 /* Limits of vss-facts 5.1. */
 #define VSS_MAX_VOLUMES_PER_SET 64

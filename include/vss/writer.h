@@ -31,8 +31,20 @@
  *     vss_writer_run(w);           (or poll vss_writer_fd() and call vss_writer_dispatch())
  *
  * Threading: a vss_writer is used from one thread at a time.  Handlers run on
- * the thread that calls vss_writer_dispatch()/vss_writer_run().  The calls
- * marked "handler only" are valid only inside a handler.
+ * the thread that calls vss_writer_dispatch()/vss_writer_run(), one at a time:
+ * libvss never runs two handlers of one writer at once.  The calls marked
+ * "handler only" are valid only inside a handler.
+ *
+ * What libvss does for the writer (docs/libvss.md, "What the library guarantees"):
+ *   - from Freeze until Thaw or Abort it holds a deadline of the freeze timeout
+ *     plus VSS_WRITER_FREEZE_GRACE_MS; when it passes, it runs on_abort itself;
+ *   - when the connection to vssd is lost between PrepareForSnapshot and Thaw, it
+ *     runs on_abort at once;
+ *   - on_abort runs exactly once per snapshot set, whoever asks for it;
+ *   - unless no_reconnect is set, it reconnects (100 ms doubling to 5 s) and
+ *     registers again with the same writer id (and a new instance id).
+ * A writer needs to do nothing for this but release what it holds in on_abort
+ * and on_thaw.
  */
 
 #include <vss/vss.h>
@@ -43,7 +55,13 @@ extern "C" {
 
 typedef struct vss_writer vss_writer;
 
-/* How the writer's data is restored (Windows' SetRestoreMethod); vss-facts 5.4. */
+/* The grace libvss adds to the freeze timeout before it aborts a writer still frozen:
+ * vssd's own freeze timer (the freeze timeout, armed just before Freeze is sent)
+ * always fires first while vssd runs, so the local deadline only acts when vssd
+ * cannot (stopped, hung, unreachable). */
+#define VSS_WRITER_FREEZE_GRACE_MS 1000
+
+/* How the writer's data is restored (VSS_RESTOREMETHOD, SetRestoreMethod; vss-facts 5.4, 7.3). */
 struct vss_restore_method {
         enum vss_restore_method_type method;    /* VSS_RME_UNDEFINED: RESTORE_IF_CAN_REPLACE */
         const char *service;                    /* STOP_RESTORE_START / RESTORE_STOP_START: the service */
@@ -51,11 +69,6 @@ struct vss_restore_method {
         enum vss_writer_restore_type writer_restore;    /* UNDEFINED: NEVER */
         bool reboot_required;
 };
-
-/* From Freeze until Thaw or Abort libvss holds a deadline of the freeze timeout plus this
- * grace; when it passes, or the connection to vssd is lost between PrepareForSnapshot and
- * Thaw, libvss calls on_abort itself (once per snapshot set, whoever triggers it). */
-#define VSS_WRITER_FREEZE_GRACE_MS 1000
 
 struct vss_writer_options {
         const char *name;               /* required, shown by `vssadmin list writers` */
@@ -110,21 +123,31 @@ vss_hresult vss_writer_add_component_file(vss_writer *w, const char *logical_pat
                                           const char *filespec, bool recursive);
 
 /* Connects to vssd and registers. VSS_E_WRITER_ALREADY_SUBSCRIBED if called twice;
- * VSS_E_WRITER_INFRASTRUCTURE if vssd cannot be reached. */
+ * VSS_E_WRITER_INFRASTRUCTURE if vssd cannot be reached (the first registration is not
+ * retried: a writer that cannot start says so; only a lost connection is). */
 vss_hresult vss_writer_subscribe(vss_writer *w);
+/* Closes the connection (which unregisters).  Between PrepareForSnapshot and Thaw it
+ * runs on_abort first, as for a lost connection.  VSS_E_BAD_STATE from a handler. */
 vss_hresult vss_writer_unsubscribe(vss_writer *w);
+/* True while the writer is registered on a live connection (false while libvss
+ * reconnects, or after the connection was lost with no_reconnect). */
+bool vss_writer_is_connected(vss_writer *w);
 /* The detail text of the last failure of vss_writer_subscribe()/vss_writer_dispatch()
  * (e.g. the daemon's "path /x does not exist"); never NULL, "" when there was none. */
 const char *vss_writer_get_error_detail(vss_writer *w);
 
-/* The connection's fd, to poll for POLLIN; -1 when not subscribed. */
+/* An fd to poll for POLLIN, then call vss_writer_dispatch(w, 0); -1 when not
+ * subscribed.  It stays the same across reconnections, and it also becomes readable
+ * when the freeze deadline passes or a reconnection is due, so an event loop that
+ * polls it needs no timer of its own. */
 int vss_writer_fd(vss_writer *w);
-/* Handles every event that has arrived, waiting up to timeout_ms (-1: forever,
- * 0: do not wait) for the first.  Returns VSS_S_OK, or VSS_E_WRITER_INFRASTRUCTURE
- * when the connection to vssd is lost. */
+/* Handles every event that has arrived, the freeze deadline and reconnection, waiting
+ * up to timeout_ms (-1: forever, 0: do not wait) for the first of them.  Returns
+ * VSS_S_OK, or (only with no_reconnect) VSS_E_WRITER_INFRASTRUCTURE when the
+ * connection to vssd is lost; vss_writer_subscribe() may then be called again. */
 vss_hresult vss_writer_dispatch(vss_writer *w, int timeout_ms);
-/* Dispatches until vss_writer_stop() is called (from a handler or a signal
- * handler) or the connection is lost. */
+/* Dispatches until vss_writer_stop() is called (from a handler, a signal handler or
+ * another thread) or, with no_reconnect, the connection is lost. */
 vss_hresult vss_writer_run(vss_writer *w);
 void vss_writer_stop(vss_writer *w);
 
@@ -161,13 +184,30 @@ vss_hresult vss_writer_set_backup_metadata(vss_writer *w, const char *logical_pa
 const char *vss_writer_get_backup_metadata(vss_writer *w, const char *logical_path,
                                            const char *name);
 
+/* Handler only: the components the event names (those the requester selected, or
+ * those it restores), in its order.  0 in volume mode.  The strings live until the
+ * handler returns. */
+size_t vss_writer_get_event_component_count(vss_writer *w);
+vss_hresult vss_writer_get_event_component(vss_writer *w, size_t i, const char **ret_logical_path,
+                                           const char **ret_name);
+
 /* Handler only, PostRestore: what the requester reported for the component's files. */
 enum vss_file_restore_status vss_writer_get_file_restore_status(vss_writer *w, const char *logical_path,
                                                                 const char *name);
 /* Handler only, PreRestore/PostRestore: where the requester restores 'path' (a path the writer
  * declared, or one under it) when it restores to a new location, or NULL when it restores in
- * place.  Longest matching prefix wins; the result is the path rewritten under the new target. */
+ * place.  Longest matching prefix wins; the result is the path rewritten under the new target
+ * (valid until the next call or the end of the handler). */
 const char *vss_writer_get_new_target(vss_writer *w, const char *path);
+
+/* Handler only, Abort: who aborted. */
+enum vss_abort_reason {
+        VSS_ABORT_REQUESTED = 0,        /* vssd sent Abort (a veto, its freeze timer, AbortBackup, ...) */
+        VSS_ABORT_FREEZE_DEADLINE = 1,  /* libvss: no Thaw within freeze timeout + grace */
+        VSS_ABORT_CONNECTION_LOST = 2,  /* libvss: the connection closed between PrepareForSnapshot and Thaw */
+        VSS_ABORT_SEQUENCE_ENDED = 3,   /* libvss: a new set or BackupShutdown came without Thaw or Abort */
+};
+enum vss_abort_reason vss_writer_get_abort_reason(vss_writer *w);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,32 @@ static const char *const sources[] = {
         [VSS_ST_OTHER] = "other",
 };
 
+static const char *const restore_methods[] = {
+        [VSS_RME_UNDEFINED] = "undefined",
+        [VSS_RME_RESTORE_IF_NOT_THERE] = "restore_if_not_there",
+        [VSS_RME_RESTORE_IF_CAN_REPLACE] = "restore_if_can_replace",
+        [VSS_RME_STOP_RESTORE_START] = "stop_restore_start",
+        [VSS_RME_RESTORE_TO_ALTERNATE_LOCATION] = "restore_to_alternate_location",
+        [VSS_RME_RESTORE_AT_REBOOT] = "restore_at_reboot",
+        [VSS_RME_RESTORE_AT_REBOOT_IF_CANNOT_REPLACE] = "restore_at_reboot_if_cannot_replace",
+        [VSS_RME_CUSTOM] = "custom",
+        [VSS_RME_RESTORE_STOP_START] = "restore_stop_start",
+};
+
+static const char *const writer_restores[] = {
+        [VSS_WRE_UNDEFINED] = "undefined",
+        [VSS_WRE_NEVER] = "never",
+        [VSS_WRE_IF_REPLACE_FAILS] = "if_replace_fails",
+        [VSS_WRE_ALWAYS] = "always",
+};
+
+static const char *const file_restore_statuses[] = {
+        [VSS_RS_UNDEFINED] = "undefined",
+        [VSS_RS_NONE] = "none",
+        [VSS_RS_ALL] = "all",
+        [VSS_RS_FAILED] = "failed",
+};
+
 static const char *name_of(const char *const *table, size_t n, unsigned v)
 {
         return v < n ? table[v] : NULL;
@@ -71,4 +97,35 @@ const char *wire_source_name(enum vss_source_type s)
 int wire_source_from_name(const char *name)
 {
         return index_of(sources, ARRAY_SIZE(sources), name);
+}
+
+/* These three are public (vss.h): libvss exports every vss_* function of src/basic. */
+const char *vss_restore_method_name(enum vss_restore_method_type m)
+{
+        return name_of(restore_methods, ARRAY_SIZE(restore_methods), (unsigned)m);
+}
+
+int vss_restore_method_from_name(const char *name)
+{
+        return index_of(restore_methods, ARRAY_SIZE(restore_methods), name);
+}
+
+const char *vss_writer_restore_name(enum vss_writer_restore_type t)
+{
+        return name_of(writer_restores, ARRAY_SIZE(writer_restores), (unsigned)t);
+}
+
+int vss_writer_restore_from_name(const char *name)
+{
+        return index_of(writer_restores, ARRAY_SIZE(writer_restores), name);
+}
+
+const char *vss_file_restore_status_name(enum vss_file_restore_status s)
+{
+        return name_of(file_restore_statuses, ARRAY_SIZE(file_restore_statuses), (unsigned)s);
+}
+
+int vss_file_restore_status_from_name(const char *name)
+{
+        return index_of(file_restore_statuses, ARRAY_SIZE(file_restore_statuses), name);
 }

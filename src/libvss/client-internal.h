@@ -22,6 +22,11 @@ vss_hresult vss__client_connect(const char *socket_path, bool accept_requests, v
 /* Calls 'method' with 'params' (stolen; NULL means {}).  On success *ret_result
  * (if not NULL) gets a new reference to the result. */
 vss_hresult vss__client_call_json(vss_client *c, const char *method, json_t *params, json_t **ret_result);
+/* The same, giving up after timeout_ms (-1: never) or when wake_fd (>= 0) becomes
+ * readable: the connection is then marked dead (a late reply would be misread) and
+ * VSS_E_WRITER_INFRASTRUCTURE is returned with a detail saying so. */
+vss_hresult vss__client_call_json_wait(vss_client *c, const char *method, json_t *params, int timeout_ms,
+                                       int wake_fd, json_t **ret_result);
 
 /*
  * Waits up to timeout_ms (-1 forever) for a request from the daemon, also

@@ -232,6 +232,13 @@ static vss_hresult client_take_request(vss_client *c, struct wire_msg *m)
 
 vss_hresult vss__client_call_json(vss_client *c, const char *method, json_t *params, json_t **ret_result)
 {
+        return vss__client_call_json_wait(c, method, params, -1, -1, ret_result);
+}
+
+vss_hresult vss__client_call_json_wait(vss_client *c, const char *method, json_t *params, int timeout_ms,
+                                       int wake_fd, json_t **ret_result)
+{
+        int64_t deadline = -1;
         json_int_t id;
         vss_hresult hr;
 
@@ -247,6 +254,8 @@ vss_hresult vss__client_call_json(vss_client *c, const char *method, json_t *par
         }
         c->detail[0] = 0;
         id = c->next_id++;
+        if (timeout_ms >= 0)
+                deadline = (int64_t)(clock_monotonic_us() / USEC_PER_MSEC) + timeout_ms;
         hr = client_send(c, wire_request(id, method, params));
         if (VSS_FAILED(hr))
                 return hr;
@@ -254,7 +263,19 @@ vss_hresult vss__client_call_json(vss_client *c, const char *method, json_t *par
         for (;;) {
                 struct wire_msg m;
 
-                hr = client_read_message(c, -1, -1, &m);
+                hr = client_read_message(c, deadline, wake_fd, &m);
+                if (hr == VSS_S_FALSE) {
+                        /* The reply may still come, to a caller that no longer waits: the
+                         * connection is of no use any more. */
+                        if (deadline >= 0 && (int64_t)(clock_monotonic_us() / USEC_PER_MSEC) >= deadline)
+                                vss__client_set_detail(c, "no reply from vssd at %s to %s within %d ms",
+                                                       c->socket_path, method, timeout_ms);
+                        else
+                                vss__client_set_detail(c, "interrupted while waiting for vssd's reply to %s",
+                                                       method);
+                        c->dead = true;
+                        return VSS_E_WRITER_INFRASTRUCTURE;
+                }
                 if (hr != VSS_S_OK)
                         return VSS_FAILED(hr) ? hr : VSS_E_UNEXPECTED;
                 if (m.kind == WIRE_REQUEST) {

@@ -30,7 +30,8 @@ enum backup_stage {
         STAGE_PREPARED,         /* PrepareForBackup done */
         STAGE_SNAPSHOT_DONE,    /* DoSnapshotSet succeeded */
         STAGE_SNAPSHOT_FAILED,  /* DoSnapshotSet failed: only AbortBackup is left */
-        STAGE_FINISHED,         /* BackupComplete or AbortBackup done */
+        STAGE_FINISHED,         /* BackupComplete or AbortBackup (or PostRestore) done */
+        STAGE_RESTORING,        /* PreRestore done: only PostRestore is left */
 };
 
 struct wmd_view {
@@ -47,6 +48,7 @@ struct vss_backup {
         struct wmd_view *views;
         json_t *status;         /* writers of the last stage */
         json_t *backup_metadata; /* "{writer id}\nlogical path\nname" -> text */
+        json_t *restore;        /* components selected for restore, in Backup.PreRestore form */
         char detail[2048];
 };
 
@@ -56,7 +58,8 @@ static const char *const stage_names[] = {
         [STAGE_PREPARED] = "after PrepareForBackup",
         [STAGE_SNAPSHOT_DONE] = "after DoSnapshotSet",
         [STAGE_SNAPSHOT_FAILED] = "after a failed DoSnapshotSet (only AbortBackup is possible)",
-        [STAGE_FINISHED] = "after BackupComplete/AbortBackup (the session is single-use)",
+        [STAGE_FINISHED] = "after BackupComplete/AbortBackup/PostRestore (the session is single-use)",
+        [STAGE_RESTORING] = "after PreRestore (only PostRestore is possible)",
 };
 
 static vss_hresult set_detail(vss_backup *b, vss_hresult hr, const char *fmt, ...) _printf_(3, 4);
@@ -119,6 +122,7 @@ vss_backup *vss_backup_free(vss_backup *b)
         drop_metadata(b);
         json_decref(b->status);
         json_decref(b->backup_metadata);
+        json_decref(b->restore);
         free(b);
         return NULL;
 }
@@ -301,6 +305,63 @@ vss_hresult vss_backup_get_writer_component(vss_backup *b, size_t writer, size_t
                 .name = json_get_str(c, "name") ?: "",
                 .caption = json_get_str(c, "caption"),
                 .selectable = json_get_bool(c, "selectable", true),
+        };
+        return VSS_S_OK;
+}
+
+vss_hresult vss_backup_get_writer_restore_method(vss_backup *b, size_t i, struct vss_restore_method *ret)
+{
+        json_t *w, *rm;
+        int m, wr;
+
+        if (!b || !ret)
+                return VSS_E_INVALIDARG;
+        w = json_array_get(b->metadata, i);
+        if (!w)
+                return set_detail(b, VSS_E_OBJECT_NOT_FOUND, "no writer metadata #%zu (have %zu)", i,
+                                  json_array_size(b->metadata));
+        rm = json_object_get(w, "restore_method");
+        m = vss_restore_method_from_name(json_get_str(rm, "method"));
+        wr = vss_writer_restore_from_name(json_get_str(rm, "writer_restore"));
+        *ret = (struct vss_restore_method){
+                .method = m > VSS_RME_UNDEFINED ? (enum vss_restore_method_type)m : VSS_RME_RESTORE_IF_CAN_REPLACE,
+                .service = json_get_str(rm, "service") ?: "",
+                .user_procedure = json_get_str(rm, "user_procedure") ?: "",
+                .writer_restore = wr > VSS_WRE_UNDEFINED ? (enum vss_writer_restore_type)wr : VSS_WRE_NEVER,
+                .reboot_required = json_get_bool(rm, "reboot_required", false),
+        };
+        return VSS_S_OK;
+}
+
+static json_t *component_files(vss_backup *b, size_t writer, size_t component)
+{
+        json_t *f = json_object_get(
+                json_array_get(json_object_get(json_array_get(b->metadata, writer), "components"), component),
+                "files");
+
+        return json_is_array(f) ? f : NULL;
+}
+
+size_t vss_backup_get_writer_component_file_count(vss_backup *b, size_t writer, size_t component)
+{
+        return b ? json_array_size(component_files(b, writer, component)) : 0;
+}
+
+vss_hresult vss_backup_get_writer_component_file(vss_backup *b, size_t writer, size_t component, size_t file,
+                                                 struct vss_component_file *ret)
+{
+        json_t *f;
+
+        if (!b || !ret)
+                return VSS_E_INVALIDARG;
+        f = json_array_get(component_files(b, writer, component), file);
+        if (!f || !json_get_str(f, "path"))
+                return set_detail(b, VSS_E_OBJECT_NOT_FOUND, "no file #%zu in component #%zu of writer #%zu", file,
+                                  component, writer);
+        *ret = (struct vss_component_file){
+                .path = json_get_str(f, "path"),
+                .filespec = json_get_str(f, "filespec") ?: "*",
+                .recursive = json_get_bool(f, "recursive", false),
         };
         return VSS_S_OK;
 }
@@ -491,30 +552,160 @@ vss_hresult vss_backup_abort_backup(vss_backup *b)
         return hr;
 }
 
-static vss_hresult restore_call(vss_backup *b, const char *method, const vss_id *writer_id,
-                                const char *logical_path, const char *name, const char *backup_metadata)
+/* The selected restore components that (writer_id, logical_path, name) designates; NULL parts match all. */
+static bool restore_matches(json_t *c, const vss_id *writer_id, const char *logical_path, const char *name)
 {
-        if (!b || !writer_id || !name)
+        vss_id id;
+
+        if (!writer_id)
+                return true;
+        if (!json_get_id(c, "writer_id", &id) || !vss_id_equal(&id, writer_id))
+                return false;
+        if (!name)
+                return true;
+        return streq(json_get_str(c, "logical_path") ?: "", logical_path ?: "") &&
+               streq_ptr(json_get_str(c, "name"), name);
+}
+
+vss_hresult vss_backup_add_restore_component(vss_backup *b, const vss_id *writer_id, const char *writer_name,
+                                             const char *logical_path, const char *name,
+                                             const char *backup_metadata)
+{
+        json_t *c, *x;
+        size_t i;
+
+        if (!b || !writer_id || !name || !*name)
                 return VSS_E_INVALIDARG;
         if (b->stage != STAGE_INIT)
-                return bad_stage(b, method + strlen("Backup."));
-        return backup_call(b, method,
-                           json_pack("{s:[{s:o, s:s, s:s, s:s?}]}", "components", "writer_id", json_id(writer_id),
-                                     "logical_path", logical_path ? logical_path : "", "name", name,
-                                     "backup_metadata", backup_metadata),
-                           NULL);
+                return bad_stage(b, "AddRestoreComponent");
+        if (!b->restore && !(b->restore = json_array()))
+                return VSS_E_OUTOFMEMORY;
+        json_array_foreach(b->restore, i, x)
+                if (restore_matches(x, writer_id, logical_path, name))
+                        return set_detail(b, VSS_E_OBJECT_ALREADY_EXISTS, "component '%s' of writer '%s' is already "
+                                          "selected for restore", name, writer_name ?: "?");
+        c = json_pack("{s:o, s:s?, s:s, s:s, s:o, s:[]}", "writer_id", json_id(writer_id), "writer_name",
+                      writer_name, "logical_path", logical_path ?: "", "name", name, "backup_metadata",
+                      json_str_or_null(backup_metadata), "new_targets");
+        if (!c || json_array_append_new(b->restore, c) < 0)
+                return VSS_E_OUTOFMEMORY;
+        return VSS_S_OK;
 }
 
-vss_hresult vss_backup_pre_restore(vss_backup *b, const vss_id *writer_id, const char *logical_path,
-                                   const char *name, const char *backup_metadata)
+vss_hresult vss_backup_add_new_target(vss_backup *b, const vss_id *writer_id, const char *logical_path,
+                                      const char *name, const char *path, const char *target)
 {
-        return restore_call(b, "Backup.PreRestore", writer_id, logical_path, name, backup_metadata);
+        size_t i, n = 0;
+        json_t *c;
+
+        if (!b || !path || !*path || !target || !*target)
+                return VSS_E_INVALIDARG;
+        if (b->stage != STAGE_INIT)
+                return bad_stage(b, "AddNewTarget");
+        json_array_foreach(b->restore, i, c) {
+                if (!restore_matches(c, writer_id, logical_path, name))
+                        continue;
+                if (json_array_append_new(json_object_get(c, "new_targets"),
+                                          json_pack("{s:s, s:s}", "path", path, "target", target)) < 0)
+                        return VSS_E_OUTOFMEMORY;
+                n++;
+        }
+        if (n == 0)
+                return set_detail(b, VSS_E_OBJECT_NOT_FOUND, "AddNewTarget: no component selected for restore "
+                                  "matches");
+        return VSS_S_OK;
 }
 
-vss_hresult vss_backup_post_restore(vss_backup *b, const vss_id *writer_id, const char *logical_path,
-                                    const char *name, const char *backup_metadata)
+vss_hresult vss_backup_set_file_restore_status(vss_backup *b, const vss_id *writer_id, const char *logical_path,
+                                               const char *name, enum vss_file_restore_status status)
 {
-        return restore_call(b, "Backup.PostRestore", writer_id, logical_path, name, backup_metadata);
+        size_t i, n = 0;
+        json_t *c;
+
+        if (!b || !vss_file_restore_status_name(status))
+                return VSS_E_INVALIDARG;
+        if (b->stage != STAGE_RESTORING)
+                return bad_stage(b, "SetFileRestoreStatus");
+        json_array_foreach(b->restore, i, c)
+                if (restore_matches(c, writer_id, logical_path, name)) {
+                        json_object_set_new(c, "file_restore_status",
+                                            json_string(vss_file_restore_status_name(status)));
+                        n++;
+                }
+        if (n == 0)
+                return set_detail(b, VSS_E_OBJECT_NOT_FOUND, "SetFileRestoreStatus: no component selected for "
+                                  "restore matches");
+        return VSS_S_OK;
+}
+
+vss_hresult vss_backup_pre_restore(vss_backup *b)
+{
+        _cleanup_json_ json_t *comps = NULL;
+        json_t *c;
+        size_t i;
+        vss_hresult hr;
+
+        if (!b)
+                return VSS_E_INVALIDARG;
+        if (b->stage != STAGE_INIT)
+                return bad_stage(b, "PreRestore");
+        if (json_array_size(b->restore) == 0)
+                return set_detail(b, VSS_E_BAD_STATE, "PreRestore: no component is selected for restore");
+        /* PreRestore carries no file restore status: nothing is restored yet. */
+        comps = json_deep_copy(b->restore);
+        if (!comps)
+                return VSS_E_OUTOFMEMORY;
+        json_array_foreach(comps, i, c)
+                json_object_del(c, "file_restore_status");
+        hr = backup_call(b, "Backup.PreRestore", json_pack("{s:O}", "components", comps), NULL);
+        if (VSS_SUCCEEDED(hr))
+                b->stage = STAGE_RESTORING;
+        return hr;
+}
+
+static bool failed_pre_restore(vss_backup *b, json_t *component)
+{
+        vss_id cid, wid;
+        json_t *w;
+        size_t i;
+        json_int_t state;
+
+        if (!json_get_id(component, "writer_id", &cid))
+                return false;
+        json_array_foreach(b->status, i, w)
+                if (json_get_id(w, "writer_id", &wid) && vss_id_equal(&wid, &cid) && json_get_int(w, "state", &state) &&
+                    state == VSS_WS_FAILED_AT_PRE_RESTORE)
+                        return true;
+        return false;
+}
+
+vss_hresult vss_backup_post_restore(vss_backup *b)
+{
+        json_t *c;
+        size_t i;
+        vss_hresult hr;
+
+        if (!b)
+                return VSS_E_INVALIDARG;
+        if (b->stage != STAGE_RESTORING)
+                return bad_stage(b, "PostRestore");
+        _cleanup_json_ json_t *comps = json_array();
+        if (!comps)
+                return VSS_E_OUTOFMEMORY;
+        json_array_foreach(b->restore, i, c) {
+                /* Components nobody reported on: nothing is known to have been restored. */
+                if (!json_object_get(c, "file_restore_status"))
+                        json_object_set_new(c, "file_restore_status", json_string("none"));
+                /* A writer that vetoed PreRestore prepared nothing: it gets no PostRestore,
+                 * and its [13] Failed stays what the admin sees. */
+                if (!failed_pre_restore(b, c))
+                        json_array_append(comps, c);
+        }
+        /* Sent even when it is empty: it ends the restore (vssd's turn is free again). */
+        hr = backup_call(b, "Backup.PostRestore", json_pack("{s:O}", "components", comps), NULL);
+        if (VSS_SUCCEEDED(hr))
+                b->stage = STAGE_FINISHED;
+        return hr;
 }
 
 static char *dup_str(const json_t *o, const char *key)

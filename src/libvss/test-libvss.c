@@ -244,6 +244,22 @@ static void test_requester_order(void **state)
         assert_int_equal(vss_backup_get_writer_status_count(b), 0);
         assert_int_equal(vss_backup_get_writer_status(b, 0, &st), VSS_E_OBJECT_NOT_FOUND);
         assert_int_equal(vss_backup_set_backup_state(b, false, false, 99), VSS_E_INVALIDARG);
+
+        /* Restore order, also without a round trip. */
+        vss_id wid;
+        vss_id_generate(&wid);
+        assert_int_equal(vss_backup_pre_restore(b), VSS_E_BAD_STATE);
+        assert_non_null(strstr(vss_backup_get_error_detail(b), "no component is selected"));
+        assert_int_equal(vss_backup_post_restore(b), VSS_E_BAD_STATE);
+        assert_non_null(strstr(vss_backup_get_error_detail(b), "PostRestore is not possible"));
+        assert_int_equal(vss_backup_add_new_target(b, NULL, NULL, NULL, "/srv", "/new"), VSS_E_OBJECT_NOT_FOUND);
+        assert_int_equal(vss_backup_add_restore_component(b, &wid, "W", "", "db", "label"), VSS_S_OK);
+        assert_int_equal(vss_backup_add_restore_component(b, &wid, "W", NULL, "db", NULL), VSS_E_OBJECT_ALREADY_EXISTS);
+        assert_int_equal(vss_backup_add_restore_component(b, &wid, "W", "", "", NULL), VSS_E_INVALIDARG);
+        assert_int_equal(vss_backup_add_new_target(b, NULL, NULL, NULL, "/srv", "/new"), VSS_S_OK);
+        assert_int_equal(vss_backup_add_new_target(b, &wid, "", "other", "/srv", "/new"), VSS_E_OBJECT_NOT_FOUND);
+        assert_int_equal(vss_backup_set_file_restore_status(b, NULL, NULL, NULL, VSS_RS_ALL), VSS_E_BAD_STATE);
+        assert_int_equal(vss_backup_set_file_restore_status(b, NULL, NULL, NULL, 7), VSS_E_INVALIDARG);
         vss_backup_free(b);
         close(lfd);
         unlink(sock_path);

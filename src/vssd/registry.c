@@ -27,6 +27,7 @@ void writer_free(struct writer *w)
         free(w->source);
         free(w->message);
         json_decref(w->components);
+        json_decref(w->restore_method);
         json_decref(w->metadata);
         free(w);
 }
@@ -86,8 +87,61 @@ static bool components_valid(json_t *comps, char *err, size_t errlen)
         return true;
 }
 
+/* (interim, contracts.md section 2) The restore method with every field present; NULL and a
+ * message naming the field when it is malformed.  Absent: restore_if_can_replace / never. */
+static json_t *restore_method_parse(json_t *rm, char *err, size_t errlen)
+{
+        const char *method = "restore_if_can_replace", *wr = "never", *service = "", *proc = "";
+        json_t *x;
+
+        if (rm && !json_is_null(rm)) {
+                if (!json_is_object(rm)) {
+                        snprintf(err, errlen, "field 'restore_method' must be an object");
+                        return NULL;
+                }
+                if ((x = json_object_get(rm, "method"))) {
+                        method = json_string_value(x);
+                        if (!method || vss_restore_method_from_name(method) < 0) {
+                                snprintf(err, errlen, "field 'restore_method.method' names no restore method");
+                                return NULL;
+                        }
+                        if (streq(method, "undefined"))
+                                method = "restore_if_can_replace";
+                }
+                if ((x = json_object_get(rm, "writer_restore"))) {
+                        wr = json_string_value(x);
+                        if (!wr || vss_writer_restore_from_name(wr) < 0) {
+                                snprintf(err, errlen, "field 'restore_method.writer_restore' must be "
+                                                      "never|if_replace_fails|always|undefined");
+                                return NULL;
+                        }
+                        if (streq(wr, "undefined"))
+                                wr = "never";
+                }
+                if ((x = json_object_get(rm, "service")) && !json_is_null(x) &&
+                    (!(service = json_string_value(x)) || strlen(service) > 255)) {
+                        snprintf(err, errlen, "field 'restore_method.service' must be a string of at most 255 bytes");
+                        return NULL;
+                }
+                if ((x = json_object_get(rm, "user_procedure")) && !json_is_null(x) &&
+                    (!(proc = json_string_value(x)) || strlen(proc) > 4096)) {
+                        snprintf(err, errlen, "field 'restore_method.user_procedure' must be a string of at most "
+                                              "4096 bytes");
+                        return NULL;
+                }
+                if ((x = json_object_get(rm, "reboot_required")) && !json_is_boolean(x)) {
+                        snprintf(err, errlen, "field 'restore_method.reboot_required' must be a boolean");
+                        return NULL;
+                }
+        }
+        return json_pack("{s:s, s:s, s:s, s:s, s:b}", "method", method, "service", service ?: "", "user_procedure",
+                         proc ?: "", "writer_restore", wr, "reboot_required",
+                         json_get_bool(rm, "reboot_required", false));
+}
+
 void method_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
+        json_t *restore_method = NULL;
         const char *name = json_get_str(params, "name");
         const char *usage = json_get_str(params, "usage"), *source = json_get_str(params, "source");
         json_t *vols = json_object_get(params, "volumes"), *comps = json_object_get(params, "components");
@@ -141,10 +195,18 @@ void method_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG, "%s", err);
                 return;
         }
+        restore_method = restore_method_parse(json_object_get(params, "restore_method"), err, sizeof(err));
+        if (!restore_method) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "%s", err);
+                return;
+        }
 
         w = calloc(1, sizeof(*w));
-        if (!w)
+        if (!w) {
+                json_decref(restore_method);
                 goto oom;
+        }
+        w->restore_method = restore_method;
         w->pending_event = -1;
         w->name = strdup(name);
         w->instance_name = json_get_str(params, "instance_name") ? strdup(json_get_str(params, "instance_name")) : NULL;
@@ -249,11 +311,11 @@ static json_t *volumes_json(struct writer *w)
 
 json_t *writer_wmd_json(struct writer *w)
 {
-        return json_pack("{s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:I, s:i, s:O}", "name", w->name, "writer_id",
+        return json_pack("{s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:I, s:i, s:O, s:O}", "name", w->name, "writer_id",
                          json_id(&w->writer_id), "instance_id", json_id(&w->instance_id), "instance_name",
                          json_str_or_null(w->instance_name), "volumes", volumes_json(w), "usage", w->usage,
                          "source", w->source, "freeze_timeout_ms", (json_int_t)w->freeze_timeout_ms, "pid",
-                         (int)w->pid, "components", w->components);
+                         (int)w->pid, "components", w->components, "restore_method", w->restore_method);
 }
 
 void method_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params)

@@ -94,10 +94,15 @@ json_t *session_event_params(struct vssd *v, struct session *s, struct writer *w
 
                         if (json_get_id(x, "writer_id", &wid) && !vss_id_equal(&wid, &w->writer_id))
                                 continue;
-                        json_array_append_new(comps, json_pack("{s:s, s:s, s:o}", "logical_path",
-                                                               json_get_str(x, "logical_path") ?: "", "name",
-                                                               json_get_str(x, "name") ?: "", "backup_metadata",
-                                                               json_str_or_null(json_get_str(x, "backup_metadata"))));
+                        json_t *o = json_pack("{s:s, s:s, s:o}", "logical_path", json_get_str(x, "logical_path") ?: "",
+                                              "name", json_get_str(x, "name") ?: "", "backup_metadata",
+                                              json_str_or_null(json_get_str(x, "backup_metadata")));
+                        /* (interim) restore events carry new targets and the file restore status. */
+                        if (o && json_is_array(json_object_get(x, "new_targets")))
+                                json_object_set(o, "new_targets", json_object_get(x, "new_targets"));
+                        if (o && json_get_str(x, "file_restore_status"))
+                                json_object_set(o, "file_restore_status", json_object_get(x, "file_restore_status"));
+                        json_array_append_new(comps, o);
                 }
                 if (ev >= VSS_EVENT_POST_SNAPSHOT && s->phase >= SET_CREATING)
                         for (struct shadow *sh = v->shadows; sh; sh = sh->next)
@@ -198,9 +203,24 @@ static void stage_done(struct vssd *v, struct session *s)
                 (void)catalog_set_put(v, s, s->backup_succeeded ? "completed" : "completed-failed");
                 session_finish_call(v, s, json_pack("{s:o}", "writers", session_status_json(v, s)));
                 break;
-        case CALL_RESTORE:
-                session_finish_call(v, s, json_pack("{s:o}", "writers", session_status_json(v, s)));
+        case CALL_RESTORE: {
+                json_t *st = session_status_json(v, s);
+
+                /* (interim) After PostRestore the restore is over: the service's turn and the
+                 * writers are free again. */
+                if (streq_ptr(s->call_method, "Backup.PostRestore")) {
+                        if (v->set_owner == s)
+                                v->set_owner = NULL;
+                        for (struct writer *w = v->writers; w; w = w->next)
+                                if (w->session == s) {
+                                        w->session = NULL;
+                                        w->involved = false;
+                                }
+                        writers_sweep(v);
+                }
+                session_finish_call(v, s, json_pack("{s:o}", "writers", st));
                 break;
+        }
         }
 }
 
@@ -453,30 +473,116 @@ static void start_stage(struct vssd *v, struct session *s, json_int_t id, int st
                 stage_done(v, s);
 }
 
+/* (interim, contracts.md section 2) Checks one component of Backup.PreRestore/PostRestore. */
+static bool restore_component_valid(json_t *x, size_t i, char *err, size_t errlen)
+{
+        json_t *t, *e;
+        vss_id wid;
+        size_t k;
+
+        if (!json_is_object(x)) {
+                snprintf(err, errlen, "field 'components[%zu]' must be an object", i);
+                return false;
+        }
+        if (!json_get_id(x, "writer_id", &wid)) {
+                snprintf(err, errlen, "field 'components[%zu].writer_id' is missing or not a GUID", i);
+                return false;
+        }
+        if (!json_get_str(x, "name")) {
+                snprintf(err, errlen, "field 'components[%zu].name' is missing", i);
+                return false;
+        }
+        if (((e = json_object_get(x, "logical_path")) && !json_is_string(e)) ||
+            ((e = json_object_get(x, "writer_name")) && !json_is_string(e) && !json_is_null(e)) ||
+            ((e = json_object_get(x, "backup_metadata")) && !json_is_string(e) && !json_is_null(e))) {
+                snprintf(err, errlen, "fields 'components[%zu].logical_path', 'writer_name' and 'backup_metadata' "
+                                      "must be strings", i);
+                return false;
+        }
+        if ((e = json_object_get(x, "file_restore_status")) &&
+            (!json_is_string(e) || vss_file_restore_status_from_name(json_string_value(e)) < 0)) {
+                snprintf(err, errlen, "field 'components[%zu].file_restore_status' must be none|all|failed", i);
+                return false;
+        }
+        if ((t = json_object_get(x, "new_targets")) && !json_is_null(t)) {
+                if (!json_is_array(t)) {
+                        snprintf(err, errlen, "field 'components[%zu].new_targets' must be an array", i);
+                        return false;
+                }
+                json_array_foreach(t, k, e)
+                        if (!json_get_str(e, "path") || !json_get_str(e, "target")) {
+                                snprintf(err, errlen, "field 'components[%zu].new_targets[%zu]' needs strings 'path' "
+                                                      "and 'target'", i, k);
+                                return false;
+                        }
+        }
+        return true;
+}
+
 static void restore(struct vssd *v, struct session *s, json_int_t id, json_t *params, enum vss_event ev)
 {
         json_t *comps = json_object_get(params, "components"), *x;
+        char err[512], idbuf[VSS_ID_STRING_MAX];
         size_t i;
 
         if (!json_is_array(comps)) {
                 reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG, "field 'components' is missing or not an array");
                 return;
         }
-        json_array_foreach(comps, i, x) {
-                vss_id wid;
-
-                if (!json_get_id(x, "writer_id", &wid)) {
-                        reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG,
-                                  "field 'components[%zu].writer_id' is missing or not a GUID", i);
+        if (json_array_size(comps) > 4096) {
+                reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG, "field 'components' lists more than 4096 components");
+                return;
+        }
+        json_array_foreach(comps, i, x)
+                if (!restore_component_valid(x, i, err, sizeof(err))) {
+                        reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG, "%s", err);
                         return;
                 }
-                if (!json_get_str(x, "name")) {
-                        reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG, "field 'components[%zu].name' is missing", i);
+        /* A restore takes the service's one turn, like a snapshot set. */
+        if (v->set_owner && v->set_owner != s) {
+                struct session *o = v->set_owner;
+
+                if (o->phase == SET_NONE)
+                        reply_err(v, s->conn_serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                  "a restore of pid %d is between PreRestore and PostRestore", (int)o->pid);
+                else
+                        reply_err(v, s->conn_serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                  "set %s of pid %d is between StartSnapshotSet and the end of DoSnapshotSet",
+                                  vss_id_format(&o->set_id, idbuf), (int)o->pid);
+                return;
+        }
+        if (s->phase != SET_NONE) {
+                reply_err(v, s->conn_serial, id, VSS_E_BAD_STATE, "a session that created a snapshot set cannot restore");
+                return;
+        }
+        /* Every writer named must be registered and free. */
+        json_array_foreach(comps, i, x) {
+                struct writer *w;
+                vss_id wid;
+
+                json_get_id(x, "writer_id", &wid);
+                w = NULL;
+                for (struct writer *k = v->writers; k && !w; k = k->next)
+                        if (!k->gone && vss_id_equal(&k->writer_id, &wid))
+                                w = k;
+                if (!w) {
+                        const char *name = json_get_str(x, "writer_name");
+                        reply_err(v, s->conn_serial, id, VSS_E_OBJECT_NOT_FOUND,
+                                  "writer %s%s%s%s is not registered (component '%s' of it was selected for restore)",
+                                  name ? "'" : "", name ?: "", name ? "' " : "", vss_id_format(&wid, idbuf),
+                                  json_get_str(x, "name"));
+                        return;
+                }
+                if (w->session && w->session != s) {
+                        reply_err(v, s->conn_serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                  "writer '%s' %s is taking part in the backup session of pid %d", w->name,
+                                  vss_id_format(&w->writer_id, idbuf), (int)w->session->pid);
                         return;
                 }
         }
         json_decref(s->restore_components);
         s->restore_components = json_deep_copy(comps);
+        v->set_owner = s;
         s->call_id = id;
         s->step = CALL_RESTORE;
         s->outstanding = 0;
@@ -588,6 +694,12 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
                 if (s->phase != SET_NONE)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "this session already has snapshot set %s",
                                   vss_id_format(&s->set_id, idbuf));
+                else if (v->set_owner && v->set_owner != s && v->set_owner->phase == SET_NONE)
+                        reply_err(v, c->serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                  "a restore of pid %d is between PreRestore and PostRestore", (int)v->set_owner->pid);
+                else if (v->set_owner == s)
+                        reply_err(v, c->serial, id, VSS_E_BAD_STATE, "this session is restoring (PreRestore "
+                                  "until PostRestore) and cannot create a snapshot set");
                 else if (v->set_owner && v->set_owner != s)
                         reply_err(v, c->serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                   "set %s of pid %d is between StartSnapshotSet and the end of DoSnapshotSet",

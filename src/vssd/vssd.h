@@ -60,6 +60,7 @@ struct writer {
         uint32_t freeze_timeout_ms;
         char *usage, *source;
         json_t *components;             /* array, Register format */
+        json_t *restore_method;         /* {method,service,user_procedure,writer_restore,reboot_required} */
         pid_t pid;
         uid_t uid;
 

@@ -445,3 +445,63 @@ bb_assert_no_shadows()
 }
 
 bb_guid_re='\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}'
+
+# ---- timing and restore helpers (issue 11) ------------------------------------------
+
+# bb_now_ms: milliseconds on the wall clock, for measuring latencies between events.
+bb_now_ms()
+{
+        echo $(($(date +%s%N) / 1000000))
+}
+
+# bb_event_count WRITER EVENT: how many times WRITER's hook ran for EVENT.
+bb_event_count()
+{
+        awk -v w="$1" -v e="$2" '$1 == w && $2 == e { n++ } END { print n + 0 }' "$T/events.log"
+}
+
+bb_event_seen()
+{
+        [[ $(bb_event_count "$1" "$2") -ge ${3:-1} ]]
+}
+
+# bb_wait_ms VAR MAX_MS DESCRIPTION CMD...: polls CMD every 20 ms for at most MAX_MS and
+# stores in VAR how many ms it took; fails the test when CMD never succeeds.
+bb_wait_ms()
+{
+        local var=$1 max=$2 what=$3 start now
+        shift 3
+        start=$(bb_now_ms)
+        while :; do
+                if "$@" >/dev/null 2>&1; then
+                        now=$(bb_now_ms)
+                        printf -v "$var" '%s' $((now - start))
+                        return 0
+                fi
+                now=$(bb_now_ms)
+                ((now - start < max)) || bb_fail "timed out after ${max} ms waiting for: $what"
+                sleep 0.02
+        done
+}
+
+# bb_writer_state_is NAME "[N] Label": vssadmin list writers shows NAME in that state.
+bb_writer_state_is()
+{
+        [[ "$(bb_writer_field "$1" State)" == "$2" ]]
+}
+
+# bb_wait_exit PID SECS VAR: waits for a background child to end, its status in VAR.
+bb_wait_exit()
+{
+        local pid=$1 secs=$2 var=$3 i rc
+        for ((i = 0; i < secs * 10; i++)); do
+                if ! kill -0 "$pid" 2>/dev/null; then
+                        rc=0
+                        wait "$pid" || rc=$?
+                        printf -v "$var" '%s' "$rc"
+                        return 0
+                fi
+                sleep 0.1
+        done
+        bb_fail "process $pid did not exit within ${secs}s"
+}

@@ -17,11 +17,11 @@
 enum { OPT_FOR, OPT_ON, OPT_QUIET, OPT_WI, OPT_P, _OPT_MAX };
 
 static const struct tool_option opts[_OPT_MAX] = {
-        [OPT_FOR]   = { "for", NULL, TOOL_OPT_VALUE },
-        [OPT_ON]    = { "on", NULL, TOOL_OPT_VALUE },
-        [OPT_QUIET] = { "quiet", NULL, TOOL_OPT_FLAG },
-        [OPT_WI]    = { "include-writer", "wi", TOOL_OPT_LIST },
-        [OPT_P]     = { "persistent", "p", TOOL_OPT_FLAG },
+        [OPT_FOR]   = { "for", NULL, TOOL_OPT_VALUE, NULL, NULL },
+        [OPT_ON]    = { "on", NULL, TOOL_OPT_VALUE, NULL, NULL },
+        [OPT_QUIET] = { "quiet", NULL, TOOL_OPT_FLAG, NULL, NULL },
+        [OPT_WI]    = { "include-writer", "wi", TOOL_OPT_LIST, NULL, NULL },
+        [OPT_P]     = { "persistent", "p", TOOL_OPT_FLAG, NULL, NULL },
 };
 
 static vss_hresult parse(unsigned flags, struct tool_args *a, char **err, int argc, ...)

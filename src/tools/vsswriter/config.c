@@ -65,6 +65,11 @@ void writer_conf_free(struct writer_conf *c)
         free(c->volumes);
         for (int i = 0; i < _VSS_EVENT_MAX; i++)
                 free(c->hooks[i]);
+        for (size_t i = 0; i < c->n_components; i++)
+                free(c->components[i]);
+        free(c->components);
+        free(c->restore_service);
+        free(c->restore_user_procedure);
         free(c->origin);
         free(c);
 }
@@ -134,6 +139,86 @@ int writer_conf_set(struct writer_conf *c, const char *key, const char *value, c
                         return -EINVAL;
                 }
                 c->freeze_timeout_ms = (uint32_t)ms;
+                return 0;
+        }
+        if (streq(key, "component")) {
+                char **v;
+
+                if (!*value || strlen(value) > 1024) {
+                        snprintf(err, errlen, "component name must be 1..1024 bytes");
+                        return -EINVAL;
+                }
+                for (size_t i = 0; i < c->n_components; i++)
+                        if (streq(c->components[i], value)) {
+                                snprintf(err, errlen, "component '%s' given twice", value);
+                                return -EINVAL;
+                        }
+                if (c->n_components >= WRITER_CONF_MAX_COMPONENTS) {
+                        snprintf(err, errlen, "more than %d components", WRITER_CONF_MAX_COMPONENTS);
+                        return -EINVAL;
+                }
+                v = realloc(c->components, (c->n_components + 1) * sizeof(char *));
+                if (!v)
+                        return -ENOMEM;
+                c->components = v;
+                v[c->n_components] = strdup(value);
+                if (!v[c->n_components])
+                        return -ENOMEM;
+                c->n_components++;
+                return 0;
+        }
+        if (streq(key, "restore_method")) {
+                e = vss_restore_method_from_name(value);
+                if (e < 0) {
+                        snprintf(err, errlen, "restore method '%s' must be one of restore_if_not_there, "
+                                 "restore_if_can_replace, stop_restore_start, restore_to_alternate_location, "
+                                 "restore_at_reboot, restore_at_reboot_if_cannot_replace, custom, restore_stop_start "
+                                 "(0x%08X VSS_E_INVALIDARG)", value, (uint32_t)VSS_E_INVALIDARG);
+                        return -EINVAL;
+                }
+                c->restore_method = (enum vss_restore_method_type)e;
+                c->has_restore_method = true;
+                return 0;
+        }
+        if (streq(key, "writer_restore")) {
+                e = vss_writer_restore_from_name(value);
+                if (e < 0) {
+                        snprintf(err, errlen, "writer restore '%s' must be never, if_replace_fails or always "
+                                 "(0x%08X VSS_E_INVALIDARG)", value, (uint32_t)VSS_E_INVALIDARG);
+                        return -EINVAL;
+                }
+                c->writer_restore = (enum vss_writer_restore_type)e;
+                c->has_restore_method = true;
+                return 0;
+        }
+        if (streq(key, "restore_service") || streq(key, "restore_user_procedure")) {
+                size_t max = streq(key, "restore_service") ? 255 : 4096;
+
+                if (!*value || strlen(value) > max) {
+                        snprintf(err, errlen, "%s must be 1..%zu bytes", key, max);
+                        return -EINVAL;
+                }
+                c->has_restore_method = true;
+                return replace_str(streq(key, "restore_service") ? &c->restore_service : &c->restore_user_procedure,
+                                   value);
+        }
+        if (streq(key, "reboot_required") || streq(key, "no_reconnect")) {
+                bool b;
+
+                if (streq(value, "yes") || streq(value, "true") || streq(value, "1"))
+                        b = true;
+                else if (streq(value, "no") || streq(value, "false") || streq(value, "0"))
+                        b = false;
+                else {
+                        snprintf(err, errlen, "%s '%s' must be yes|no|true|false|1|0", key, value);
+                        return -EINVAL;
+                }
+                if (streq(key, "no_reconnect"))
+                        c->no_reconnect = b;
+                else {
+                        c->reboot_required = b;
+                        c->has_restore_method = true;
+                }
                 return 0;
         }
         e = hook_key_to_event(key);

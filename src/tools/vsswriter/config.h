@@ -19,12 +19,24 @@ struct writer_conf {
         size_t n_volumes;
         uint32_t freeze_timeout_ms;     /* 0: the daemon's default */
         char *hooks[_VSS_EVENT_MAX];    /* NULL: the event succeeds */
+        char **components;              /* names of filegroup components over every volume */
+        size_t n_components;
+        bool has_restore_method;        /* any restore_* key given */
+        enum vss_restore_method_type restore_method;
+        char *restore_service;
+        char *restore_user_procedure;
+        enum vss_writer_restore_type writer_restore;
+        bool reboot_required;
+        bool no_reconnect;
         char *origin;                   /* "file:line" or "command line", for messages */
 };
 
+#define WRITER_CONF_MAX_COMPONENTS 64
+
 struct writer_conf *writer_conf_new(const char *origin);
 void writer_conf_free(struct writer_conf *c);
-/* Sets one key (INI name, e.g. "on_freeze", "volume", "freeze_timeout_ms").
+/* Sets one key (INI name, e.g. "on_freeze", "volume", "freeze_timeout_ms", "component",
+ * "restore_method", "no_reconnect").
  * Returns 0, or -EINVAL with a reason in err. */
 int writer_conf_set(struct writer_conf *c, const char *key, const char *value, char *err, size_t errlen);
 /* Checks the writer is complete (name given). */

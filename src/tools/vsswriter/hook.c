@@ -31,8 +31,14 @@ extern char **environ;
 
 #define STDOUT_KEEP 8192
 
+/* The variables vsswriter sets for hooks: entries ending in '=' are whole names,
+ * the others prefixes (VSS_BACKUP_METADATA_<n>, VSS_FILE_RESTORE_STATUS_<n>).  An
+ * inherited one is dropped, so a hook never sees a stale value of a variable that
+ * this event does not set. */
 static const char *const hook_env_keys[] = {
-        "VSS_EVENT", "VSS_SNAPSHOT_SET_ID", "VSS_WRITER_NAME", "VSS_VOLUMES", "VSS_SNAPSHOT_DEVICES",
+        "VSS_EVENT=", "VSS_SNAPSHOT_SET_ID=", "VSS_WRITER_NAME=", "VSS_VOLUMES=", "VSS_SNAPSHOT_DEVICES=",
+        "VSS_COMPONENTS=", "VSS_COMPONENT_COUNT=", "VSS_BACKUP_METADATA_", "VSS_FILE_RESTORE_STATUS",
+        "VSS_NEW_TARGETS=", "VSS_ABORT_REASON=",
 };
 
 vss_hresult hook_parse_failure(const char *out, size_t len)
@@ -83,11 +89,9 @@ char *hook_trim_message(char *s)
 
 static bool env_key_is_ours(const char *entry)
 {
-        for (size_t i = 0; i < ARRAY_SIZE(hook_env_keys); i++) {
-                size_t k = strlen(hook_env_keys[i]);
-                if (strncmp(entry, hook_env_keys[i], k) == 0 && entry[k] == '=')
+        for (size_t i = 0; i < ARRAY_SIZE(hook_env_keys); i++)
+                if (strncmp(entry, hook_env_keys[i], strlen(hook_env_keys[i])) == 0)
                         return true;
-        }
         return false;
 }
 

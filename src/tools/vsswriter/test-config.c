@@ -44,6 +44,38 @@ static void test_two_writers(void **state)
         writer_list_done(&l);
 }
 
+static void test_restore_and_components(void **state)
+{
+        struct writer_list l = { 0 };
+        char err[512] = "";
+        const char *text = "[writer]\n"
+                           "name = PostgreSQL\n"
+                           "component = cluster\n"
+                           "component = wal\n"
+                           "restore_method = stop_restore_start\n"
+                           "restore_service = postgresql\n"
+                           "writer_restore = always\n"
+                           "reboot_required = no\n"
+                           "no_reconnect = yes\n"
+                           "[writer]\n"
+                           "name = Plain\n";
+
+        assert_int_equal(config_parse_string(text, "t.conf", &l, err, sizeof(err)), 0);
+        assert_int_equal(l.n, 2);
+        assert_int_equal(l.items[0]->n_components, 2);
+        assert_string_equal(l.items[0]->components[1], "wal");
+        assert_true(l.items[0]->has_restore_method);
+        assert_int_equal(l.items[0]->restore_method, VSS_RME_STOP_RESTORE_START);
+        assert_string_equal(l.items[0]->restore_service, "postgresql");
+        assert_int_equal(l.items[0]->writer_restore, VSS_WRE_ALWAYS);
+        assert_false(l.items[0]->reboot_required);
+        assert_true(l.items[0]->no_reconnect);
+        assert_false(l.items[1]->has_restore_method);
+        assert_false(l.items[1]->no_reconnect);
+        assert_int_equal(l.items[1]->n_components, 0);
+        writer_list_done(&l);
+}
+
 static void expect_error(const char *text, const char *want)
 {
         struct writer_list l = { 0 };
@@ -64,6 +96,11 @@ static void test_errors(void **state)
         expect_error("[writer]\nname = a\nfreeze_timeout_ms = 0\n", "must be 1..3600000");
         expect_error("[writer]\nname = a\nfreeze_timeout_ms = 99999999999\n", "must be 1..3600000");
         expect_error("[service]\nx = 1\n", "unknown section [service]");
+        expect_error("[writer]\nname = a\nrestore_method = restore_sometimes\n",
+                     "t.conf:3: restore method 'restore_sometimes' must be one of");
+        expect_error("[writer]\nname = a\nwriter_restore = maybe\n", "0x80070057 VSS_E_INVALIDARG");
+        expect_error("[writer]\nname = a\nno_reconnect = perhaps\n", "must be yes|no");
+        expect_error("[writer]\nname = a\ncomponent = x\ncomponent = x\n", "t.conf:4: component 'x' given twice");
 }
 
 static void test_keys(void **state)
@@ -78,6 +115,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_two_writers),
+                cmocka_unit_test(test_restore_and_components),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_keys),
         };
