@@ -31,10 +31,10 @@ struct test_app {
 };
 
 static const struct writer_app_option test_options[] = {
-        { "conninfo", "STR", "how to reach the server", false },
-        { "database", "PATH", "a database", true },
-        { "fancy-flag", NULL, "a flag", false },
-        { NULL },
+        { .name = "conninfo", .arg = "STR", .help = "how to reach the server", .multiple = false },
+        { .name = "database", .arg = "PATH", .help = "a database", .multiple = true },
+        { .name = "fancy-flag", .arg = NULL, .help = "a flag", .multiple = false },
+        { .name = NULL },
 };
 
 static int test_set(void *userdata, const char *key, const char *value, char *err, size_t errlen)

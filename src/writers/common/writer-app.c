@@ -187,15 +187,18 @@ enum {
 };
 
 static const struct writer_app_option common_options[_OPT_COMMON] = {
-        [OPT_NAME] = { "name", "NAME", "writer name shown by `vssadmin list writers`" },
-        [OPT_SOCKET] = { "socket", "PATH", "vssd's socket (default: $VSS_SOCKET, else /run/openvss/vssd.sock)" },
-        [OPT_FREEZE_TIMEOUT] = { "freeze-timeout", "MS",
-                                 "longest Freeze-to-Thaw window, 1..3600000 ms (default: vssd's, 60000)" },
-        [OPT_CONFIG] = { "config", "FILE", "read the [writer] section of FILE; options given here win" },
-        [OPT_NO_RECONNECT] = { "no-reconnect", NULL, "exit with status 1 when vssd goes away, instead of "
-                                                     "waiting for it and registering again" },
-        [OPT_VERBOSE] = { "verbose", NULL, "also log debug lines" },
-        [OPT_HELP] = { "help", NULL, "print this help and exit" },
+        [OPT_NAME] = { .name = "name", .arg = "NAME", .help = "writer name shown by `vssadmin list writers`" },
+        [OPT_SOCKET] = { .name = "socket", .arg = "PATH",
+                         .help = "vssd's socket (default: $VSS_SOCKET, else /run/openvss/vssd.sock)" },
+        [OPT_FREEZE_TIMEOUT] = { .name = "freeze-timeout", .arg = "MS",
+                                 .help = "longest Freeze-to-Thaw window, 1..3600000 ms (default: vssd's, 60000)" },
+        [OPT_CONFIG] = { .name = "config", .arg = "FILE",
+                         .help = "read the [writer] section of FILE; options given here win" },
+        [OPT_NO_RECONNECT] = { .name = "no-reconnect",
+                               .help = "exit with status 1 when vssd goes away, instead of waiting for it and "
+                                       "registering again" },
+        [OPT_VERBOSE] = { .name = "verbose", .help = "also log debug lines" },
+        [OPT_HELP] = { .name = "help", .help = "print this help and exit" },
 };
 
 struct opt_ref {

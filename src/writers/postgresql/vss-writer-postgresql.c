@@ -111,9 +111,11 @@ static void note_error(struct app *a, const struct pg_error *e)
 /* ---- options ------------------------------------------------------------------------------ */
 
 static const struct writer_app_option options[] = {
-        { "conninfo", "STR", "libpq connection string of the server (default: libpq's defaults, PGHOST...)", false },
-        { "service", "NAME", "the service an admin stops and starts around a restore (default: postgresql)", false },
-        { NULL },
+        { .name = "conninfo", .arg = "STR",
+          .help = "libpq connection string of the server (default: libpq's defaults, PGHOST...)" },
+        { .name = "service", .arg = "NAME",
+          .help = "the service an admin stops and starts around a restore (default: postgresql)" },
+        { .name = NULL },
 };
 
 static int app_set(void *userdata, const char *key, const char *value, char *err, size_t errlen)

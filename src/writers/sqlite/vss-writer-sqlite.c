@@ -310,8 +310,9 @@ static void unlock(struct sdb *d, const char *why)
 /* ---- options --------------------------------------------------------------------------- */
 
 static const struct writer_app_option options[] = {
-        { "database", "PATH", "an SQLite database file (give it once per database)", true },
-        { NULL },
+        { .name = "database", .arg = "PATH", .help = "an SQLite database file (give it once per database)",
+          .multiple = true },
+        { .name = NULL },
 };
 
 static int app_set(void *userdata, const char *key, const char *value, char *err, size_t errlen)
