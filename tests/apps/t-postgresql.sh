@@ -117,6 +117,12 @@ bb_wait_until 15 "the writer connected again" grep -q "connected to the PostgreS
 bb_run "$VSHADOW" "$V1" "$V2" "$V3"
 bb_assert_rc 0 "backup after the server restarted"
 
+bb_log "the writer registers again after vssd restarts"
+bb_stop_vssd
+bb_start_vssd
+bb_wait_until 15 "the writer registered again" bb_writer_listed "PostgreSQL Writer"
+bb_assert_writer "PostgreSQL Writer" "[1] Stable" "No error"
+
 bb_log "restore in place: PreRestore vetoes while the server runs"
 restore_in_place="find $V1/data -mindepth 1 -delete && cp -a $B1/data/. $V1/data/ &&
         rm -rf $V2/wal/pg_wal && cp -a $B1/wal/pg_wal $V2/wal/ &&
@@ -153,12 +159,14 @@ bb_assert_hresult 0x800423F0 VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT "set without
 bb_run "$VSHADOW" "$V1" "$V2" "$V3" "$V4"
 bb_assert_rc 0 "set with all four volumes"
 
-bb_log "a writer started while the server is down registers when it comes up"
+bb_log "a writer started while the server is down registers when it comes up (the example config)"
 kill -TERM "$(bb_writer_pid "PostgreSQL Writer")"
 bb_wait_pid_gone "$(bb_writer_pid "PostgreSQL Writer")" 10 || bb_fail "the writer did not stop on SIGTERM"
 bb_wait_until 10 "the writer gone from vssd" bash -c "! '$VSSADMIN' list writers | grep -q 'PostgreSQL Writer'"
 apps_pg_stop "$V1/data"
-"$WRITER_POSTGRESQL" --conninfo "$CI" >>"$T/writer-late.log" 2>&1 &
+# The shipped config file, with the command line overriding its conninfo.
+"$WRITER_POSTGRESQL" --config "$SOURCE_ROOT/data/config/vss-writer-postgresql.conf" --conninfo "$CI" \
+        >>"$T/writer-late.log" 2>&1 &
 BB_PIDS+=($!)
 bb_wait_until 10 "the writer trying to connect" grep -q "cannot connect to the PostgreSQL server" "$T/writer-late.log"
 bb_writer_listed "PostgreSQL Writer" && bb_fail "the writer registered without knowing the cluster's layout"

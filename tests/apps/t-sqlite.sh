@@ -207,6 +207,14 @@ kill -0 "$(bb_writer_pid "SQLite Writer")" || bb_fail "the default writer must o
 bb_start_vssd
 bb_wait_until 10 "the writer registered again" bb_writer_listed "SQLite Writer"
 
+bb_log "the shipped config file, with a database added"
+sed "s|^#database = /srv/app/app.db|database = $J|" "$SOURCE_ROOT/data/config/vss-writer-sqlite.conf" >"$T/sqlite.conf"
+grep -q "^database = $J" "$T/sqlite.conf" || bb_fail "data/config/vss-writer-sqlite.conf has no '#database = /srv/app/app.db' line"
+apps_start_writer "$WRITER_SQLITE" "SQLite Conf" --config "$T/sqlite.conf"
+bb_assert_contains "$(apps_writer_log "SQLite Conf")" "volumes $V1/db" "the config file's database"
+kill -TERM "$(bb_writer_pid "SQLite Conf")"
+bb_wait_pid_gone "$(bb_writer_pid "SQLite Conf")" 10 || bb_fail "the config writer did not stop"
+
 bb_log "a replaced database file is reopened"
 cp "$J" "$T/j-copy.db"
 sqlite3 "$T/j-copy.db" "UPDATE accounts SET balance = 777 WHERE id = 3" >/dev/null
