@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The openvss demo: a private vssd, a btrfs volume on a loop device, two hook writers,
 # an application-consistent shadow copy read through `vshadow --exec`, and the admin
-# views of it.  Everything it creates is removed on exit, whatever happens.
+# views of it; then a real PostgreSQL server with vss-writer-postgresql under a write
+# load, a backup of it through vshadow -bc, and that backup restored through vshadow -r
+# into a second server that starts and holds every commit acknowledged before the backup.
+# Everything it creates is removed on exit, whatever happens.
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -10,9 +13,12 @@ VSSD=$BUILD/src/vssd/vssd
 VSSADMIN=$BUILD/src/tools/vssadmin/vssadmin
 VSHADOW=$BUILD/src/tools/vshadow/vshadow
 VSSWRITER=$BUILD/src/tools/vsswriter/vsswriter
+PGWRITER=$BUILD/src/writers/vss-writer-postgresql
+LEDGER=$BUILD/tests/apps/ledger
+PG_BIN=/usr/lib/postgresql/15/bin
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it makes a loop device and mounts btrfs)" >&2; exit 1; }
-for b in "$VSSD" "$VSSADMIN" "$VSHADOW" "$VSSWRITER"; do
+for b in "$VSSD" "$VSSADMIN" "$VSHADOW" "$VSSWRITER" "$PGWRITER" "$LEDGER" "$PG_BIN/postgres"; do
         [ -x "$b" ] || { echo "demo: $b is missing; run 'make build' first" >&2; exit 1; }
 done
 
@@ -21,8 +27,13 @@ export VSS_SOCKET=$D/vssd.sock
 LOOP=""
 pids=()
 
+pg() { runuser -u postgres -- "$@"; }
+
 cleanup() {
         set +e
+        for dir in "$D/vol/pg/data" "$D/restore/data"; do
+                [ -f "$dir/postmaster.pid" ] && pg "$PG_BIN/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1
+        done
         for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
         for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
         grep -F " $D/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
@@ -99,5 +110,55 @@ step "What went on (vssadmin list events)"
 step "Deleting the shadow copies"
 "$VSSADMIN" delete shadows /for="$D/vol" /all /quiet
 "$VSSADMIN" list shadows
+
+step "A real database: PostgreSQL 15 with vss-writer-postgresql, under a write load"
+chmod 755 "$D"
+mkdir -p "$D/vol/pg" "$D/pgsock" "$D/restore" "$D/backup" "$D/load"
+chown postgres: "$D/vol/pg" "$D/pgsock" "$D/restore"
+pg "$PG_BIN/initdb" -D "$D/vol/pg/data" -U postgres --auth=trust --wal-segsize=1 >/dev/null
+# Unix socket in the demo's directory only (port 55434 names the socket; no TCP).
+pg "$PG_BIN/pg_ctl" -D "$D/vol/pg/data" -l "$D/pgsock/server.log" -w \
+        -o "-c listen_addresses='' -c unix_socket_directories='$D/pgsock' -p 55434" start >/dev/null
+CI="host=$D/pgsock port=55434 user=postgres dbname=postgres"
+"$LEDGER" init pg "$CI"
+"$PGWRITER" --conninfo "$CI" --freeze-timeout 10000 2>>"$D/pgwriter.log" &
+pids+=($!)
+"$LEDGER" run pg "$CI" --log "$D/load" --clients 3 --rate 50 --duration 120 --stop-file "$D/load/stop" >/dev/null &
+pids+=($!)
+for _ in $(seq 100); do "$VSSADMIN" list writers 2>/dev/null | grep -q "PostgreSQL Writer" && break; sleep 0.1; done
+sleep 2
+"$VSSADMIN" list writers | sed -n "/PostgreSQL Writer/,/Last error/p"
+echo "commits acknowledged so far: $(cat "$D/load/"client-*.log | wc -l)"
+
+step "vshadow -bc: a backup of the database while it keeps committing"
+BEFORE=$(date +%s%6N)
+"$VSHADOW" -bc="$D/pg-backup.json" --exec="cp -a \"\$VSHADOW_MOUNT_1/pg/data\" $D/backup/data" "$D/vol"
+python3 - "$D/pg-backup.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for w in d["writers"]:
+    for c in w["components"]:
+        if w["name"] == "PostgreSQL Writer":
+            md = json.loads(c["backup_metadata"])
+            print("the writer's backup metadata: " + ", ".join(
+                f"{k} {md[k]}" for k in ("server_version", "system_identifier", "timeline_id", "checkpoint_lsn",
+                                         "wal_insert_lsn_at_freeze", "data_directory")))
+PY
+grep -E "CHECKPOINT|Freeze" "$D/pgwriter.log" | tail -n 2
+sleep 1
+touch "$D/load/stop"
+sleep 1
+echo "commits acknowledged in all: $(cat "$D/load/"client-*.log | wc -l)"
+
+step "vshadow -r: the backup restored into a new directory, started as a second server"
+"$VSHADOW" -r="$D/pg-backup.json" --new-target="$D/vol/pg/data=$D/restore/data" \
+        --exec="cp -a $D/backup/data $D/restore/data"
+grep PostRestore "$D/pgwriter.log" | tail -n 3
+pg "$PG_BIN/pg_ctl" -D "$D/restore/data" -l "$D/pgsock/restored.log" -w \
+        -o "-c listen_addresses='' -c unix_socket_directories='$D/pgsock' -p 55435" start >/dev/null
+grep -E "redo (starts|done)|ready to accept" "$D/pgsock/restored.log" | sed 's/^/restored server: /'
+"$LEDGER" verify pg "host=$D/pgsock port=55435 user=postgres dbname=postgres" --log "$D/load" --before "$BEFORE"
+pg "$PG_BIN/pg_ctl" -D "$D/restore/data" -m fast -w stop >/dev/null
+pg "$PG_BIN/pg_ctl" -D "$D/vol/pg/data" -m fast -w stop >/dev/null
 
 step "Cleaning up"

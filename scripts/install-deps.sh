@@ -8,6 +8,7 @@ pkgs=(
         libjansson-dev libsqlite3-dev uuid-dev libinih-dev libbtrfsutil-dev
         libfuse3-dev fuse3 libcmocka-dev
         btrfs-progs e2fsprogs xfsprogs util-linux kmod python3 sqlite3
+        libpq-dev libmariadb-dev postgresql-15 postgresql-client-15 mariadb-server mariadb-client
         scdoc man-db bash-completion
         debhelper dpkg-dev fakeroot lintian debootstrap strace
         libcurl4-openssl-dev etcd-server etcd-client iproute2 nftables
