@@ -37,6 +37,10 @@ bb_assert_rc 2 "a defaults file that does not exist"
 bb_assert_contains "$OUT" "cannot read defaults file /nonexistent/my.cnf" "missing defaults file"
 bb_run "$WRITER_MARIADB" --defaults-file "$D.client.cnf" --freeze-timeout 0
 bb_assert_rc 2 "--freeze-timeout 0"
+printf '[writer]\ndefaults_file = /nonexistent/my.cnf\n' >"$T/bad.conf"
+bb_run "$WRITER_MARIADB" --config "$T/bad.conf"
+bb_assert_rc 2 "a config file naming a defaults file that does not exist"
+bb_assert_contains "$OUT" "$T/bad.conf: defaults-file: cannot read defaults file /nonexistent/my.cnf" "bad config"
 bb_run "$WRITER_MARIADB" --help
 bb_assert_rc 0 "--help"
 bb_assert_contains "$OUT" "  --defaults-file FILE" "--help lists --defaults-file"
@@ -187,8 +191,8 @@ hold_block_commit()
 
 bb_log "kill -9 of vssd while BLOCK_COMMIT is held: commits go through within freeze timeout + grace"
 hold_block_commit Slow2 "touch '$T/slow2.frozen'; sleep 20"
-bb_kill9_vssd
 t0=$(date +%s%N)
+bb_kill9_vssd
 bb_wait_until $(( (FT + GRACE) / 1000 + 2 )) "the commit after vssd died" test -e "$T/probe-Slow2.done"
 maria_probe_ok Slow2
 ms=$(maria_probe_ms Slow2 "$t0")
@@ -231,8 +235,8 @@ bb_assert_eq 1 "$(( $(maria_log_count "$W" "BACKUP STAGE END at Abort") - aborts
 
 bb_log "kill -9 of the writer while BLOCK_COMMIT is held: the server ends the stage with the session"
 hold_block_commit Slow4 "touch '$T/slow4.frozen'; sleep 20"
-kill -KILL "$(bb_writer_pid "$W")"
 t0=$(date +%s%N)
+kill -KILL "$(bb_writer_pid "$W")"
 bb_wait_until $(( (FT + GRACE) / 1000 + 2 )) "the commit after the writer died" test -e "$T/probe-Slow4.done"
 maria_probe_ok Slow4
 ms=$(maria_probe_ms Slow4 "$t0")
@@ -243,7 +247,10 @@ maria_no_backup_stage "$D" || bb_fail "a backup stage is left after the writer d
 bb_behave_clear
 kill "$(bb_writer_pid Slow4)" 2>/dev/null || true
 wait "$HOLD_VSHADOW" 2>/dev/null || true
-apps_start_writer "$WRITER_MARIADB" "$W" --defaults-file "$D.client.cnf" --freeze-timeout $FT --verbose
+# Started again from a config file (the keys are the options' names).
+printf '[writer]\ndefaults_file = %s\nfreeze_timeout = %s\nverbose = yes\n' "$D.client.cnf" $FT >"$T/writer.conf"
+apps_start_writer "$WRITER_MARIADB" "$W" --config "$T/writer.conf"
+bb_assert_writer "$W" "[1] Stable" "No error"
 
 bb_log "the writer reconnects to a restarted server"
 apps_maria_stop "$D"
