@@ -256,6 +256,12 @@ bb_log "the writer reconnects to a restarted server"
 apps_maria_stop "$D"
 bb_wait_until 10 "the writer noticing the server is gone" \
         grep -q "lost the connection to the MariaDB server" "$T/writer-$W.log"
+bb_log "a backup while the server is stopped: its files are at rest, no lock to take"
+bb_run "$VSHADOW" "$V1" "$V2"
+bb_assert_rc 0 "backup of the stopped server"
+bb_assert_contains "$(apps_writer_log "$W")" "Freeze: no server runs on $D" "the writer's Freeze with the server stopped"
+md=$(sed -n 's/.* metadata \({.*}\)$/\1/p' "$T/writer-$W.log" | tail -n 1)
+bb_assert_contains "$md" '"server_running":false' "metadata of a stopped server's backup"
 apps_maria_start "$D"
 bb_wait_until 15 "the writer connected to the server again" \
         grep -q "connected to the MariaDB server (defaults file $D.client.cnf) again" "$T/writer-$W.log"

@@ -952,6 +952,8 @@ static bool on_freeze(vss_writer *w, void *userdata)
                         return writer_veto(w, VSS_E_WRITERERROR_NONRETRYABLE,
                                            "cannot attach the backup metadata: 0x%08X %s", (uint32_t)hr,
                                            vss_hresult_name(hr));
+                if (ok)
+                        log_debug("metadata %s", md);
                 return ok;
         }
         if (budget == INT64_MAX)
