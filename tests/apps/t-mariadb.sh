@@ -233,6 +233,26 @@ bb_assert_rc 0 "backup after vssd came back"
 bb_assert_eq 1 "$(( $(maria_log_count "$W" "BACKUP STAGE END at Abort") - aborts_before ))" \
         "BACKUP STAGE END at Abort lines after the next set (Abort ran once)"
 
+bb_log "the writer's session killed while it holds BLOCK_COMMIT: Thaw fails with RETRYABLE"
+hold_block_commit Slow5 "touch '$T/slow5.frozen'
+        for i in \$(seq 25); do [ -e '$T/slow5.go' ] && break; sleep 0.1; done"
+sid=$(maria_sql "$D" "SELECT THREAD_ID FROM information_schema.METADATA_LOCK_INFO
+                      WHERE LOCK_MODE = 'MDL_BACKUP_WAIT_COMMIT'")
+[[ -n "$sid" ]] || bb_fail "no session holds MDL_BACKUP_WAIT_COMMIT while the writer is frozen"
+maria_sql "$D" "KILL $sid"
+bb_wait_until 2 "the commit after the writer's session was killed" test -e "$T/probe-Slow5.done"
+touch "$T/slow5.go"
+set +e; wait "$HOLD_VSHADOW"; rc=$?; set -e
+OUT=$(cat "$T/vshadow-Slow5.log")
+(( rc != 0 )) || bb_fail "vshadow succeeded although the writer lost BLOCK_COMMIT before Thaw: $OUT"
+bb_assert_contains "$OUT" "the session holding BACKUP STAGE BLOCK_COMMIT was lost before Thaw" "vshadow names the failure"
+bb_assert_writer "$W" "[10] Failed" "Retryable error"
+bb_behave_clear
+kill "$(bb_writer_pid Slow5)" 2>/dev/null || true
+bb_wait_until 10 "Slow5 gone" bash -c "! '$VSSADMIN' list writers | grep -q \"'Slow5'\""
+bb_run "$VSHADOW" "$V1" "$V2"
+bb_assert_rc 0 "backup after the writer's session came back"
+
 bb_log "kill -9 of the writer while BLOCK_COMMIT is held: the server ends the stage with the session"
 hold_block_commit Slow4 "touch '$T/slow4.frozen'; sleep 20"
 t0=$(date +%s%N)

@@ -770,10 +770,16 @@ static void end_stage(struct app *a, const char *why)
 
         if (held == STAGE_NONE)
                 return;
-        fmt_trunc(sql, sizeof(sql), "SET STATEMENT max_statement_time=%d FOR BACKUP STAGE END", END_TIMEOUT_MS / 1000);
-        if (q(a, sql, NULL, err, sizeof(err)) != 0 && a->my) {
-                log_warn("BACKUP STAGE END at %s failed (%s); closing the session, which ends the stage", why, err);
-                db_link_lost(&a->link, "BACKUP STAGE END failed");
+        fmt_trunc(sql, sizeof(sql), "SET STATEMENT max_statement_time=%d FOR BACKUP STAGE END",
+                  END_TIMEOUT_MS / 1000);
+        if (q(a, sql, NULL, err, sizeof(err)) != 0) {
+                if (a->my) {
+                        log_warn("BACKUP STAGE END at %s failed (%s); closing the session, which ends the stage",
+                                 why, err);
+                        db_link_lost(&a->link, "BACKUP STAGE END failed");
+                } else
+                        log_warn("BACKUP STAGE END at %s: the session holding %s was gone (%s); the server ended "
+                                 "the stage with it", why, stage_names[held], err);
         }
         if (held == STAGE_BLOCK_COMMIT && a->stage != STAGE_NONE)
                 log_info("BACKUP STAGE END at %s: commits were blocked for %.3f s", why,
