@@ -532,7 +532,7 @@ static int layout_copy(const struct layout *from, struct layout *to)
 static const struct writer_app_option options[] = {
         { "defaults-file", "FILE", "the client options file: its [client] section, as mariadb-dump reads it "
                                    "(socket, user, password...)", false },
-        { NULL },
+        { NULL, NULL, NULL, false },
 };
 
 static int app_set(void *userdata, const char *key, const char *value, char *err, size_t errlen)
