@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "basic/string-util.h"
@@ -69,4 +73,50 @@ char *fmt_trunc(char *buf, size_t len, const char *fmt, ...)
         (void)vsnprintf(buf, len, fmt, ap);
         va_end(ap);
         return buf;
+}
+
+static int parse_tail(const char *end)
+{
+        while (isspace((unsigned char)*end))
+                end++;
+        return *end ? -EINVAL : 0;
+}
+
+int parse_u64(const char *s, uint64_t *ret)
+{
+        unsigned long long v;
+        char *end;
+
+        while (isspace((unsigned char)*s))
+                s++;
+        /* strtoull accepts "-1" as ULLONG_MAX. */
+        if (!isdigit((unsigned char)*s))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (parse_tail(end) < 0)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int parse_int(const char *s, int *ret)
+{
+        long v;
+        char *end;
+
+        while (isspace((unsigned char)*s))
+                s++;
+        if (!isdigit((unsigned char)*s) && !((*s == '-' || *s == '+') && isdigit((unsigned char)s[1])))
+                return -EINVAL;
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno == ERANGE || v < INT_MIN || v > INT_MAX)
+                return -ERANGE;
+        if (parse_tail(end) < 0)
+                return -EINVAL;
+        *ret = (int)v;
+        return 0;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "basic/macro.h"
 
@@ -17,3 +18,10 @@ char *utf8_make_valid(char *s);
 /* The largest length <= max at which s (valid UTF-8) can be cut without
  * splitting a character. */
 size_t utf8_cut(const char *s, size_t max);
+
+/* Decimal numbers from text another program wrote (a pid file, a server's reply):
+ * the whole of s, optional surrounding blanks and a trailing newline allowed.
+ * -EINVAL for empty text, a sign on parse_u64 or anything else left over, -ERANGE
+ * when the value does not fit.  *ret is set only on success. */
+int parse_u64(const char *s, uint64_t *ret);
+int parse_int(const char *s, int *ret);

@@ -528,7 +528,7 @@ int volsrv_control_listen(struct volsrv *s, int *ret_fd)
 
         if (strlen(s->control_path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
-        strcpy(sa.sun_path, s->control_path);
+        memcpy(sa.sun_path, s->control_path, strlen(s->control_path) + 1);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;

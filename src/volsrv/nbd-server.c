@@ -322,7 +322,7 @@ int nbd_server_start(struct cow_volume *vol, uint64_t size, const char *path, st
 
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
+        memcpy(sa.sun_path, path, strlen(path) + 1);
 
         srv = calloc(1, sizeof(*srv));
         if (!srv)

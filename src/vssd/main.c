@@ -32,7 +32,7 @@ static int open_socket(struct vssd *v)
                 log_err("socket path too long: %s", v->socket_path);
                 return -ENAMETOOLONG;
         }
-        strcpy(sa.sun_path, v->socket_path);
+        memcpy(sa.sun_path, v->socket_path, strlen(v->socket_path) + 1);
         dir = strdup(v->socket_path);
         if (!dir)
                 return -ENOMEM;

@@ -77,10 +77,12 @@ static bool path_normalize(const char *path, char *buf, size_t len)
                         break;
                 if ((k == 1 && rest[0] == '.') || (k == 2 && rest[0] == '.' && rest[1] == '.'))
                         return false;
-                if (strlen(buf) + 1 + k >= len)
+                n = strlen(buf);
+                if (n + 1 + k >= len)
                         return false;
-                strcat(buf, "/");
-                strncat(buf, rest, k);
+                buf[n] = '/';
+                memcpy(buf + n + 1, rest, k);
+                buf[n + 1 + k] = 0;
                 rest += k;
         }
         if (!buf[0])

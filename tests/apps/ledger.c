@@ -662,19 +662,19 @@ int main(int argc, char **argv)
                 if (strcmp(o, "--log") == 0)
                         log_dir = v;
                 else if (strcmp(o, "--clients") == 0)
-                        clients = atoi(v);
+                        clients = (int)strtol(v, NULL, 10);
                 else if (strcmp(o, "--duration") == 0)
                         duration = atof(v);
                 else if (strcmp(o, "--think-us") == 0)
-                        think_us = (unsigned)atoi(v);
+                        think_us = (unsigned)strtol(v, NULL, 10);
                 else if (strcmp(o, "--rate") == 0)
                         rate = atof(v);
                 else if (strcmp(o, "--stop-file") == 0)
                         stop_file = v;
                 else if (strcmp(o, "--accounts") == 0)
-                        accounts = atoi(v);
+                        accounts = (int)strtol(v, NULL, 10);
                 else if (strcmp(o, "--initial") == 0)
-                        initial = atoll(v);
+                        initial = strtoll(v, NULL, 10);
                 else if (strcmp(o, "--before") == 0)
                         before = strtoull(v, NULL, 10);
                 else

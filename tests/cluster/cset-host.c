@@ -421,16 +421,16 @@ int main(int argc, char **argv)
                 return 1;
         }
         cset_timing_default(&g.timing);
-        cset_timing_set_hold(&g.timing, (uint32_t)atoi(arg(argc, argv, "--hold-ms", "10000")));
-        g.timing.prepare_ms = (uint32_t)atoi(arg(argc, argv, "--prepare-ms", "20000"));
-        g.call_timeout_us = (uint64_t)atoi(arg(argc, argv, "--call-timeout-ms", "1000")) * USEC_PER_MSEC;
-        g.lease_ttl_s = (uint64_t)atoi(arg(argc, argv, "--set-lease-ttl", "3"));
-        g.prepare_delay = (uint64_t)atoi(arg(argc, argv, "--prepare-delay-ms", "20")) * USEC_PER_MSEC;
-        g.freeze_delay = (uint64_t)atoi(arg(argc, argv, "--freeze-delay-ms", "20")) * USEC_PER_MSEC;
-        g.commit_delay = (uint64_t)atoi(arg(argc, argv, "--commit-delay-ms", "5")) * USEC_PER_MSEC;
+        cset_timing_set_hold(&g.timing, (uint32_t)strtol(arg(argc, argv, "--hold-ms", "10000"), NULL, 10));
+        g.timing.prepare_ms = (uint32_t)strtol(arg(argc, argv, "--prepare-ms", "20000"), NULL, 10);
+        g.call_timeout_us = (uint64_t)strtol(arg(argc, argv, "--call-timeout-ms", "1000"), NULL, 10) * USEC_PER_MSEC;
+        g.lease_ttl_s = (uint64_t)strtol(arg(argc, argv, "--set-lease-ttl", "3"), NULL, 10);
+        g.prepare_delay = (uint64_t)strtol(arg(argc, argv, "--prepare-delay-ms", "20"), NULL, 10) * USEC_PER_MSEC;
+        g.freeze_delay = (uint64_t)strtol(arg(argc, argv, "--freeze-delay-ms", "20"), NULL, 10) * USEC_PER_MSEC;
+        g.commit_delay = (uint64_t)strtol(arg(argc, argv, "--commit-delay-ms", "5"), NULL, 10) * USEC_PER_MSEC;
         g.veto_prepare = hr_arg(arg(argc, argv, "--veto-prepare", NULL));
         g.veto_freeze = hr_arg(arg(argc, argv, "--veto-freeze", NULL));
-        limit = clock_monotonic_us() + (uint64_t)atoi(arg(argc, argv, "--limit-ms", "60000")) * USEC_PER_MSEC;
+        limit = clock_monotonic_us() + (uint64_t)strtol(arg(argc, argv, "--limit-ms", "60000"), NULL, 10) * USEC_PER_MSEC;
         g.coordinator = has(argc, argv, "--coordinator");
         if (cset_timing_check(&g.timing) < 0) {
                 fprintf(stderr, "cset-host: bad timing\n");

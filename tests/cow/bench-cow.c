@@ -118,8 +118,8 @@ static double run(const char *dir, uint32_t chunk, unsigned nsnap, unsigned thre
 int main(int argc, char **argv)
 {
         const char *dir = argc > 1 ? argv[1] : "/tmp";
-        unsigned threads = argc > 2 ? (unsigned) atoi(argv[2]) : 16;
-        uint64_t size = (argc > 3 ? (uint64_t) atoi(argv[3]) : 256) << 20;
+        unsigned threads = argc > 2 ? (unsigned)strtol(argv[2], NULL, 10) : 16;
+        uint64_t size = (argc > 3 ? (uint64_t)strtol(argv[3], NULL, 10) : 256) << 20;
         uint64_t n = size / 4096 / 4;   /* ~4 writes per 16 KiB chunk */
         uint64_t used;
         double base, one, worst, many, re;

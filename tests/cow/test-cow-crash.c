@@ -503,7 +503,7 @@ static void test_reverts(void **state)
 
 int main(int argc, char **argv)
 {
-        unsigned nseeds = argc > 1 ? (unsigned) atoi(argv[1]) : 3;
+        unsigned nseeds = argc > 1 ? (unsigned)strtol(argv[1], NULL, 10) : 3;
         struct seed_run *runs = calloc(NWORKLOADS * (size_t) nseeds, sizeof(*runs));
         struct CMUnitTest *tests = calloc(NWORKLOADS * (size_t) nseeds + 2, sizeof(*tests));
         size_t n = 0;

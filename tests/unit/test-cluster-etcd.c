@@ -173,7 +173,7 @@ static const char *sget(json_t *o, const char *path)
         snprintf(buf, sizeof(buf), "%s", path);
         for (tok = strtok_r(buf, ".", &save); tok; tok = strtok_r(NULL, ".", &save)) {
                 if (json_is_array(v))
-                        v = json_array_get(v, (size_t)atoi(tok));
+                        v = json_array_get(v, (size_t)strtol(tok, NULL, 10));
                 else
                         v = json_object_get(v, tok);
                 if (!v)

@@ -193,7 +193,10 @@ int pg_layout_read(PGconn **conn, struct pg_layout *ret, int64_t timeout_ms, str
                                : NULL;
         if (!num)
                 goto fail;
-        l.server_version_num = atoi(num);
+        if (parse_int(num, &l.server_version_num) < 0) {
+                set_err(err, "the server's server_version_num is not a number", NULL);
+                goto fail;
+        }
         l.data_directory = real_dir(data, "the data directory", err);
         if (!l.data_directory)
                 goto fail;

@@ -235,6 +235,7 @@ static pid_t server_on(const char *dir)
         _cleanup_free_ char *pidfile = path_join(dir, "postmaster.pid");
         char line[32] = "";
         pid_t pid = proc_find_by_cwd(dir, server_comms, NULL);
+        uint64_t n = 0;
         FILE *f;
 
         if (pid > 0 || !pidfile)
@@ -245,7 +246,11 @@ static pid_t server_on(const char *dir)
         if (!fgets(line, sizeof(line), f))
                 line[0] = 0;
         fclose(f);
-        pid = (pid_t)atol(line);
+        /* The first line is the pid; a torn or foreign file names no server. */
+        line[strcspn(line, "\n")] = 0;
+        if (parse_u64(line, &n) < 0 || n == 0 || n > INT_MAX)
+                return 0;
+        pid = (pid_t)n;
         return proc_is_running(pid, server_comms) && proc_cwd_is(pid, dir) != 0 ? pid : 0;
 }
 
@@ -291,13 +296,20 @@ static bool add_control_data(struct app *a, json_t *md, int64_t budget, struct p
 
         if (!r)
                 return false;
+        uint64_t timeline;
         if (PQntuples(r) != 1) {
-                PQclear(r);
                 fmt_trunc(e->message, sizeof(e->message), "pg_control_checkpoint() returned %d rows", PQntuples(r));
+                PQclear(r);
+                return false;
+        }
+        if (parse_u64(PQgetvalue(r, 0, 1), &timeline) < 0) {
+                fmt_trunc(e->message, sizeof(e->message), "pg_control_checkpoint() returned timeline_id '%s'",
+                          PQgetvalue(r, 0, 1));
+                PQclear(r);
                 return false;
         }
         json_object_set_new(md, "system_identifier", json_string(PQgetvalue(r, 0, 0)));
-        json_object_set_new(md, "timeline_id", json_integer(atoll(PQgetvalue(r, 0, 1))));
+        json_object_set_new(md, "timeline_id", json_integer((json_int_t)timeline));
         json_object_set_new(md, "checkpoint_lsn", json_string(PQgetvalue(r, 0, 2)));
         json_object_set_new(md, "redo_lsn", json_string(PQgetvalue(r, 0, 3)));
         json_object_set_new(md, "checkpoint_time", json_string(PQgetvalue(r, 0, 4)));
