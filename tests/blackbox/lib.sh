@@ -77,10 +77,10 @@ bb_require()
 {
         [[ $(id -u) -eq 0 ]] || bb_skip "black-box tests need root (loop devices, mount, btrfs)"
         [[ -e /dev/loop-control ]] || bb_skip "no loop device support (/dev/loop-control missing)"
-        command -v losetup >/dev/null || bb_skip "losetup is missing"
-        command -v mkfs.btrfs >/dev/null || bb_skip "mkfs.btrfs is missing (btrfs-progs)"
-        command -v btrfs >/dev/null || bb_skip "the btrfs tool is missing (btrfs-progs)"
-        command -v python3 >/dev/null || bb_skip "python3 is missing"
+        command -v losetup >/dev/null || bb_fail "losetup is missing; scripts/install-deps.sh installs it"
+        command -v mkfs.btrfs >/dev/null || bb_fail "mkfs.btrfs is missing (btrfs-progs); scripts/install-deps.sh installs it"
+        command -v btrfs >/dev/null || bb_fail "the btrfs tool is missing (btrfs-progs); scripts/install-deps.sh installs it"
+        command -v python3 >/dev/null || bb_fail "python3 is missing; scripts/install-deps.sh installs it"
         grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null || true
         grep -qw btrfs /proc/filesystems || bb_skip "the kernel has no btrfs"
         local v

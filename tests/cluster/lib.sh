@@ -108,9 +108,9 @@ cl_cleanup()
 cl_init()
 {
         [[ $(id -u) -eq 0 ]] || cl_skip "cluster tests need root (network namespaces)"
-        command -v ip >/dev/null || cl_skip "ip (iproute2) is missing"
-        command -v nft >/dev/null || cl_skip "nft (nftables) is missing"
-        command -v etcd >/dev/null || cl_skip "etcd (Debian etcd-server) is missing"
+        command -v ip >/dev/null || cl_fail "ip (iproute2) is missing; scripts/install-deps.sh installs it"
+        command -v nft >/dev/null || cl_fail "nft (nftables) is missing; scripts/install-deps.sh installs it"
+        command -v etcd >/dev/null || cl_fail "etcd (Debian etcd-server) is missing; scripts/install-deps.sh installs it"
         [[ -n "${ETCD_TOOL:-}" && -x "$ETCD_TOOL" ]] || cl_fail "ETCD_TOOL '${ETCD_TOOL:-}' is not built"
         ip netns add "openvss-probe-$$" 2>/dev/null || cl_skip "cannot create network namespaces"
         ip netns del "openvss-probe-$$"

@@ -11,7 +11,7 @@ set -u
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 [ -e /dev/loop-control ] || { echo "SKIP: no loop devices"; exit 77; }
 FREEZE_TOOL=${FREEZE_TOOL:-${BUILD_DIR:-build}/tests/cowprov/freeze-tool}
-[ -x "$FREEZE_TOOL" ] || { echo "SKIP: $FREEZE_TOOL not built"; exit 77; }
+[ -x "$FREEZE_TOOL" ] || { echo "FAIL: $FREEZE_TOOL not built"; exit 1; }
 
 T=$(mktemp -d /tmp/cowprov-freeze.XXXXXX)
 MNT=$T/mnt LOOP= TOOLPID= fails=0

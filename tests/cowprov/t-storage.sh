@@ -8,7 +8,7 @@ set -u
 [ -e /dev/loop-control ] || { echo "SKIP: no loop devices"; exit 77; }
 VSSD=${VSSD:-${BUILD_DIR:-build}/src/vssd/vssd}
 VSSADMIN=${VSSADMIN:-${BUILD_DIR:-build}/src/tools/vssadmin/vssadmin}
-[ -x "$VSSD" ] && [ -x "$VSSADMIN" ] || { echo "SKIP: vssd/vssadmin not built"; exit 77; }
+[ -x "$VSSD" ] && [ -x "$VSSADMIN" ] || { echo "FAIL: vssd/vssadmin not built"; exit 1; }
 
 T=$(mktemp -d /tmp/cowprov-storage.XXXXXX)
 LOOPS=() PID= fails=0

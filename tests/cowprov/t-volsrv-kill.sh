@@ -14,7 +14,7 @@ bb_init
 for b in "$VSS_VOLSRV" "$VSSADMIN"; do
         [[ -x "$b" ]] || bb_fail "$b is not built"
 done
-command -v mkfs.xfs >/dev/null || bb_skip "mkfs.xfs is missing (xfsprogs)"
+command -v mkfs.xfs >/dev/null || bb_fail "mkfs.xfs is missing (xfsprogs; scripts/install-deps.sh installs it)"
 [[ -e /dev/fuse ]] || bb_skip "no /dev/fuse"
 export VSS_VOLSRV
 

@@ -32,8 +32,8 @@ skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "needs root"
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || skip "no loop devices"
-command -v python3 >/dev/null || skip "needs python3"
-command -v mkfs.ext4 >/dev/null || skip "needs mkfs.ext4"
+command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
+command -v mkfs.ext4 >/dev/null || { echo "FAIL: mkfs.ext4 is missing"; exit 1; }
 
 T=$(mktemp -d /tmp/volsrv-test.XXXXXX)
 LOOPS=()
