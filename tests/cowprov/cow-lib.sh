@@ -30,7 +30,9 @@ cow_sweep()
         losetup -a | grep -F "$dir/" | cut -d: -f1 | while read -r l; do losetup -d "$l"; done
         # A loop on a file of a FUSE mount that is gone shows the file's path inside it.
         losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^/shadows/" {print $1}' | while read -r l; do losetup -d "$l"; done
-        pkill -f "vss-volsrv.*$dir/" 2>/dev/null && sleep 0.2
+        if pkill -f "vss-volsrv.*$dir/" 2>/dev/null; then
+                for _ in $(seq 50); do pgrep -f "vss-volsrv.*$dir/" >/dev/null || break; sleep 0.1; done
+        fi
         grep -F " $dir/" /proc/self/mounts | awk '{print $2}' | while read -r m; do umount -l "$m"; done
         rm -rf "$dir"
 }

@@ -110,8 +110,11 @@ M=$T/mnt-ext4
 echo "before both died" >"$M/d/both" && sync
 (cd "$M/d" && sha256sum -- *) >"$T/both.sums"
 bb_kill9_vssd
-kill -9 "$(volsrv_pid vke)"
-sleep 0.5
+vpid=$(volsrv_pid vke)
+kill -9 "$vpid"
+# Its parent is dead too, so it may stay a zombie for a while: gone or Z is dead.
+dead() { [[ ! -e /proc/$1 || $(ps -o stat= -p "$1") == Z* ]]; }
+bb_wait_until 5 "the volume server of vke dead" dead "$vpid"
 bb_start_vssd
 bb_wait_until 20 "$M remounted after vssd and its volume server were killed" remounted "$M" \
         "volume server of vke restarted; volume remounted at $M" 2 "$T/both.sums"

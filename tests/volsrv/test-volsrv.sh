@@ -69,6 +69,12 @@ trap 'exit 130' INT TERM
 fail() { echo "FAIL: $*"; FAILED=1; }
 ok() { echo "ok: $*"; }
 die() { echo "FAIL: $*"; exit 1; }
+# wait_until SECS CMD...: polls CMD every 0.1 s; false when SECS pass first.
+wait_until() {
+        local i n=$(( $1 * 10 )); shift
+        for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+        return 1
+}
 
 cat >"$T/ctl.py" <<'EOF'
 # ctl.py SOCKET METHOD [JSON-PARAMS]: one request, prints the result, exit 1 on an error reply.
@@ -468,7 +474,8 @@ VSS_VOLSRV_NBD_WORKERS=4 start full 64M --format --chunk-size 4K --max 10M
 R=$T/full/run
 python3 "$T/listen.py" "$R/control.sock" "$T/full/notes" &
 BGPIDS+=($!)
-sleep 0.3
+# listen.py opens its output only once it is connected.
+wait_until 5 test -e "$T/full/notes" || fail "the control-socket listener did not connect"
 dd if=/dev/urandom of="$R/fuse/volume" bs=1M count=8 oflag=direct conv=notrunc,fsync status=none
 ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g3\"}" >/dev/null || fail "Snapshot.Create g3"
 dd if=/dev/urandom of="$R/fuse/volume" bs=1M count=4 oflag=direct conv=notrunc,fsync status=none
@@ -476,8 +483,8 @@ ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g4\"}" >/dev/null || fail "Snapshot.
 cp "$R/fuse/volume" "$T/full/at-g4.raw"
 # 4 MiB copied for g3 + 8 MiB for g4 > 10 MiB: g3 has to go.
 dd if=/dev/urandom of="$R/fuse/volume" bs=1M seek=0 count=8 oflag=direct conv=notrunc,fsync status=none
-sleep 0.5
-if grep -q "\"evicted\"" "$T/full/run/events.log" 2>/dev/null && grep -q "$g3" "$T/full/run/events.log"; then
+evicted() { grep -q "\"evicted\"" "$T/full/run/events.log" 2>/dev/null && grep -q "$g3" "$T/full/run/events.log"; }
+if wait_until 10 evicted; then
         ok "events.log records the eviction of the oldest snapshot"
 else
         fail "no eviction in events.log: $(cat "$T/full/run/events.log" 2>/dev/null)"
