@@ -23,6 +23,9 @@
 
 set -euo pipefail
 
+# ok, fail, die, wait_until, check_exit
+. "$(dirname "${BASH_SOURCE[0]}")/../check.sh"
+
 BB_NAME=$(basename "$0" .sh)
 BB_PIDS=()        # writers and other helpers to kill
 BB_LOOPS=()       # loop devices to detach
@@ -168,15 +171,14 @@ bb_wait_pid_gone()
 # bb_wait_until SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s.
 bb_wait_until()
 {
-        local secs=$1 what=$2 i
+        local secs=$1 what=$2
         shift 2
-        for ((i = 0; i < secs * 10; i++)); do
-                if "$@" >/dev/null 2>&1; then
-                        return 0
-                fi
-                sleep 0.1
-        done
-        bb_fail "timed out after ${secs}s waiting for: $what"
+        wait_until "$secs" bb_quiet "$@" || bb_fail "timed out after ${secs}s waiting for: $what"
+}
+
+bb_quiet()
+{
+        "$@" >/dev/null 2>&1
 }
 
 # bb_loopfs VAR NAME FSTYPE SIZE_MB: a new filesystem on a loop device, mounted; its mount
