@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* vssd.conf: [service], [storage] and [cow], parsed with inih.  Pure: no logging. */
+/* vssd.conf: [service], [storage], [cow] and [cluster], parsed with inih.  Pure: no logging. */
 
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "cluster/cluster-config.h"
 
 struct vssd_config {
         uint32_t freeze_timeout_ms;
@@ -13,6 +15,7 @@ struct vssd_config {
         uint32_t max_connections;
         uint32_t min_diff_area_mb;      /* [storage]: smallest diff area maximum accepted */
         char volsrv_path[512];          /* [cow]: vss-volsrv binary, "" = next to vssd */
+        struct cluster_config cluster;  /* [cluster]: .enabled false without the section */
 };
 
 void config_defaults(struct vssd_config *c);

@@ -197,6 +197,7 @@ static const struct method methods[] = {
         { "Volumes.List", false, 0 },
         { "Events.List", false, 0 },
         { "Service.Status", false, 0 },
+        { "Cluster.Hosts", false, 0 },
         { "Writer.Register", true, 1 },
         { "Writers.List", false, 2 },
         { "Backup.GatherWriterMetadata", true, 3 },

@@ -318,7 +318,7 @@ json_t *writer_wmd_json(struct writer *w)
                          (int)w->pid, "components", w->components, "restore_method", w->restore_method);
 }
 
-void method_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+json_t *writers_list_json(struct vssd *v)
 {
         json_t *a = json_array();
 
@@ -335,7 +335,12 @@ void method_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *
                 json_object_set_new(o, "instance_name", json_str_or_null(w->instance_name));
                 json_array_insert_new(a, 0, o);
         }
-        reply_ok(v, c->serial, id, json_pack("{s:o}", "writers", a));
+        return a;
+}
+
+void method_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+{
+        reply_ok(v, c->serial, id, json_pack("{s:o}", "writers", writers_list_json(v)));
 }
 
 void writer_set_failed(struct vssd *v, struct writer *w, enum vss_event ev, vss_hresult hr, const char *msg)

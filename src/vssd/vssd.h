@@ -282,6 +282,7 @@ struct vssd {
         struct prov_job *q_head, *q_tail, *done_head, *done_tail;
         bool worker_stop;
         unsigned jobs_in_flight;
+        struct vcluster *cluster;       /* NULL unless vssd.conf has [cluster] */
 };
 
 /* conn.c */
@@ -305,6 +306,8 @@ void writer_free(struct writer *w);
 void writers_sweep(struct vssd *v);
 size_t writers_count(struct vssd *v);
 json_t *writer_status_json(struct writer *w);
+/* What Writers.List returns: every registered writer, in registration order. */
+json_t *writers_list_json(struct vssd *v);
 json_t *writer_wmd_json(struct writer *w);
 void writer_handle_reply(struct vssd *v, struct writer *w, struct wire_msg *m);
 void writer_send_event(struct vssd *v, struct session *s, struct writer *w, enum vss_event ev, bool await);
@@ -373,6 +376,14 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv);
 
 /* admin.c */
 void method_admin(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
+json_t *providers_list_json(struct vssd *v);
+/* 0 and the volumes of Volumes.List in *ret, or -errno (mountinfo unreadable). */
+int volumes_list_json(struct vssd *v, json_t **ret);
+
+/* cluster.c: vssd.conf [cluster]; nothing happens without it. */
+int vcluster_start(struct vssd *v);
+void vcluster_stop(struct vssd *v);
+void vcluster_hosts_reply(struct vssd *v, struct conn *c, json_int_t id);
 
 /* catalog.c */
 int catalog_open(struct vssd *v);

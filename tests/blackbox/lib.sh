@@ -183,15 +183,23 @@ bb_quiet()
 
 # bb_loopfs VAR NAME FSTYPE SIZE_MB: a new filesystem on a loop device, mounted; its mount
 # point is stored in VAR.  (No $(...): the loop device must be recorded in this shell.)
+# mkfs.btrfs is retried for up to 60 s while it cannot check the mount status of some
+# other loop device: another test on this machine may hold one whose backing file sits on
+# a FUSE mount that just died, and mkfs.btrfs then refuses every device with "Transport
+# endpoint is not connected".
 bb_loopfs()
 {
-        local var=$1 name=$2 fstype=$3 size=$4 img dev force=-F
+        local var=$1 name=$2 fstype=$3 size=$4 img dev out i force=-F
         [ "$fstype" = btrfs ] && force=-f       # mkfs.btrfs spells "force" -f, mke2fs -F
         img="$T/$name.img"
         truncate -s "${size}M" "$img"
         dev=$(losetup -f --show "$img")
         BB_LOOPS+=("$dev")
-        "mkfs.$fstype" -q "$force" "$dev" >/dev/null
+        for ((i = 0; ; i++)); do
+                out=$("mkfs.$fstype" -q "$force" "$dev" 2>&1) && break
+                [[ "$out" == *"cannot check mount status"* && $i -lt 60 ]] || bb_fail "mkfs.$fstype $dev: $out"
+                sleep 1
+        done
         mkdir -p "$T/vols/$name"
         mount -t "$fstype" "$dev" "$T/vols/$name"
         printf -v "$var" '%s' "$T/vols/$name"
