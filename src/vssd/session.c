@@ -252,18 +252,14 @@ void session_abort_set(struct vssd *v, struct session *s, bool delete_shadows)
         }
         s->outstanding = 0;
         if (s->prov_prepared && !s->committed) {
-                for (size_t i = 0; i < s->n_vols;) {
-                        int p = s->vols[i].provider;
+                for (size_t i = 0; i < s->n_vols; i++) {
                         struct vss_provider_snapshot snaps[VSS_MAX_VOLUMES_PER_SET];
-                        size_t n = 0;
+                        size_t n = set_provider_group(s->vols, s->n_vols, i, snaps);
                         struct prov_job *j;
 
-                        for (size_t k = i; k < s->n_vols; k++)
-                                if (s->vols[k].provider == p)
-                                        snaps[n++] = s->vols[k].snap;
-                        while (i < s->n_vols && s->vols[i].provider == p)
-                                i++;
-                        j = prov_job_new(PROV_ABORT, p, snaps, n);
+                        if (n == 0)
+                                continue;
+                        j = prov_job_new(PROV_ABORT, s->vols[i].provider, snaps, n);
                         if (j)
                                 prov_submit(v, j);
                 }

@@ -93,24 +93,32 @@ static void prov_step_done(struct vssd *v, struct prov_job *j)
                 snapset_continue(v, s);
 }
 
+size_t set_provider_group(const struct set_volume *vols, size_t n_vols, size_t first,
+                          struct vss_provider_snapshot *ret_snaps)
+{
+        int p = vols[first].provider;
+        size_t n = 0;
+
+        for (size_t k = 0; k < first; k++)
+                if (vols[k].provider == p)
+                        return 0;
+        for (size_t k = first; k < n_vols; k++)
+                if (vols[k].provider == p)
+                        ret_snaps[n++] = vols[k].snap;
+        return n;
+}
+
 static void submit_provider_step(struct vssd *v, struct session *s, enum prov_op op)
 {
-        bool done[VSS_MAX_VOLUMES_PER_SET] = {};
-
         s->prov_outstanding++; /* held while queueing */
         for (size_t i = 0; i < s->n_vols; i++) {
                 struct vss_provider_snapshot snaps[VSS_MAX_VOLUMES_PER_SET];
                 int p = s->vols[i].provider;
                 struct prov_job *j;
-                size_t n = 0;
+                size_t n = set_provider_group(s->vols, s->n_vols, i, snaps);
 
-                if (done[i])
+                if (n == 0)
                         continue;
-                for (size_t k = i; k < s->n_vols; k++)
-                        if (s->vols[k].provider == p) {
-                                snaps[n++] = s->vols[k].snap;
-                                done[k] = true;
-                        }
                 j = prov_job_new(op, p, snaps, n);
                 if (!j) {
                         if (s->prov_hr == VSS_S_OK) {

@@ -329,6 +329,11 @@ json_t *session_event_params(struct vssd *v, struct session *s, struct writer *w
 void snapset_do(struct vssd *v, struct session *s);
 void snapset_continue(struct vssd *v, struct session *s);
 void snapset_freeze_expired(struct vssd *v, struct writer *w);
+/* The set's volumes of the provider of vols[first], in set order, into ret_snaps (room for
+ * VSS_MAX_VOLUMES_PER_SET); 0 when an earlier volume has that provider.  Walking first over
+ * 0..n_vols-1 yields each provider once, however the list interleaves them ([A, B, A]). */
+size_t set_provider_group(const struct set_volume *vols, size_t n_vols, size_t first,
+                          struct vss_provider_snapshot *ret_snaps);
 
 /* shadows.c */
 void shadow_free(struct shadow *sh);
