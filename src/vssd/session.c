@@ -162,6 +162,23 @@ void session_compute_involvement(struct vssd *v, struct session *s)
         }
 }
 
+static void event_done(struct vssd *v, void *ctx, struct writer *w, enum vss_event ev)
+{
+        (void)w;
+        (void)ev;
+        session_writer_done(v, ctx);
+}
+
+bool session_send_event(struct vssd *v, struct session *s, struct writer *w, enum vss_event ev, bool await)
+{
+        if (!writer_send_event(v, w, ev, session_event_params(v, s, w, ev), await ? event_done : NULL, s))
+                return false;
+        w->session = s;
+        if (await)
+                s->outstanding++;
+        return true;
+}
+
 /* Sends 'ev' to every involved writer; returns how many replies are awaited. */
 static int send_to_involved(struct vssd *v, struct session *s, enum vss_event ev, bool skip_failed)
 {
@@ -170,7 +187,7 @@ static int send_to_involved(struct vssd *v, struct session *s, enum vss_event ev
                         continue;
                 if (skip_failed && writer_state_is_failed(w->state))
                         continue;
-                writer_send_event(v, s, w, ev, true);
+                session_send_event(v, s, w, ev, true);
         }
         return s->outstanding;
 }
@@ -242,13 +259,11 @@ void session_abort_set(struct vssd *v, struct session *s, bool delete_shadows)
         for (struct writer *w = v->writers; w; w = w->next) {
                 if (w->session != s)
                         continue;
-                timer_cancel(v, &w->freeze_timer);
-                if (w->pending_event >= 0) {
-                        timer_cancel(v, &w->deadline);
-                        w->pending_event = -1;
-                }
+                writer_cancel_freeze(v, w);
+                if (w->pending_event >= 0)
+                        writer_cancel_pending(v, w);
                 if (w->involved && !w->gone)
-                        writer_send_event(v, s, w, VSS_EVENT_ABORT, false);
+                        session_send_event(v, s, w, VSS_EVENT_ABORT, false);
         }
         s->outstanding = 0;
         if (s->prov_prepared && !s->committed) {
@@ -306,11 +321,10 @@ void session_release(struct vssd *v, struct session *s)
         for (struct writer *w = v->writers; w; w = w->next) {
                 if (w->session != s)
                         continue;
-                timer_cancel(v, &w->freeze_timer);
-                timer_cancel(v, &w->deadline);
-                w->pending_event = -1;
+                writer_cancel_freeze(v, w);
+                writer_cancel_pending(v, w);
                 if (w->involved && !w->gone && s->phase != SET_NONE)
-                        writer_send_event(v, s, w, VSS_EVENT_BACKUP_SHUTDOWN, false);
+                        session_send_event(v, s, w, VSS_EVENT_BACKUP_SHUTDOWN, false);
                 w->session = NULL;
                 w->involved = w->partial = false;
         }
@@ -462,7 +476,7 @@ static void start_stage(struct vssd *v, struct session *s, json_int_t id, int st
         if (ev == VSS_EVENT_IDENTIFY) {
                 for (struct writer *w = v->writers; w; w = w->next)
                         if (!w->gone && session_writer_selected(s, w) && (!w->session || w->session == s))
-                                writer_send_event(v, s, w, ev, true);
+                                session_send_event(v, s, w, ev, true);
         } else
                 (void)send_to_involved(v, s, ev, ev != VSS_EVENT_PREPARE_BACKUP);
         if (s->outstanding == 0)
@@ -596,7 +610,7 @@ static void restore(struct vssd *v, struct session *s, json_int_t id, json_t *pa
                         continue;
                 w->involved = true;
                 w->session = s;
-                writer_send_event(v, s, w, ev, true);
+                session_send_event(v, s, w, ev, true);
         }
         if (s->outstanding == 0)
                 stage_done(v, s);

@@ -141,7 +141,7 @@ static int send_events(struct vssd *v, struct session *s, enum vss_event ev)
         s->outstanding = 0;
         for (struct writer *w = v->writers; w; w = w->next)
                 if (w->session == s && w->involved && !w->gone && !writer_state_is_failed(w->state))
-                        writer_send_event(v, s, w, ev, true);
+                        session_send_event(v, s, w, ev, true);
         return s->outstanding;
 }
 
@@ -219,6 +219,16 @@ void snapset_do(struct vssd *v, struct session *s)
 
 static bool need_implicit_prepare(struct session *s);
 
+/* The freeze timer of a writer of this set; one left from an earlier set of the session is ignored. */
+static void freeze_expired(struct vssd *v, void *ctx, struct writer *w)
+{
+        struct session *s = ctx;
+
+        if (w->session != s || !vss_id_equal(&w->freeze_set_id, &s->set_id))
+                return;
+        snapset_freeze_expired(v, w);
+}
+
 void snapset_continue(struct vssd *v, struct session *s)
 {
         char detail[1200];
@@ -253,7 +263,7 @@ void snapset_continue(struct vssd *v, struct session *s)
                                                           VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT, msg);
                                         continue;
                                 }
-                                writer_send_event(v, s, w, VSS_EVENT_PREPARE_SNAPSHOT, true);
+                                session_send_event(v, s, w, VSS_EVENT_PREPARE_SNAPSHOT, true);
                         }
                         if (s->outstanding > 0)
                                 return;
@@ -278,9 +288,8 @@ void snapset_continue(struct vssd *v, struct session *s)
                                 if (w->session != s || !w->involved || w->gone || writer_state_is_failed(w->state))
                                         continue;
                                 w->freeze_set_id = s->set_id;
-                                w->freeze_timer.userdata = w;
-                                timer_arm(v, &w->freeze_timer, clock_monotonic_us() + (uint64_t)w->freeze_timeout_ms * 1000);
-                                writer_send_event(v, s, w, VSS_EVENT_FREEZE, true);
+                                writer_arm_freeze(v, w, freeze_expired, s);
+                                session_send_event(v, s, w, VSS_EVENT_FREEZE, true);
                         }
                         if (s->outstanding > 0)
                                 return;
@@ -333,7 +342,7 @@ void snapset_continue(struct vssd *v, struct session *s)
                         s->step = STEP_POST_SNAPSHOT;
                         for (struct writer *w = v->writers; w; w = w->next)
                                 if (w->session == s)
-                                        timer_cancel(v, &w->freeze_timer);
+                                        writer_cancel_freeze(v, w);
                         /* Thaw first: the catalog's synced write need not lengthen the writers' freeze;
                          * their replies are read only after this step returns to the loop. */
                         n = send_events(v, s, VSS_EVENT_THAW);
@@ -370,13 +379,12 @@ void snapset_freeze_expired(struct vssd *v, struct writer *w)
 
         snprintf(msg, sizeof(msg), "freeze timer of %u ms expired before Thaw", w->freeze_timeout_ms);
         writer_set_failed(v, w, VSS_EVENT_FREEZE, VSS_E_WRITERERROR_TIMEOUT, msg);
-        writer_send_event(v, s, w, VSS_EVENT_ABORT, false);
+        session_send_event(v, s, w, VSS_EVENT_ABORT, false);
         if (s->committed)
                 return;
         s->freeze_expired_tag = 1;
         if (w->pending_event >= 0) {
-                timer_cancel(v, &w->deadline);
-                w->pending_event = -1;
+                writer_cancel_pending(v, w);
                 session_writer_done(v, s);
         }
 }

@@ -30,6 +30,7 @@
 struct vssd;
 struct conn;
 struct session;
+struct writer;
 
 /* ---- loop.c: timers (CLOCK_MONOTONIC, basic/time-util.h) ---- */
 
@@ -47,6 +48,12 @@ void timer_cancel(struct vssd *v, struct timer *t);
 int timers_run(struct vssd *v);
 
 /* ---- writers (registry.c) ---- */
+
+/* Called when an awaited event ends: answered (w->state says how), past its deadline or its writer's
+ * connection closed (FAILED_AT_<ev>, not responding).  'ctx' is what the sender registered. */
+typedef void (*writer_event_done_fn)(struct vssd *v, void *ctx, struct writer *w, enum vss_event ev);
+/* Called when a writer's freeze timer expires before it was cancelled. */
+typedef void (*writer_freeze_fn)(struct vssd *v, void *ctx, struct writer *w);
 
 struct writer {
         struct writer *next;
@@ -74,8 +81,12 @@ struct writer {
         bool involved, partial;
         int pending_event;              /* -1: none */
         json_int_t pending_id;
+        writer_event_done_fn event_done;
+        void *event_ctx;
         struct timer deadline;
         struct timer freeze_timer;
+        writer_freeze_fn freeze_expired;
+        void *freeze_ctx;
         vss_id freeze_set_id;
 };
 
@@ -307,7 +318,16 @@ size_t writers_count(struct vssd *v);
 json_t *writer_status_json(struct writer *w);
 json_t *writer_wmd_json(struct writer *w);
 void writer_handle_reply(struct vssd *v, struct writer *w, struct wire_msg *m);
-void writer_send_event(struct vssd *v, struct session *s, struct writer *w, enum vss_event ev, bool await);
+/* Sends event 'ev' with 'params' (taken).  With 'done' the reply is awaited under the event deadline
+ * (the freeze timer at Freeze) and done(ctx) hears of its end; without, the writer's state moves on at
+ * once.  false when the writer's connection is closed (an awaited event then failed it). */
+bool writer_send_event(struct vssd *v, struct writer *w, enum vss_event ev, json_t *params, writer_event_done_fn done,
+                       void *ctx);
+/* Forgets the awaited event (its reply will be ignored, no callback). */
+void writer_cancel_pending(struct vssd *v, struct writer *w);
+/* Arms the writer's freeze timer (its freeze_timeout_ms from now); expired(ctx) is called unless cancelled. */
+void writer_arm_freeze(struct vssd *v, struct writer *w, writer_freeze_fn expired, void *ctx);
+void writer_cancel_freeze(struct vssd *v, struct writer *w);
 void writer_set_failed(struct vssd *v, struct writer *w, enum vss_event ev, vss_hresult hr, const char *msg);
 struct writer *writer_find_id(struct vssd *v, const vss_id *id);
 
@@ -316,6 +336,8 @@ struct session *session_get(struct vssd *v, struct conn *c, bool create);
 void session_release(struct vssd *v, struct session *s);
 void session_compute_involvement(struct vssd *v, struct session *s);
 void session_writer_done(struct vssd *v, struct session *s);
+/* Sends 'ev' to w on behalf of s; awaited replies count in s->outstanding.  false if not sent. */
+bool session_send_event(struct vssd *v, struct session *s, struct writer *w, enum vss_event ev, bool await);
 json_t *session_status_json(struct vssd *v, struct session *s);
 void session_finish_call(struct vssd *v, struct session *s, json_t *result);
 void session_fail_call(struct vssd *v, struct session *s, vss_hresult hr, const char *detail);
