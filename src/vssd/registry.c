@@ -391,7 +391,7 @@ static void deadline_cb(struct vssd *v, struct timer *t)
 
         if (ev < 0)
                 return;
-        snprintf(msg, sizeof(msg), "no reply to %s within %u ms", vss_event_name(ev), v->cfg.event_timeout_ms);
+        snprintf(msg, sizeof(msg), "no reply to %s within %u ms", vss_event_name(ev), w->deadline_ms);
         pending_clear(v, w);
         writer_set_failed(v, w, ev, VSS_E_WRITER_NOT_RESPONDING, msg);
         pending_done(v, w, ev);
@@ -419,8 +419,8 @@ void writer_cancel_freeze(struct vssd *v, struct writer *w)
         timer_cancel(v, &w->freeze_timer);
 }
 
-bool writer_send_event(struct vssd *v, struct writer *w, enum vss_event ev, json_t *params, writer_event_done_fn done,
-                       void *ctx)
+bool writer_send_event(struct vssd *v, struct writer *w, enum vss_event ev, json_t *params, uint32_t deadline_ms,
+                       writer_event_done_fn done, void *ctx)
 {
         struct conn *c = conn_by_serial(v, w->conn_serial);
         json_int_t rid;
@@ -447,11 +447,12 @@ bool writer_send_event(struct vssd *v, struct writer *w, enum vss_event ev, json
         w->pending_id = rid;
         w->event_done = done;
         w->event_ctx = ctx;
+        w->deadline_ms = deadline_ms;
         w->deadline.cb = deadline_cb;
         w->deadline.userdata = w;
-        /* At Freeze the freeze timer decides, not the event timeout. */
-        if (ev != VSS_EVENT_FREEZE)
-                timer_arm(v, &w->deadline, clock_monotonic_us() + (uint64_t)v->cfg.event_timeout_ms * 1000);
+        /* At Freeze the freeze timer decides, not a deadline. */
+        if (deadline_ms)
+                timer_arm(v, &w->deadline, clock_monotonic_us() + (uint64_t)deadline_ms * 1000);
         return true;
 }
 
