@@ -6,26 +6,26 @@
  * them, through set_state()).  A session holds at most one set at a time; a
  * restore takes the service's turn like a set does, so it has phases too.
  *
- *                 StartSnapshotSet          PrepareForBackup
- *   IDLE ----------------------------> STARTED ----------> PREPARING --> PREPARED
- *                                         |                                  |
- *                                         +---------- DoSnapshotSet ---------+
- *                                                          |
- *                                                          v
- *                                                      CREATING --(failure)--> ABORTED
- *                                                          |                     ^
- *                                                          v                     |
- *               COMPLETED <-- COMPLETING <-- BackupComplete -- CREATED           |
- *                                                                                 |
- *   STARTED, PREPARING, PREPARED, CREATING, CREATED, COMPLETING --(AbortBackup or
- *   the requester gone)------------------------------------------------------------+
+ *   backup:
  *
- *          PreRestore                        PostRestore
- *   IDLE ------------> PRE_RESTORING --> RESTORE_PREPARED ------------> POST_RESTORING --> IDLE
- *     |                      ^                 |                               ^
- *     |                      +-- PreRestore ---+                               |
- *     +---------------------------- PostRestore -------------------------------+
- *   PRE_RESTORING, RESTORE_PREPARED, POST_RESTORING --(the requester gone)--> IDLE
+ *   IDLE --StartSnapshotSet--> STARTED --PrepareForBackup--> PREPARING --> PREPARED
+ *                                 |                                           |
+ *                                 +-------------DoSnapshotSet-----------------+
+ *                                                     |
+ *                                                     v
+ *                           CREATING --(a failure, see the step table in set.c)--> ABORTED
+ *                              |                                                      ^
+ *                              v                                                      |
+ *                           CREATED --BackupComplete--> COMPLETING --> COMPLETED      |
+ *                                                                                     |
+ *   STARTED, PREPARING, PREPARED, CREATING, CREATED, COMPLETING                       |
+ *         --(AbortBackup, or the requester gone)--------------------------------------+
+ *
+ *   restore:
+ *
+ *   IDLE, RESTORE_PREPARED --PreRestore--> PRE_RESTORING --> RESTORE_PREPARED
+ *   IDLE, RESTORE_PREPARED --PostRestore--> POST_RESTORING --> IDLE
+ *   PRE_RESTORING, RESTORE_PREPARED --(the requester gone)--> IDLE
  *
  * The phases from STARTED to CREATING and the three restore phases hold the
  * service's one turn (vssd.set_owner): another requester gets
