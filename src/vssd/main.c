@@ -214,6 +214,7 @@ static void shutdown_daemon(struct vssd *v)
                 v->writers = w->next;
                 writer_free(w);
         }
+        writer_claims_free(v);
         while (v->shadows) {
                 struct shadow *sh = v->shadows;
                 v->shadows = sh->next;

@@ -142,6 +142,65 @@ static json_t *restore_method_parse(json_t *rm, char *err, size_t errlen)
                          json_get_bool(rm, "reboot_required", false));
 }
 
+void writer_claims_free(struct vssd *v)
+{
+        while (v->writer_claims) {
+                struct writer_claim *cl = v->writer_claims;
+                v->writer_claims = cl->next;
+                free(cl->name);
+                free(cl);
+        }
+}
+
+/*
+ * A writer id, and a writer name, belong to the uid that registered them first
+ * in this run of vssd: a writer_group member cannot pose as another service's
+ * writer (to receive its events, or to veto its backups) by reusing its id or
+ * name.  Root may register any; the claim stays with the first uid.  Returns
+ * false after replying E_ACCESSDENIED.
+ */
+static bool writer_claim(struct vssd *v, struct conn *c, json_int_t id, const vss_id *wid, const char *name)
+{
+        char idbuf[VSS_ID_STRING_MAX];
+        struct writer_claim *cl;
+        bool have_id = false, have_name = false;
+
+        for (cl = v->writer_claims; cl; cl = cl->next) {
+                bool same_id = vss_id_equal(&cl->writer_id, wid), same_name = streq(cl->name, name);
+
+                if (!same_id && !same_name)
+                        continue;
+                if (!writer_claim_allowed(cl->uid, c->uid)) {
+                        if (same_id)
+                                reply_err(v, c->serial, id, VSS_E_ACCESSDENIED,
+                                          "Writer.Register: writer id %s belongs to uid %u, which registered it "
+                                          "first in this run of vssd (uid %u may not register it)",
+                                          vss_id_format(wid, idbuf), (unsigned)cl->uid, (unsigned)c->uid);
+                        else
+                                reply_err(v, c->serial, id, VSS_E_ACCESSDENIED,
+                                          "Writer.Register: writer name '%s' belongs to uid %u, which registered "
+                                          "it first in this run of vssd (uid %u may not register it)", name,
+                                          (unsigned)cl->uid, (unsigned)c->uid);
+                        return false;
+                }
+                have_id = have_id || same_id;
+                have_name = have_name || same_name;
+        }
+        if (have_id && have_name)
+                return true;
+        cl = calloc(1, sizeof(*cl));
+        if (!cl || !(cl->name = strdup(name))) {
+                free(cl);
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory registering writer");
+                return false;
+        }
+        cl->writer_id = *wid;
+        cl->uid = c->uid;
+        cl->next = v->writer_claims;
+        v->writer_claims = cl;
+        return true;
+}
+
 void method_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         json_t *restore_method = NULL;
@@ -267,6 +326,10 @@ void method_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_
                 }
         }
 
+        if (!writer_claim(v, c, id, &w->writer_id, w->name)) {
+                writer_free(w);
+                return;
+        }
         result = json_pack("{s:o, s:o, s:[]}", "writer_id", json_id(&w->writer_id), "instance_id",
                            json_id(&w->instance_id), "volumes");
         for (i = 0; i < w->n_volumes; i++)

@@ -21,6 +21,7 @@
 #include "vss/provider.h"
 #include "vss/vss.h"
 #include "vssd/config.h"
+#include "vssd/privilege.h"
 #include "vssd/set.h"
 
 #define VSSD_VERSION "vssd " OPENVSS_VERSION
@@ -90,6 +91,14 @@ struct writer {
         writer_freeze_fn freeze_expired;
         void *freeze_ctx;
         vss_id freeze_set_id;
+};
+
+/* A writer id and name belong to the uid that first registered them in this run. */
+struct writer_claim {
+        struct writer_claim *next;
+        vss_id writer_id;
+        char *name;
+        uid_t uid;
 };
 
 /* ---- shadows (shadows.c) ---- */
@@ -249,6 +258,10 @@ struct conn {
         int fd;
         pid_t pid;
         uid_t uid;
+        gid_t gid;
+        gid_t *groups;                  /* supplementary groups, loaded at the first privileged call */
+        size_t n_groups;
+        bool groups_loaded;
         struct wire_buf in;
         char *out;
         size_t out_len, out_off;
@@ -269,6 +282,7 @@ struct vssd {
         uint64_t next_serial;
         struct timer *timers;
         struct writer *writers;
+        struct writer_claim *writer_claims;     /* registry.c: who registered which writer first */
         struct shadow *shadows;
         struct storage_assoc *assocs;
         struct cowvol *cowvols;
@@ -299,14 +313,13 @@ void reply_ok(struct vssd *v, uint64_t serial, json_int_t id, json_t *result);
 void reply_err(struct vssd *v, uint64_t serial, json_int_t id, vss_hresult hr, const char *fmt, ...) _printf_(5, 6);
 void conns_reap(struct vssd *v);
 
-/* Method handlers: return true when the reply was (or will be) sent. */
-typedef void (*method_fn)(struct vssd *v, struct conn *c, json_int_t id, json_t *params);
 
 /* registry.c */
 void method_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_t *params);
 void method_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params);
 void writer_closed(struct vssd *v, struct writer *w);
 void writer_free(struct writer *w);
+void writer_claims_free(struct vssd *v);
 void writers_sweep(struct vssd *v);
 size_t writers_count(struct vssd *v);
 json_t *writer_status_json(struct writer *w);
@@ -463,5 +476,6 @@ int catalog_shadows_load(struct vssd *v);
 int catalog_set_put(struct vssd *v, struct session *s, const char *status);
 int catalog_metadata_put(struct vssd *v, const vss_id *set_id, struct writer *w);
 
-/* Methods that create, delete, expose or change things need uid 0 or allowed_uid. */
-bool conn_privileged(struct vssd *v, struct conn *c);
+/* May c call 'method', which needs 'need' (privilege.h)?  If not, 'why' says who may. */
+bool conn_allowed(struct vssd *v, struct conn *c, enum vssd_privilege need, const char *method, char *why,
+                  size_t whylen);

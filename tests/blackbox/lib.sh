@@ -30,6 +30,7 @@ BB_NAME=$(basename "$0" .sh)
 BB_PIDS=()        # writers and other helpers to kill
 BB_LOOPS=()       # loop devices to detach
 BB_VSSD_PID=
+BB_CLEANUP=()     # commands (eval'd) run at exit after our processes are gone: userdel, groupdel...
 T=
 
 bb_skip()
@@ -110,7 +111,7 @@ bb_init()
 
 bb_cleanup()
 {
-        local rc=$? pid dev tgt
+        local rc=$? pid dev tgt i
         set +e
         trap - EXIT
         if [[ $rc -eq 0 && -n "$T" && -s "$T/soft-failures" ]]; then
@@ -126,6 +127,9 @@ bb_cleanup()
         fi
         for pid in "${BB_PIDS[@]}" $BB_VSSD_PID; do
                 bb_wait_pid_gone "$pid" 5 || { kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
+        done
+        for ((i = ${#BB_CLEANUP[@]} - 1; i >= 0; i--)); do
+                eval "${BB_CLEANUP[i]}" 2>/dev/null
         done
         # Everything mounted from our loop devices (volumes, shadows exposed anywhere,
         # bind mounts) and everything under $T, deepest first.

@@ -27,6 +27,7 @@ enum {
         OPT_NAME,
         OPT_SIZE,
         OPT_IMAGE,
+        OPT_DEVICE,
         OPT_FS,
         OPT_MOUNT,
         OPT_JSON,
