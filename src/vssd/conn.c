@@ -218,6 +218,7 @@ static const struct method methods[] = {
         { "Shadows.Delete", true, 4 },
         { "Shadows.Expose", true, 4 },
         { "Shadows.Unexpose", true, 4 },
+        { "Shadows.Revert", true, 4 },
         { "Storage.List", false, 5 },
         { "Storage.Add", true, 5 },
         { "Storage.Resize", true, 5 },

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 
+#include "basic/string-util.h"
 #include "providers/cow/cow-provider.h"
 #include "vssd/vssd.h"
 
@@ -47,7 +48,10 @@ vss_hresult provider_map_hr(vss_hresult hr)
                 return VSS_S_OK;
         if (hr == VSS_E_PROVIDER_VETO || hr == VSS_E_OBJECT_NOT_FOUND || hr == VSS_E_INSUFFICIENT_STORAGE ||
             hr == VSS_E_OUTOFMEMORY || hr == VSS_E_INVALIDARG || hr == VSS_E_HOLD_WRITES_TIMEOUT ||
-            hr == VSS_E_FLUSH_WRITES_TIMEOUT || hr == VSS_E_VOLUME_NOT_SUPPORTED)
+            hr == VSS_E_FLUSH_WRITES_TIMEOUT || hr == VSS_E_VOLUME_NOT_SUPPORTED ||
+            /* RevertToSnapshot's own results */
+            hr == VSS_E_VOLUME_IN_USE || hr == VSS_E_REVERT_IN_PROGRESS || hr == VSS_E_REVERT_VOLUME_LOST ||
+            hr == VSS_E_NOTIMPL)
                 return hr;
         return VSS_E_UNEXPECTED_PROVIDER_ERROR;
 }
@@ -108,6 +112,19 @@ static vss_hresult commit_cb(void *userdata)
         return a->p->ops->commit(a->p->state, a->j->snaps, a->j->n);
 }
 
+/* Test hook: a revert that takes its time, so that tests can run into it
+ * (VSS_E_REVERT_IN_PROGRESS, VSS_E_SNAPSHOT_SET_IN_PROGRESS). */
+static void revert_debug_delay(void)
+{
+        const char *delay = getenv("VSSD_DEBUG_REVERT_DELAY_MS");
+        uint64_t ms;
+
+        if (delay && *delay && parse_u64(delay, &ms) >= 0 && ms > 0 && ms <= 600000) {
+                log_warn("VSSD_DEBUG_REVERT_DELAY_MS: the revert waits %llu ms first", (unsigned long long)ms);
+                (void)usleep((useconds_t)ms * 1000);
+        }
+}
+
 static void run_job(struct vssd *v, struct prov_job *j)
 {
         struct provider *p = &v->providers[j->provider];
@@ -155,6 +172,10 @@ static void run_job(struct vssd *v, struct prov_job *j)
                 break;
         case PROV_UNEXPOSE:
                 hr = o->unexpose(p->state, j->snaps, j->path);
+                break;
+        case PROV_REVERT:
+                revert_debug_delay();
+                hr = o->revert ? o->revert(p->state, j->snaps) : VSS_E_NOTIMPL;
                 break;
         }
         j->raw_hr = hr;

@@ -30,11 +30,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <btrfsutil.h>
 
 #include "basic/macro.h"
@@ -590,6 +592,259 @@ static vss_hresult btrfs_unexpose(void *state, const struct vss_provider_snapsho
         return VSS_S_OK;
 }
 
+/* ---- revert ---- */
+
+/*
+ * The volume is the subvolume mounted at snap->volume (mount -o subvol=PATH).
+ * A revert replaces that subvolume by a writable snapshot of the shadow copy,
+ * in an order that loses nothing whatever fails:
+ *
+ *   1. the writable snapshot N of the shadow, next to the subvolume S (in the
+ *      top-level tree, mounted for the purpose in a private directory);
+ *   2. umount of the volume: busy (open files, working directories, mounts
+ *      below it) is VSS_E_VOLUME_IN_USE, and N is deleted again;
+ *   3. the shadow storage subvolume S/.openvss moves into N (replacing the
+ *      empty placeholder a snapshot has for a nested subvolume), so the shadow
+ *      copies keep their paths and subvolume ids;
+ *   4. N and S swap names (RENAME_EXCHANGE), so the path the volume is
+ *      mounted by (and fstab's subvol=) names the reverted content;
+ *   5. mount at the same mount point with the same per-mount flags;
+ *   6. the old subvolume is deleted.
+ *
+ * A failure in 3-5 undoes the earlier steps and mounts S again.  The
+ * top-level subvolume (id 5) cannot be renamed or replaced, so a volume that
+ * is the whole filesystem is VSS_E_VOLUME_NOT_SUPPORTED, as is a subvolume
+ * that is not itself a mount point (nothing could be unmounted to make sure
+ * no one still works in the old content).
+ */
+
+#define BTRFS_TOP_LEVEL_ID 5
+
+static unsigned long mount_flags_of(const char *path)
+{
+        static const struct {
+                unsigned long st, ms;
+        } map[] = {
+                { ST_RDONLY, MS_RDONLY },     { ST_NOSUID, MS_NOSUID },         { ST_NODEV, MS_NODEV },
+                { ST_NOEXEC, MS_NOEXEC },     { ST_NOATIME, MS_NOATIME },       { ST_NODIRATIME, MS_NODIRATIME },
+                { ST_RELATIME, MS_RELATIME },
+        };
+        struct statvfs sv;
+        unsigned long f = 0;
+
+        if (statvfs(path, &sv) < 0)
+                return 0;
+        for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+                if (sv.f_flag & map[i].st)
+                        f |= map[i].ms;
+        return f;
+}
+
+/* Moves the shadow storage subvolume from one subvolume root to another, over the placeholder there. */
+static int move_shadow_dir(int fromfd, int tofd)
+{
+        if (unlinkat(tofd, SHADOW_DIR, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return -errno;
+        if (renameat(fromfd, SHADOW_DIR, tofd, SHADOW_DIR) < 0)
+                return -errno;
+        return 0;
+}
+
+static int swap_names(int dirfd, const char *a, const char *b)
+{
+        char tmp[NAME_MAX + 1];
+
+        if (renameat2(dirfd, a, dirfd, b, RENAME_EXCHANGE) == 0)
+                return 0;
+        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+                return -errno;
+        /* No RENAME_EXCHANGE: three renames through a third name. */
+        if (snprintf(tmp, sizeof(tmp), "%s.x", b) >= (int)sizeof(tmp))
+                return -ENAMETOOLONG;
+        if (renameat(dirfd, a, dirfd, tmp) < 0)
+                return -errno;
+        if (renameat(dirfd, b, dirfd, a) < 0) {
+                int r = -errno;
+
+                (void) renameat(dirfd, tmp, dirfd, a);
+                return r;
+        }
+        return renameat(dirfd, tmp, dirfd, b) < 0 ? -errno : 0;
+}
+
+static vss_hresult btrfs_revert(void *state, struct vss_provider_snapshot *snap)
+{
+        struct btrfs_provider *p = state;
+        _cleanup_close_ int volfd = -EBADF, shfd = -EBADF, topfd = -EBADF, pdfd = -EBADF, oldfd = -EBADF,
+                            newfd = -EBADF;
+        _cleanup_free_ char *rel = NULL;
+        char top[VSS_PATH_MAX], opts[VSS_PATH_MAX + 16], newname[NAME_MAX + 1], msg[VSS_PATH_MAX * 2];
+        const char *name, *volume = snap->volume;
+        bool top_mounted = false, unmounted = false, moved = false, swapped = false;
+        unsigned long flags;
+        enum btrfs_util_error e;
+        uint64_t vid = 0, oid = 0;
+        struct statx stx;
+        vss_hresult hr;
+        int r;
+
+        hr = open_shadow(p, snap, NULL, &shfd);
+        if (VSS_FAILED(hr))
+                return hr;
+        hr = open_volume(p, volume, snap->fstype, &volfd);
+        if (VSS_FAILED(hr))
+                return hr;
+        if (statx(volfd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) < 0)
+                return fail_errno(p, errno, "cannot stat", volume);
+        if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED,
+                            "btrfs provider: %s is a subvolume but not a mount point: only a subvolume mounted on "
+                            "its own (mount -o subvol=PATH) can be reverted", volume);
+        e = btrfs_util_subvolume_id_fd(volfd, &vid);
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot read the subvolume id of", volume);
+        if (vid == BTRFS_TOP_LEVEL_ID)
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED,
+                            "btrfs provider: %s is the top-level subvolume of its filesystem, which cannot be "
+                            "replaced: revert works on a subvolume mounted with -o subvol=PATH", volume);
+        if (!snap->volume_device[0])
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED, "btrfs provider: the device of %s is not known", volume);
+        e = btrfs_util_subvolume_path_fd(volfd, vid, &rel);
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot find the path of the subvolume mounted at", volume);
+        flags = mount_flags_of(volume);
+
+        /* The subvolume's parent directory lives in the top-level tree. */
+        if (join_path(top, sizeof(top), p->ctx->state_dir, "btrfs-revert.XXXXXX") < 0 || !mkdtemp(top))
+                return fail_errno(p, errno ? errno : ENAMETOOLONG, "cannot make a directory in", p->ctx->state_dir);
+        if (mount(snap->volume_device, top, "btrfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subvolid=5") < 0) {
+                hr = fail_errno(p, errno, "cannot mount the top-level subvolume of", snap->volume_device);
+                goto out;
+        }
+        top_mounted = true;
+        topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (topfd < 0) {
+                hr = fail_errno(p, errno, "cannot open", top);
+                goto out;
+        }
+        name = strrchr(rel, '/');
+        if (name) {
+                rel[name - rel] = 0;
+                name++;
+                pdfd = openat(topfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        } else {
+                name = rel;
+                pdfd = fcntl(topfd, F_DUPFD_CLOEXEC, 3);
+        }
+        if (pdfd < 0) {
+                hr = fail_errno(p, errno, "cannot open the parent directory of the subvolume of", volume);
+                goto out;
+        }
+        oldfd = openat(pdfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (oldfd < 0 || btrfs_util_subvolume_id_fd(oldfd, &oid) != BTRFS_UTIL_OK || oid != vid) {
+                hr = fail(p, VSS_E_PROVIDER_VETO, "btrfs provider: the subvolume path %s%s%s does not name the "
+                          "subvolume %llu mounted at %s", rel, name == rel ? "" : "/", name, (unsigned long long)vid,
+                          volume);
+                goto out;
+        }
+        if (snprintf(newname, sizeof(newname), ".%s.openvss-revert", name) >= (int)sizeof(newname)) {
+                hr = fail_errno(p, ENAMETOOLONG, "subvolume name too long:", name);
+                goto out;
+        }
+
+        /* 1. */
+        e = btrfs_util_create_snapshot_fd2(shfd, pdfd, newname, 0, NULL, NULL);
+        if (e != BTRFS_UTIL_OK) {
+                hr = fail_btrfs(p, e, "cannot create a writable snapshot of shadow copy", snap->device);
+                goto out;
+        }
+        newfd = openat(pdfd, newname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (newfd < 0) {
+                hr = fail_errno(p, errno, "cannot open the new snapshot", newname);
+                goto undo;
+        }
+
+        /* 2.  Nothing of ours may keep the volume busy. */
+        closep(&shfd);
+        closep(&volfd);
+        shfd = volfd = -EBADF;
+        if (umount2(volume, UMOUNT_NOFOLLOW) < 0) {
+                hr = errno == EBUSY ? fail(p, VSS_E_VOLUME_IN_USE,
+                                           "btrfs provider: %s is in use (open files, working directories or "
+                                           "mounts below it): close them and retry; nothing was changed", volume)
+                                    : fail_errno(p, errno, "cannot unmount", volume);
+                goto undo;
+        }
+        unmounted = true;
+
+        /* 3. */
+        r = move_shadow_dir(oldfd, newfd);
+        if (r < 0) {
+                hr = fail_errno(p, -r, "cannot move the shadow storage into the reverted subvolume of", volume);
+                goto undo;
+        }
+        moved = true;
+
+        /* 4. */
+        r = swap_names(pdfd, name, newname);
+        if (r < 0) {
+                hr = fail_errno(p, -r, "cannot put the reverted subvolume in place of", name);
+                goto undo;
+        }
+        swapped = true;
+
+        /* 5. */
+        snprintf(opts, sizeof(opts), "subvolid=%llu", 0ULL);
+        {
+                uint64_t nid = 0;
+
+                if (btrfs_util_subvolume_id_fd(newfd, &nid) == BTRFS_UTIL_OK)
+                        snprintf(opts, sizeof(opts), "subvolid=%llu", (unsigned long long)nid);
+        }
+        if (mount(snap->volume_device, volume, "btrfs", flags, opts) < 0) {
+                hr = fail_errno(p, errno, "cannot mount the reverted subvolume at", volume);
+                goto undo;
+        }
+
+        /* 6.  The old content goes; if it cannot (nested subvolumes of the user's), it stays, hidden. */
+        e = btrfs_util_delete_subvolume_fd(pdfd, newname, 0);
+        if (e != BTRFS_UTIL_OK && p->ctx->log_event) {
+                snprintf(msg, sizeof(msg), "btrfs provider: %s was reverted, but its old subvolume %s/%s could not "
+                         "be deleted (%s): delete it by hand", volume, name == rel ? "" : rel, newname,
+                         strerror(errno));
+                p->ctx->log_event(p->ctx->log_userdata, "warning", VSS_S_OK, msg);
+        }
+        hr = VSS_S_OK;
+        goto out;
+
+undo:
+        if (swapped)
+                (void) swap_names(pdfd, name, newname);
+        if (moved)
+                (void) move_shadow_dir(newfd, oldfd);
+        if (unmounted) {
+                snprintf(opts, sizeof(opts), "subvolid=%llu", (unsigned long long)vid);
+                if (mount(snap->volume_device, volume, "btrfs", flags, opts) < 0 && p->ctx->log_event) {
+                        snprintf(msg, sizeof(msg), "btrfs provider: the revert of %s failed and the volume could not "
+                                 "be mounted again: %s", volume, strerror(errno));
+                        p->ctx->log_event(p->ctx->log_userdata, "error", VSS_E_REVERT_VOLUME_LOST, msg);
+                }
+        }
+        closep(&newfd);
+        newfd = -EBADF;
+        (void) btrfs_util_delete_subvolume_fd(pdfd, newname, 0);
+out:
+        closep(&oldfd);
+        closep(&newfd);
+        closep(&pdfd);
+        closep(&topfd);
+        oldfd = newfd = pdfd = topfd = -EBADF;
+        if (top_mounted)
+                (void) umount2(top, MNT_DETACH);
+        (void) rmdir(top);
+        return hr;
+}
+
 const struct vss_provider_ops vss_provider_btrfs = {
         .name = "openvss btrfs provider",
         .provider_id = "{2f766f55-e365-48e4-a471-956372f96e2d}",
@@ -609,4 +864,5 @@ const struct vss_provider_ops vss_provider_btrfs = {
         .expose = btrfs_expose,
         .unexpose = btrfs_unexpose,
         .exists = btrfs_exists,
+        .revert = btrfs_revert,
 };
