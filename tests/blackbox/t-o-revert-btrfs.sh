@@ -177,4 +177,8 @@ for s in $(shadow_ids "$V"); do
         [[ -d "$V/.openvss/$s" ]] || bb_fail "shadow copy $s listed but not on disk"
 done
 bb_assert_eq 1 "$(find "$V/.openvss" -mindepth 1 -maxdepth 1 | wc -l)" "shadow subvolumes on disk"
+bb_stop_vssd
+if grep -E "AddressSanitizer|LeakSanitizer|runtime error" "$T/vssd.log"; then
+        bb_fail "vssd's sanitizers reported errors"
+fi
 echo "PASS"
