@@ -614,8 +614,8 @@ static void shadows_revert(struct vssd *v, struct conn *c, json_int_t id, json_t
                 return;
         }
         if (sh->provider < 0 || !v->providers[sh->provider].ok) {
-                reply_err(v, c->serial, id, VSS_E_PROVIDER_NOT_REGISTERED, "the provider of shadow copy %s is not available",
-                          idbuf);
+                reply_err(v, c->serial, id, VSS_E_PROVIDER_NOT_REGISTERED,
+                          "the provider of shadow copy %s is not available", idbuf);
                 return;
         }
         if (!v->providers[sh->provider].ops->revert) {

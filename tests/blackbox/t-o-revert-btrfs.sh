@@ -141,6 +141,21 @@ bb_run "$VSSADMIN" revert shadow /shadow="$idt" /quiet
 bb_assert_hresult 0x8004230C VSS_E_VOLUME_NOT_SUPPORTED "revert of the top-level subvolume"
 bb_assert_contains "$OUT" "subvol" "the detail says what works instead"
 
+bb_log "a subvolume that is not a mount point"
+btrfs -q subvolume create "$TOP/nested"
+echo x >"$TOP/nested/x"
+bb_run "$VSSADMIN" create shadow /for="$TOP/nested"
+bb_assert_rc 0 "create shadow of a nested subvolume"
+idn=$(shadow_ids "$TOP/nested")
+bb_run "$VSSADMIN" revert shadow /shadow="$idn" /quiet
+bb_assert_hresult 0x8004230C VSS_E_VOLUME_NOT_SUPPORTED "revert of a subvolume that is not a mount point"
+bb_assert_contains "$OUT" "not a mount point" "the detail says why"
+
+bb_log "a non-persistent shadow copy"
+bb_run "$VSHADOW" -nw --exec="\"$VSSADMIN\" revert shadow /shadow=\$VSHADOW_ID_1 /quiet" "$V"
+bb_assert_hresult 0x8004231B VSS_E_UNSUPPORTED_CONTEXT "revert to a non-persistent shadow copy"
+bb_assert_eq "$sum1" "$(tree_sum "$V")" "the refused revert changed nothing"
+
 bb_log "a revert that takes its time"
 bb_stop_vssd
 VSSD_DEBUG_REVERT_DELAY_MS=3000 bb_start_vssd

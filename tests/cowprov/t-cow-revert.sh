@@ -12,7 +12,7 @@ set -u
 . "$(dirname "$0")/cow-lib.sh"
 cow_require "$VSSD" "$VSSADMIN" "$VSS_VOLSRV"
 
-T=$(mktemp -d /tmp/cowprov-revert.XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/cowprov-revert.XXXXXX")
 export VSS_SOCKET=$T/sock
 PID= HOLD= fails=0 checks=0
 cleanup() {

@@ -278,8 +278,8 @@ static vss_hresult attach_mount(struct cow_state *s, struct vss_provider_snapsho
                         REVERT_LOSETUP_TIMEOUT_MS, loop, sizeof(loop));
         if (r != 0 || strncmp(loop, "/dev/loop", 9) != 0 || strchr(loop, '\n'))
                 return fail(s, VSS_E_PROVIDER_VETO, "losetup of %s failed: %s", live, loop);
-        r = run_command((char *const[]){ "mount", "-t", snap->fstype, loop, snap->volume, NULL }, REVERT_MOUNT_TIMEOUT_MS,
-                        out, sizeof(out));
+        r = run_command((char *const[]){ "mount", "-t", snap->fstype, loop, snap->volume, NULL },
+                        REVERT_MOUNT_TIMEOUT_MS, out, sizeof(out));
         /* XFS refuses a second filesystem with the same UUID, as an exposed shadow copy may be. */
         if (r != 0 && streq(snap->fstype, "xfs"))
                 r = run_command((char *const[]){ "mount", "-t", "xfs", "-o", "nouuid", loop, snap->volume, NULL },
@@ -378,8 +378,8 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
         if (VSS_FAILED(hr))
                 return revert_undo(s, snap, live, hr);
         /* 4. */
-        hr = volsrv_call(rundir, "Snapshot.Revert", json_pack("{s:s}", "shadow_id", id), VOLSRV_CALL_TIMEOUT_MS, NULL, err,
-                         sizeof(err));
+        hr = volsrv_call(rundir, "Snapshot.Revert", json_pack("{s:s}", "shadow_id", id), VOLSRV_CALL_TIMEOUT_MS, NULL,
+                         err, sizeof(err));
         if (VSS_FAILED(hr)) {
                 fail(s, hr, "Snapshot.Revert of %s on the volume server of %s: %s", id, snap->volume, err);
                 return revert_undo(s, snap, live, hr);
