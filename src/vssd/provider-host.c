@@ -343,6 +343,9 @@ void providers_done(struct vssd *v)
                         v->done_head = j->next;
                         prov_job_free(j);
                 }
+                /* The worker finished the revert (it runs every queued job before it stops). */
+                shadows_revert_free(v->reverting);
+                v->reverting = NULL;
         }
         for (size_t i = 0; i < v->n_providers; i++)
                 if (v->providers[i].ok && v->providers[i].ops->done)

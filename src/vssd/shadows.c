@@ -533,9 +533,17 @@ struct revert {
         json_int_t id;
         vss_id sid;
         char volume[VSS_PATH_MAX];
-        int64_t creation_time_us;
+        json_t *newer;                  /* ids of the volume's newer shadow copies, taken at the start */
         char text[VSS_PATH_MAX + 128];
 };
+
+void shadows_revert_free(struct revert *r)
+{
+        if (!r)
+                return;
+        json_decref(r->newer);
+        free(r);
+}
 
 const char *shadows_revert_running(struct vssd *v)
 {
@@ -547,7 +555,8 @@ static void revert_done(struct vssd *v, struct prov_job *j)
         struct revert *r = j->userdata;
         struct vss_provider_snapshot *snap = &j->snaps[0];
         char idbuf[VSS_ID_STRING_MAX];
-        json_t *deleted = json_array();
+        json_t *x;
+        size_t i;
 
         v->reverting = NULL;
         vss_id_format(&r->sid, idbuf);
@@ -558,29 +567,30 @@ static void revert_done(struct vssd *v, struct prov_job *j)
                               j->error[0] ? j->error : vss_hresult_message(j->hr));
                 reply_err(v, r->serial, r->id, j->hr, "cannot revert %s to shadow copy %s: %s", r->volume, idbuf,
                           j->error[0] ? j->error : vss_hresult_message(j->hr));
-                json_decref(deleted);
-                free(r);
+                shadows_revert_free(r);
                 return;
         }
-        for (struct shadow *sh = v->shadows; sh; sh = sh->next) {
-                if (!streq(sh->snap.volume, r->volume))
-                        continue;
-                if (snap->volume_device[0] && !streq(sh->snap.volume_device, snap->volume_device)) {
+        for (struct shadow *sh = v->shadows; sh; sh = sh->next)
+                if (streq(sh->snap.volume, r->volume) && snap->volume_device[0] &&
+                    !streq(sh->snap.volume_device, snap->volume_device)) {
                         snprintf(sh->snap.volume_device, sizeof(sh->snap.volume_device), "%s", snap->volume_device);
                         (void)catalog_shadow_put(v, sh);
                 }
-                if (sh->deleting || sh->creation_time_us <= r->creation_time_us ||
-                    vss_id_equal(&sh->snap.snapshot_id, &r->sid))
-                        continue;
-                json_array_append_new(deleted, json_id(&sh->snap.snapshot_id));
-                shadow_delete(v, sh, NULL, NULL);
+        /* The cow engine's "discarded" events may have dropped some of them already. */
+        json_array_foreach(r->newer, i, x) {
+                vss_id nid;
+                struct shadow *sh;
+
+                if (vss_id_parse(json_string_value(x), &nid) == VSS_S_OK && (sh = shadow_find(v, &nid)) &&
+                    !sh->deleting)
+                        shadow_delete(v, sh, NULL, NULL);
         }
         catalog_event(v, "info", "shadow", VSS_S_OK,
                       "volume %s reverted to shadow copy %s; %zu newer shadow copies of it deleted", r->volume, idbuf,
-                      json_array_size(deleted));
+                      json_array_size(r->newer));
         reply_ok(v, r->serial, r->id,
-                 json_pack("{s:o, s:s, s:o}", "shadow_id", json_id(&r->sid), "volume", r->volume, "deleted", deleted));
-        free(r);
+                 json_pack("{s:o, s:s, s:O}", "shadow_id", json_id(&r->sid), "volume", r->volume, "deleted", r->newer));
+        shadows_revert_free(r);
 }
 
 static void shadows_revert(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
@@ -631,8 +641,10 @@ static void shadows_revert(struct vssd *v, struct conn *c, json_int_t id, json_t
         }
         r = calloc(1, sizeof(*r));
         j = prov_job_new(PROV_REVERT, sh->provider, &sh->snap, 1);
-        if (!r || !j) {
-                free(r);
+        if (r)
+                r->newer = json_array();
+        if (!r || !j || !r->newer) {
+                shadows_revert_free(r);
                 prov_job_free(j);
                 reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
@@ -640,7 +652,10 @@ static void shadows_revert(struct vssd *v, struct conn *c, json_int_t id, json_t
         r->serial = c->serial;
         r->id = id;
         r->sid = sid;
-        r->creation_time_us = sh->creation_time_us;
+        for (struct shadow *o = v->shadows; o; o = o->next)
+                if (streq(o->snap.volume, sh->snap.volume) && !o->deleting && o != sh &&
+                    o->creation_time_us > sh->creation_time_us)
+                        json_array_append_new(r->newer, json_id(&o->snap.snapshot_id));
         snprintf(r->volume, sizeof(r->volume), "%s", sh->snap.volume);
         snprintf(r->text, sizeof(r->text), "a revert of %s to shadow copy %s is running", sh->snap.volume, idbuf);
         j->done = revert_done;

@@ -348,6 +348,7 @@ void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *param
 void shadows_recover(struct vssd *v);
 /* The running revert's text for errors ("a revert of VOL to shadow copy ID is running"), or NULL. */
 const char *shadows_revert_running(struct vssd *v);
+void shadows_revert_free(struct revert *r);
 
 /* storage.c */
 int storage_load(struct vssd *v);

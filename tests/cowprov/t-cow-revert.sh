@@ -111,7 +111,10 @@ for fs in ext4 xfs; do
         kill "$HOLD"; wait "$HOLD" 2>/dev/null; HOLD=
 
         loop_before=$(findmnt -n -o SOURCE "$M")
-        out=$("$VSSADMIN" revert shadow /shadow="$id1" /quiet 2>&1) && ok "$fs: revert" || fail "$fs revert: $out"
+        out=$(echo y | "$VSSADMIN" revert shadow /shadow="$id1" 2>&1) &&
+                grep -qF "Its current content and 1 newer shadow copies are lost (Y/N): [N]?" <<<"$out" &&
+                grep -qF "Successfully reverted the volume $M to shadow copy $id1 (1 newer shadow copies deleted)." <<<"$out" &&
+                ok "$fs: revert" || fail "$fs revert: $out"
         mountpoint -q "$M" && ok "$fs: mounted again at $M" || fail "$fs: not mounted after the revert"
         [ "$(tree_sum "$M")" = "$sum1" ] && ok "$fs: the tree equals the shadow copy's" ||
                 fail "$fs: the tree differs from the shadow copy's after the revert"
