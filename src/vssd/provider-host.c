@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 
-#include "basic/string-util.h"
 #include "providers/cow/cow-provider.h"
 #include "vssd/vssd.h"
 
@@ -112,19 +111,6 @@ static vss_hresult commit_cb(void *userdata)
         return a->p->ops->commit(a->p->state, a->j->snaps, a->j->n);
 }
 
-/* Test hook: a revert that takes its time, so that tests can run into it
- * (VSS_E_REVERT_IN_PROGRESS, VSS_E_SNAPSHOT_SET_IN_PROGRESS). */
-static void revert_debug_delay(void)
-{
-        const char *delay = getenv("VSSD_DEBUG_REVERT_DELAY_MS");
-        uint64_t ms;
-
-        if (delay && *delay && parse_u64(delay, &ms) >= 0 && ms > 0 && ms <= 600000) {
-                log_warn("VSSD_DEBUG_REVERT_DELAY_MS: the revert waits %llu ms first", (unsigned long long)ms);
-                (void)usleep((useconds_t)ms * 1000);
-        }
-}
-
 static void run_job(struct vssd *v, struct prov_job *j)
 {
         struct provider *p = &v->providers[j->provider];
@@ -174,7 +160,11 @@ static void run_job(struct vssd *v, struct prov_job *j)
                 hr = o->unexpose(p->state, j->snaps, j->path);
                 break;
         case PROV_REVERT:
-                revert_debug_delay();
+                /* Test hook: a revert that takes its time, so that tests can run into it
+                 * (VSS_E_REVERT_IN_PROGRESS, VSS_E_SNAPSHOT_SET_IN_PROGRESS). */
+                if (getenv("VSSD_DEBUG_REVERT_DELAY_MS"))
+                        log_warn("VSSD_DEBUG_REVERT_DELAY_MS: the revert waited %llu ms",
+                                 (unsigned long long)debug_sleep_from_env("VSSD_DEBUG_REVERT_DELAY_MS"));
                 hr = o->revert ? o->revert(p->state, j->snaps) : VSS_E_NOTIMPL;
                 break;
         }

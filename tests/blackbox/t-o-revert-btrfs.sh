@@ -184,6 +184,34 @@ bb_wait_exit "$setpid" 30 set_rc
 bb_assert_eq 0 "$set_rc" "the set the revert waited for: $(cat "$T/set.out")"
 bb_assert_eq "$sum1" "$(tree_sum "$V")" "the refused revert changed nothing"
 
+bb_log "vssd killed in the middle of a revert"
+bb_stop_vssd
+VSSD_DEBUG_REVERT_OFFLINE_MS=20000 bb_start_vssd
+bb_run "$VSSADMIN" create shadow /for="$V"
+bb_assert_rc 0 "create a newer shadow copy"
+idk=$(shadow_ids "$V" | grep -vxF "$id1")
+echo "changed once more" >"$V/docs/f7"
+"$VSSADMIN" revert shadow /shadow="$id1" /quiet >"$T/killed.out" 2>&1 &
+killed=$!
+bb_wait_until 20 "the revert takes the volume offline" bash -c "! mountpoint -q '$V'"
+bb_kill9_vssd
+bb_wait_exit "$killed" 10 killed_rc
+[[ "$killed_rc" != 0 ]] || bb_fail "vssadmin succeeded although vssd died: $(cat "$T/killed.out")"
+[[ -f "$T/state/btrfs-revert.json" ]] || bb_fail "no revert journal in the state directory"
+bb_start_vssd
+mountpoint -q "$V" || bb_fail "the volume is not mounted after vssd restarted"
+bb_assert_eq "$sum1" "$(tree_sum "$V")" "the tree after the interrupted revert was completed"
+bb_assert_eq "$id1" "$(shadow_ids "$V")" "shadow copies after the interrupted revert was completed"
+[[ ! -e "$V/.openvss/$idk" ]] || bb_fail "the newer shadow copy's subvolume is still there"
+[[ ! -e "$T/state/btrfs-revert.json" ]] || bb_fail "the revert journal is still there"
+left=$(btrfs subvolume list "$TOP" | awk '{ print $NF }' | grep -c openvss-revert || true)
+bb_assert_eq 0 "$left" "subvolumes left behind by the interrupted revert"
+if awk -v s="$T/state/btrfs-revert." 'index($5, s) == 1' /proc/self/mountinfo | grep -q .; then
+        bb_fail "a top-level mount of the interrupted revert is left in the state directory"
+fi
+bb_run "$VSSADMIN" list events
+bb_assert_contains "$OUT" "vssd stopped in a revert of $V; it was completed" "the recovery is logged"
+
 bb_log "catalog and disk agree"
 bb_stop_vssd
 bb_start_vssd

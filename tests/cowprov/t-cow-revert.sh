@@ -81,6 +81,7 @@ for fs in ext4 xfs; do
         sum1=$(tree_sum "$M")
         out=$("$VSSADMIN" create shadow /for="$M" 2>&1) || fail "$fs shadow 1: $out"
         id1=$(ids "$M")
+        eval "first_$fs=\$id1 sum1_$fs=\$sum1"
 
         echo changed >"$M/docs/f3"
         rm -f "$M/docs/f4" "$M/link"
@@ -140,6 +141,37 @@ for fs in ext4 xfs; do
         out=$("$VSSADMIN" create shadow /for="$M" 2>&1) && [ "$(ids "$M" | wc -l)" = 2 ] &&
                 ok "$fs: the next shadow copy after the revert" || fail "$fs next set: $out"
 done
+
+# vssd killed while the volume is offline for a revert: when it starts again, the volume
+# server has completed the revert and vssd mounts the volume where it was.
+kill "$PID"; wait "$PID" 2>/dev/null; PID=
+M=$T/mnt-ext4; R=$T/state/volumes/reve/run
+export VSSD_DEBUG_REVERT_OFFLINE_MS=20000
+start
+unset VSSD_DEBUG_REVERT_OFFLINE_MS
+echo "after the second shadow copy" >"$M/docs/f6"
+sync
+"$VSSADMIN" revert shadow /shadow="$first_ext4" /quiet >"$T/killed.out" 2>&1 &
+RPID=$!
+for _ in $(seq 100); do mountpoint -q "$M" || break; sleep 0.1; done
+if mountpoint -q "$M"; then
+        fail "ext4: the revert did not take the volume offline"
+else
+        kill -9 "$PID"; wait "$PID" 2>/dev/null; PID=
+        wait "$RPID"; rc=$?
+        [ $rc != 0 ] && ok "ext4: vssadmin fails when vssd dies in the revert (status $rc)" ||
+                fail "ext4: vssadmin succeeded although vssd died: $(cat "$T/killed.out")"
+        start
+        for _ in $(seq 400); do mountpoint -q "$M" && break; sleep 0.1; done
+        mountpoint -q "$M" && ok "ext4: the volume is mounted again after vssd restarted" ||
+                fail "ext4: the volume stays offline after vssd restarted"
+        [ "$(tree_sum "$M")" = "$sum1_ext4" ] && ok "ext4: and holds the shadow copy's content" ||
+                fail "ext4: the content after the interrupted revert differs from the shadow copy's"
+        [ "$(ids "$M")" = "$first_ext4" ] && [ "$(server_snaps "$R")" = "$(tr -d '{}' <<<"$first_ext4")" ] &&
+                ok "ext4: catalog and volume server list the reverted shadow copy only" ||
+                fail "ext4: after the restart the catalog has [$(ids "$M" | tr '\n' ' ')], the server [$(server_snaps "$R" | tr '\n' ' ')]"
+        echo writable >"$M/w" && rm "$M/w" || fail "ext4: not writable after the restart"
+fi
 
 kill "$PID"; wait "$PID" 2>/dev/null; PID=
 start

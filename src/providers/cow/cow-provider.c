@@ -386,6 +386,9 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
         }
         /* 5. */
         snap->volume_device[0] = 0;
+        /* Test hook: vssd waits with the volume offline and the revert started, so that a test can
+         * kill it there (the volume must come back when vssd starts again). */
+        (void)debug_sleep_from_env("VSSD_DEBUG_REVERT_OFFLINE_MS");
         for (;;) {
                 json_t *st = NULL;
                 const char *state_s;
