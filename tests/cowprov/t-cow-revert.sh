@@ -111,6 +111,9 @@ for fs in ext4 xfs; do
         echo still-writable >"$M/w" && rm "$M/w" || fail "$fs: not writable after the refusal"
         kill "$HOLD"; wait "$HOLD" 2>/dev/null; HOLD=
 
+        # The newer shadow copy exposed: its exposure goes with it.
+        mkdir -p "$T/x2-$fs"
+        out=$("$VSSADMIN" expose shadow /shadow="$id2" /at="$T/x2-$fs" 2>&1) || fail "$fs expose $id2: $out"
         loop_before=$(findmnt -n -o SOURCE "$M")
         out=$(echo y | "$VSSADMIN" revert shadow /shadow="$id1" 2>&1) &&
                 grep -qF "Its current content and 1 newer shadow copies are lost (Y/N): [N]?" <<<"$out" &&
@@ -129,6 +132,9 @@ for fs in ext4 xfs; do
         want=$(tr -d '{}' <<<"$id1")
         [ "$(server_snaps "$R")" = "$want" ] && ok "$fs: the volume server agrees" ||
                 fail "$fs: the volume server has: $(server_snaps "$R" | tr '\n' ' ')"
+        for _ in $(seq 100); do mountpoint -q "$T/x2-$fs" || break; sleep 0.1; done
+        ! mountpoint -q "$T/x2-$fs" && ok "$fs: the newer shadow copy's exposure is removed" ||
+                fail "$fs: the deleted shadow copy is still exposed at $T/x2-$fs"
         "$VSSADMIN" list events | grep -q "shadow copy $id2 of volume $M was deleted: the volume was reverted" &&
                 ok "$fs: the newer shadow copy's deletion is logged" || fail "$fs: no discarded event logged"
 
