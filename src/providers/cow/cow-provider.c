@@ -295,9 +295,13 @@ static vss_hresult attach_mount(struct cow_state *s, struct vss_provider_snapsho
 
 /* Puts the volume back as it was after a failure before the revert started; keeps the first error. */
 static vss_hresult revert_undo(struct cow_state *s, struct vss_provider_snapshot *snap, const char *live,
-                               vss_hresult hr)
+                               bool detached, vss_hresult hr)
 {
         char first[sizeof(s->ctx->error)], again[sizeof(s->ctx->error)];
+
+        /* Not mounted by us when we came (a retry after a failed revert): nothing to put back. */
+        if (!detached)
+                return hr;
 
         snprintf(first, sizeof(first), "%s", s->ctx->error);
         if (VSS_SUCCEEDED(attach_mount(s, snap, live))) {
@@ -343,6 +347,7 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
              id[VSS_ID_STRING_MAX];
         uint64_t last_ok = clock_monotonic_us();
         json_int_t done = 0, total = 0;
+        bool detached = false;
         vss_hresult hr;
         int r;
 
@@ -358,8 +363,9 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
                                     snap->volume, dev, live);
                 r = run_command((char *const[]){ "umount", snap->volume, NULL }, REVERT_UMOUNT_TIMEOUT_MS, out,
                                 sizeof(out));
+                /* Whatever umount said (or if it was killed at its deadline), the mount table decides. */
                 if (r != 0) {
-                        if (cow_mount_source(snap->volume, NULL, 0, NULL, 0) == 0 || r == -ETIMEDOUT)
+                        if (cow_mount_source(snap->volume, NULL, 0, NULL, 0) == 0)
                                 return fail(s, VSS_E_VOLUME_IN_USE,
                                             "cannot unmount %s: %s (close the files open on it, leave it, unmount "
                                             "what is mounted below it and retry; nothing was changed)",
@@ -369,20 +375,26 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
                 r = run_command((char *const[]){ "losetup", "-d", dev, NULL }, REVERT_LOSETUP_TIMEOUT_MS, out,
                                 sizeof(out));
                 if (r != 0) {
-                        fail(s, VSS_E_VOLUME_IN_USE, "losetup -d %s: %s", dev, out);
-                        return revert_undo(s, snap, live, VSS_E_VOLUME_IN_USE);
+                        /* Unmounted, but still attached: mount it again from the same loop device. */
+                        fail(s, VSS_E_VOLUME_IN_USE, "cannot detach %s after unmounting %s: %s", dev, snap->volume,
+                             out);
+                        if (run_command((char *const[]){ "mount", "-t", snap->fstype, dev, snap->volume, NULL },
+                                        REVERT_MOUNT_TIMEOUT_MS, out, sizeof(out)) != 0)
+                                snap->volume_device[0] = 0;
+                        return VSS_E_VOLUME_IN_USE;
                 }
+                detached = true;
         }
         /* 3. */
         hr = wait_no_writers(s, rundir);
         if (VSS_FAILED(hr))
-                return revert_undo(s, snap, live, hr);
+                return revert_undo(s, snap, live, detached, hr);
         /* 4. */
         hr = volsrv_call(rundir, "Snapshot.Revert", json_pack("{s:s}", "shadow_id", id), VOLSRV_CALL_TIMEOUT_MS, NULL,
                          err, sizeof(err));
         if (VSS_FAILED(hr)) {
                 fail(s, hr, "Snapshot.Revert of %s on the volume server of %s: %s", id, snap->volume, err);
-                return revert_undo(s, snap, live, hr);
+                return revert_undo(s, snap, live, detached, hr);
         }
         /* 5. */
         snap->volume_device[0] = 0;
