@@ -23,6 +23,9 @@
 
 set -euo pipefail
 
+# ok, fail, die, wait_until, check_exit
+. "$(dirname "${BASH_SOURCE[0]}")/../check.sh"
+
 BB_NAME=$(basename "$0" .sh)
 BB_PIDS=()        # writers and other helpers to kill
 BB_LOOPS=()       # loop devices to detach
@@ -77,10 +80,10 @@ bb_require()
 {
         [[ $(id -u) -eq 0 ]] || bb_skip "black-box tests need root (loop devices, mount, btrfs)"
         [[ -e /dev/loop-control ]] || bb_skip "no loop device support (/dev/loop-control missing)"
-        command -v losetup >/dev/null || bb_skip "losetup is missing"
-        command -v mkfs.btrfs >/dev/null || bb_skip "mkfs.btrfs is missing (btrfs-progs)"
-        command -v btrfs >/dev/null || bb_skip "the btrfs tool is missing (btrfs-progs)"
-        command -v python3 >/dev/null || bb_skip "python3 is missing"
+        command -v losetup >/dev/null || bb_fail "losetup is missing; scripts/install-deps.sh installs it"
+        command -v mkfs.btrfs >/dev/null || bb_fail "mkfs.btrfs is missing (btrfs-progs); scripts/install-deps.sh installs it"
+        command -v btrfs >/dev/null || bb_fail "the btrfs tool is missing (btrfs-progs); scripts/install-deps.sh installs it"
+        command -v python3 >/dev/null || bb_fail "python3 is missing; scripts/install-deps.sh installs it"
         grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null || true
         grep -qw btrfs /proc/filesystems || bb_skip "the kernel has no btrfs"
         local v
@@ -168,15 +171,14 @@ bb_wait_pid_gone()
 # bb_wait_until SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s.
 bb_wait_until()
 {
-        local secs=$1 what=$2 i
+        local secs=$1 what=$2
         shift 2
-        for ((i = 0; i < secs * 10; i++)); do
-                if "$@" >/dev/null 2>&1; then
-                        return 0
-                fi
-                sleep 0.1
-        done
-        bb_fail "timed out after ${secs}s waiting for: $what"
+        wait_until "$secs" bb_quiet "$@" || bb_fail "timed out after ${secs}s waiting for: $what"
+}
+
+bb_quiet()
+{
+        "$@" >/dev/null 2>&1
 }
 
 # bb_loopfs VAR NAME FSTYPE SIZE_MB: a new filesystem on a loop device, mounted; its mount

@@ -193,9 +193,9 @@ bb_assert_writer Survivor "[1] Stable" "No error"
 bb_assert_eq "" "$("$VSSADMIN" list writers | grep -F "Writer name: 'Ghost'" || true)" "a writer that failed to register is not listed"
 
 # A half-open connection that stays open while real work goes on.
-python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.send(b"{\"id\":1,"); time.sleep(30)' "$T/vssd.sock" &
+python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.send(b"{\"id\":1,"); open(sys.argv[2], "w").close(); time.sleep(30)' "$T/vssd.sock" "$T/halfopen-held" &
 BB_PIDS+=($!)
-sleep 0.2
+bb_wait_until 5 "the half-open peer connected" test -e "$T/halfopen-held"
 bb_run "$VSHADOW" "$VOL"
 bb_assert_rc 0 "vshadow while a half-open connection is held"
 bb_assert_writer Survivor "[1] Stable" "No error"

@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Shared by the cow-volume tests (sourced).
+# Shared by the cow-volume tests (sourced), on top of the checks all shell tests share.
+
+# ok, fail, die, wait_until, check_exit
+. "$(dirname "${BASH_SOURCE[0]}")/../check.sh"
 
 # cow_require BIN...: skip (77) without root, loop devices or FUSE; fail if a binary is
 # missing; export VSS_VOLSRV for vssd.
@@ -16,8 +19,7 @@ cow_require()
 # cow_wait_vssd: until the daemon on $VSS_SOCKET answers (at most 5 s).
 cow_wait_vssd()
 {
-        for _ in $(seq 50); do "$VSSADMIN" list writers >/dev/null 2>&1 && return 0; sleep 0.1; done
-        return 1
+        wait_until 5 eval '"$VSSADMIN" list writers >/dev/null 2>&1'
 }
 
 # cow_sweep DIR: remove whatever a failed test left under DIR, in the order that cannot
@@ -30,7 +32,9 @@ cow_sweep()
         losetup -a | grep -F "$dir/" | cut -d: -f1 | while read -r l; do losetup -d "$l"; done
         # A loop on a file of a FUSE mount that is gone shows the file's path inside it.
         losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^/shadows/" {print $1}' | while read -r l; do losetup -d "$l"; done
-        pkill -f "vss-volsrv.*$dir/" 2>/dev/null && sleep 0.2
+        if pkill -f "vss-volsrv.*$dir/" 2>/dev/null; then
+                for _ in $(seq 50); do pgrep -f "vss-volsrv.*$dir/" >/dev/null || break; sleep 0.1; done
+        fi
         grep -F " $dir/" /proc/self/mounts | awk '{print $2}' | while read -r m; do umount -l "$m"; done
         rm -rf "$dir"
 }

@@ -11,7 +11,7 @@ set -u
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 [ -e /dev/loop-control ] || { echo "SKIP: no loop devices"; exit 77; }
 FREEZE_TOOL=${FREEZE_TOOL:-${BUILD_DIR:-build}/tests/cowprov/freeze-tool}
-[ -x "$FREEZE_TOOL" ] || { echo "SKIP: $FREEZE_TOOL not built"; exit 77; }
+[ -x "$FREEZE_TOOL" ] || { echo "FAIL: $FREEZE_TOOL not built"; exit 1; }
 
 T=$(mktemp -d /tmp/cowprov-freeze.XXXXXX)
 MNT=$T/mnt LOOP= TOOLPID= fails=0
@@ -23,8 +23,7 @@ cleanup() {
         rm -rf "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/../check.sh"
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 truncate -s 256M "$T/img"
@@ -91,5 +90,4 @@ grep -q '^frozen' "$T/d.out" && fail "d: froze anyway"
 t0=$(ms); echo d > "$MNT/d"; sync -f "$MNT/d"; d=$(( $(ms) - t0 ))
 [ "$d" -le 1000 ] && ok "d: filesystem stayed writable" || fail "d: write took $d ms"
 
-[ "$fails" = 0 ] && echo "PASS" || echo "FAILED: $fails"
-exit $(( fails > 0 ))
+check_exit

@@ -14,7 +14,7 @@ bb_init
 for b in "$VSS_VOLSRV" "$VSSADMIN"; do
         [[ -x "$b" ]] || bb_fail "$b is not built"
 done
-command -v mkfs.xfs >/dev/null || bb_skip "mkfs.xfs is missing (xfsprogs)"
+command -v mkfs.xfs >/dev/null || bb_fail "mkfs.xfs is missing (xfsprogs; scripts/install-deps.sh installs it)"
 [[ -e /dev/fuse ]] || bb_skip "no /dev/fuse"
 export VSS_VOLSRV
 
@@ -47,7 +47,6 @@ vk_cleanup()
 }
 trap vk_cleanup EXIT
 
-ok() { echo "ok: $*"; }
 mount_src() { findmnt -rn -o SOURCE --mountpoint "$1" | tail -n 1; }
 volsrv_pid() { cat "$T/state/volumes/$1/run/volsrv.pid"; }
 # events TEXT: how many events of vssd's log hold TEXT.
@@ -110,8 +109,11 @@ M=$T/mnt-ext4
 echo "before both died" >"$M/d/both" && sync
 (cd "$M/d" && sha256sum -- *) >"$T/both.sums"
 bb_kill9_vssd
-kill -9 "$(volsrv_pid vke)"
-sleep 0.5
+vpid=$(volsrv_pid vke)
+kill -9 "$vpid"
+# Its parent is dead too, so it may stay a zombie for a while: gone or Z is dead.
+dead() { [[ ! -e /proc/$1 || $(ps -o stat= -p "$1") == Z* ]]; }
+bb_wait_until 5 "the volume server of vke dead" dead "$vpid"
 bb_start_vssd
 bb_wait_until 20 "$M remounted after vssd and its volume server were killed" remounted "$M" \
         "volume server of vke restarted; volume remounted at $M" 2 "$T/both.sums"

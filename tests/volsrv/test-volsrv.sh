@@ -32,14 +32,13 @@ skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "needs root"
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || skip "no loop devices"
-command -v python3 >/dev/null || skip "needs python3"
-command -v mkfs.ext4 >/dev/null || skip "needs mkfs.ext4"
+command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
+command -v mkfs.ext4 >/dev/null || { echo "FAIL: mkfs.ext4 is missing"; exit 1; }
 
 T=$(mktemp -d /tmp/volsrv-test.XXXXXX)
 LOOPS=()
 MOUNTS=()
 RUNDIRS=()
-FAILED=0
 BGPIDS=()
 
 cleanup() {
@@ -66,9 +65,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() { echo "FAIL: $*"; FAILED=1; }
-ok() { echo "ok: $*"; }
-die() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../check.sh"
 
 cat >"$T/ctl.py" <<'EOF'
 # ctl.py SOCKET METHOD [JSON-PARAMS]: one request, prints the result, exit 1 on an error reply.
@@ -468,7 +465,8 @@ VSS_VOLSRV_NBD_WORKERS=4 start full 64M --format --chunk-size 4K --max 10M
 R=$T/full/run
 python3 "$T/listen.py" "$R/control.sock" "$T/full/notes" &
 BGPIDS+=($!)
-sleep 0.3
+# listen.py opens its output only once it is connected.
+wait_until 5 test -e "$T/full/notes" || fail "the control-socket listener did not connect"
 dd if=/dev/urandom of="$R/fuse/volume" bs=1M count=8 oflag=direct conv=notrunc,fsync status=none
 ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g3\"}" >/dev/null || fail "Snapshot.Create g3"
 dd if=/dev/urandom of="$R/fuse/volume" bs=1M count=4 oflag=direct conv=notrunc,fsync status=none
@@ -476,8 +474,8 @@ ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g4\"}" >/dev/null || fail "Snapshot.
 cp "$R/fuse/volume" "$T/full/at-g4.raw"
 # 4 MiB copied for g3 + 8 MiB for g4 > 10 MiB: g3 has to go.
 dd if=/dev/urandom of="$R/fuse/volume" bs=1M seek=0 count=8 oflag=direct conv=notrunc,fsync status=none
-sleep 0.5
-if grep -q "\"evicted\"" "$T/full/run/events.log" 2>/dev/null && grep -q "$g3" "$T/full/run/events.log"; then
+evicted() { grep -q "\"evicted\"" "$T/full/run/events.log" 2>/dev/null && grep -q "$g3" "$T/full/run/events.log"; }
+if wait_until 10 evicted; then
         ok "events.log records the eviction of the oldest snapshot"
 else
         fail "no eviction in events.log: $(cat "$T/full/run/events.log" 2>/dev/null)"
@@ -552,5 +550,4 @@ for log in "$T"/*/run/volsrv.log; do
         fi
 done
 
-[ $FAILED = 0 ] && echo "all volsrv tests passed"
-exit $FAILED
+check_exit
