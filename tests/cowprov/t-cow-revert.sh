@@ -14,7 +14,7 @@ cow_require "$VSSD" "$VSSADMIN" "$VSS_VOLSRV"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/cowprov-revert.XXXXXX")
 export VSS_SOCKET=$T/sock
-PID= HOLD= fails=0 checks=0
+PID= HOLD=
 cleanup() {
         [ -n "$HOLD" ] && kill "$HOLD" 2>/dev/null
         if [ -n "$PID" ]; then
@@ -30,16 +30,11 @@ cleanup() {
         for p in "$T"/state/volumes/*/run/volsrv.pid; do
                 [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null
         done
-        for _ in $(seq 50); do
-                ls "$T"/state/volumes/*/run/volsrv.pid >/dev/null 2>&1 || break
-                sleep 0.1
-        done
+        wait_until 5 eval '! ls "$T"/state/volumes/*/run/volsrv.pid >/dev/null 2>&1'
         grep -F " $T/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
         rm -rf "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); checks=$((checks + 1)); }
-ok() { echo "ok: $*"; checks=$((checks + 1)); }
 start() { rm -f "$T/sock"; "$VSSD" --socket "$T/sock" --state-dir "$T/state" 2>>"$T/vssd.log" & PID=$!
         cow_wait_vssd || { echo "FAIL: vssd does not answer"; exit 1; }; }
 ids() { "$VSSADMIN" list shadows /for="$1" | awk '/Shadow Copy ID/ {print $4}'; }
@@ -61,10 +56,9 @@ for x in m["result"]["snapshots"]:
     print(x["shadow_id"].strip("{}").lower())
 EOF
 }
-wait_gone() { # wait_gone ID: the shadow copy leaves the catalog within 10 s
-        for _ in $(seq 100); do "$VSSADMIN" list shadows | grep -qF "$1" || return 0; sleep 0.1; done
-        return 1
-}
+listed() { "$VSSADMIN" list shadows | grep -qF "$1"; }
+mounted() { mountpoint -q "$1"; }
+holds_open() { ls -l "/proc/$1/fd" 2>/dev/null | grep -qF "$2"; }
 
 start
 for fs in ext4 xfs; do
@@ -101,7 +95,7 @@ for fs in ext4 xfs; do
         # Held open: refused, nothing changed, still mounted.
         ( exec 9<"$M/docs/f1"; exec sleep 60 ) &
         HOLD=$!
-        for _ in $(seq 50); do ls -l /proc/$HOLD/fd 2>/dev/null | grep -qF "$M/docs/f1" && break; sleep 0.1; done
+        wait_until 5 holds_open "$HOLD" "$M/docs/f1" || fail "$fs: the holder did not open the file"
         out=$("$VSSADMIN" revert shadow /shadow="$id1" /quiet 2>&1); rc=$?
         [ $rc != 0 ] && grep -q "0x8004231D VSS_E_VOLUME_IN_USE" <<<"$out" && ok "$fs: a volume in use is refused" ||
                 fail "$fs in use: rc $rc: $out"
@@ -127,13 +121,12 @@ for fs in ext4 xfs; do
                 ok "$fs: on loop device $src (was $loop_before) over the volume server's file" ||
                 fail "$fs: mounted from $src ($back)"
         echo writable >"$M/docs/after" && sync && rm "$M/docs/after" && ok "$fs: writable" || fail "$fs: not writable"
-        wait_gone "$id2" && [ "$(ids "$M")" = "$id1" ] && ok "$fs: the catalog lists the reverted shadow copy only" ||
+        wait_until 10 eval '! listed "$id2"' && [ "$(ids "$M")" = "$id1" ] && ok "$fs: the catalog lists the reverted shadow copy only" ||
                 fail "$fs: shadows listed after the revert: $(ids "$M" | tr '\n' ' ')"
         want=$(tr -d '{}' <<<"$id1")
         [ "$(server_snaps "$R")" = "$want" ] && ok "$fs: the volume server agrees" ||
                 fail "$fs: the volume server has: $(server_snaps "$R" | tr '\n' ' ')"
-        for _ in $(seq 100); do mountpoint -q "$T/x2-$fs" || break; sleep 0.1; done
-        ! mountpoint -q "$T/x2-$fs" && ok "$fs: the newer shadow copy's exposure is removed" ||
+        wait_until 10 eval '! mounted "$T/x2-$fs"' && ok "$fs: the newer shadow copy's exposure is removed" ||
                 fail "$fs: the deleted shadow copy is still exposed at $T/x2-$fs"
         "$VSSADMIN" list events | grep -q "shadow copy $id2 of volume $M was deleted: the volume was reverted" &&
                 ok "$fs: the newer shadow copy's deletion is logged" || fail "$fs: no discarded event logged"
@@ -159,8 +152,7 @@ echo "after the second shadow copy" >"$M/docs/f6"
 sync
 "$VSSADMIN" revert shadow /shadow="$first_ext4" /quiet >"$T/killed.out" 2>&1 &
 RPID=$!
-for _ in $(seq 100); do mountpoint -q "$M" || break; sleep 0.1; done
-if mountpoint -q "$M"; then
+if ! wait_until 10 eval '! mounted "$M"'; then
         fail "ext4: the revert did not take the volume offline"
 else
         kill -9 "$PID"; wait "$PID" 2>/dev/null; PID=
@@ -168,8 +160,7 @@ else
         [ $rc != 0 ] && ok "ext4: vssadmin fails when vssd dies in the revert (status $rc)" ||
                 fail "ext4: vssadmin succeeded although vssd died: $(cat "$T/killed.out")"
         start
-        for _ in $(seq 400); do mountpoint -q "$M" && break; sleep 0.1; done
-        mountpoint -q "$M" && ok "ext4: the volume is mounted again after vssd restarted" ||
+        wait_until 40 mounted "$M" && ok "ext4: the volume is mounted again after vssd restarted" ||
                 fail "ext4: the volume stays offline after vssd restarted"
         [ "$(tree_sum "$M")" = "$sum1_ext4" ] && ok "ext4: and holds the shadow copy's content" ||
                 fail "ext4: the content after the interrupted revert differs from the shadow copy's"
@@ -194,5 +185,5 @@ done
 kill "$PID"; wait "$PID" 2>/dev/null; PID=
 ! grep -E "AddressSanitizer|LeakSanitizer|runtime error" "$T/vssd.log" && ok "no sanitizer report from vssd" ||
         fail "vssd's sanitizers reported errors"
-echo "$((checks - fails)) of $checks checks passed"
-[ $fails = 0 ] || { echo "$fails check(s) failed"; tail -n 40 "$T/vssd.log"; exit 1; }
+[ "$fails" = 0 ] || tail -n 40 "$T/vssd.log"
+check_exit
