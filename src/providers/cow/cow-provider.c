@@ -336,7 +336,7 @@ static vss_hresult wait_no_writers(struct cow_state *s, const char *rundir)
                 return fail(s, VSS_E_PROVIDER_VETO, "the volume server does not answer Volume.Status: %s", err);
         return fail(s, VSS_E_VOLUME_IN_USE,
                     "the volume is still open for writing %lld time(s) after it was unmounted and detached (another "
-                    "loop device or an NBD client on it?)", (long long)n);
+                    "loop device, an NBD client, or a mount of it in another mount namespace?)", (long long)n);
 }
 
 static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
