@@ -340,6 +340,7 @@ static const struct method methods[] = {
         { "Shadows.Delete", PRIV_ADMIN, method_shadows },
         { "Shadows.Expose", PRIV_ADMIN, method_shadows },
         { "Shadows.Unexpose", PRIV_ADMIN, method_shadows },
+        { "Shadows.Revert", PRIV_ADMIN, method_shadows },
         { "Storage.List", PRIV_NONE, method_storage },
         { "Storage.Add", PRIV_ADMIN, method_storage },
         { "Storage.Resize", PRIV_ADMIN, method_storage },

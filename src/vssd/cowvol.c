@@ -165,6 +165,24 @@ static void handle_event(struct vssd *v, struct cowvol *cv, json_t *params)
                 vss_id_format(&sid, idbuf);
                 sh = shadow_find(v, &sid);
         }
+        if (streq(type, "reverted")) {
+                json_t *e = json_object_get(params, "error");
+                const char *ename = json_is_object(e) ? json_get_str(e, "name") : NULL;
+
+                /* The target of a revert stays (docs/cow-format.md, "Revert"); Shadows.Revert reports the outcome. */
+                catalog_event(v, ename ? "error" : "info", "volsnap", VSS_S_OK,
+                              "the volume server of %s ended the revert to shadow copy %s%s%s", vol, idbuf,
+                              ename ? " with " : "", ename ?: "");
+                return;
+        }
+        if (streq(type, "discarded")) {
+                catalog_event(v, "info", "volsnap", VSS_S_OK,
+                              "shadow copy %s of volume %s was deleted: the volume was reverted to an older one", idbuf,
+                              vol);
+                if (sh)
+                        shadow_forget(v, sh, "which was deleted when its volume was reverted to an older shadow copy");
+                return;
+        }
         if (streq(type, "evicted"))
                 catalog_event(v, "warning", "volsnap", VSS_E_INSUFFICIENT_STORAGE,
                               "The shadow copies of volume %s were deleted because the shadow copy storage could not "
@@ -1084,6 +1102,30 @@ vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on
         catalog_event(v, "info", "cow", VSS_S_OK, "the diff area of cow volume %s (%s) moved from %s to %s", cv->name,
                       cv->mountpoint, olddiff, cv->diff);
         return VSS_S_OK;
+}
+
+void cowvol_reverted(struct vssd *v, const char *rundir, const char *loopdev)
+{
+        struct cowvol *cv;
+        char *dup;
+
+        for (cv = v->cowvols; cv && !streq(cv->rundir, rundir); cv = cv->next)
+                ;
+        if (!cv || streq(cv->loopdev, loopdev))
+                return;
+        dup = strdup(loopdev);
+        if (!dup)
+                return;
+        free(cv->loopdev);
+        cv->loopdev = dup;
+        if (cowvol_put(v, cv) < 0)
+                log_warn("cow volume %s: cannot record its loop device %s: %s", cv->name, loopdev, sqlite3_errmsg(v->db));
+        /* Left detached by a failed revert: the remount machinery brings it back (and says why not). */
+        if (!loopdev[0] && cv->mountpoint[0]) {
+                cv->retry.cb = retry_cb;
+                cv->retry.userdata = cv;
+                timer_arm(v, &cv->retry, clock_monotonic_us() + 1000000);
+        }
 }
 
 void method_cowvol(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method)

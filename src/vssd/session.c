@@ -482,6 +482,10 @@ static void restore(struct vssd *v, struct session *s, json_int_t id, json_t *pa
                         return;
                 }
         /* A restore takes the service's one turn, like a snapshot set. */
+        if (shadows_revert_running(v)) {
+                reply_err(v, s->conn_serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS, "%s", shadows_revert_running(v));
+                return;
+        }
         if (v->set_owner && v->set_owner != s) {
                 struct session *o = v->set_owner;
 
@@ -624,6 +628,8 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
                 else if (v->set_owner == s)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "this session is restoring (PreRestore "
                                   "until PostRestore) and cannot create a snapshot set");
+                else if (shadows_revert_running(v))
+                        reply_err(v, c->serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS, "%s", shadows_revert_running(v));
                 else if (v->set_owner && v->set_owner != s)
                         reply_err(v, c->serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                   "set %s of pid %d is between StartSnapshotSet and the end of DoSnapshotSet",

@@ -206,6 +206,7 @@ enum prov_op {
         PROV_DELETE,
         PROV_EXPOSE,
         PROV_UNEXPOSE,
+        PROV_REVERT,
 };
 
 struct prov_job {
@@ -287,6 +288,7 @@ struct vssd {
         struct storage_assoc *assocs;
         struct cowvol *cowvols;
         struct session *set_owner;     /* between StartSnapshotSet and the end of DoSnapshotSet */
+        struct revert *reverting;       /* Shadows.Revert running (shadows.c), NULL if none */
         sqlite3 *db;
         struct provider *providers;
         size_t n_providers;
@@ -426,6 +428,9 @@ void shadow_forget(struct vssd *v, struct shadow *sh, const char *why);
 void shadows_release_session(struct vssd *v, const vss_id *session_id);
 void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 void shadows_recover(struct vssd *v);
+/* The running revert's text for errors ("a revert of VOL to shadow copy ID is running"), or NULL. */
+const char *shadows_revert_running(struct vssd *v);
+void shadows_revert_free(struct revert *r);
 
 /* storage.c */
 int storage_load(struct vssd *v);
@@ -452,6 +457,8 @@ int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n);
  * given up with an event), -EBUSY while a set is being created (retry soon), else -errno after
  * an error event (retry later). */
 int cowvol_remount(struct vssd *v, struct cowvol *cv);
+/* After a revert of the cow volume served from 'rundir': it is attached as 'loopdev' now. */
+void cowvol_reverted(struct vssd *v, const char *rundir, const char *loopdev);
 
 /* admin.c */
 void method_admin(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);

@@ -100,7 +100,7 @@ bb_require()
 bb_init()
 {
         bb_require
-        T=$(mktemp -d "/tmp/tests-bb-$BB_NAME.XXXXXX")
+        T=$(mktemp -d "${TMPDIR:-/tmp}/tests-bb-$BB_NAME.XXXXXX")
         mkdir -p "$T/behave" "$T/state" "$T/vols"
         : >"$T/events.log"
         trap bb_cleanup EXIT

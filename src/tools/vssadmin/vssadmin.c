@@ -95,6 +95,8 @@ static const struct verb {
         { "resize", "shadowstorage", verb_resize_shadowstorage, O(OPT_FOR) | O(OPT_ON) | O(OPT_MAXSIZE),
           O(OPT_FOR) | O(OPT_ON) | O(OPT_MAXSIZE), "/For=VOL /On=VOL /MaxSize=SIZE|UNBOUNDED|N%",
           "Resize a volume shadow copy storage association" },
+        { "revert", "shadow", verb_revert_shadow, O(OPT_SHADOW) | O(OPT_QUIET), O(OPT_SHADOW), "/Shadow=ID [/Quiet]",
+          "Revert a volume back to a specified shadow copy" },
         { "unexpose", "shadow", verb_unexpose_shadow, O(OPT_SHADOW), O(OPT_SHADOW), "/Shadow=ID",
           "Unmount an exposed shadow copy" },
 };

@@ -74,6 +74,7 @@ int verb_create_shadow(struct vssadmin *va);
 int verb_delete_shadows(struct vssadmin *va);
 int verb_expose_shadow(struct vssadmin *va);
 int verb_unexpose_shadow(struct vssadmin *va);
+int verb_revert_shadow(struct vssadmin *va);
 
 int verb_add_shadowstorage(struct vssadmin *va);
 int verb_resize_shadowstorage(struct vssadmin *va);
