@@ -188,7 +188,7 @@ bool conn_privileged(struct vssd *v, struct conn *c)
 struct method {
         const char *name;
         bool privileged;
-        int kind;       /* 0 admin, 1 writer register, 2 writers list, 3 backup, 4 shadows, 5 storage, 6 volumes */
+        int kind;       /* 0 admin, 1 writer register, 2 writers list, 3 backup, 4 shadows, 5 storage, 6 volumes, 7 previous versions */
 };
 
 static const struct method methods[] = {
@@ -224,6 +224,9 @@ static const struct method methods[] = {
         { "Storage.Delete", true, 5 },
         { "Volumes.Create", true, 6 },
         { "Volumes.Delete", true, 6 },
+        { "PreviousVersions.List", false, 7 },
+        { "PreviousVersions.Add", true, 7 },
+        { "PreviousVersions.Delete", true, 7 },
 };
 
 static void dispatch(struct vssd *v, struct conn *c, struct wire_msg *m)
@@ -267,6 +270,9 @@ static void dispatch(struct vssd *v, struct conn *c, struct wire_msg *m)
                 break;
         case 6:
                 method_cowvol(v, c, id, m->params, meth->name);
+                break;
+        case 7:
+                method_pubver(v, c, id, m->params, meth->name);
                 break;
         }
 }
