@@ -45,9 +45,11 @@ pv_setup()
         pv_start_vssd
         truncate -s 256M "$T/b.img"
         PV_LOOP=$(losetup -f --show "$T/b.img")
-        mkfs.btrfs -q -f "$PV_LOOP" >/dev/null
+        # mkfs.btrfs checks every mount on the machine and fails while another test's dead FUSE
+        # mount is there (a volume server just killed): that passes once its owner cleans up.
+        for _ in $(seq 100); do mkfs.btrfs -q -f "$PV_LOOP" >/dev/null 2>"$T/mkfs.err" && break; sleep 0.1; done
         mkdir -p "$T/b"
-        mount "$PV_LOOP" "$T/b"
+        mount "$PV_LOOP" "$T/b" || { echo "FAIL: no btrfs volume: $(cat "$T/mkfs.err")"; exit 1; }
         PV_COW=pv$$
         local out
         out=$($A create volume /name="$PV_COW" /size=128MB /fs=ext4 /mount="$T/c" 2>&1) ||
