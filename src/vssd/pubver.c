@@ -352,6 +352,20 @@ static void sync_volume(struct vssd *v, const char *volume, struct pv_wait *w)
         }
         if (!p)
                 return;
+        /* Checked again before each round of mounts: a parent of DIR that someone else may
+         * write to could have been swapped for a symlink since the publication was added. */
+        {
+                _cleanup_free_ char *real = realpath(p->dir, NULL);
+                char err[600];
+
+                if (!real || !streq(real, p->dir) || !dir_is_safe(p->dir, err, sizeof(err))) {
+                        if (!real || !streq(real, p->dir))
+                                fmt_trunc(err, sizeof(err), "%s now resolves to %s", p->dir, real ?: strerror(errno));
+                        catalog_event(v, "error", "pubver", VSS_E_OBJECT_NOT_FOUND,
+                                      "shadow copies of %s are not published: %s", volume, err);
+                        return;
+                }
+        }
         for (struct shadow *sh = v->shadows; sh; sh = sh->next) {
                 if (sh->published_path || !streq(sh->snap.volume, volume))
                         continue;

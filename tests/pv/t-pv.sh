@@ -23,6 +23,14 @@ for v in b c; do
         echo "$v one" >"$T/$v/doc.txt"; sync
         id[$v.1]=$(pv_shadow "$T/$v") || fail "create shadow 1 of $v"
 done
+# vssd mounts as root in DIR: one that others may write to, or a symlink, is refused.
+mkdir -m 1777 "$T/ww"
+for d in "$T/ww" "$B/link-to-ww"; do
+        [ "$d" = "$B/link-to-ww" ] && ln -s "$T/ww" "$d"
+        out=$($A add previousversions /for="$B" /at="$d" 2>&1) && fail "published at unsafe $d" ||
+                { grep -q 0x80070057 <<<"$out" && ok "unsafe DIR $d refused (E_INVALIDARG)" || fail "unsafe $d: $out"; }
+done
+rm -f "$B/link-to-ww"
 out=$($A add previousversions /for="$B" 2>&1) && grep -q "at '$B/.snapshots' (1 shadow copies)" <<<"$out" &&
         ok "btrfs published at the default DIR" || fail "add btrfs: $out"
 out=$($A add previousversions /for="$C" /at="$CD" 2>&1) && ok "cow published at $CD" || fail "add cow: $out"
@@ -73,12 +81,19 @@ out=$($A delete shadows /shadow="${id[b.1]}" /quiet 2>&1) || fail "delete shadow
 [ ! -e "$B/.snapshots/$n1" ] && ok "deleted shadow $n1 gone from DIR" || fail "$n1 still in DIR"
 [ "$(pv_names "$B/.snapshots" | wc -l)" = 1 ] || fail "DIR after delete: $(pv_names "$B/.snapshots")"
 
-# A vssd restart keeps the publications and their mounts; new shadows appear.
+# A vssd restart keeps the publications and their mounts; new shadows appear.  A mount that
+# is gone meanwhile (as after a reboot) is made again.
+n2=$(pv_gmt_of "${id[b.2]}") c2=$(pv_gmt_of "${id[c.2]}")
 pv_stop_vssd
+src=$(findmnt -rn -o SOURCE --mountpoint "$CD/$c2" | tail -n 1)
+umount "$CD/$c2" && losetup -d "$src"
 pv_start_vssd
 $A list previousversions | grep -q "Shadow copies published: 1" && ok "publication survives a vssd restart" ||
         fail "after restart: $($A list previousversions)"
-mountpoint -q "$B/.snapshots/$(pv_gmt_of "${id[b.2]}")" && ok "its mount too" || fail "mount lost at restart"
+mountpoint -q "$B/.snapshots/$n2" && ok "its mount too" || fail "mount lost at restart"
+for _ in $(seq 50); do mountpoint -q "$CD/$c2" && break; sleep 0.1; done
+mountpoint -q "$CD/$c2" && [ "$(cat "$CD/$c2/doc.txt")" = "c two" ] && ok "a mount gone at restart is made again" ||
+        fail "$CD/$c2 not mounted again at restart"
 echo "b four" >"$B/doc.txt"
 id[b.3]=$(pv_shadow "$B")
 n3=$(pv_gmt_of "${id[b.3]}")
