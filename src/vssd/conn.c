@@ -347,6 +347,9 @@ static const struct method methods[] = {
         { "Storage.Delete", PRIV_ADMIN, method_storage },
         { "Volumes.Create", PRIV_ADMIN, method_cowvol },
         { "Volumes.Delete", PRIV_ADMIN, method_cowvol },
+        { "PreviousVersions.List", PRIV_NONE, method_pubver },
+        { "PreviousVersions.Add", PRIV_ADMIN, method_pubver },
+        { "PreviousVersions.Delete", PRIV_ADMIN, method_pubver },
 };
 
 bool conn_allowed(struct vssd *v, struct conn *c, enum vssd_privilege need, const char *method, char *why,

@@ -7,7 +7,7 @@
  * lazily unmounted, its loop device detached (autoclear when still busy), a
  * new loop device attached to the live file and the filesystem mounted again
  * where it was (ext4 journal recovery / XFS log replay happen in that mount).
- * Exposed shadows of the volume are exposed again the same way, or dropped.
+ * Exposed and published shadows of the volume are mounted again the same way, or dropped.
  *
  * Whether something needs doing is decided from the kernel, not from memory:
  * a loop device is live when LOOP_GET_STATUS64 names the inode of the file the
@@ -63,6 +63,15 @@ static enum loop_state dead_loop_state(const char *dev, const char *path)
 
         if (cow_loop_backing_file(dev, back, sizeof(back)) < 0)
                 return LOOP_NONE;
+        /* d_path() appends " (deleted)" once the dead connection's dentry was dropped
+         * ("/volume (deleted)"), which happens in about half the kills. */
+        {
+                static const char deleted[] = " (deleted)";
+                size_t n = strlen(back), k = sizeof(deleted) - 1;
+
+                if (n > k && streq(back + n - k, deleted))
+                        back[n - k] = 0;
+        }
         if (streq(back, path))
                 return LOOP_OURS_DEAD;
         /* The last "/fuse/" of the path is RUNDIR's. */
@@ -196,49 +205,57 @@ static void drop_exposure(struct vssd *v, struct shadow *sh, const char *idbuf, 
         (void)catalog_shadow_put(v, sh);
 }
 
-/* Exposes the shadow again on the live FUSE file, as the cow provider's expose does. */
-static void reexpose(struct vssd *v, struct shadow *sh)
+/* Mounts the shadow again at 'path' (its exposure or its previous version) on the live FUSE
+ * file, as the cow provider's expose does; 'what' ("exposed", "published") names it in the event.  false,
+ * with the reason in err, when it cannot be. */
+static bool remount_shadow_at(struct vssd *v, struct shadow *sh, const char *path, const char *what, char *err,
+                              size_t errlen)
 {
         const char *opts = streq(sh->snap.fstype, "xfs") ? "ro,norecovery,nouuid" : "ro,noload";
-        char idbuf[VSS_ID_STRING_MAX], src[VSS_PATH_MAX] = "", loop[256], err[700] = "";
+        char idbuf[VSS_ID_STRING_MAX], src[VSS_PATH_MAX] = "", loop[256];
         struct stat live;
         enum loop_state ls;
         int r;
 
         vss_id_format(&sh->snap.snapshot_id, idbuf);
         if (stat(sh->snap.device, &live) < 0) {
-                fmt_trunc(err, sizeof(err), "the volume server no longer serves %s: %m", sh->snap.device);
-                drop_exposure(v, sh, idbuf, err);
-                return;
+                fmt_trunc(err, errlen, "the volume server no longer serves %s: %m", sh->snap.device);
+                return false;
         }
-        r = cow_mount_source(sh->exposed_path, src, sizeof(src), NULL, 0);
+        r = cow_mount_source(path, src, sizeof(src), NULL, 0);
         ls = r >= 0 ? loop_state(src, sh->snap.device, &live) : LOOP_NONE;
         if (ls == LOOP_OURS_LIVE)
-                return;
+                return true;
         if (r >= 0 && ls == LOOP_NONE) {
-                fmt_trunc(err, sizeof(err), "%s is now mounted from %s: left alone", sh->exposed_path, src);
-                drop_exposure(v, sh, idbuf, err);
-                return;
+                fmt_trunc(err, errlen, "%s is now mounted from %s: left alone", path, src);
+                return false;
         }
         if (r >= 0) {
-                r = drop_dead_mount(sh->exposed_path, src, err, sizeof(err));
-                if (r < 0 && r != -ENOENT) {
-                        drop_exposure(v, sh, idbuf, err);
-                        return;
-                }
+                r = drop_dead_mount(path, src, err, errlen);
+                if (r < 0 && r != -ENOENT)
+                        return false;
                 detach_loop(src);
         }
-        if (attach_loop(sh->snap.device, true, loop, sizeof(loop), err, sizeof(err)) < 0) {
-                drop_exposure(v, sh, idbuf, err);
-                return;
-        }
-        if (mount_fs(sh->snap.fstype, opts, loop, sh->exposed_path, err, sizeof(err)) < 0) {
+        if (attach_loop(sh->snap.device, true, loop, sizeof(loop), err, errlen) < 0)
+                return false;
+        if (mount_fs(sh->snap.fstype, opts, loop, path, err, errlen) < 0) {
                 detach_loop(loop);
-                drop_exposure(v, sh, idbuf, err);
-                return;
+                return false;
         }
-        catalog_event(v, "info", "cow", VSS_S_OK, "shadow copy %s exposed again at %s (%s) after its volume server restarted",
-                      idbuf, sh->exposed_path, loop);
+        catalog_event(v, "info", "cow", VSS_S_OK, "shadow copy %s %s again at %s (%s) after its volume server restarted",
+                      idbuf, what, path, loop);
+        return true;
+}
+
+static void reexpose(struct vssd *v, struct shadow *sh)
+{
+        char idbuf[VSS_ID_STRING_MAX], err[700] = "";
+
+        vss_id_format(&sh->snap.snapshot_id, idbuf);
+        if (sh->exposed_path && !remount_shadow_at(v, sh, sh->exposed_path, "exposed", err, sizeof(err)))
+                drop_exposure(v, sh, idbuf, err);
+        if (sh->published_path && !remount_shadow_at(v, sh, sh->published_path, "published", err, sizeof(err)))
+                pubver_lost(v, sh, err);
 }
 
 static bool set_in_progress(struct vssd *v)
@@ -331,7 +348,8 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
         }
 
         for (struct shadow *sh = v->shadows; sh; sh = sh->next)
-                if (sh->exposed_path && !sh->deleting && streq(sh->snap.provider_data, cv->rundir))
+                if ((sh->exposed_path || sh->published_path) && !sh->deleting &&
+                    streq(sh->snap.provider_data, cv->rundir))
                         reexpose(v, sh);
         return 0;
 fail:

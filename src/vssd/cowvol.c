@@ -977,6 +977,9 @@ static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
                 return;
         }
         fmt_trunc(own, sizeof(own), "%s/volumes/%s/volume.img", v->state_dir, name);
+        /* Its publication (with no shadow copies, nothing is mounted there) goes before the filesystem. */
+        if (cv->mountpoint[0])
+                pubver_volume_gone(v, cv->mountpoint);
         timer_cancel(v, &cv->retry);
         ev_close(v, cv);
         teardown(cv, streq(own, cv->image));

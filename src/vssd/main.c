@@ -223,6 +223,7 @@ static void shutdown_daemon(struct vssd *v)
         providers_done(v);
         storage_done(v);
         cowvols_done(v);
+        pubvers_done(v);
         catalog_event(v, "info", "service", VSS_S_OK, "vssd stopped");
         catalog_close(v);
         if (v->listen_fd >= 0) {

@@ -225,6 +225,9 @@ static void ops_shadows_created(struct vssd *v, struct session *s)
                               vss_id_format(&sh->snap.snapshot_id, idbuf), sh->snap.volume,
                               context_type_name(s->context) ?: "?", sh->snap.device);
         }
+        /* Published volumes show the new shadow copies as previous versions. */
+        for (size_t i = 0; i < s->n_vols; i++)
+                pubver_sync(v, s->vols[i].snap.volume);
 }
 
 static void ops_release_shadows(struct vssd *v, struct session *s)

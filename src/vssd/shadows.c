@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "basic/string-util.h"
 #include "vssd/attrs.h"
 #include "vssd/vssd.h"
 
@@ -17,6 +18,7 @@ void shadow_free(struct shadow *sh)
         if (!sh)
                 return;
         free(sh->exposed_path);
+        free(sh->published_path);
         free(sh);
 }
 
@@ -42,6 +44,7 @@ json_t *shadow_prop_json(struct vssd *v, struct shadow *sh)
         char host[256] = "localhost", text[512];
         int32_t attrs = sh->attributes | sh->snap.attributes;
         vss_id pid = VSS_ID_NULL;
+        json_t *o;
 
         (void)gethostname(host, sizeof(host) - 1);
         if (sh->exposed_path)
@@ -49,7 +52,7 @@ json_t *shadow_prop_json(struct vssd *v, struct shadow *sh)
         attributes_text(attrs, text, sizeof(text));
         if (sh->provider >= 0)
                 (void)vss_id_parse(provider_table[sh->provider]->provider_id, &pid);
-        return json_pack("{s:o, s:o, s:i, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:i, s:s, s:s, s:i, s:I, s:i}",
+        o = json_pack("{s:o, s:o, s:i, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:i, s:s, s:s, s:i, s:I, s:i}",
                          "shadow_id", json_id(&sh->snap.snapshot_id), "set_id", json_id(&sh->snap.set_id),
                          "snapshots_count", sh->snapshots_count, "device", sh->snap.device, "original_volume",
                          sh->snap.volume, "original_device", sh->snap.volume_device, "originating_machine", host,
@@ -60,13 +63,21 @@ json_t *shadow_prop_json(struct vssd *v, struct shadow *sh)
                          "attributes", attrs, "attributes_text", text, "type",
                          context_type_name(sh->snap.context) ?: "Unknown", "context", sh->snap.context,
                          "creation_time_us", (json_int_t)sh->creation_time_us, "state", 12);
+        if (o)
+                json_object_set_new(o, "published_path", json_str_or_null(sh->published_path));
+        return o;
 }
 
 /* ---- deletion ---- */
 
-/* Out of the list and the catalog, and freed. */
+/* Out of the list and the catalog, and freed; another shadow copy of the
+ * volume may take its previous-version name. */
 static void shadow_drop(struct vssd *v, struct shadow *sh)
 {
+        char volume[VSS_PATH_MAX];
+
+        fmt_trunc(volume, sizeof(volume), "%s", sh->snap.volume);
+        pubver_unpublish(v, sh);
         for (struct shadow **pp = &v->shadows; *pp; pp = &(*pp)->next)
                 if (*pp == sh) {
                         *pp = sh->next;
@@ -74,6 +85,7 @@ static void shadow_drop(struct vssd *v, struct shadow *sh)
                 }
         (void)catalog_shadow_del(v, &sh->snap.snapshot_id);
         shadow_free(sh);
+        pubver_sync(v, volume);
 }
 
 /* Only directories we created under the state dir are ours to remove; a
@@ -104,8 +116,10 @@ static void delete_done(struct vssd *v, struct prov_job *j)
         if (VSS_FAILED(j->hr)) {
                 catalog_event(v, "error", "provider", j->hr, "cannot delete shadow copy %s: %s", idbuf,
                               j->error[0] ? j->error : vss_hresult_message(j->hr));
-                if (sh)
+                if (sh) {
                         sh->deleting = false;
+                        pubver_sync(v, sh->snap.volume);       /* published again */
+                }
         } else if (sh) {
                 catalog_event(v, "info", "shadow", VSS_S_OK, "shadow copy %s of %s deleted", idbuf, sh->snap.volume);
                 shadow_drop(v, sh);
@@ -163,6 +177,8 @@ void shadow_delete(struct vssd *v, struct shadow *sh, void (*done)(struct vssd *
         j->done = delete_done;
         j->userdata = d;
         sh->deleting = true;
+        /* Unmounted before the provider deletes it: queued ahead of the delete job. */
+        pubver_unpublish(v, sh);
         if (sh->exposed_path) {
                 struct prov_job *u = prov_job_new(PROV_UNEXPOSE, sh->provider, &sh->snap, 1);
 
@@ -227,6 +243,9 @@ void shadows_recover(struct vssd *v)
                 catalog_event(v, "error", "catalog", VSS_E_UNEXPECTED, "cannot load shadow copies from the catalog");
                 return;
         }
+        /* Before anything is dropped: a shadow copy forgotten below is unpublished too. */
+        if (pubver_load(v) < 0)
+                catalog_event(v, "error", "catalog", VSS_E_UNEXPECTED, "cannot load the previous versions publications");
         for (struct shadow *sh = v->shadows; sh; sh = next) {
                 char idbuf[VSS_ID_STRING_MAX];
                 struct provider *p = sh->provider >= 0 ? &v->providers[sh->provider] : NULL;
@@ -252,6 +271,7 @@ void shadows_recover(struct vssd *v)
                         }
                 }
         }
+        pubver_start(v);
         log_info("catalog: %d shadow copies on record", n);
 }
 

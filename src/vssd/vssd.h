@@ -110,6 +110,7 @@ struct shadow {
         int32_t attributes;             /* context bits | provider bits (without EXPOSED) */
         int64_t creation_time_us;
         char *exposed_path;
+        char *published_path;           /* DIR/@GMT-... while published (pubver.c), mount queued or done */
         vss_id owner_session;
         int snapshots_count;
         bool deleting;
@@ -137,6 +138,16 @@ struct cowvol {
         int ev_fd;                      /* control connection for Volume.Event, -1 if down */
         struct wire_buf ev_in;
         struct timer retry;
+};
+
+/* ---- Previous Versions publications (pubver.c) ---- */
+
+struct pubver {
+        struct pubver *next;
+        char *volume;                   /* the published volume (canonical path) */
+        char *dir;                      /* where its shadow copies appear as @GMT-... (canonical) */
+        bool made_dir;                  /* vssd created dir: removed with the publication */
+        int64_t created_us;
 };
 
 /* ---- sessions (session.c) and their snapshot sets (set.c, phases in set.h) ---- */
@@ -287,6 +298,7 @@ struct vssd {
         struct shadow *shadows;
         struct storage_assoc *assocs;
         struct cowvol *cowvols;
+        struct pubver *pubvers;
         struct session *set_owner;     /* between StartSnapshotSet and the end of DoSnapshotSet */
         struct revert *reverting;       /* Shadows.Revert running (shadows.c), NULL if none */
         sqlite3 *db;
@@ -459,6 +471,21 @@ int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n);
 int cowvol_remount(struct vssd *v, struct cowvol *cv);
 /* After a revert of the cow volume served from 'rundir': it is attached as 'loopdev' now. */
 void cowvol_reverted(struct vssd *v, const char *rundir, const char *loopdev);
+
+/* pubver.c: the one place that keeps published directories in step with the shadow copies. */
+/* Mounts what volume's publication should show and unmounts what it should not (any volume). */
+void pubver_sync(struct vssd *v, const char *volume);
+/* Queues the unmount of a shadow copy's published path (it is being deleted or was lost). */
+void pubver_unpublish(struct vssd *v, struct shadow *sh);
+/* The mount of sh's published path is gone and cannot be made again (cowvol-remount.c). */
+void pubver_lost(struct vssd *v, struct shadow *sh, const char *why);
+/* A volume is deleted: its publication goes (it has no shadow copies by then). */
+void pubver_volume_gone(struct vssd *v, const char *volume);
+/* Startup: pubver_load() after the shadows are loaded, pubver_start() after they are recovered. */
+int pubver_load(struct vssd *v);
+void pubver_start(struct vssd *v);
+void pubvers_done(struct vssd *v);
+void method_pubver(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 
 /* admin.c */
 void method_admin(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);

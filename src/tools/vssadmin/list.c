@@ -416,3 +416,49 @@ int verb_list_events(struct vssadmin *va)
         json_decref(result);
         return 0;
 }
+
+int verb_list_previousversions(struct vssadmin *va)
+{
+        const char *for_vol = tool_args_value(&va->args, OPT_FOR);
+        json_t *result = NULL, *params = json_object(), *p, *sh;
+        size_t i, k;
+
+        if (!params)
+                return tool_print_error(VSS_E_OUTOFMEMORY, NULL);
+        if (for_vol)
+                json_object_set_new(params, "volume", json_string(for_vol));
+        if (VSS_FAILED(vssadmin_call(va, "PreviousVersions.List", params, &result)))
+                return TOOL_EXIT_FAILURE;
+        if (va->json) {
+                int r = vssadmin_print_json(result);
+                json_decref(result);
+                return r;
+        }
+
+        if (json_array_size(array_of(result, "publications")) == 0)
+                printf(NO_ITEMS);
+        json_array_foreach(array_of(result, "publications"), i, p) {
+                json_t *shadows = array_of(p, "shadows");
+                json_int_t since = 0;
+                char when[64];
+
+                json_get_int(p, "created_us", &since);
+                if (i > 0)
+                        printf("\n");
+                printf("Previous Versions of volume: %s\n"
+                       "   Published at: %s\n"
+                       "   Published since: %s\n"
+                       "   Shadow copies published: %zu\n",
+                       str(p, "volume"), str(p, "dir"), vssadmin_format_time(since, when, sizeof(when)),
+                       json_array_size(shadows));
+                json_array_foreach(shadows, k, sh) {
+                        json_int_t created = 0;
+
+                        json_get_int(sh, "creation_time_us", &created);
+                        printf("      %s: Shadow Copy ID: %s, created %s\n", str(sh, "name"), str(sh, "shadow_id"),
+                               vssadmin_format_time(created, when, sizeof(when)));
+                }
+        }
+        json_decref(result);
+        return 0;
+}

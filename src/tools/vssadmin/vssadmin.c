@@ -57,6 +57,8 @@ static const struct verb {
         const char *syntax;
         const char *help;
 } verbs[] = {
+        { "add", "previousversions", verb_add_previousversions, O(OPT_FOR) | O(OPT_AT), O(OPT_FOR),
+          "/For=VOL [/At=DIR]", "Publish a volume's shadow copies as @GMT- previous versions" },
         { "add", "shadowstorage", verb_add_shadowstorage, O(OPT_FOR) | O(OPT_ON) | O(OPT_MAXSIZE),
           O(OPT_FOR) | O(OPT_ON), "/For=VOL /On=VOL [/MaxSize=SIZE]",
           "Add a new volume shadow copy storage association" },
@@ -67,6 +69,8 @@ static const struct verb {
           "/Name=NAME [/Size=SIZE] [/Image=PATH | /Device=DEV] [/Fs=ext4|xfs] [/Mount=DIR]",
           "Create a copy-on-write volume served by openvss (an existing image or device without /Fs is adopted "
           "with its filesystem)" },
+        { "delete", "previousversions", verb_delete_previousversions, O(OPT_FOR), O(OPT_FOR), "/For=VOL",
+          "Stop publishing a volume's previous versions" },
         { "delete", "shadows", verb_delete_shadows,
           O(OPT_FOR) | O(OPT_OLDEST) | O(OPT_ALL) | O(OPT_SHADOW) | O(OPT_QUIET), 0,
           "/For=VOL [/Oldest | /All | /Shadow=ID] [/Quiet]", "Delete volume shadow copies" },
@@ -82,6 +86,8 @@ static const struct verb {
           "List the events logged by the shadow copy service" },
         { "list", "hosts", verb_list_hosts, O(OPT_JSON), 0, "[--json]",
           "List the hosts of this host's cluster (vssd.conf [cluster])" },
+        { "list", "previousversions", verb_list_previousversions, O(OPT_FOR) | O(OPT_JSON), 0,
+          "[/For=VOL] [--json]", "List the volumes whose previous versions are published" },
         { "list", "providers", verb_list_providers, O(OPT_JSON), 0, "[--json]",
           "List registered volume shadow copy providers" },
         { "list", "shadows", verb_list_shadows, O(OPT_FOR) | O(OPT_SHADOW) | O(OPT_JSON), 0,
@@ -119,6 +125,9 @@ static void print_commands(FILE *f)
                          verbs[i].word2 ? verbs[i].word2 + 1 : "");
                 if (verbs[i].word2 && strcasecmp(verbs[i].word2, "shadowstorage") == 0)
                         snprintf(title, sizeof(title), "%c%s ShadowStorage",
+                                 toupper((unsigned char)verbs[i].word1[0]), verbs[i].word1 + 1);
+                if (verbs[i].word2 && strcasecmp(verbs[i].word2, "previousversions") == 0)
+                        snprintf(title, sizeof(title), "%c%s PreviousVersions",
                                  toupper((unsigned char)verbs[i].word1[0]), verbs[i].word1 + 1);
                 fprintf(f, "%-21s - %s\n", title, verbs[i].help);
         }

@@ -69,6 +69,7 @@ int verb_list_shadows(struct vssadmin *va);
 int verb_list_shadowstorage(struct vssadmin *va);
 int verb_list_volumes(struct vssadmin *va);
 int verb_list_events(struct vssadmin *va);
+int verb_list_previousversions(struct vssadmin *va);
 
 int verb_create_shadow(struct vssadmin *va);
 int verb_delete_shadows(struct vssadmin *va);
@@ -81,3 +82,5 @@ int verb_resize_shadowstorage(struct vssadmin *va);
 int verb_delete_shadowstorage(struct vssadmin *va);
 int verb_create_volume(struct vssadmin *va);
 int verb_delete_volume(struct vssadmin *va);
+int verb_add_previousversions(struct vssadmin *va);
+int verb_delete_previousversions(struct vssadmin *va);
