@@ -22,6 +22,7 @@ struct parse_state {
         size_t errlen;
         int lineno;
         bool failed;
+        bool cluster_seen;
 };
 
 void config_defaults(struct vssd_config *c)
@@ -34,6 +35,7 @@ void config_defaults(struct vssd_config *c)
                 .max_connections_per_uid = 64,
                 .min_diff_area_mb = 320,
         };
+        cluster_config_defaults(&c->cluster);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
@@ -83,6 +85,17 @@ static int handler(void *user, const char *section, const char *name, const char
         uint32_t x;
         int r;
 
+        if (streq(section, "cluster")) {
+                char why[256];
+
+                p->cluster_seen = true;
+                if (cluster_config_set(&p->cfg->cluster, name, value, why, sizeof(why)) < 0) {
+                        snprintf(p->errbuf, p->errlen, "[cluster] %s", why);
+                        p->failed = true;
+                        return 0;
+                }
+                return 1;
+        }
         if (streq(section, "storage") && streq(name, "min_diff_area_mb")) {
                 if (parse_u32(value, 1, 1024 * 1024, &p->cfg->min_diff_area_mb) < 0) {
                         snprintf(p->errbuf, p->errlen, "bad value '%s' for min_diff_area_mb (MB, 1..1048576)", value);
@@ -152,8 +165,13 @@ static int finish(int r, struct parse_state *p, const char *where)
 {
         char tmp[256];
 
-        if (r == 0 && !p->failed)
+        if (r == 0 && !p->failed) {
+                if (cluster_config_finish(&p->cfg->cluster, p->cluster_seen, tmp, sizeof(tmp)) < 0) {
+                        snprintf(p->errbuf, p->errlen, "%s: [cluster] %s", where, tmp);
+                        return -EINVAL;
+                }
                 return 0;
+        }
         if (r > 0) {
                 snprintf(tmp, sizeof(tmp), "%s", p->failed ? p->errbuf : "syntax error");
                 snprintf(p->errbuf, p->errlen, "%s line %d: %s", where, r, tmp);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* vssd.conf: [service], [storage] and [cow], parsed with inih.  Pure: no logging.
+/* vssd.conf: [service], [storage], [cow] and [cluster], parsed with inih.  Pure: no logging.
  * Group names are resolved to gids by config_resolve_groups() (config_load calls it):
  * parsing alone never consults the user database. */
 
@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "cluster/cluster-config.h"
 
 #define VSSD_GROUP_NAME_MAX 64
 
@@ -29,6 +31,7 @@ struct vssd_config {
         uint32_t max_connections_per_uid; /* for every uid but root */
         uint32_t min_diff_area_mb;      /* [storage]: smallest diff area maximum accepted */
         char volsrv_path[512];          /* [cow]: vss-volsrv binary, "" = next to vssd */
+        struct cluster_config cluster;  /* [cluster]: .enabled false without the section */
 };
 
 void config_defaults(struct vssd_config *c);

@@ -318,6 +318,7 @@ static const struct method methods[] = {
         { "Volumes.List", PRIV_NONE, method_admin },
         { "Events.List", PRIV_NONE, method_admin },
         { "Service.Status", PRIV_NONE, method_admin },
+        { "Cluster.Hosts", PRIV_NONE, method_admin },
         { "Writer.Register", PRIV_WRITER, handle_writer_register },
         { "Writers.List", PRIV_NONE, handle_writers_list },
         { "Backup.GatherWriterMetadata", PRIV_ADMIN, method_backup },

@@ -81,6 +81,37 @@ static void test_bad(void **state)
         }
 }
 
+static void test_cluster(void **state)
+{
+        struct vssd_config c;
+        char err[256];
+
+        config_defaults(&c);
+        assert_int_equal(config_parse_string("[service]\nfreeze_timeout_ms=5000\n", &c, err, sizeof(err)), 0);
+        assert_false(c.cluster.enabled);
+
+        assert_int_equal(config_parse_string("[cluster]\nendpoints=http://10.0.0.1:2379,http://10.0.0.2:2379\n"
+                                             "host=db1\nhost_lease_ttl_s=4\n", &c, err, sizeof(err)), 0);
+        assert_true(c.cluster.enabled);
+        assert_string_equal(c.cluster.host, "db1");
+        assert_string_equal(c.cluster.prefix, "/openvss");
+        assert_int_equal(c.cluster.host_lease_ttl_s, 4);
+
+        /* A [cluster] without endpoints is refused, not a silent single host. */
+        config_defaults(&c);
+        err[0] = 0;
+        assert_true(config_parse_string("[cluster]\nhost=db1\n", &c, err, sizeof(err)) < 0);
+        assert_non_null(strstr(err, "endpoints"));
+        assert_false(c.cluster.enabled);
+
+        err[0] = 0;
+        assert_true(config_parse_string("[cluster]\nendpoints=ftp://x\n", &c, err, sizeof(err)) < 0);
+        assert_non_null(strstr(err, "[cluster]"));
+        err[0] = 0;
+        assert_true(config_parse_string("[cluster]\nendpoints=http://a:1\nhost=bad/name\n", &c, err, sizeof(err)) < 0);
+        assert_non_null(strstr(err, "host"));
+}
+
 static void test_missing_file(void **state)
 {
         struct vssd_config c;
@@ -134,6 +165,7 @@ int main(void)
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_all_keys),
                 cmocka_unit_test(test_bad),
+                cmocka_unit_test(test_cluster),
                 cmocka_unit_test(test_missing_file),
                 cmocka_unit_test(test_groups_resolved),
         };

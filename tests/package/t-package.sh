@@ -47,8 +47,7 @@ ROOT=$T/root
 LOOPB= SLEEPER= fails=0
 PATH_IN=/usr/sbin:/usr/bin:/sbin:/bin
 
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/../check.sh"
 # A command inside the root, with a clean environment.
 in_root() { chroot "$ROOT" /usr/bin/env -i PATH=$PATH_IN LC_ALL=C.UTF-8 HOME=/root "$@"; }
 root_id() { stat -L -c %d:%i "$ROOT" 2>/dev/null; }
@@ -64,13 +63,6 @@ root_pids() {
 mounts_under() { awk -v r="$ROOT/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | sort -r; }
 # Loop devices whose backing file is under $T.
 loops_under() { losetup -l -n -O NAME,BACK-FILE | awk -v t="$T/" 'index($2, t) == 1 { print $1 }'; }
-wait_until() { # SECONDS CMD...
-        local end=$((SECONDS + $1)); shift
-        until "$@"; do
-                ((SECONDS < end)) || return 1
-                sleep 0.1
-        done
-}
 
 no_root_pids() { [[ -z "$(root_pids)" ]]; }
 

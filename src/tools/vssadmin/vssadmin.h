@@ -31,6 +31,7 @@ enum {
         OPT_FS,
         OPT_MOUNT,
         OPT_JSON,
+        OPT_CLUSTER,
         OPT_SOCKET,
         OPT_HELP,
         _OPT_MAX,
@@ -62,6 +63,7 @@ vss_hresult vssadmin_parse_id(const char *option, const char *text, char ret[VSS
 int vssadmin_query_shadows(struct vssadmin *va, const char *volume, const char *shadow, json_t **ret_result);
 
 int verb_list_writers(struct vssadmin *va);
+int verb_list_hosts(struct vssadmin *va);
 int verb_list_providers(struct vssadmin *va);
 int verb_list_shadows(struct vssadmin *va);
 int verb_list_shadowstorage(struct vssadmin *va);
