@@ -108,6 +108,17 @@ bb_run as "$UA" "$VSSADMIN" delete shadows "/for=$VOL" /all /quiet
 bb_assert_rc 0 "$UA (admin group): vssadmin delete shadows /all"
 bb_run "$VSSADMIN" list shadows
 bb_assert_contains "$OUT" "No items found that satisfy the query." "the admin group's member deleted every shadow copy"
+# Membership counts from either source: the connecting process's groups (a unit's
+# SupplementaryGroups=, here setpriv --groups) for a user the database does not list, and
+# the user database for a process that dropped its supplementary groups.
+bb_run setpriv --reuid="$UN" --regid="$(id -g "$UN")" --groups="$(getent group "$GA" | cut -d: -f3)" -- \
+        "$VSHADOW" -p -nw "$VOL"
+bb_assert_rc 0 "$UN with $GA as a supplementary group of the process: vshadow -p -nw"
+bb_run setpriv --reuid="$UA" --regid="$(id -g "$UA")" --clear-groups -- \
+        "$VSSADMIN" delete shadows "/for=$VOL" /all /quiet
+bb_assert_rc 0 "$UA, in $GA by /etc/group only, without supplementary groups: vssadmin delete shadows"
+bb_run "$VSSADMIN" list shadows
+bb_assert_contains "$OUT" "No items found that satisfy the query." "the shadow copy made by the process group's member is gone"
 bb_run as "$UA" "$VSSWRITER" --name bbw-admin --volume "$VOL" --no-reconnect
 denied "$UA" Writer.Register "$GW" "$UA (admin group, not writer group): vsswriter"
 
