@@ -189,6 +189,13 @@ vss_hresult vss_backup_delete_snapshots(vss_backup *b, const vss_id *id, bool is
 vss_hresult vss_backup_expose_snapshot(vss_backup *b, const vss_id *snapshot_id, const char *path,
                                        char **ret_path);
 vss_hresult vss_backup_unexpose_snapshot(vss_backup *b, const vss_id *snapshot_id);
+/* RevertToSnapshot: the shadow copy's volume gets exactly its content, and the call returns
+ * when it has (mounted again where it was).  The shadow copy and older ones stay, newer ones
+ * are deleted.  VSS_E_VOLUME_IN_USE when the volume is busy (nothing changed),
+ * VSS_E_REVERT_IN_PROGRESS while another revert runs, VSS_E_SNAPSHOT_SET_IN_PROGRESS while a set
+ * is created or a restore runs, VSS_E_UNSUPPORTED_CONTEXT for a non-persistent shadow copy,
+ * VSS_E_VOLUME_NOT_SUPPORTED where the provider cannot replace the volume. */
+vss_hresult vss_backup_revert_to_snapshot(vss_backup *b, const vss_id *snapshot_id);
 
 #ifdef __cplusplus
 }

@@ -7,3 +7,6 @@
  * existing directory is fine; an existing non-directory is -ENOTDIR.  Returns 0
  * or -errno. */
 int mkdir_p(const char *path, mode_t mode);
+/* Replaces 'path' by a file holding 'data' (mode 0600) so that a crash leaves the old file or
+ * the new one, whole: written to path.tmp, fsync'ed, renamed, directory fsync'ed.  0 or -errno. */
+int write_file_atomic(const char *path, const void *data, size_t len);

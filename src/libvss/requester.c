@@ -849,6 +849,13 @@ vss_hresult vss_backup_expose_snapshot(vss_backup *b, const vss_id *snapshot_id,
         return hr;
 }
 
+vss_hresult vss_backup_revert_to_snapshot(vss_backup *b, const vss_id *snapshot_id)
+{
+        if (!b || !snapshot_id)
+                return VSS_E_INVALIDARG;
+        return backup_call(b, "Shadows.Revert", json_pack("{s:o}", "shadow_id", json_id(snapshot_id)), NULL);
+}
+
 vss_hresult vss_backup_unexpose_snapshot(vss_backup *b, const vss_id *snapshot_id)
 {
         if (!b || !snapshot_id)

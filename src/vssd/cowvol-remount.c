@@ -11,7 +11,9 @@
  *
  * Whether something needs doing is decided from the kernel, not from memory:
  * a loop device is live when LOOP_GET_STATUS64 names the inode of the file the
- * server serves now.  A mount point is only touched while /proc/self/mountinfo
+ * server serves now.  A live loop device with nothing mounted where the volume
+ * belongs (vssd died in a revert, between the unmount and the copy) is mounted
+ * again.  A mount point is only touched while /proc/self/mountinfo
  * shows our loop device on top of it: something mounted over it since is the
  * admin's, and is left alone.
  *
@@ -332,6 +334,17 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                         catalog_event(v, "warning", "cow", VSS_S_OK,
                                       "volume server of %s restarted; volume attached again as %s; processes that had "
                                       "it open must reopen it", cv->name, loop);
+        } else if (mounted && cv->fs[0] && cow_mount_source(cv->mountpoint, NULL, 0, NULL, 0) == -ENOENT) {
+                /* Live loop device, nothing mounted where the volume belongs: vssd died in a revert
+                 * between the unmount and the volume server's start of the copy. */
+                r = mount_fs(cv->fs, NULL, cv->loopdev, cv->mountpoint, err, sizeof(err));
+                if (r < 0 && streq(cv->fs, "xfs"))
+                        r = mount_fs(cv->fs, "nouuid", cv->loopdev, cv->mountpoint, err, sizeof(err));
+                if (r < 0)
+                        goto fail;
+                catalog_event(v, "warning", "cow", VSS_S_OK,
+                              "cow volume %s was not mounted (vssd stopped while it was offline): mounted again at %s "
+                              "(%s)", cv->name, cv->mountpoint, cv->loopdev);
         }
 
         for (struct shadow *sh = v->shadows; sh; sh = sh->next)

@@ -47,7 +47,10 @@ vss_hresult provider_map_hr(vss_hresult hr)
                 return VSS_S_OK;
         if (hr == VSS_E_PROVIDER_VETO || hr == VSS_E_OBJECT_NOT_FOUND || hr == VSS_E_INSUFFICIENT_STORAGE ||
             hr == VSS_E_OUTOFMEMORY || hr == VSS_E_INVALIDARG || hr == VSS_E_HOLD_WRITES_TIMEOUT ||
-            hr == VSS_E_FLUSH_WRITES_TIMEOUT || hr == VSS_E_VOLUME_NOT_SUPPORTED)
+            hr == VSS_E_FLUSH_WRITES_TIMEOUT || hr == VSS_E_VOLUME_NOT_SUPPORTED ||
+            /* RevertToSnapshot's own results */
+            hr == VSS_E_VOLUME_IN_USE || hr == VSS_E_REVERT_IN_PROGRESS || hr == VSS_E_REVERT_VOLUME_LOST ||
+            hr == VSS_E_NOTIMPL)
                 return hr;
         return VSS_E_UNEXPECTED_PROVIDER_ERROR;
 }
@@ -155,6 +158,14 @@ static void run_job(struct vssd *v, struct prov_job *j)
                 break;
         case PROV_UNEXPOSE:
                 hr = o->unexpose(p->state, j->snaps, j->path);
+                break;
+        case PROV_REVERT:
+                /* Test hook: a revert that takes its time, so that tests can run into it
+                 * (VSS_E_REVERT_IN_PROGRESS, VSS_E_SNAPSHOT_SET_IN_PROGRESS). */
+                if (getenv("VSSD_DEBUG_REVERT_DELAY_MS"))
+                        log_warn("VSSD_DEBUG_REVERT_DELAY_MS: the revert waited %llu ms",
+                                 (unsigned long long)debug_sleep_from_env("VSSD_DEBUG_REVERT_DELAY_MS"));
+                hr = o->revert ? o->revert(p->state, j->snaps) : VSS_E_NOTIMPL;
                 break;
         }
         j->raw_hr = hr;
@@ -322,6 +333,9 @@ void providers_done(struct vssd *v)
                         v->done_head = j->next;
                         prov_job_free(j);
                 }
+                /* The worker finished the revert (it runs every queued job before it stops). */
+                shadows_revert_free(v->reverting);
+                v->reverting = NULL;
         }
         for (size_t i = 0; i < v->n_providers; i++)
                 if (v->providers[i].ok && v->providers[i].ops->done)

@@ -29,6 +29,9 @@
 
 set -euo pipefail
 
+# ok, fail, die, wait_until, check_exit
+. "$(dirname "${BASH_SOURCE[0]}")/../check.sh"
+
 CL_NAME=$(basename "$0" .sh)
 CL_PORT_CLIENT=23790
 CL_PORT_PEER=23791
@@ -332,11 +335,12 @@ cl_assert_le()
 # cl_wait_until SECS WHAT CMD...: polls CMD every 100 ms until it succeeds.
 cl_wait_until()
 {
-        local secs=$1 what=$2 end
+        local secs=$1 what=$2
         shift 2
-        end=$((SECONDS + secs))
-        until "$@" >/dev/null 2>&1; do
-                [[ $SECONDS -lt $end ]] || cl_fail "timed out after ${secs}s waiting for: $what"
-                sleep 0.1
-        done
+        wait_until "$secs" cl_quiet "$@" || cl_fail "timed out after ${secs}s waiting for: $what"
+}
+
+cl_quiet()
+{
+        "$@" >/dev/null 2>&1
 }

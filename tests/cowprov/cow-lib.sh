@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Shared by the cow-volume tests (sourced).
+# Shared by the cow-volume tests (sourced), on top of the checks all shell tests share.
+
+# ok, fail, die, wait_until, check_exit
+. "$(dirname "${BASH_SOURCE[0]}")/../check.sh"
 
 # cow_require BIN...: skip (77) without root, loop devices or FUSE; fail if a binary is
 # missing; export VSS_VOLSRV for vssd.
@@ -16,8 +19,7 @@ cow_require()
 # cow_wait_vssd: until the daemon on $VSS_SOCKET answers (at most 5 s).
 cow_wait_vssd()
 {
-        for _ in $(seq 50); do "$VSSADMIN" list writers >/dev/null 2>&1 && return 0; sleep 0.1; done
-        return 1
+        wait_until 5 eval '"$VSSADMIN" list writers >/dev/null 2>&1'
 }
 
 # cow_sweep DIR: remove whatever a failed test left under DIR, in the order that cannot

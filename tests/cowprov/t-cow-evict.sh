@@ -21,8 +21,6 @@ cleanup() {
         cow_sweep "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 A=$VSSADMIN
 
 printf '[storage]\nmin_diff_area_mb=1\n' >"$T/vssd.conf"

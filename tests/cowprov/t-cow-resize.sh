@@ -26,8 +26,6 @@ cleanup() {
         cow_sweep "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 A=$VSSADMIN
 M=$T/mnt
 

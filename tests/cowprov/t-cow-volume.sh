@@ -23,8 +23,6 @@ cleanup() {
         cow_sweep "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 start() { rm -f "$T/sock"; "$VSSD" --socket "$T/sock" --state-dir "$T/state" 2>>"$T/vssd.log" & PID=$!
         cow_wait_vssd; }
 

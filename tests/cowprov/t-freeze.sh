@@ -23,8 +23,7 @@ cleanup() {
         rm -rf "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/../check.sh"
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 truncate -s 256M "$T/img"
@@ -91,5 +90,4 @@ grep -q '^frozen' "$T/d.out" && fail "d: froze anyway"
 t0=$(ms); echo d > "$MNT/d"; sync -f "$MNT/d"; d=$(( $(ms) - t0 ))
 [ "$d" -le 1000 ] && ok "d: filesystem stayed writable" || fail "d: write took $d ms"
 
-[ "$fails" = 0 ] && echo "PASS" || echo "FAILED: $fails"
-exit $(( fails > 0 ))
+check_exit

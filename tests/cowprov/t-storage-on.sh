@@ -26,8 +26,6 @@ cleanup() {
         cow_sweep "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 A=$VSSADMIN
 # expect CMD...: the command must fail with the HRESULT in $want (hex and name) in its output.
 expect() { local out rc; out=$("$@" 2>&1); rc=$?

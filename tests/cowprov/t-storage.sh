@@ -20,8 +20,7 @@ cleanup() {
         rm -rf "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/../check.sh"
 start() { "$VSSD" --socket "$T/sock" --state-dir "$T/state" --config "$T/vssd.conf" 2>>"$T/vssd.log" & PID=$!
         for _ in $(seq 50); do [ -S "$T/sock" ] && break; sleep 0.1; done; }
 stop() { kill "$PID"; wait "$PID"; PID=; }
@@ -53,5 +52,4 @@ grep -q "UNBOUNDED" <<<"$out" && ok "persisted across restart" || fail "after re
 out=$("$VSSADMIN" delete shadowstorage /for="$T/a" /quiet 2>&1) && ok "deleted" || fail "delete: $out"
 out=$("$VSSADMIN" list shadowstorage 2>&1)
 grep -q "For volume" <<<"$out" && fail "still listed: $out" || ok "gone"
-[ "$fails" = 0 ] && echo PASS || echo "FAILED: $fails"
-exit $((fails > 0))
+check_exit

@@ -47,7 +47,6 @@ vk_cleanup()
 }
 trap vk_cleanup EXIT
 
-ok() { echo "ok: $*"; }
 mount_src() { findmnt -rn -o SOURCE --mountpoint "$1" | tail -n 1; }
 volsrv_pid() { cat "$T/state/volumes/$1/run/volsrv.pid"; }
 # events TEXT: how many events of vssd's log hold TEXT.

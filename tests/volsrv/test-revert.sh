@@ -42,7 +42,6 @@ T=$(mktemp -d /tmp/volsrv-revert.XXXXXX)
 R=$T/run
 LOOP=
 MNT=$T/mnt
-FAILED=0
 
 server_pid() { cat "$R/volsrv.pid" 2>/dev/null; }
 
@@ -62,9 +61,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() { echo "FAIL: $*"; FAILED=1; }
-ok() { echo "ok: $*"; }
-die() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../check.sh"
 
 cat >"$T/ctl.py" <<'EOF'
 # ctl.py SOCKET METHOD [JSON-PARAMS]...: the requests in one write on one
@@ -304,4 +301,4 @@ done
 [ -n "$resumed" ] || fail "no kill -9 landed inside a revert in 3 attempts"
 
 grep -E "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error" "$R/volsrv.log" && fail "sanitizer report in volsrv.log"
-[ "$FAILED" = 0 ] && echo "PASS" || exit 1
+check_exit

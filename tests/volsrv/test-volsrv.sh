@@ -39,7 +39,6 @@ T=$(mktemp -d /tmp/volsrv-test.XXXXXX)
 LOOPS=()
 MOUNTS=()
 RUNDIRS=()
-FAILED=0
 BGPIDS=()
 
 cleanup() {
@@ -66,15 +65,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() { echo "FAIL: $*"; FAILED=1; }
-ok() { echo "ok: $*"; }
-die() { echo "FAIL: $*"; exit 1; }
-# wait_until SECS CMD...: polls CMD every 0.1 s; false when SECS pass first.
-wait_until() {
-        local i n=$(( $1 * 10 )); shift
-        for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
-        return 1
-}
+. "$(dirname "$0")/../check.sh"
 
 cat >"$T/ctl.py" <<'EOF'
 # ctl.py SOCKET METHOD [JSON-PARAMS]: one request, prints the result, exit 1 on an error reply.
@@ -559,5 +550,4 @@ for log in "$T"/*/run/volsrv.log; do
         fi
 done
 
-[ $FAILED = 0 ] && echo "all volsrv tests passed"
-exit $FAILED
+check_exit
