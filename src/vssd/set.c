@@ -191,8 +191,11 @@ static const struct set_step backup_steps[] = {
           VSS_EVENT_FREEZE, 0 },
         { "CommitSnapshots", PROVIDERS(PROV_COMMIT), TIMEOUT_HOLD,
           FAIL_PROVIDER_ABORTS | FAIL_WRITER_ABORTS | FAIL_IF_FREEZE_EXPIRED | FAIL_UNCOMMITS, VSS_EVENT_FREEZE, 0 },
+        /* Once CommitSnapshots returned, the providers hold the snapshots: a requester that
+         * left meanwhile must not leave them outside the catalog, so the set is finished
+         * (and then released with its session, which deletes auto-release shadows). */
         { "PostCommitSnapshots", PROVIDERS(PROV_POST_COMMIT), TIMEOUT_NONE, FAIL_PROVIDER_ABORTS | FAIL_UNCOMMITS, 0,
-          0 },
+          STEP_AFTER_COMMIT },
         { "Thaw", WRITERS(VSS_EVENT_THAW), TO_INVOLVED_OK, TIMEOUT_EVENT, FAIL_REPORTED, 0,
           STEP_THAW | STEP_SHADOWS_EXIST | STEP_AFTER_COMMIT },
         { "PostSnapshot", WRITERS(VSS_EVENT_POST_SNAPSHOT), TO_INVOLVED_OK, TIMEOUT_EVENT, FAIL_REPORTED, 0,

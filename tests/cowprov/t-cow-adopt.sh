@@ -115,7 +115,7 @@ adopt_roundtrip()
         head -c 5000 /dev/urandom >>"$m/a/b/big"
         rm "$m/a/f2"
         echo new >"$m/c/new"
-        sync
+        sync -f "$m"
         sums "$m" >"$T/$name.after"
         mkdir -p "$T/x-$name"
         bb_run "$VSSADMIN" expose shadow "/shadow=$shadow" "/at=$T/x-$name"

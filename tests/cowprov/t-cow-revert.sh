@@ -71,7 +71,7 @@ for fs in ext4 xfs; do
         head -c 20000000 /dev/urandom >"$M/docs/deep/big"
         ln -s docs/f1 "$M/link"
         chmod 600 "$M/docs/f2"
-        sync
+        sync -f "$M"
         sum1=$(tree_sum "$M")
         out=$("$VSSADMIN" create shadow /for="$M" 2>&1) || fail "$fs shadow 1: $out"
         id1=$(ids "$M")
@@ -87,7 +87,7 @@ for fs in ext4 xfs; do
         id2=$(ids "$M" | grep -vxF "$id1")
         head -c 3000000 /dev/urandom >>"$M/docs/deep/big"
         mkdir "$M/later"
-        sync
+        sync -f "$M"
         sum_now=$(tree_sum "$M")
         [ -n "$id1" ] && [ -n "$id2" ] && [ "$sum_now" != "$sum1" ] &&
                 ok "$fs: two shadow copies, the volume changed since the first" || fail "$fs: setup ($id1 / $id2)"
@@ -127,7 +127,7 @@ for fs in ext4 xfs; do
         [ "$back" = "$R/fuse/volume" ] && [ "$(findmnt -n -o FSTYPE "$M")" = "$fs" ] &&
                 ok "$fs: on loop device $src (was $loop_before) over the volume server's file" ||
                 fail "$fs: mounted from $src ($back)"
-        echo writable >"$M/docs/after" && sync && rm "$M/docs/after" && ok "$fs: writable" || fail "$fs: not writable"
+        echo writable >"$M/docs/after" && sync -f "$M" && rm "$M/docs/after" && ok "$fs: writable" || fail "$fs: not writable"
         wait_until 10 eval '! listed "$id2"' && [ "$(ids "$M")" = "$id1" ] && ok "$fs: the catalog lists the reverted shadow copy only" ||
                 fail "$fs: shadows listed after the revert: $(ids "$M" | tr '\n' ' ')"
         want=$(tr -d '{}' <<<"$id1")
@@ -158,7 +158,7 @@ unset VSSD_DEBUG_REVERT_OFFLINE_MS
 ended() { "$VSSADMIN" list events | grep -cF "ended the revert to shadow copy $first_ext4"; }
 ended_before=$(ended)
 echo "after the second shadow copy" >"$M/docs/f6"
-sync
+sync -f "$M"
 "$VSSADMIN" revert shadow /shadow="$first_ext4" /quiet >"$T/killed.out" 2>&1 &
 RPID=$!
 # The volume server ends the copy while vssd waits in the hook: kill it then.

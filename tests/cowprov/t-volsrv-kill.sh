@@ -62,14 +62,14 @@ for fs in ext4 xfs; do
                 bb_fail "$fs: create volume: $out"
         mkdir -p "$M/d" "$X"
         for i in $(seq 12); do head -c $((RANDOM * 8 + 1)) /dev/urandom >"$M/d/f$i"; done
-        sync
+        sync -f "$M"
         (cd "$M/d" && sha256sum -- *) >"$T/shadow-$fs.sums"
         out=$("$VSSADMIN" create shadow /for="$M" 2>&1) || bb_fail "$fs: create shadow: $out"
         id=$("$VSSADMIN" list shadows /for="$M" | awk '/Shadow Copy ID/{print $4}')
         out=$("$VSSADMIN" expose shadow /shadow="$id" /at="$X" 2>&1) || bb_fail "$fs: expose: $out"
         for i in $(seq 6 18); do head -c $((RANDOM * 8 + 1)) /dev/urandom >"$M/d/f$i"; done
         echo "after the shadow" >>"$M/d/f1"
-        sync
+        sync -f "$M"
         (cd "$M/d" && sha256sum -- *) >"$T/live-$fs.sums"
         old=$(mount_src "$M") oldx=$(mount_src "$X")
         ev_vol="volume server of $name restarted; volume remounted at $M" ev_x="shadow copy $id exposed again at $X"
@@ -85,7 +85,7 @@ for fs in ext4 xfs; do
         bb_wait_until 20 "$fs: $M remounted with the checksums of the last sync" remounted "$M" "$ev_vol" 1 "$T/live-$fs.sums"
         ok "$fs: remounted from $(mount_src "$M") (was $old), every file as at the last sync"
         [[ $(findmnt -rn -o FSTYPE --mountpoint "$M" | tail -n 1) == "$fs" ]] || bb_fail "$fs: wrong fstype at $M"
-        echo "written after the remount" >"$M/d/new" && sync && grep -q "after the remount" "$M/d/new" ||
+        echo "written after the remount" >"$M/d/new" && sync -f "$M" && grep -q "after the remount" "$M/d/new" ||
                 bb_fail "$fs: cannot write after the remount"
         ok "$fs: a new file written and synced"
         bb_wait_until 10 "$fs: shadow exposed again at $X" remounted "$X" "$ev_x" 1 "$T/shadow-$fs.sums"
@@ -106,7 +106,7 @@ done
 
 # Both vssd and the volume server killed: the restarted vssd brings the volume back.
 M=$T/mnt-ext4
-echo "before both died" >"$M/d/both" && sync
+echo "before both died" >"$M/d/both" && sync -f "$M"
 (cd "$M/d" && sha256sum -- *) >"$T/both.sums"
 bb_kill9_vssd
 vpid=$(volsrv_pid vke)
@@ -117,7 +117,7 @@ bb_wait_until 5 "the volume server of vke dead" dead "$vpid"
 bb_start_vssd
 bb_wait_until 20 "$M remounted after vssd and its volume server were killed" remounted "$M" \
         "volume server of vke restarted; volume remounted at $M" 2 "$T/both.sums"
-echo again >"$M/d/again" && sync || bb_fail "cannot write after vssd's restart"
+echo again >"$M/d/again" && sync -f "$M" || bb_fail "cannot write after vssd's restart"
 ok "kill -9 of vssd and the volume server: volume back at $M from $(mount_src "$M")"
 
 "$VSSADMIN" delete shadows /all /quiet >/dev/null 2>&1

@@ -50,7 +50,7 @@ for v in b c; do
         for n in 1 2; do
                 head -c 100000 /dev/urandom >"$T/$v/doc.bin"
                 sum[$v.$n]=$(sha256sum <"$T/$v/doc.bin")
-                sync
+                sync -f "$T/$v"
                 id[$v.$n]=$(pv_shadow "$T/$v") || fail "create shadow $n of $v"
         done
         head -c 100000 /dev/urandom >"$T/$v/doc.bin"

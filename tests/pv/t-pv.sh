@@ -21,7 +21,7 @@ B=$T/b C=$T/c CD=$T/cpv
 # Two shadow copies per volume, the live file changed between and after.
 declare -A id
 for v in b c; do
-        echo "$v one" >"$T/$v/doc.txt"; sync
+        echo "$v one" >"$T/$v/doc.txt"; sync -f "$T/$v"
         id[$v.1]=$(pv_shadow "$T/$v") || fail "create shadow 1 of $v"
 done
 # vssd mounts as root in DIR: one that others may write to, or a symlink, is refused.
@@ -40,9 +40,9 @@ out=$($A add previousversions /for="$B" 2>&1) && fail "published twice: $out" ||
 out=$($A add previousversions /for="$B/.snapshots" 2>&1) && fail "a directory published as a volume" ||
         { grep -q 0x80042308 <<<"$out" && ok "a directory is not a volume: VSS_E_OBJECT_NOT_FOUND" || fail "dir: $out"; }
 for v in b c; do
-        echo "$v two" >"$T/$v/doc.txt"; sync
+        echo "$v two" >"$T/$v/doc.txt"; sync -f "$T/$v"
         id[$v.2]=$(pv_shadow "$T/$v") || fail "create shadow 2 of $v"
-        echo "$v three" >"$T/$v/doc.txt"; sync
+        echo "$v three" >"$T/$v/doc.txt"; sync -f "$T/$v"
 done
 
 check_dir() {   # VOLUME DIR EXPECTED-CONTENTS...

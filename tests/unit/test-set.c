@@ -836,6 +836,17 @@ static void test_requester_disconnect(void **state)
         do_set();
         expect(CREATE_TO_FREEZE " " COMMIT " A>Thaw B>Thaw shadows A~Abort B~Abort =aborted A~BackupShutdown "
                                 "B~BackupShutdown released");
+        teardown(state);
+
+        /* While the providers commit: once they have, the snapshots exist; the set is
+         * finished (no PostSnapshot, nobody to report to), recorded, then released. */
+        setup(state);
+        start_set();
+        f.act = ACT_REQUESTER_GONE;
+        f.act_at = (enum vss_event)PROV_COMMIT;
+        do_set();
+        expect(CREATE_TO_FREEZE " " COMMIT " A>Thaw B>Thaw shadows =created A~Abort B~Abort =aborted "
+                                "A~BackupShutdown B~BackupShutdown released");
 }
 
 /* AbortBackup of a created set: writers hear Abort, committed providers are left alone. */
