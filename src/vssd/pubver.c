@@ -320,7 +320,9 @@ static void wanted_path(struct vssd *v, const struct pubver *p, const struct sha
         char name[64], other[64];
 
         buf[0] = 0;
-        if (!p || !eligible(v, sh))
+        /* Nothing is mounted from a volume while it is being reverted. */
+        if (!p || !eligible(v, sh) ||
+            (shadows_reverting_volume(v) && streq(shadows_reverting_volume(v), sh->snap.volume)))
                 return;
         gmt_name(sh->creation_time_us, name, sizeof(name));
         /* One name per second: of two shadow copies created in the same second, the older has it. */
@@ -335,6 +337,27 @@ static void wanted_path(struct vssd *v, const struct pubver *p, const struct sha
                         return;
         }
         fmt_trunc(buf, len, "%s/%s", p->dir, name);
+}
+
+/* Empty @GMT- directories nobody is published at: left behind in a shadow copy's content
+ * (the snapshot of a volume holding DIR has them) and brought back by a revert, Samba would
+ * list each as a previous version.  rmdir leaves alone what is not empty or is mounted. */
+static void sweep_dir(struct vssd *v, const struct pubver *p)
+{
+        char path[VSS_PATH_MAX];
+        struct dirent *de;
+        DIR *d = opendir(p->dir);
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                if (strncmp(de->d_name, "@GMT-", 5) != 0 || de->d_type != DT_DIR)
+                        continue;
+                fmt_trunc(path, sizeof(path), "%s/%s", p->dir, de->d_name);
+                if (!path_in_use(v, path) && !is_mount_point(path))
+                        (void)rmdir(path);
+        }
+        closedir(d);
 }
 
 static void sync_volume(struct vssd *v, const char *volume, struct pv_wait *w)
@@ -355,8 +378,14 @@ static void sync_volume(struct vssd *v, const char *volume, struct pv_wait *w)
         /* Checked again before each round of mounts: a parent of DIR that someone else may
          * write to could have been swapped for a symlink since the publication was added. */
         {
-                _cleanup_free_ char *real = realpath(p->dir, NULL);
+                _cleanup_free_ char *real = NULL;
                 char err[600];
+                struct stat st;
+
+                /* A revert may bring back the volume's content from before vssd made DIR in it. */
+                if (p->made_dir && lstat(p->dir, &st) < 0 && errno == ENOENT)
+                        (void)mkdir_p(p->dir, 0755);
+                real = realpath(p->dir, NULL);
 
                 if (!real || !streq(real, p->dir) || !dir_is_safe(p->dir, err, sizeof(err))) {
                         if (!real || !streq(real, p->dir))
@@ -373,6 +402,7 @@ static void sync_volume(struct vssd *v, const char *volume, struct pv_wait *w)
                 if (want[0])
                         publish(v, sh, want, w);
         }
+        sweep_dir(v, p);
 }
 
 void pubver_sync(struct vssd *v, const char *volume)

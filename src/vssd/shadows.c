@@ -565,6 +565,11 @@ void shadows_revert_free(struct revert *r)
         free(r);
 }
 
+const char *shadows_reverting_volume(struct vssd *v)
+{
+        return v->reverting ? v->reverting->volume : NULL;
+}
+
 const char *shadows_revert_running(struct vssd *v)
 {
         return v->reverting ? v->reverting->text : NULL;
@@ -583,6 +588,7 @@ static void revert_done(struct vssd *v, struct prov_job *j)
         /* The cow provider attached the volume again (or could not): vssd's record follows. */
         cowvol_reverted(v, snap->provider_data, snap->volume_device);
         if (VSS_FAILED(j->hr)) {
+                pubver_sync(v, r->volume);      /* published again, as before */
                 catalog_event(v, "error", "shadow", j->hr, "cannot revert %s to shadow copy %s: %s", r->volume, idbuf,
                               j->error[0] ? j->error : vss_hresult_message(j->hr));
                 reply_err(v, r->serial, r->id, j->hr, "cannot revert %s to shadow copy %s: %s", r->volume, idbuf,
@@ -605,6 +611,8 @@ static void revert_done(struct vssd *v, struct prov_job *j)
                     !sh->deleting)
                         shadow_delete(v, sh, NULL, NULL);
         }
+        /* The shadow copies kept are published again on the reverted volume. */
+        pubver_sync(v, r->volume);
         catalog_event(v, "info", "shadow", VSS_S_OK,
                       "volume %s reverted to shadow copy %s; %zu newer shadow copies of it deleted", r->volume, idbuf,
                       json_array_size(r->newer));
@@ -683,6 +691,9 @@ static void shadows_revert(struct vssd *v, struct conn *c, json_int_t id, json_t
         j->userdata = r;
         v->reverting = r;
         catalog_event(v, "info", "shadow", VSS_S_OK, "reverting %s to shadow copy %s", sh->snap.volume, idbuf);
+        /* Its published shadow copies are mounts in or on the volume, which would keep it
+         * busy: they are unmounted first (queued ahead of the revert) and come back after it. */
+        pubver_sync(v, r->volume);
         prov_submit(v, j);
 }
 

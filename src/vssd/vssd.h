@@ -442,6 +442,8 @@ void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *param
 void shadows_recover(struct vssd *v);
 /* The running revert's text for errors ("a revert of VOL to shadow copy ID is running"), or NULL. */
 const char *shadows_revert_running(struct vssd *v);
+/* The volume a running revert takes offline, NULL if none. */
+const char *shadows_reverting_volume(struct vssd *v);
 void shadows_revert_free(struct revert *r);
 
 /* storage.c */

@@ -6,7 +6,7 @@
 
 . "$(dirname "${BASH_SOURCE[0]}")/../cowprov/cow-lib.sh"
 
-PV_LOOP='' PV_VSSD='' fails=0
+PV_LOOP='' PV_VSSD='' PV_COW='' fails=0
 A=${VSSADMIN:-}
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
@@ -45,9 +45,13 @@ pv_setup()
         pv_start_vssd
         truncate -s 256M "$T/b.img"
         PV_LOOP=$(losetup -f --show "$T/b.img")
-        # mkfs.btrfs checks every mount on the machine and fails while another test's dead FUSE
-        # mount is there (a volume server just killed): that passes once its owner cleans up.
-        for _ in $(seq 100); do mkfs.btrfs -q -f "$PV_LOOP" >/dev/null 2>"$T/mkfs.err" && break; sleep 0.1; done
+        # mkfs.btrfs checks every mount on the machine: it fails while another test's dead FUSE
+        # mount is there (a volume server just killed) and hangs on a stopped one; both pass
+        # once their owner cleans up.
+        for _ in $(seq 30); do
+                timeout 10 mkfs.btrfs -q -f "$PV_LOOP" >/dev/null 2>"$T/mkfs.err" && break
+                sleep 0.5
+        done
         mkdir -p "$T/b"
         mount "$PV_LOOP" "$T/b" || { echo "FAIL: no btrfs volume: $(cat "$T/mkfs.err")"; exit 1; }
         PV_COW=pv$$

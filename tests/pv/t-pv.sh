@@ -5,7 +5,8 @@
 # copy, older and newer, read-only as DIR/@GMT-YYYY.MM.DD-HH.MM.SS with the content it had;
 # a deleted shadow copy and one the cow store evicts disappear from DIR; the publication
 # and its mounts survive a vssd restart and shadows created after it appear too; a killed
-# volume server's published shadows are mounted again on its successor;
+# volume server's published shadows are mounted again on its successor; a revert unmounts
+# them and publishes the shadows it keeps again;
 # `delete previousversions` and `delete volume` leave nothing mounted and remove the DIRs
 # vssd made.
 set -u
@@ -112,6 +113,16 @@ for n in 1 2; do
                 ok "${p#$T/} published again after its volume server was killed" || fail "${p#$T/} after volsrv kill"
 done
 for _ in $(seq 300); do [ "$(cat "$C/doc.txt" 2>/dev/null)" = "c three" ] && break; sleep 0.1; done
+
+# A revert of the cow volume: its published shadows are unmounted first (they would keep it
+# busy), the newer one is deleted with its entry, the kept one is published again.
+n1=$CD/$(pv_gmt_of "${id[c.1]}") n2=$CD/$(pv_gmt_of "${id[c.2]}")
+out=$($A revert shadow /shadow="${id[c.1]}" /quiet 2>&1) && ok "cow volume reverted to shadow copy 1" ||
+        fail "revert: $out"
+for _ in $(seq 50); do [ "$(cat "$n1/doc.txt" 2>/dev/null)" = "c one" ] && [ ! -e "$n2" ] && break; sleep 0.1; done
+[ "$(cat "$C/doc.txt")" = "c one" ] && [ "$(cat "$n1/doc.txt" 2>&1)" = "c one" ] && mountpoint -q "$n1" &&
+        ok "after the revert ${n1#$T/} is published again" || fail "after revert: $(pv_names "$CD") $(cat "$n1/doc.txt" 2>&1)"
+[ ! -e "$n2" ] && ok "the newer shadow copy deleted by the revert is gone from DIR" || fail "$n2 still there"
 
 # Eviction: fresh writes fill the cow store's 12 MB; the oldest shadow goes, and its DIR entry with it.
 c1=$CD/$(pv_gmt_of "${id[c.1]}")
