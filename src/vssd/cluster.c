@@ -283,10 +283,10 @@ static void *cluster_thread(void *arg)
                 wake = next_read;
                 if (lease == 0 && next_grant < wake)
                         wake = next_grant;
+                /* A record that could not be written is tried again at the next read, at most
+                 * TICK_US away: next_read bounds every wait. */
                 if (lease && next_keepalive < wake)
                         wake = next_keepalive;
-                if (need_publish && lease)
-                        wake = clock_monotonic_us() + RETRY_US < wake ? clock_monotonic_us() + RETRY_US : wake;
                 pthread_mutex_lock(&k->lock);
                 while (!k->stop && k->record_gen == gen && clock_monotonic_us() < wake) {
                         struct timespec ts = timespec_from_us(wake);
