@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "basic/string-util.h"
+#include "basic/log.h"
 #include "basic/time-util.h"
 
 static uint64_t clock_ns(clockid_t id)
@@ -61,6 +62,8 @@ uint64_t debug_sleep_from_env(const char *name)
 
         if (!v || !*v || parse_u64(v, &ms) < 0 || ms == 0 || ms > 600000)
                 return 0;
+        /* Logged before the sleep: tests act on this line (tests/faults/t-fault-matrix.sh). */
+        log_warn("%s: test hook, sleeping %llu ms", name, (unsigned long long)ms);
         (void)usleep((useconds_t)(ms * USEC_PER_MSEC));
         return ms;
 }

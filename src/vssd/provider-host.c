@@ -93,21 +93,20 @@ struct commit_args {
         struct prov_job *j;
 };
 
+/* Test hook: VSSD_DEBUG_COMMIT_DELAY_MS=N makes every commit hang N ms before the provider's
+ * commit is called: inside the FIFREEZE window for a provider that freezes (to exercise the hold
+ * watchdog and a vssd killed while filesystems are frozen), just before a btrfs commit otherwise.
+ * debug_sleep_from_env() logs first, so that a test can act while the commit hangs. */
+static void commit_debug_delay(void)
+{
+        (void)debug_sleep_from_env("VSSD_DEBUG_COMMIT_DELAY_MS");
+}
+
 static vss_hresult commit_cb(void *userdata)
 {
         struct commit_args *a = userdata;
-        const char *delay = getenv("VSSD_DEBUG_COMMIT_DELAY_MS");
 
-        /* Test hook: a commit that hangs inside the freeze window, to exercise
-         * the hold watchdog and a vssd killed while filesystems are frozen. */
-        if (delay && *delay) {
-                long ms = strtol(delay, NULL, 10);
-
-                if (ms > 0 && ms <= 600000) {
-                        log_warn("VSSD_DEBUG_COMMIT_DELAY_MS: holding the freeze for %ld ms", ms);
-                        (void)usleep((useconds_t)ms * 1000);
-                }
-        }
+        commit_debug_delay();
         return a->p->ops->commit(a->p->state, a->j->snaps, a->j->n);
 }
 
@@ -141,8 +140,10 @@ static void run_job(struct vssd *v, struct prov_job *j)
                                 paths[i] = j->snaps[i].volume;
                         hr = freeze_around(paths, n, j->protect, j->n_protect, VSS_HOLD_WRITES_TIMEOUT_MS,
                                            commit_cb, &a, p->ctx.error, sizeof(p->ctx.error));
-                } else
+                } else {
+                        commit_debug_delay();
                         hr = o->commit(p->state, j->snaps, j->n);
+                }
                 break;
         case PROV_POST_COMMIT:
                 hr = o->post_commit(p->state, j->snaps, j->n);
@@ -162,9 +163,7 @@ static void run_job(struct vssd *v, struct prov_job *j)
         case PROV_REVERT:
                 /* Test hook: a revert that takes its time, so that tests can run into it
                  * (VSS_E_REVERT_IN_PROGRESS, VSS_E_SNAPSHOT_SET_IN_PROGRESS). */
-                if (getenv("VSSD_DEBUG_REVERT_DELAY_MS"))
-                        log_warn("VSSD_DEBUG_REVERT_DELAY_MS: the revert waited %llu ms",
-                                 (unsigned long long)debug_sleep_from_env("VSSD_DEBUG_REVERT_DELAY_MS"));
+                (void)debug_sleep_from_env("VSSD_DEBUG_REVERT_DELAY_MS");
                 hr = o->revert ? o->revert(p->state, j->snaps) : VSS_E_NOTIMPL;
                 break;
         }
