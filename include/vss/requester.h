@@ -129,6 +129,11 @@ vss_hresult vss_backup_start_snapshot_set(vss_backup *b, vss_id *ret_set_id);
 /* provider_id NULL: the first provider that supports the volume. */
 vss_hresult vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume,
                                            const vss_id *provider_id, vss_id *ret_snapshot_id);
+/* A volume of a cluster snapshot set (docs/cluster.md): 'host' names the vssd that snapshots
+ * it, "" this host.  A set whose first volume came this way takes every volume this way; its
+ * DoSnapshotSet freezes all hosts, then commits on all of them, under one set id. */
+vss_hresult vss_backup_add_to_cluster_set(vss_backup *b, const char *host, const char *volume,
+                                          vss_id *ret_snapshot_id);
 vss_hresult vss_backup_prepare_for_backup(vss_backup *b);
 /* Creates the shadow copies. A veto or timeout of an involved writer before the
  * commit, or a provider failure, aborts the set and returns the failure code. */

@@ -24,30 +24,10 @@
 #include "basic/string-util.h"
 #include "basic/time-util.h"
 #include "cluster/etcd.h"
-#include "vssd/vssd.h"
+#include "vssd/vcluster.h"
 
 #define TICK_US (1 * USEC_PER_SEC)              /* record rebuilt, view read: at most this stale */
 #define RETRY_US (1 * USEC_PER_SEC)             /* after a failed grant or keepalive */
-
-struct vcluster {
-        struct cluster_config cfg;
-        pthread_t thread;
-        bool started;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;            /* on CLOCK_MONOTONIC */
-
-        /* Guarded by lock. */
-        bool stop;
-        char *record;                   /* newest record from the loop (no updated_us); NULL: none yet */
-        uint64_t record_gen;            /* bumped with each new record */
-        json_t *view;                   /* every host, as last read; NULL before the first read */
-        uint64_t view_us;               /* realtime of that read */
-        char error[512];                /* the last etcd failure, "" once a call succeeds again */
-
-        /* Loop thread only. */
-        char *built;                    /* the last record handed over */
-        struct timer tick;
-};
 
 static void set_error(struct vcluster *k, const char *what, struct etcd_client *c)
 {
@@ -280,7 +260,7 @@ static void *cluster_thread(void *arg)
                         next_read = clock_monotonic_us() + TICK_US;
                 }
 
-                wake = next_read;
+                wake = MIN(next_read, vcset_thread_run(k, c));
                 if (lease == 0 && next_grant < wake)
                         wake = next_grant;
                 /* A record that could not be written is tried again at the next read, at most
@@ -288,7 +268,7 @@ static void *cluster_thread(void *arg)
                 if (lease && next_keepalive < wake)
                         wake = next_keepalive;
                 pthread_mutex_lock(&k->lock);
-                while (!k->stop && k->record_gen == gen && clock_monotonic_us() < wake) {
+                while (!k->stop && k->record_gen == gen && !k->jobs && clock_monotonic_us() < wake) {
                         struct timespec ts = timespec_from_us(wake);
 
                         if (pthread_cond_timedwait(&k->cond, &k->lock, &ts) == ETIMEDOUT)
@@ -296,6 +276,7 @@ static void *cluster_thread(void *arg)
                 }
                 pthread_mutex_unlock(&k->lock);
         }
+        vcset_thread_stop(k, c);
         /* A vssd that stops leaves the cluster at once rather than after the TTL. */
         if (lease && etcd_lease_revoke(c, lease, deadline(k)) < 0)
                 log_warn("[cluster] could not revoke the host lease: %s", etcd_client_error(c));
@@ -310,8 +291,9 @@ static void tick(struct vssd *v, struct timer *t)
 
         if (volumes_list_json(v, &vols) < 0)
                 vols = json_array();
-        rec = json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", k->cfg.host, "version", OPENVSS_VERSION, "volumes", vols,
-                        "providers", providers_list_json(v), "writers", writers_list_json(v));
+        rec = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "name", k->cfg.host, "version", OPENVSS_VERSION, "volumes",
+                        vols, "providers", providers_list_json(v), "writers", writers_list_json(v), "shadows",
+                        shadows_record_json(v));
         s = rec ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(rec);
         if (s && !streq_ptr(s, k->built)) {
@@ -344,7 +326,14 @@ int vcluster_start(struct vssd *v)
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&k->cond, &ca);
         pthread_condattr_destroy(&ca);
+        k->evfd = -1;
         v->cluster = k;
+        r = vcset_init(v);
+        if (r < 0) {
+                log_err("[cluster] cannot set up cluster sets: %s", strerror(-r));
+                vcluster_stop(v);
+                return r;
+        }
         k->tick.cb = tick;
         tick(v, &k->tick);
         r = -pthread_create(&k->thread, NULL, cluster_thread, k);
@@ -372,6 +361,7 @@ void vcluster_stop(struct vssd *v)
                 pthread_mutex_unlock(&k->lock);
                 pthread_join(k->thread, NULL);
         }
+        vcset_free(v);
         pthread_cond_destroy(&k->cond);
         pthread_mutex_destroy(&k->lock);
         json_decref(k->view);
@@ -406,4 +396,21 @@ void vcluster_hosts_reply(struct vssd *v, struct conn *c, json_int_t id)
                         k->error[0] ? json_string(k->error) : json_null());
         pthread_mutex_unlock(&k->lock);
         reply_ok(v, c->serial, id, res);
+}
+
+void *vcluster_evfd_ptr(struct vssd *v)
+{
+        return &v->cluster->evfd;
+}
+
+/* This host's shadow copies in its record: `vssadmin list shadows /set=ID` on another host
+ * lists them from there (docs/cluster.md §3). */
+json_t *shadows_record_json(struct vssd *v)
+{
+        json_t *a = json_array();
+
+        for (struct shadow *sh = v->shadows; sh; sh = sh->next)
+                if (!sh->deleting)
+                        json_array_append_new(a, shadow_prop_json(v, sh));
+        return a;
 }

@@ -177,6 +177,8 @@ static void run(struct vssd *v)
                                 drain_signals(v);
                         else if (p == &v->prov_evfd)
                                 prov_dispatch_done(v);
+                        else if (v->cluster && p == vcluster_evfd_ptr(v))
+                                vcluster_dispatch(v);
                         else if (cowvol_io(v, p, evs[i].events))
                                 ;
                         else

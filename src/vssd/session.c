@@ -15,7 +15,27 @@
 #include "vssd/volume.h"
 #include "vssd/vssd.h"
 
-static const struct set_ops session_set_ops;
+static struct session *session_alloc(struct vssd *v, const struct set_ops *ops)
+{
+        struct session *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return NULL;
+        s->vssd = v;
+        vss_id_generate(&s->session_id);
+        s->context = VSS_CTX_BACKUP;
+        snprintf(s->backup_type, sizeof(s->backup_type), "full");
+        s->components = json_array();
+        s->excluded = json_array();
+        s->call_id = -1;
+        s->ops = ops;
+        return s;
+}
+
+struct session *session_new_internal(struct vssd *v, const struct set_ops *ops)
+{
+        return session_alloc(v, ops);
+}
 
 struct session *session_get(struct vssd *v, struct conn *c, bool create)
 {
@@ -23,19 +43,11 @@ struct session *session_get(struct vssd *v, struct conn *c, bool create)
 
         if (c->session || !create)
                 return c->session;
-        s = calloc(1, sizeof(*s));
+        s = session_alloc(v, &session_set_ops);
         if (!s)
                 return NULL;
-        s->vssd = v;
         s->conn_serial = c->serial;
         s->pid = c->pid;
-        vss_id_generate(&s->session_id);
-        s->context = VSS_CTX_BACKUP;
-        snprintf(s->backup_type, sizeof(s->backup_type), "full");
-        s->components = json_array();
-        s->excluded = json_array();
-        s->call_id = -1;
-        s->ops = &session_set_ops;
         c->session = s;
         return s;
 }
@@ -268,8 +280,8 @@ static json_t *call_result(struct vssd *v, struct session *s)
                 for (struct shadow *sh = v->shadows; sh; sh = sh->next)
                         if (vss_id_equal(&sh->snap.set_id, &s->set_id))
                                 json_array_append_new(shadows, shadow_prop_json(v, sh));
-                return json_pack("{s:o, s:o, s:o}", "set_id", json_id(&s->set_id), "shadows", shadows, "writers",
-                                 session_status_json(v, s));
+                return json_pack("{s:o, s:o, s:o, s:O?}", "set_id", json_id(&s->set_id), "shadows", shadows,
+                                 "writers", session_status_json(v, s), "cluster_volumes", s->cluster_volumes);
         }
         /* PrepareForBackup, BackupComplete, PreRestore, PostRestore */
         return json_pack("{s:o}", "writers", session_status_json(v, s));
@@ -288,18 +300,20 @@ static void session_free(struct session *s)
         json_decref(s->components);
         json_decref(s->excluded);
         json_decref(s->restore_components);
+        json_decref(s->cluster_volumes);
         free(s->vols);
         free(s);
 }
 
 static void ops_released(struct vssd *v, struct session *s)
 {
+        vcset_session_gone(v, s);
         shadows_release_session(v, &s->session_id);
         writers_sweep(v);
         session_free(s);
 }
 
-static const struct set_ops session_set_ops = {
+const struct set_ops session_set_ops = {
         .send_event = ops_send_event,
         .notify = ops_notify,
         .writer_failed = writer_set_failed,
@@ -342,16 +356,65 @@ void sessions_shutdown(struct vssd *v)
 
 /* ---- AddToSnapshotSet ---- */
 
+vss_hresult session_add_volume(struct vssd *v, struct session *s, const char *vol, const char *pidstr,
+                               const vss_id *shadow_id, char *err, size_t errlen)
+{
+        struct volume_info vi;
+        struct set_volume *sv, *nv;
+        vss_hresult hr;
+        int p;
+
+        hr = volume_exact(vol, &vi, err, errlen);
+        if (hr != VSS_S_OK)
+                return hr;
+        for (size_t i = 0; i < s->n_vols; i++)
+                if (streq(s->vols[i].path, vi.path)) {
+                        snprintf(err, errlen, "volume %s is already in the set", vi.path);
+                        return VSS_E_OBJECT_ALREADY_EXISTS;
+                }
+        if (s->n_vols >= VSS_MAX_VOLUMES_PER_SET) {
+                snprintf(err, errlen, "a snapshot set holds at most %d volumes", VSS_MAX_VOLUMES_PER_SET);
+                return VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED;
+        }
+        if (shadows_on_volume(v, vi.path) >= VSS_MAX_SHADOWS_PER_VOLUME) {
+                snprintf(err, errlen, "volume %s already has %d shadow copies", vi.path, VSS_MAX_SHADOWS_PER_VOLUME);
+                return VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED;
+        }
+        p = provider_find(v, pidstr, vi.path, vi.fstype, &hr);
+        if (p < 0) {
+                snprintf(err, errlen, "no %s supports volume %s (%s)", pidstr ? "such provider" : "provider", vi.path,
+                         vi.fstype[0] ? vi.fstype : "unknown fstype");
+                return hr;
+        }
+        nv = realloc(s->vols, (s->n_vols + 1) * sizeof(*s->vols));
+        if (!nv) {
+                snprintf(err, errlen, "out of memory");
+                return VSS_E_OUTOFMEMORY;
+        }
+        s->vols = nv;
+        sv = &s->vols[s->n_vols];
+        *sv = (struct set_volume){ .provider = p };
+        snprintf(sv->path, sizeof(sv->path), "%s", vi.path);
+        if (shadow_id)
+                sv->snap.snapshot_id = *shadow_id;
+        else
+                vss_id_generate(&sv->snap.snapshot_id);
+        sv->snap.set_id = s->set_id;
+        sv->snap.context = s->context;
+        snprintf(sv->snap.volume, sizeof(sv->snap.volume), "%s", vi.path);
+        snprintf(sv->snap.volume_device, sizeof(sv->snap.volume_device), "%s", vi.device);
+        snprintf(sv->snap.fstype, sizeof(sv->snap.fstype), "%s", vi.fstype);
+        s->n_vols++;
+        return VSS_S_OK;
+}
+
 static void add_to_set(struct vssd *v, struct session *s, json_int_t id, json_t *params)
 {
         const char *vol = json_get_str(params, "volume");
-        json_t *jp = json_object_get(params, "provider_id");
+        json_t *jp = json_object_get(params, "provider_id"), *jh = json_object_get(params, "host");
         const char *pidstr = NULL;
-        struct volume_info vi;
-        struct set_volume *sv, *nv;
-        char err[VSS_PATH_MAX + 128];
+        char err[VSS_PATH_MAX + 256], idbuf[VSS_ID_STRING_MAX];
         vss_hresult hr;
-        int p;
 
         if (s->phase != SET_STARTED && s->phase != SET_PREPARED) {
                 reply_err(v, s->conn_serial, id, VSS_E_BAD_STATE, "AddToSnapshotSet needs a set started by StartSnapshotSet "
@@ -362,6 +425,35 @@ static void add_to_set(struct vssd *v, struct session *s, json_int_t id, json_t 
                 reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG, "field 'volume' is missing or not a string");
                 return;
         }
+        if (jh && !json_is_null(jh)) {
+                /* HOST:VOLUME ("" is this host): a cluster set (cluster-set.c). */
+                vss_id sid;
+
+                if (!json_is_string(jh)) {
+                        reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG, "field 'host' must be a string");
+                        return;
+                }
+                if (s->phase != SET_STARTED) {
+                        reply_err(v, s->conn_serial, id, VSS_E_BAD_STATE,
+                                  "a cluster set takes its volumes before PrepareForBackup");
+                        return;
+                }
+                hr = vcset_add_volume(v, s, json_string_value(jh), vol, &sid, err, sizeof(err));
+                if (hr != VSS_S_OK)
+                        reply_err(v, s->conn_serial, id, hr, "%s", err);
+                else
+                        reply_ok(v, s->conn_serial, id,
+                                 json_pack("{s:s, s:s, s:s, s:n}", "shadow_id", vss_id_format(&sid, idbuf), "volume",
+                                           vol, "host", json_string_value(jh)[0] ? json_string_value(jh)
+                                                                                 : v->cfg.cluster.host,
+                                           "provider_id"));
+                return;
+        }
+        if (s->cluster_coordinator) {
+                reply_err(v, s->conn_serial, id, VSS_E_BAD_STATE,
+                          "this set is a cluster set: every volume is HOST:VOLUME ('host' \"\" for this host)");
+                return;
+        }
         if (jp && !json_is_null(jp)) {
                 vss_id tmp;
                 if (!json_get_id(params, "provider_id", &tmp)) {
@@ -370,49 +462,12 @@ static void add_to_set(struct vssd *v, struct session *s, json_int_t id, json_t 
                 }
                 pidstr = json_string_value(jp);
         }
-        hr = volume_exact(vol, &vi, err, sizeof(err));
+        hr = session_add_volume(v, s, vol, pidstr, NULL, err, sizeof(err));
         if (hr != VSS_S_OK) {
-                reply_err(v, s->conn_serial, id, hr, "volume: %s", err);
+                reply_err(v, s->conn_serial, id, hr, "%s%s", hr == VSS_E_OBJECT_NOT_FOUND || hr == VSS_E_INVALIDARG ?
+                          "volume: " : "", err);
                 return;
         }
-        for (size_t i = 0; i < s->n_vols; i++)
-                if (streq(s->vols[i].path, vi.path)) {
-                        reply_err(v, s->conn_serial, id, VSS_E_OBJECT_ALREADY_EXISTS, "volume %s is already in the set",
-                                  vi.path);
-                        return;
-                }
-        if (s->n_vols >= VSS_MAX_VOLUMES_PER_SET) {
-                reply_err(v, s->conn_serial, id, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
-                          "a snapshot set holds at most %d volumes", VSS_MAX_VOLUMES_PER_SET);
-                return;
-        }
-        if (shadows_on_volume(v, vi.path) >= VSS_MAX_SHADOWS_PER_VOLUME) {
-                reply_err(v, s->conn_serial, id, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
-                          "volume %s already has %d shadow copies", vi.path, VSS_MAX_SHADOWS_PER_VOLUME);
-                return;
-        }
-        p = provider_find(v, pidstr, vi.path, vi.fstype, &hr);
-        if (p < 0) {
-                reply_err(v, s->conn_serial, id, hr, "no %s supports volume %s (%s)",
-                          pidstr ? "such provider" : "provider", vi.path, vi.fstype[0] ? vi.fstype : "unknown fstype");
-                return;
-        }
-        nv = realloc(s->vols, (s->n_vols + 1) * sizeof(*s->vols));
-        if (!nv) {
-                reply_err(v, s->conn_serial, id, VSS_E_OUTOFMEMORY, "out of memory");
-                return;
-        }
-        s->vols = nv;
-        sv = &s->vols[s->n_vols];
-        *sv = (struct set_volume){ .provider = p };
-        snprintf(sv->path, sizeof(sv->path), "%s", vi.path);
-        vss_id_generate(&sv->snap.snapshot_id);
-        sv->snap.set_id = s->set_id;
-        sv->snap.context = s->context;
-        snprintf(sv->snap.volume, sizeof(sv->snap.volume), "%s", vi.path);
-        snprintf(sv->snap.volume_device, sizeof(sv->snap.volume_device), "%s", vi.device);
-        snprintf(sv->snap.fstype, sizeof(sv->snap.fstype), "%s", vi.fstype);
-        s->n_vols++;
         s->call_id = id;
         set_add_volume(v, s);
 }
@@ -646,6 +701,9 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
         } else if (streq(m, "PrepareForBackup")) {
                 if (s->phase != SET_STARTED)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "PrepareForBackup needs a started, unprepared set");
+                else if (s->cluster_coordinator)
+                        /* Every host's participant sends PrepareForBackup to its own writers. */
+                        reply_ok(v, c->serial, id, json_pack("{s:o}", "writers", session_status_json(v, s)));
                 else {
                         s->call_id = id;
                         set_prepare_backup(v, s);
@@ -653,9 +711,19 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
         } else if (streq(m, "DoSnapshotSet")) {
                 if (s->phase != SET_STARTED && s->phase != SET_PREPARED)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "DoSnapshotSet needs a started set not yet created");
-                else if (s->n_vols == 0)
+                else if (s->n_vols == 0 && !s->cluster_coordinator)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "the snapshot set has no volumes: call AddToSnapshotSet");
-                else {
+                else if (s->cluster_coordinator) {
+                        char err[512];
+                        vss_hresult hr;
+
+                        s->call_id = id;
+                        hr = vcset_do(v, s, err, sizeof(err));
+                        if (hr != VSS_S_OK) {
+                                s->call_id = -1;
+                                reply_err(v, c->serial, id, hr, "%s", err);
+                        }
+                } else {
                         s->call_id = id;
                         set_do(v, s);
                 }
@@ -670,6 +738,8 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "BackupComplete needs a created snapshot set");
                 else {
                         s->backup_succeeded = json_get_bool(params, "succeeded", true);
+                        if (s->cluster_coordinator)
+                                vcset_end(v, s, true);
                         s->call_id = id;
                         set_backup_complete(v, s);
                 }

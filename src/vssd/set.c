@@ -109,7 +109,9 @@ static void set_state(struct vssd *v, struct session *s, enum set_phase to)
         }
         log_debug("set %s: %s -> %s", vss_id_format(&s->set_id, idbuf), set_phase_name(from), set_phase_name(to));
         s->phase = to;
-        if (set_phase_holds_turn(to))
+        /* A cluster set's coordinator holds the cluster's lock, not this host's turn: its own
+         * host's participant takes the turn for the local part. */
+        if (set_phase_holds_turn(to) && !s->cluster_coordinator)
                 v->set_owner = s;
         else if (v->set_owner == s)
                 v->set_owner = NULL;
@@ -154,6 +156,7 @@ enum {
         STEP_SKIP_IF_GONE = 1 << 6,     /* not sent when the requester is gone */
         STEP_LAST_VOLUME = 1 << 7,      /* the provider step covers only the volume added last */
         STEP_PREPARES = 1 << 8,         /* from here on a failure aborts the providers */
+        STEP_CLUSTER = 1 << 9,          /* only in a cluster participant's set (its volumes come from the spec) */
 };
 
 struct set_step {
@@ -178,8 +181,12 @@ struct set_sequence {
 #define WRITERS(ev) .event = (ev), .prov = -1
 #define PROVIDERS(op) .event = -1, .prov = (op), .to = TO_NO_WRITERS
 
-/* DoSnapshotSet: vss-facts 8.3, steps 2 to 11. */
+/* DoSnapshotSet: vss-facts 8.3, steps 2 to 11.  A cluster participant walks the same steps in
+ * three slices (seq_cluster_*), cut where the protocol waits for etcd (docs/cluster.md §11);
+ * its volumes arrive with the set's spec, so BeginPrepareSnapshot comes first. */
 static const struct set_step backup_steps[] = {
+        { "BeginPrepareSnapshot", PROVIDERS(PROV_BEGIN_PREPARE), TIMEOUT_NONE, FAIL_PROVIDER_ABORTS, 0,
+          STEP_CLUSTER },
         { "PrepareForBackup", WRITERS(VSS_EVENT_PREPARE_BACKUP), TO_INVOLVED_OK, TIMEOUT_EVENT, FAIL_REPORTED, 0,
           STEP_IMPLICIT },
         { "PrepareForSnapshot", WRITERS(VSS_EVENT_PREPARE_SNAPSHOT), TO_INVOLVED_OK, TIMEOUT_EVENT, FAIL_WRITER_ABORTS,
@@ -237,6 +244,20 @@ static const struct set_sequence seq_pre_restore =
         SEQ("PreRestore", pre_restore_steps, SET_PRE_RESTORING, SET_RESTORE_PREPARED, false);
 static const struct set_sequence seq_post_restore =
         SEQ("PostRestore", post_restore_steps, SET_POST_RESTORING, SET_IDLE, false);
+
+/* A cluster participant: PREPARE_LOCAL, FREEZE_LOCAL, COMMIT_LOCAL (cset.h) as slices of backup_steps. */
+#define CLUSTER_FREEZE_AT 4             /* "Freeze" */
+#define CLUSTER_COMMIT_AT 6             /* "CommitSnapshots" */
+static const struct set_sequence seq_cluster_prepare = { "ClusterPrepare", backup_steps, CLUSTER_FREEZE_AT,
+                                                         SET_PREPARING, SET_PREPARED, true };
+static const struct set_sequence seq_cluster_freeze = { "ClusterFreeze", backup_steps + CLUSTER_FREEZE_AT,
+                                                        CLUSTER_COMMIT_AT - CLUSTER_FREEZE_AT, SET_CREATING, -1,
+                                                        true };
+static const struct set_sequence seq_cluster_commit = { "ClusterCommit", backup_steps + CLUSTER_COMMIT_AT,
+                                                        ARRAY_SIZE(backup_steps) - CLUSTER_COMMIT_AT, -1,
+                                                        SET_CREATED, true };
+/* A cluster set's coordinator: DoSnapshotSet waits for the protocol's report (no steps here). */
+static const struct set_sequence seq_cluster_coordinate = { "ClusterCoordinate", NULL, 0, SET_CREATING, -1, true };
 
 /* ---- writers ---- */
 
@@ -498,6 +519,8 @@ static bool check_writers(struct vssd *v, struct session *s, enum vss_writer_sta
         for (struct writer *w = v->writers; w; w = w->next)
                 if (w->session == s && w->involved && w->state == failed_state) {
                         writer_detail(w, detail, sizeof(detail));
+                        if (s->fail_hr == VSS_S_OK)
+                                snprintf(s->fail_writer, sizeof(s->fail_writer), "%s", w->name);
                         fail(v, s, w->failure, detail);
                         return false;
                 }
@@ -595,6 +618,8 @@ static void walk(struct vssd *v, struct session *s)
                 st = &q->steps[s->step++];
                 if ((st->flags & STEP_IMPLICIT) && !s->implicit_prepare)
                         continue;
+                if ((st->flags & STEP_CLUSTER) && !s->cluster_participant)
+                        continue;
                 if ((st->flags & STEP_SKIP_IF_GONE) && s->closing)
                         continue;
                 log_debug("set %s: %s step %s", vss_id_format(&s->set_id, idbuf), q->name, st->name);
@@ -650,6 +675,68 @@ void set_do(struct vssd *v, struct session *s)
         if (s->implicit_prepare)
                 involve_writers(v, s);
         run(v, s, &seq_do_snapshot_set);
+}
+
+/* ---- a cluster set (cluster-set.c drives these from cset.c's actions) ---- */
+
+void set_cluster_prepare(struct vssd *v, struct session *s)
+{
+        s->cluster_participant = true;
+        s->implicit_prepare = true;
+        s->fail_hr = VSS_S_OK;
+        s->fail_detail[0] = s->fail_writer[0] = 0;
+        s->prov_hr = VSS_S_OK;
+        s->committed = false;
+        s->freeze_expired = false;
+        set_state(v, s, SET_STARTED);
+        involve_writers(v, s);
+        run(v, s, &seq_cluster_prepare);
+}
+
+void set_cluster_freeze(struct vssd *v, struct session *s)
+{
+        run(v, s, &seq_cluster_freeze);
+}
+
+void set_cluster_commit(struct vssd *v, struct session *s)
+{
+        run(v, s, &seq_cluster_commit);
+}
+
+void set_cluster_abort(struct vssd *v, struct session *s, vss_hresult hr, const char *detail)
+{
+        if (s->fail_hr == VSS_S_OK) {
+                s->fail_hr = hr;
+                snprintf(s->fail_detail, sizeof(s->fail_detail), "%s", detail);
+        }
+        s->seq = NULL;
+        abort_set(v, s, true);
+}
+
+void set_cluster_coordinate(struct vssd *v, struct session *s)
+{
+        s->fail_hr = VSS_S_OK;
+        s->fail_detail[0] = 0;
+        s->seq = &seq_cluster_coordinate;
+        set_state(v, s, SET_CREATING);
+}
+
+void set_cluster_coordinated(struct vssd *v, struct session *s, vss_hresult hr, const char *detail)
+{
+        if (s->seq != &seq_cluster_coordinate)
+                return;
+        s->seq = NULL;
+        if (VSS_FAILED(hr)) {
+                s->fail_hr = hr;
+                snprintf(s->fail_detail, sizeof(s->fail_detail), "%s", detail ?: "");
+                set_state(v, s, SET_ABORTED);
+                if (!s->closing)
+                        s->ops->call_done(v, s, hr, s->fail_detail);
+                return;
+        }
+        set_state(v, s, SET_CREATED);
+        if (!s->closing)
+                s->ops->call_done(v, s, VSS_S_OK, NULL);
 }
 
 void set_backup_complete(struct vssd *v, struct session *s)

@@ -712,6 +712,13 @@ void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *param
                         if (!sh->deleting &&
                             filter_match(sh, volume, has_sid ? &sid : NULL, has_setid ? &setid : NULL))
                                 json_array_append_new(a, shadow_prop_json(v, sh));
+                /* A cluster set: the other hosts' shadow copies, from their host records. */
+                if (has_setid && v->cluster) {
+                        json_t *remote = vcset_remote_shadows(v, &setid);
+
+                        json_array_extend(a, remote);
+                        json_decref(remote);
+                }
                 reply_ok(v, c->serial, id, json_pack("{s:o}", "shadows", a));
         } else if (streq(method, "Shadows.Delete"))
                 shadows_delete(v, c, id, params);

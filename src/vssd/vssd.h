@@ -196,6 +196,12 @@ struct session {
         char fail_detail[1024];
         bool closing;                   /* the requester is gone */
         bool freeze_expired;
+        char fail_writer[256];          /* the writer whose failure is fail_hr, "" if none */
+        /* Cluster sets (cluster-set.c): the requester's session coordinates, a session of
+         * vssd's own (no connection) runs each participant's local part. */
+        bool cluster_coordinator;
+        bool cluster_participant;
+        json_t *cluster_volumes;        /* coordinator: {"host": [{"volume","shadow_id"}]} */
 };
 
 /* ---- providers (provider-host.c) ---- */
@@ -356,6 +362,11 @@ struct writer *writer_find_id(struct vssd *v, const vss_id *id);
 /* session.c */
 struct session *session_get(struct vssd *v, struct conn *c, bool create);
 void session_release(struct vssd *v, struct session *s);
+/* A session of vssd's own, without a requester (a cluster set's participant). */
+struct session *session_new_internal(struct vssd *v, const struct set_ops *ops);
+/* AddToSnapshotSet's checks and the new volume (shadow_id NULL: a new id); err says why not. */
+vss_hresult session_add_volume(struct vssd *v, struct session *s, const char *vol, const char *pidstr,
+                               const vss_id *shadow_id, char *err, size_t errlen);
 json_t *session_status_json(struct vssd *v, struct session *s);
 void session_finish_call(struct vssd *v, struct session *s, json_t *result);
 void session_fail_call(struct vssd *v, struct session *s, vss_hresult hr, const char *detail);
@@ -400,6 +411,8 @@ struct set_ops {
         void (*released)(struct vssd *v, struct session *s);
 };
 
+extern const struct set_ops session_set_ops;
+
 /* The requester's calls (session.c checked the phase and the arguments). */
 void set_start(struct vssd *v, struct session *s);
 void set_gather(struct vssd *v, struct session *s);
@@ -407,6 +420,15 @@ void set_add_volume(struct vssd *v, struct session *s);         /* the volume s-
 void set_prepare_backup(struct vssd *v, struct session *s);
 void set_do(struct vssd *v, struct session *s);
 void set_backup_complete(struct vssd *v, struct session *s);
+/* A cluster participant's local part (docs/cluster.md §11): each ends with ops->call_done. */
+void set_cluster_prepare(struct vssd *v, struct session *s);    /* from IDLE: BeginPrepare .. EndPrepare */
+void set_cluster_freeze(struct vssd *v, struct session *s);     /* Freeze, PreCommitSnapshots */
+void set_cluster_commit(struct vssd *v, struct session *s);     /* CommitSnapshots .. PostSnapshot */
+/* Now: whatever runs is cancelled, the writers get Abort, the providers AbortSnapshots. */
+void set_cluster_abort(struct vssd *v, struct session *s, vss_hresult hr, const char *detail);
+/* The coordinator's DoSnapshotSet: CREATING until the protocol reports (then call_done). */
+void set_cluster_coordinate(struct vssd *v, struct session *s);
+void set_cluster_coordinated(struct vssd *v, struct session *s, vss_hresult hr, const char *detail);
 void set_abort_backup(struct vssd *v, struct session *s);
 void set_restore(struct vssd *v, struct session *s, enum vss_event ev);   /* s->restore_components */
 /* The requester is gone: abort what is not done, BackupShutdown, then ops->released (perhaps later,
@@ -499,6 +521,22 @@ int volumes_list_json(struct vssd *v, json_t **ret);
 int vcluster_start(struct vssd *v);
 void vcluster_stop(struct vssd *v);
 void vcluster_hosts_reply(struct vssd *v, struct conn *c, json_int_t id);
+/* The cluster thread's messages are waiting (its eventfd is readable). */
+void vcluster_dispatch(struct vssd *v);
+/* What the eventfd's epoll data points to. */
+void *vcluster_evfd_ptr(struct vssd *v);
+
+/* cluster-set.c: cluster snapshot sets (docs/cluster.md §11). */
+/* AddToSnapshotSet of HOST:VOLUME (host "" is this host): the session becomes a cluster set's coordinator. */
+vss_hresult vcset_add_volume(struct vssd *v, struct session *s, const char *host, const char *volume,
+                             vss_id *ret_shadow_id, char *err, size_t errlen);
+/* DoSnapshotSet of a cluster set: T1 and the coordinator; answered at its report. */
+vss_hresult vcset_do(struct vssd *v, struct session *s, char *err, size_t errlen);
+/* T11: BackupComplete (backup_complete) or the session's end: the participants are told. */
+void vcset_end(struct vssd *v, struct session *s, bool backup_complete);
+void vcset_session_gone(struct vssd *v, struct session *s);
+/* Other hosts' shadow copies of set_id, from their host records (each with "host"). */
+json_t *vcset_remote_shadows(struct vssd *v, const vss_id *set_id);
 
 /* catalog.c */
 int catalog_open(struct vssd *v);

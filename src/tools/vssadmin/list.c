@@ -238,15 +238,32 @@ static void print_shadow(const json_t *s, const char *hostname)
 int verb_list_shadows(struct vssadmin *va)
 {
         const char *vol = tool_args_value(&va->args, OPT_FOR), *sid = tool_args_value(&va->args, OPT_SHADOW);
+        const char *set_filter = tool_args_value(&va->args, OPT_SET);
         _cleanup_free_ bool *done = NULL;
         json_t *result = NULL, *shadows;
         char host[256] = "";
         size_t n;
         int r;
 
-        r = vssadmin_query_shadows(va, vol, sid, &result);
-        if (r != EXIT_SUCCESS)
-                return r;
+        if (set_filter) {
+                char setid[VSS_ID_STRING_MAX];
+                json_t *params;
+
+                /* A cluster set's shadow copies on every host (vssd adds the other hosts'). */
+                if (VSS_FAILED(vssadmin_parse_id("set", set_filter, setid)))
+                        return TOOL_EXIT_USAGE;
+                params = json_pack("{s:s}", "set_id", setid);
+                if (vol)
+                        json_object_set_new(params, "volume", json_string(vol));
+                if (sid)
+                        json_object_set_new(params, "shadow_id", json_string(sid));
+                if (VSS_FAILED(vssadmin_call(va, "Shadows.Query", params, &result)))
+                        return TOOL_EXIT_FAILURE;
+        } else {
+                r = vssadmin_query_shadows(va, vol, sid, &result);
+                if (r != EXIT_SUCCESS)
+                        return r;
+        }
         if (va->json) {
                 r = vssadmin_print_json(result);
                 json_decref(result);

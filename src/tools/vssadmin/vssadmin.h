@@ -18,6 +18,7 @@ enum {
         OPT_FOR,
         OPT_ON,
         OPT_SHADOW,
+        OPT_SET,
         OPT_OLDEST,
         OPT_ALL,
         OPT_QUIET,
