@@ -15,6 +15,10 @@ The table below is the one place that says so; two things are made from it:
                              header (what a directory-wide root cannot say: the tools never see
                              basic/wire.h, a *-internal.h stays in its directory) and fails on a
                              file in a directory no layer claims;
+  layers.py binaries NM PROGRAM... --holding PROGRAM...
+                             the programs on libvss hold none of the wire format's code (they
+                             talk to vssd through libvss.so, whose version script hides it);
+                             the ones after --holding must be reported (the check can fail);
   layers.py self-test SRCROOT ROOTS
                              proves both can fail: synthetic bad includes must be reported, the
                              compiler must refuse a crossing include through ROOTS.
@@ -309,6 +313,27 @@ def self_test(top, roots):
         return failures
 
 
+# The code of the wire format (basic/wire.c): what a program on libvss must not contain.
+WIRE_CODE = ['wire_parse', 'wire_msg_done', 'wire_buf_init', 'wire_buf_fill', 'wire_buf_next_line',
+             'wire_request', 'wire_result', 'wire_error', 'wire_dump']
+
+
+def check_binaries(nm, programs):
+        problems = []
+        for prog in programs:
+                r = subprocess.run([nm, '--defined-only', prog], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                if r.returncode != 0:
+                        problems.append('%s: %s failed: %s' % (prog, nm, r.stderr.strip()))
+                        continue
+                defined = {line.split()[-1] for line in r.stdout.splitlines() if line.split()}
+                if not defined:
+                        problems.append('%s: no symbols (stripped?): nothing to check' % prog)
+                for sym in WIRE_CODE:
+                        if sym in defined:
+                                problems.append('%s: holds %s, the wire format\'s code' % (prog, sym))
+        return problems
+
+
 def main(argv):
         if len(argv) == 4 and argv[1] == 'roots':
                 make_roots(os.path.abspath(argv[2]), argv[3])
@@ -320,6 +345,18 @@ def main(argv):
                 n = sum(1 for _ in tree_files(argv[2]))
                 print('layers: %d files checked, %d problem%s' % (n, len(problems), '' if len(problems) == 1 else 's'))
                 return 1 if problems else 0
+        if len(argv) >= 4 and argv[1] == 'binaries' and '--holding' in argv:
+                cut = argv.index('--holding')
+                programs, holding = argv[3:cut], argv[cut + 1:]
+                problems = check_binaries(argv[2], programs)
+                for prog in holding:
+                        if not any(p.startswith(prog + ': holds ') for p in check_binaries(argv[2], [prog])):
+                                problems.append('%s: holds the wire format\'s code, but the check did not say so' % prog)
+                for p in problems:
+                        print(p)
+                print('layers: %d programs checked for the wire format\'s code (and %d that hold it), %d problem%s' % (
+                        len(programs), len(holding), len(problems), '' if len(problems) == 1 else 's'))
+                return 1 if problems else 0
         if len(argv) == 4 and argv[1] == 'self-test':
                 failures = self_test(argv[2], argv[3])
                 for f in failures:
@@ -327,7 +364,7 @@ def main(argv):
                 print('layers self-test: %d bad includes, %d good files, %d compiler cases, %d failure%s' % (
                         len(BAD), len(GOOD), len(REFUSED) + len(ACCEPTED), len(failures), '' if len(failures) == 1 else 's'))
                 return 1 if failures else 0
-        print('usage: layers.py roots SRCROOT DIR | check SRCROOT | self-test SRCROOT ROOTS', file=sys.stderr)
+        print('usage: layers.py roots SRCROOT DIR | check SRCROOT | binaries NM PROGRAM... --holding PROGRAM... | self-test SRCROOT ROOTS', file=sys.stderr)
         return 2
 
 
