@@ -5,7 +5,6 @@
 
 #include <jansson.h>
 
-
 struct conn;
 struct vssd;
 

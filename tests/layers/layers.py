@@ -19,6 +19,10 @@ The table below is the one place that says so; two things are made from it:
                              the programs on libvss hold none of the wire format's code (they
                              talk to vssd through libvss.so, whose version script hides it);
                              the ones after --holding must be reported (the check can fail);
+  layers.py headers SRCROOT ROOTS CC PKG...
+                             every header compiles alone through its layer's root (each module
+                             declares itself in a header that needs nothing included before it);
+                             PKG are the pkg-config names of the libraries the headers use;
   layers.py self-test SRCROOT ROOTS
                              proves both can fail: synthetic bad includes must be reported, the
                              compiler must refuse a crossing include through ROOTS.
@@ -44,7 +48,7 @@ NO_WIRE = {'basic/wire.h': 'programs on libvss talk to vssd through libvss and n
 
 
 class Layer:
-        def __init__(self, name, members, sees, never=None, roots=(), allow=None, names=None):
+        def __init__(self, name, members, sees, never=None, roots=(), allow=None, names=None, private=None):
                 self.name = name
                 self.members = members          # directories (from the top) whose files are in the layer
                 self.sees = sees                # include names: 'dir/' or 'dir/file.h'
@@ -52,6 +56,7 @@ class Layer:
                 self.roots = roots              # directories the layer's own targets put on the path
                 self.allow = allow or {}        # include name -> why: exceptions with an end date
                 self.names = names or {}        # include name -> directory, where it is not under src/
+                self.private = private or {}    # a module's own header -> the files of the module
 
 
 LAYERS = [
@@ -67,7 +72,10 @@ LAYERS = [
               # vssd's cowvol*.c, storage.c and pubver.c call these two of the cow provider's own.
               # Nothing else of any provider: vssd reaches providers through vss/provider.h.
               allow={'providers/cow/cow-util.h': 'issue 10 item 3',
-                     'providers/cow/volsrv-client.h': 'issue 10 item 3'}),
+                     'providers/cow/volsrv-client.h': 'issue 10 item 3'},
+              # Each module declares itself in its own header (conn.h, set.h, ...); the cluster
+              # module's internals (its thread's state) are its own.
+              private={'src/vssd/vcluster.h': ['src/vssd/cluster.c', 'src/vssd/cluster-set.c']}),
         Layer('volsrv', ['src/volsrv'], ['basic/', 'cow/', 'volsrv/'] + VSS),
         Layer('tools-common', ['src/tools/common'], ['basic/', 'tools/common/'] + VSS_PUBLIC, never=NO_WIRE),
         Layer('vshadow', ['src/tools/vshadow'], ['basic/', 'tools/common/', 'tools/vshadow/'] + VSS_PUBLIC,
@@ -140,8 +148,12 @@ def resolve(layer, path, quote, name, exists):
         return None
 
 
-def visible(layer, header, exists):
-        """(True, None) when layer may include header (a path from the top), else (False, why)."""
+def visible(layer, header, exists, path=None):
+        """(True, None) when layer may include header (a path from the top) in file path, else
+        (False, why)."""
+        for lay in LAYERS:
+                if header in lay.private and path not in lay.private[header]:
+                        return False, 'the internals of %s, only for %s' % (header, ', '.join(lay.private[header]))
         for name, why in layer.never.items():
                 if source_of(layer, name, exists) == header:
                         return False, why
@@ -181,7 +193,7 @@ def check_file(path, text, exists, used_allow):
                         if quote:
                                 problems.append(where + ': no such header in the tree')
                         continue
-                ok, why = visible(layer, header, exists)
+                ok, why = visible(layer, header, exists, path)
                 if not ok:
                         owner = layer_of(header)
                         problems.append('%s (layer %s): %s' % (where, owner.name if owner else '?', why))
@@ -258,6 +270,7 @@ BAD = [
         ('src/cow/bad.c', '#include "../vssd/vssd.h"\n', 'names a path with ".."'),
         ('src/newdir/bad.c', '#include "basic/macro.h"\n', 'in no layer'),
         ('examples/bad.c', '#include "basic/macro.h"\n', "layer 'apps' sees only"),
+        ('src/vssd/session.c', '#include "vssd/vcluster.h"\n', 'the internals of src/vssd/vcluster.h'),
 ]
 GOOD = [
         ('src/vssd/good.c', '#include <stdio.h>\n#include "basic/macro.h"\n#include "cluster/cset.h"\n'
@@ -266,6 +279,7 @@ GOOD = [
                                       '#include "tools/common/tools-common.h"\n#include "vss/client.h"\n'),
         ('src/volsrv/good.c', '#include "cow/cow.h"\n#include "volsrv/volsrv.h"\n'),
         ('src/writers/mariadb/good.c', '#include "common/writer-app.h"\n#include "mariadb/maria.h"\n'),
+        ('src/vssd/cluster-set.c', '#include "vssd/vcluster.h"\n#include "vssd/set.h"\n'),
 ]
 # (layer, include) pairs the compiler must refuse through the layer's root, and accept.
 REFUSED = [('vshadow', 'vssd/vssd.h'), ('vssd', 'volsrv/volsrv.h'), ('basic', 'cow/cow.h'),
@@ -334,6 +348,44 @@ def check_binaries(nm, programs):
         return problems
 
 
+def compile_alone(cc, header, include_dirs, cflags, tmp):
+        """The compiler's complaint when header does not compile on its own, else None."""
+        src = os.path.join(tmp, 'alone.c')
+        with open(src, 'w') as f:
+                f.write('#include "%s"\n' % header)
+        r = subprocess.run([cc, '-std=gnu11', '-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter', '-Wshadow',
+                            '-Wstrict-prototypes', '-D_GNU_SOURCE', '-DOPENVSS_VERSION="0"']
+                           + ['-I' + d for d in include_dirs] + cflags + ['-fsyntax-only', src],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return r.stderr.strip().splitlines()[:4] if r.returncode != 0 else None
+
+
+def check_headers(top, roots, cc, pkgs):
+        r = subprocess.run(['pkg-config', '--cflags'] + pkgs, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+                return ['pkg-config --cflags %s: %s' % (' '.join(pkgs), r.stderr.strip())], 0
+        cflags = r.stdout.split() + ['-include', os.path.join(top, 'src/basic/banned.h')]
+        problems, n = [], 0
+        with tempfile.TemporaryDirectory() as tmp:
+                # The check can fail: a header that uses a type it does not include.
+                bad = os.path.join(tmp, 'bad.h')
+                with open(bad, 'w') as f:
+                        f.write('#pragma once\njson_t *bad(void);\n')
+                if compile_alone(cc, bad, [], cflags, tmp) is None:
+                        problems.append('%s: a header using json_t without <jansson.h> compiled alone' % cc)
+                for path in tree_files(top):
+                        if not path.endswith('.h') or path == 'src/basic/banned.h':
+                                continue
+                        layer = layer_of(path)
+                        dirs = [os.path.join(roots, layer.name)] + [os.path.join(top, d) for d in layer.roots]
+                        err = compile_alone(cc, os.path.join(top, path), dirs, cflags, tmp)
+                        n += 1
+                        if err:
+                                problems.append('%s: does not compile alone through %s/%s: %s' % (
+                                        path, roots, layer.name, ' | '.join(err)))
+        return problems, n
+
+
 def main(argv):
         if len(argv) == 4 and argv[1] == 'roots':
                 make_roots(os.path.abspath(argv[2]), argv[3])
@@ -357,6 +409,12 @@ def main(argv):
                 print('layers: %d programs checked for the wire format\'s code (and %d that hold it), %d problem%s' % (
                         len(programs), len(holding), len(problems), '' if len(problems) == 1 else 's'))
                 return 1 if problems else 0
+        if len(argv) >= 5 and argv[1] == 'headers':
+                problems, n = check_headers(os.path.abspath(argv[2]), argv[3], argv[4], argv[5:])
+                for p in problems:
+                        print(p)
+                print('layers: %d headers compiled alone, %d problem%s' % (n, len(problems), '' if len(problems) == 1 else 's'))
+                return 1 if problems else 0
         if len(argv) == 4 and argv[1] == 'self-test':
                 failures = self_test(argv[2], argv[3])
                 for f in failures:
@@ -364,7 +422,7 @@ def main(argv):
                 print('layers self-test: %d bad includes, %d good files, %d compiler cases, %d failure%s' % (
                         len(BAD), len(GOOD), len(REFUSED) + len(ACCEPTED), len(failures), '' if len(failures) == 1 else 's'))
                 return 1 if failures else 0
-        print('usage: layers.py roots SRCROOT DIR | check SRCROOT | binaries NM PROGRAM... --holding PROGRAM... | self-test SRCROOT ROOTS', file=sys.stderr)
+        print('usage: layers.py roots SRCROOT DIR | check SRCROOT | binaries NM PROGRAM... --holding PROGRAM... | headers SRCROOT ROOTS CC PKG... | self-test SRCROOT ROOTS', file=sys.stderr)
         return 2
 
 
