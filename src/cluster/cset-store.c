@@ -348,3 +348,71 @@ int cset_store_result(const struct cset_store *s, const struct cset_action *a, c
         }
         return 0;
 }
+
+/* One set's keys, as gc_pick walks them. */
+struct gc_group {
+        char set_id[CSET_SET_ID_MAX];
+        bool over;                      /* a final, or an abort decision */
+        bool have_created;
+        uint64_t created_us;
+};
+
+static bool gc_group_due(const struct gc_group *g, const char *current, uint64_t now_us, uint64_t keep_us)
+{
+        return g->set_id[0] && g->over && g->have_created && !streq_ptr(current, g->set_id) &&
+               g->created_us <= now_us && now_us - g->created_us >= keep_us;
+}
+
+size_t cset_store_gc_pick(const char *prefix, const struct etcd_range_result *r, const char *current, uint64_t now_us,
+                          uint64_t keep_us, void (*pick)(const char *set_id, void *userdata), void *userdata)
+{
+        char base[CSET_KEY_MAX];
+        struct gc_group g = {};
+        size_t n = 0, blen;
+        int k = snprintf(base, sizeof(base), "%s/sets/", prefix);
+
+        if (k < 0 || (size_t)k >= sizeof(base))
+                return 0;
+        blen = (size_t)k;
+        /* A range comes sorted by key: the keys of one set are next to each other. */
+        for (size_t i = 0; i <= r->n_kvs; i++) {
+                const struct etcd_kv *kv = i < r->n_kvs ? &r->kvs[i] : NULL;
+                const char *id = NULL, *slash = NULL, *leaf;
+                size_t idlen = 0;
+
+                if (kv && kv->key_len > blen && memcmp(kv->key, base, blen) == 0) {
+                        id = (const char *)kv->key + blen;
+                        slash = strchr(id, '/');
+                        idlen = slash ? (size_t)(slash - id) : 0;
+                }
+                if (!kv || !slash || idlen >= sizeof(g.set_id) || strncmp(g.set_id, id, idlen) != 0 ||
+                    g.set_id[idlen] != 0) {
+                        if (gc_group_due(&g, current, now_us, keep_us)) {
+                                pick(g.set_id, userdata);
+                                n++;
+                        }
+                        g = (struct gc_group){};
+                        if (!kv || !slash || idlen == 0 || idlen >= sizeof(g.set_id))
+                                continue;
+                        memcpy(g.set_id, id, idlen);
+                        g.set_id[idlen] = 0;
+                }
+                leaf = slash + 1;
+                if (streq(leaf, "final"))
+                        g.over = true;
+                else if (streq(leaf, "decision") &&
+                         !(kv->value_len == strlen("commit") && memcmp(kv->value, "commit", kv->value_len) == 0))
+                        g.over = true;
+                else if (streq(leaf, "spec")) {
+                        json_t *spec = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
+                        json_t *c = json_object_get(spec, "created_us");
+
+                        if (json_is_integer(c) && json_integer_value(c) >= 0) {
+                                g.created_us = (uint64_t)json_integer_value(c);
+                                g.have_created = true;
+                        }
+                        json_decref(spec);
+                }
+        }
+        return n;
+}

@@ -127,6 +127,41 @@ static void tset_maybe_clear(struct vcluster *k)
                 k->ts = (struct vc_tset){};
 }
 
+struct gc_ctx {
+        struct vcluster *k;
+        struct etcd_client *c;
+};
+
+static void gc_delete(const char *set_id, void *userdata)
+{
+        struct gc_ctx *g = userdata;
+        char key[CSET_KEY_MAX];
+
+        snprintf(key, sizeof(key), "%s/sets/%s/", g->k->cfg.prefix, set_id);
+        if (etcd_delete(g->c, key, true, call_deadline(g->k), NULL) < 0)
+                log_warn("[cluster] cannot delete the keys of finished set %s: %s", set_id, etcd_client_error(g->c));
+        else
+                log_info("[cluster] deleted the keys of finished set %s", set_id);
+}
+
+/* docs/cluster.md §9: with the lock held, the sets that ended set_keep_s ago or more go. Their
+ * shadow copies stay in the hosts' catalogs; only the protocol's keys are removed. */
+static void gc_sets(struct vcluster *k, struct etcd_client *c)
+{
+        struct etcd_range_result r = {};
+        struct gc_ctx g = { k, c };
+        char key[CSET_KEY_MAX];
+
+        snprintf(key, sizeof(key), "%s/sets/", k->cfg.prefix);
+        if (etcd_get(c, key, true, call_deadline(k), &r) < 0) {
+                log_warn("[cluster] cannot read the sets to collect: %s", etcd_client_error(c));
+                return;
+        }
+        (void)cset_store_gc_pick(k->cfg.prefix, &r, k->ts.st.set_id, clock_realtime_us(),
+                                 (uint64_t)k->cfg.set_keep_s * USEC_PER_SEC, gc_delete, &g);
+        etcd_range_result_release(&r);
+}
+
 static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
 {
         struct vc_tset *t = &k->ts;
@@ -176,6 +211,7 @@ static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
         t->next_keepalive = clock_monotonic_us() + (uint64_t)k->cfg.set_lease_ttl_s * USEC_PER_SEC / 3;
         t->next_poll = 0;
         post_started(k, VSS_S_OK, "lock revision %lld", (long long)t->st.lock_revision);
+        gc_sets(k, c);
 }
 
 static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
@@ -480,6 +516,8 @@ struct vcset {
         const char *c_host_ptrs[CSET_MAX_HOSTS];
         size_t c_n_hosts;
         bool c_lease;                           /* T1 succeeded: T11 is owed */
+        struct timer c_hold_timer;              /* VSSD_DEBUG_CLUSTER_COMMIT_DELAY_MS: T5 waits */
+        struct cset_action c_held;
 };
 
 static void queue_job(struct vssd *v, struct vc_job *j)
@@ -751,9 +789,25 @@ static void run_c(struct vssd *v, const struct cset_actions *out)
                 case CSET_ACT_REPORT:
                         report(v, &a->failure);
                         break;
+                case CSET_ACT_WRITE_COMMIT: {
+                        uint64_t ms = debug_ms_from_env("VSSD_DEBUG_CLUSTER_COMMIT_DELAY_MS");
+
+                        if (ms == 0) {
+                                queue_simple(v, VC_JOB_WRITE, true, cs->c_set, a);
+                                break;
+                        }
+                        /* Every host is frozen and waits: tests kill or cut hosts now. Logged
+                         * before the wait, as debug_sleep_from_env does. */
+                        log_warn("VSSD_DEBUG_CLUSTER_COMMIT_DELAY_MS: test hook, holding the commit decision of "
+                                 "set %s for %llu ms", cs->c_set, (unsigned long long)ms);
+                        cs->c_held = *a;
+                        timer_arm(v, &cs->c_hold_timer, clock_monotonic_us() + ms * USEC_PER_MSEC);
+                        break;
+                }
                 case CSET_ACT_FORGET:
                         cs->c_active = false;
                         timer_cancel(v, &cs->c_timer);
+                        timer_cancel(v, &cs->c_hold_timer);
                         queue_simple(v, VC_JOB_FORGET, true, cs->c_set, NULL);
                         return;
                 default:
@@ -789,6 +843,15 @@ static void c_tick(struct vssd *v, struct timer *t)
 
         (void)t;
         feed_c(v, &ev);
+}
+
+static void c_hold_done(struct vssd *v, struct timer *t)
+{
+        struct vcset *cs = v->cluster->set;
+
+        (void)t;
+        if (cs->c_active)
+                queue_simple(v, VC_JOB_WRITE, true, cs->c_set, &cs->c_held);
 }
 
 static void timing_from_spec(const struct vcluster *k, json_t *spec, struct cset_timing *t)
@@ -1110,6 +1173,7 @@ int vcset_init(struct vssd *v)
         cs->ops.released = ps_released;
         cs->p_timer.cb = p_tick;
         cs->c_timer.cb = c_tick;
+        cs->c_hold_timer.cb = c_hold_done;
         k->set = cs;
         k->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (k->evfd < 0 || epoll_ctl(v->epfd, EPOLL_CTL_ADD, k->evfd, &ev) < 0)
@@ -1140,6 +1204,7 @@ void vcset_free(struct vssd *v)
         if (cs) {
                 timer_cancel(v, &cs->p_timer);
                 timer_cancel(v, &cs->c_timer);
+                timer_cancel(v, &cs->c_hold_timer);
                 if (cs->ps) {
                         /* vssd stops: the local part aborts like a requester's set would. */
                         struct session *s = cs->ps;
