@@ -162,7 +162,12 @@ static void gc_sets(struct vcluster *k, struct etcd_client *c)
         etcd_range_result_release(&r);
 }
 
-static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
+/* How long a new set waits for this host's part in the previous one to end: a requester that
+ * starts its next set at once would otherwise race the BackupComplete of the last one. */
+#define START_HOLD_US (3 * USEC_PER_SEC)
+
+/* Takes j; returns whether it is done with it (false: held, k->held_start). */
+static bool job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
 {
         struct vc_tset *t = &k->ts;
         struct etcd_txn *txn = NULL;
@@ -172,16 +177,26 @@ static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
         int r;
 
         if (t->st.set_id[0] && !streq(t->st.set_id, j->set_id)) {
+                if (!k->held_start) {
+                        k->held_start = j;
+                        k->held_until = clock_monotonic_us() + START_HOLD_US;
+                        return false;
+                }
+                if (k->held_start == j && clock_monotonic_us() < k->held_until)
+                        return false;
+                k->held_start = NULL;
                 post_started(k, VSS_E_SNAPSHOT_SET_IN_PROGRESS, "host %s is still in cluster set %s", k->cfg.host,
                              t->st.set_id);
-                return;
+                return true;
         }
+        if (k->held_start == j)
+                k->held_start = NULL;
         tset_begin(k, j->set_id, (const char (*)[CSET_HOST_MAX])j->hosts, j->n_hosts);
         r = etcd_lease_grant(c, k->cfg.set_lease_ttl_s, call_deadline(k), &lease, &ttl);
         if (r < 0) {
                 post_started(k, VSS_E_CLUSTER_ERROR, "cannot get a set lease: %s", etcd_client_error(c));
                 tset_maybe_clear(k);
-                return;
+                return true;
         }
         r = cset_store_start_txn(&t->st, lease, j->spec, &txn);
         if (r >= 0)
@@ -191,7 +206,7 @@ static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
                 post_started(k, VSS_E_CLUSTER_ERROR, "cannot take the cluster set lock: %s", etcd_client_error(c));
                 (void)etcd_lease_revoke(c, lease, call_deadline(k));
                 tset_maybe_clear(k);
-                return;
+                return true;
         }
         r = cset_store_start_result(&t->st, &res, &t->st.lock_revision, &holder);
         etcd_txn_result_release(&res);
@@ -204,7 +219,7 @@ static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
                         post_started(k, VSS_E_CLUSTER_ERROR, "unexpected answer to the set's start: %s",
                                      strerror(-r));
                 tset_maybe_clear(k);
-                return;
+                return true;
         }
         t->lease = lease;
         t->coord = true;
@@ -212,6 +227,7 @@ static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
         t->next_poll = 0;
         post_started(k, VSS_S_OK, "lock revision %lld", (long long)t->st.lock_revision);
         gc_sets(k, c);
+        return true;
 }
 
 static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
@@ -386,8 +402,10 @@ static void poll_lock(struct vcluster *k, struct etcd_client *c)
                         if (n < CSET_MAX_HOSTS)
                                 snprintf(hosts[n++], CSET_HOST_MAX, "%s", h);
                 if (k->ts.st.set_id[0] && !streq(k->ts.st.set_id, set_id)) {
-                        log_warn("[cluster] set %s names this host while set %s is not over here; ignored", set_id,
-                                 k->ts.st.set_id);
+                        /* This host's coordinator is still ending its set: look again at the next poll. */
+                        log_debug("[cluster] set %s names this host while set %s is not over here yet", set_id,
+                                  k->ts.st.set_id);
+                        k->last_lock_set[0] = 0;
                         goto out;
                 }
                 tset_begin(k, set_id, (const char (*)[CSET_HOST_MAX])hosts, n);
@@ -421,7 +439,14 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
                 jobs = j->next;
                 switch (j->kind) {
                 case VC_JOB_START:
-                        job_start(k, c, j);
+                        if (k->held_start) {
+                                /* One start at a time (the loop sends one per coordinator). */
+                                post_started(k, VSS_E_SNAPSHOT_SET_IN_PROGRESS, "host %s is starting another "
+                                             "cluster set", k->cfg.host);
+                                break;
+                        }
+                        if (!job_start(k, c, j))
+                                continue;
                         break;
                 case VC_JOB_WRITE:
                         job_write(k, c, j);
@@ -443,6 +468,14 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
                 free(j);
         }
 
+        if (k->held_start) {
+                struct vc_job *h = k->held_start;
+
+                if (job_start(k, c, h)) {
+                        free(h->spec);
+                        free(h);
+                }
+        }
         now = clock_monotonic_us();
         if (k->ts.lease && now >= k->ts.next_keepalive) {
                 int64_t ttl;
@@ -473,11 +506,18 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
                 wake = MIN(wake, k->ts.next_poll);
         if (k->ts.lease)
                 wake = MIN(wake, k->ts.next_keepalive);
+        if (k->held_start)
+                wake = MIN(wake, clock_monotonic_us() + SET_POLL_US);
         return wake;
 }
 
 void vcset_thread_stop(struct vcluster *k, struct etcd_client *c)
 {
+        if (k->held_start) {
+                free(k->held_start->spec);
+                free(k->held_start);
+                k->held_start = NULL;
+        }
         if (k->ts.lease)
                 (void)etcd_lease_revoke(c, k->ts.lease, call_deadline(k));
         k->ts.lease = 0;
@@ -692,6 +732,7 @@ static void run_p(struct vssd *v, const struct cset_actions *out)
                         break;
                 case CSET_ACT_FREEZE_LOCAL:
                         if (cs->ps) {
+                                cs->ps->cluster_hold_until_us = a->deadline_us;
                                 cs->local = LOCAL_FREEZE;
                                 set_cluster_freeze(v, cs->ps);
                         }
