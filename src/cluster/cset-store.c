@@ -416,3 +416,72 @@ size_t cset_store_gc_pick(const char *prefix, const struct etcd_range_result *r,
         }
         return n;
 }
+
+static const struct etcd_kv *find_kv(const struct etcd_range_result *r, const char *key)
+{
+        for (size_t i = 0; i < r->n_kvs; i++)
+                if (r->kvs[i].key_len == strlen(key) && memcmp(r->kvs[i].key, key, r->kvs[i].key_len) == 0)
+                        return &r->kvs[i];
+        return NULL;
+}
+
+/* An ack or outcome key: the word (ok, commit, complete) or a failure. */
+static void value_event(const struct etcd_kv *kv, const char *word, enum cset_event_type type, struct cset_event *ev)
+{
+        *ev = (struct cset_event){ .type = type };
+        if (kv->value_len == strlen(word) && memcmp(kv->value, word, kv->value_len) == 0) {
+                ev->commit = ev->complete = true;
+                return;
+        }
+        if (cset_failure_from_json((const char *)kv->value, kv->value_len, &ev->failure) < 0) {
+                ev->failure.hr = VSS_E_UNEXPECTED;
+                snprintf(ev->failure.detail, sizeof(ev->failure.detail), "unreadable value");
+        }
+}
+
+void cset_store_poll_events(const struct cset_store *s, const struct etcd_range_result *r,
+                            void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
+                            void *userdata)
+{
+        static const struct {
+                const char *leaf;
+                enum cset_event_type type;
+        } acks[] = { { "prepared", CSET_EV_HOST_PREPARED },
+                     { "frozen", CSET_EV_HOST_FROZEN },
+                     { "done", CSET_EV_HOST_DONE } };
+        char key[CSET_KEY_MAX];
+        const struct etcd_kv *kv;
+        struct cset_event ev;
+
+        for (size_t i = 0; i < s->n_hosts; i++)
+                for (size_t a = 0; a < ARRAY_SIZE(acks); a++) {
+                        if (cset_store_key(s, acks[a].leaf, s->hosts[i], key, sizeof(key)) < 0 ||
+                            !(kv = find_kv(r, key)))
+                                continue;
+                        value_event(kv, "ok", acks[a].type, &ev);
+                        if (ev.commit)
+                                ev.failure.hr = VSS_S_OK;
+                        ev.host = s->hosts[i];
+                        emit(&ev, true, false, userdata);
+                }
+        if (cset_store_key(s, "freeze", NULL, key, sizeof(key)) >= 0 && find_kv(r, key)) {
+                ev = (struct cset_event){ .type = CSET_EV_FREEZE_SEEN };
+                emit(&ev, false, true, userdata);
+        }
+        if (cset_store_key(s, "decision", NULL, key, sizeof(key)) >= 0 && (kv = find_kv(r, key))) {
+                value_event(kv, "commit", CSET_EV_DECISION_SEEN, &ev);
+                emit(&ev, true, true, userdata);
+        }
+        if (cset_store_key(s, "final", NULL, key, sizeof(key)) >= 0 && (kv = find_kv(r, key))) {
+                value_event(kv, "complete", CSET_EV_FINAL_SEEN, &ev);
+                emit(&ev, true, true, userdata);
+        }
+        if (cset_store_key(s, "end", NULL, key, sizeof(key)) >= 0 && find_kv(r, key)) {
+                ev = (struct cset_event){ .type = CSET_EV_END_SEEN, .succeeded = true };
+                emit(&ev, false, true, userdata);
+        } else if (cset_store_key(s, "coordinator", NULL, key, sizeof(key)) >= 0 && !find_kv(r, key)) {
+                /* Its lease expired (or the requester ended without BackupComplete). */
+                ev = (struct cset_event){ .type = CSET_EV_COORDINATOR_GONE };
+                emit(&ev, false, true, userdata);
+        }
+}

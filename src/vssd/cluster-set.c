@@ -277,35 +277,22 @@ static void job_end(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
         tset_maybe_clear(k);
 }
 
-static const struct etcd_kv *find_kv(const struct etcd_range_result *r, const char *key)
+static void poll_emit(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata)
 {
-        for (size_t i = 0; i < r->n_kvs; i++)
-                if (strcmp((const char *)r->kvs[i].key, key) == 0)
-                        return &r->kvs[i];
-        return NULL;
-}
+        struct vcluster *k = userdata;
 
-/* An ack or outcome key: the word (ok, commit, complete) or a failure. */
-static void value_event(const struct etcd_kv *kv, const char *word, enum cset_event_type type, struct cset_event *ev)
-{
-        *ev = (struct cset_event){ .type = type };
-        if (kv->value_len == strlen(word) && memcmp(kv->value, word, kv->value_len) == 0) {
-                ev->commit = ev->complete = true;
-                return;
-        }
-        if (cset_failure_from_json((const char *)kv->value, kv->value_len, &ev->failure) < 0) {
-                ev->failure.hr = VSS_E_UNEXPECTED;
-                snprintf(ev->failure.detail, sizeof(ev->failure.detail), "unreadable value");
-        }
+        if (to_coord && k->ts.coord)
+                post_event(k, true, ev);
+        if (to_part && k->ts.part)
+                post_event(k, false, ev);
 }
 
 /* Every key of the set, as events (duplicates are harmless: the machines take them and do nothing). */
 static void poll_set(struct vcluster *k, struct etcd_client *c)
 {
         struct vc_tset *t = &k->ts;
-        char prefix[CSET_KEY_MAX], key[CSET_KEY_MAX];
+        char prefix[CSET_KEY_MAX];
         struct etcd_range_result r = {};
-        const struct etcd_kv *kv;
         struct cset_event ev;
 
         if (cset_store_key(&t->st, "", NULL, prefix, sizeof(prefix)) < 0)
@@ -321,47 +308,7 @@ static void poll_set(struct vcluster *k, struct etcd_client *c)
                 ev = (struct cset_event){ .type = CSET_EV_ETCD_OK };
                 post_both(k, &ev);
         }
-        if (t->coord) {
-                static const struct {
-                        const char *leaf;
-                        enum cset_event_type type;
-                } acks[] = { { "prepared", CSET_EV_HOST_PREPARED },
-                             { "frozen", CSET_EV_HOST_FROZEN },
-                             { "done", CSET_EV_HOST_DONE } };
-
-                for (size_t i = 0; i < t->st.n_hosts; i++)
-                        for (size_t a = 0; a < ARRAY_SIZE(acks); a++) {
-                                if (cset_store_key(&t->st, acks[a].leaf, t->hosts[i], key, sizeof(key)) < 0 ||
-                                    !(kv = find_kv(&r, key)))
-                                        continue;
-                                value_event(kv, "ok", acks[a].type, &ev);
-                                if (ev.commit)
-                                        ev.failure.hr = VSS_S_OK;
-                                ev.host = t->hosts[i];
-                                post_event(k, true, &ev);
-                        }
-        }
-        if (t->part && cset_store_key(&t->st, "freeze", NULL, key, sizeof(key)) >= 0 && find_kv(&r, key)) {
-                ev = (struct cset_event){ .type = CSET_EV_FREEZE_SEEN };
-                post_event(k, false, &ev);
-        }
-        if (cset_store_key(&t->st, "decision", NULL, key, sizeof(key)) >= 0 && (kv = find_kv(&r, key))) {
-                value_event(kv, "commit", CSET_EV_DECISION_SEEN, &ev);
-                post_both(k, &ev);
-        }
-        if (cset_store_key(&t->st, "final", NULL, key, sizeof(key)) >= 0 && (kv = find_kv(&r, key))) {
-                value_event(kv, "complete", CSET_EV_FINAL_SEEN, &ev);
-                post_both(k, &ev);
-        }
-        if (t->part && cset_store_key(&t->st, "end", NULL, key, sizeof(key)) >= 0 && find_kv(&r, key)) {
-                ev = (struct cset_event){ .type = CSET_EV_END_SEEN, .succeeded = true };
-                post_event(k, false, &ev);
-        } else if (t->part && cset_store_key(&t->st, "coordinator", NULL, key, sizeof(key)) >= 0 &&
-                   !find_kv(&r, key)) {
-                /* Its lease expired (or the requester ended without BackupComplete). */
-                ev = (struct cset_event){ .type = CSET_EV_COORDINATOR_GONE };
-                post_event(k, false, &ev);
-        }
+        cset_store_poll_events(&t->st, &r, poll_emit, k);
         etcd_range_result_release(&r);
 }
 
