@@ -58,6 +58,7 @@ struct session {
         bool cluster_coordinator;
         bool cluster_participant;
         json_t *cluster_volumes;        /* coordinator: {"host": [{"volume","shadow_id"}]} */
+        uint64_t cluster_hold_until_us; /* participant: the hold deadline D (monotonic), 0: none */
 };
 
 struct session *session_get(struct vssd *v, struct conn *c, bool create);

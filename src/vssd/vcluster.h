@@ -88,6 +88,8 @@ struct vcluster {
         /* Cluster thread only. */
         struct vc_tset ts;
         char last_lock_set[CSET_SET_ID_MAX];    /* the set the lock named at the last poll */
+        struct vc_job *held_start;              /* a START waiting for this host's previous set to end */
+        uint64_t held_until;
         uint64_t next_lock_poll;
 
         /* Loop thread only. */

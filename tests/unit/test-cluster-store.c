@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "basic/macro.h"
 #include "cluster/cset-store.h"
 
 static const char *const hosts[] = { "h1", "h2", "h3" };
@@ -295,6 +296,62 @@ static void test_start(void **state)
         etcd_txn_result_release(&r);
 }
 
+/* GC: which sets cset_store_gc_pick() collects from a range of P/sets/, sorted by key. */
+static void gc_collect(const char *set_id, void *userdata)
+{
+        char *out = userdata;
+        size_t n = strlen(out);
+
+        snprintf(out + n, 512 - n, "%s%s", n ? "," : "", set_id);
+}
+
+static void test_gc(void **state)
+{
+        static const struct {
+                const char *key, *value;
+        } kv[] = {
+                { "/openvss/sets/{a}/decision", "{\"outcome\":\"abort\",\"hresult\":\"0x800423F3\"}" },
+                { "/openvss/sets/{a}/spec", "{\"set_id\":\"{a}\",\"created_us\":1000}" },
+                { "/openvss/sets/{b}/decision", "commit" },     /* commit without a final: kept */
+                { "/openvss/sets/{b}/spec", "{\"created_us\":1000}" },
+                { "/openvss/sets/{c}/decision", "commit" },
+                { "/openvss/sets/{c}/final", "complete" },
+                { "/openvss/sets/{c}/spec", "{\"created_us\":1000}" },
+                { "/openvss/sets/{d}/final", "complete" },     /* too young */
+                { "/openvss/sets/{d}/spec", "{\"created_us\":9500}" },
+                { "/openvss/sets/{e}/prepared/h1", "ok" },     /* running */
+                { "/openvss/sets/{e}/spec", "{\"created_us\":10}" },
+                { "/openvss/sets/{f}/final", "complete" },     /* no spec */
+                { "/openvss/sets/{g}/final", "complete" },     /* the current set */
+                { "/openvss/sets/{g}/spec", "{\"created_us\":10}" },
+                { "/openvss/sets/{h}/spec", "not json" },
+                { "/openvss/sets/{h}/final", "complete" },
+                { "/openvss/setsx", "?" },
+        };
+        struct etcd_kv kvs[ARRAY_SIZE(kv)] = {};
+        struct etcd_range_result r = { .kvs = kvs, .n_kvs = ARRAY_SIZE(kv) };
+        char out[512] = "";
+
+        (void)state;
+        for (size_t i = 0; i < ARRAY_SIZE(kv); i++) {
+                kvs[i].key = (uint8_t *)kv[i].key;
+                kvs[i].key_len = strlen(kv[i].key);
+                kvs[i].value = (uint8_t *)kv[i].value;
+                kvs[i].value_len = strlen(kv[i].value);
+        }
+        assert_int_equal(cset_store_gc_pick("/openvss", &r, "{g}", 10000, 1000, gc_collect, out), 2);
+        assert_string_equal(out, "{a},{c}");
+        out[0] = 0;
+        assert_int_equal(cset_store_gc_pick("/openvss", &r, NULL, 10000, 0, gc_collect, out), 4);
+        assert_string_equal(out, "{a},{c},{d},{g}");
+        out[0] = 0;
+        /* The clock is before most sets' creation (stepped back): those are not old. */
+        assert_int_equal(cset_store_gc_pick("/openvss", &r, NULL, 500, 0, gc_collect, out), 1);
+        assert_string_equal(out, "{g}");
+        r.n_kvs = 0;
+        assert_int_equal(cset_store_gc_pick("/openvss", &r, NULL, 10000, 0, gc_collect, out), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -302,6 +359,7 @@ int main(void)
                 cmocka_unit_test(test_txns),
                 cmocka_unit_test(test_results),
                 cmocka_unit_test(test_start),
+                cmocka_unit_test(test_gc),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
