@@ -11,6 +11,10 @@
  * the tools include those and never this file (tests/layers).
  */
 
+#ifdef OPENVSS_ON_LIBVSS
+#error "a program on libvss never sees the wire format: basic/json-util.h and basic/names.h have what it needs (docs/architecture.md)"
+#endif
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>

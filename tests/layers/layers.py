@@ -25,11 +25,14 @@ The table below is the one place that says so; two things are made from it:
                              PKG are the pkg-config names of the libraries the headers use;
   layers.py self-test SRCROOT ROOTS
                              proves both can fail: synthetic bad includes must be reported, the
-                             compiler must refuse a crossing include through ROOTS.
+                             compiler must refuse a crossing include through ROOTS (and
+                             basic/wire.h under the programs on libvss's define, which the build's
+                             compile_commands.json must show for each of their files).
 
 tests/ and bench/ are no layer: tests reach into the modules they test.
 """
 
+import json
 import os
 import re
 import shutil
@@ -49,6 +52,9 @@ NO_WIRE = {'basic/wire.h': 'programs on libvss talk to vssd through libvss and n
 
 class Layer:
         def __init__(self, name, members, sees, never=None, roots=(), allow=None, names=None, private=None):
+                # What never names, the build refuses through a define its targets get (meson.build's
+                # on_libvss: basic/wire.h is an #error under OPENVSS_ON_LIBVSS).
+                self.defines = ['OPENVSS_ON_LIBVSS'] if never is NO_WIRE else []
                 self.name = name
                 self.members = members          # directories (from the top) whose files are in the layer
                 self.sees = sees                # include names: 'dir/' or 'dir/file.h'
@@ -283,9 +289,39 @@ GOOD = [
 ]
 # (layer, include) pairs the compiler must refuse through the layer's root, and accept.
 REFUSED = [('vshadow', 'vssd/vssd.h'), ('vssd', 'volsrv/volsrv.h'), ('basic', 'cow/cow.h'),
-           ('volsrv', 'providers/cow/cow-util.h'), ('apps', 'basic/macro.h'), ('vssd', 'providers/btrfs/btrfs.c')]
+           ('volsrv', 'providers/cow/cow-util.h'), ('apps', 'basic/macro.h'), ('vssd', 'providers/btrfs/btrfs.c'),
+           ('vssadmin', 'basic/wire.h'), ('writer-sqlite', 'basic/wire.h')]
 ACCEPTED = [('vssd', 'basic/macro.h'), ('vssd', 'providers/cow/cow-util.h'), ('volsrv', 'cow/cow.h'),
-            ('apps', 'vss/requester.h')]
+            ('apps', 'vss/requester.h'), ('vssd', 'basic/wire.h'), ('vssadmin', 'basic/names.h')]
+
+
+def check_defines(top, build, entries=None):
+        """Every file of a layer with defines is compiled with them in the build's src/ targets
+        (entries: compile_commands.json's, read from build when None)."""
+        path = os.path.join(build, 'compile_commands.json')
+        if entries is None:
+                try:
+                        with open(path) as f:
+                                entries = json.load(f)
+                except (OSError, ValueError) as e:
+                        return ['%s: %s' % (path, e)]
+        problems, seen = [], 0
+        for e in entries:
+                # Only src/'s own targets: tests/fuzz compiles some of the tools' files as well.
+                if not e.get('output', '').startswith('src/'):
+                        continue
+                rel = os.path.relpath(os.path.normpath(os.path.join(e['directory'], e['file'])), top)
+                layer = layer_of(rel)
+                if not layer or not layer.defines:
+                        continue
+                seen += 1
+                args = e['arguments'] if 'arguments' in e else e['command'].split()
+                for d in layer.defines:
+                        if '-D' + d not in args:
+                                problems.append('%s (%s): compiled without -D%s' % (rel, e['output'], d))
+        if not seen:
+                problems.append('%s: no compile command of a program on libvss' % path)
+        return problems
 
 
 def self_test(top, roots):
@@ -319,11 +355,19 @@ def self_test(top, roots):
                         with open(src, 'w') as f:
                                 f.write('#include "%s"\n' % name)
                         # -E: finding the headers is the point, not compiling them.
-                        r = subprocess.run([cc, '-E', '-D_GNU_SOURCE', '-I' + os.path.join(roots, layer), src],
+                        defines = ['-D' + d for l in LAYERS if l.name == layer for d in l.defines]
+                        r = subprocess.run([cc, '-E', '-D_GNU_SOURCE', '-I' + os.path.join(roots, layer)] + defines + [src],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                         if (r.returncode == 0) != want:
                                 failures.append('%s: #include "%s" %s through %s/%s: %s' % (
                                         cc, name, 'refused' if want else 'compiled', roots, layer, r.stderr.strip()[:300]))
+        # The build compiles the programs on libvss with their define; a command without it is reported.
+        build = os.path.dirname(os.path.abspath(roots))
+        failures += check_defines(top, build)
+        bad = [{'directory': build, 'file': os.path.join(top, 'src/tools/vssadmin/list.c'),
+                'output': 'src/tools/vssadmin/vssadmin.p/list.c.o', 'command': 'cc -c list.c'}]
+        if not any('compiled without -DOPENVSS_ON_LIBVSS' in p for p in check_defines(top, build, bad)):
+                failures.append('a tool compiled without -DOPENVSS_ON_LIBVSS was not reported')
         return failures
 
 
@@ -416,10 +460,10 @@ def main(argv):
                 print('layers: %d headers compiled alone, %d problem%s' % (n, len(problems), '' if len(problems) == 1 else 's'))
                 return 1 if problems else 0
         if len(argv) == 4 and argv[1] == 'self-test':
-                failures = self_test(argv[2], argv[3])
+                failures = self_test(os.path.abspath(argv[2]), argv[3])
                 for f in failures:
                         print('FAIL ' + f)
-                print('layers self-test: %d bad includes, %d good files, %d compiler cases, %d failure%s' % (
+                print('layers self-test: %d bad includes, %d good files, %d compiler cases, the build\'s defines, %d failure%s' % (
                         len(BAD), len(GOOD), len(REFUSED) + len(ACCEPTED), len(failures), '' if len(failures) == 1 else 's'))
                 return 1 if failures else 0
         print('usage: layers.py roots SRCROOT DIR | check SRCROOT | binaries NM PROGRAM... --holding PROGRAM... | headers SRCROOT ROOTS CC PKG... | self-test SRCROOT ROOTS', file=sys.stderr)
