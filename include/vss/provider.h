@@ -100,7 +100,9 @@ struct vss_provider_ops {
         vss_hresult (*revert)(void *state, struct vss_provider_snapshot *snap);
 };
 
+/* The providers compiled into vssd (src/providers/), in the order of its provider table. */
 extern const struct vss_provider_ops vss_provider_btrfs;
+extern const struct vss_provider_ops vss_provider_cow; /* docs/cow-provider.md */
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 
-#include "providers/cow/cow-provider.h"
 #include "vssd/vssd.h"
 
 const struct vss_provider_ops *const provider_table[] = {

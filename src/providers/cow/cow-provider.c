@@ -23,9 +23,11 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/wire.h"
-#include "providers/cow/cow-provider.h"
 #include "providers/cow/cow-util.h"
 #include "providers/cow/volsrv-client.h"
+#include "vss/provider.h"
+
+#define VSS_COW_PROVIDER_ID "{6f70656e-7673-4373-af77-70726f760001}"
 
 /* Snapshot.Create runs inside the 10 s hold window: leave room for the thaw. */
 #define COMMIT_CALL_TIMEOUT_MS 4000
