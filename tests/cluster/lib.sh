@@ -184,6 +184,9 @@ cl_endpoints()
         echo "$(cl_endpoint 1),$(cl_endpoint 2),$(cl_endpoint 3)"
 }
 
+# --pre-vote (the default from etcd 3.5 on, not in Debian 12's 3.4): a member coming back
+# from a cut link, with the higher term its lonely elections gave it, would otherwise depose
+# the leader and leave the cluster without one for an election timeout or more.
 cl_etcd_start()
 {
         local i=$1 state=existing
@@ -196,7 +199,7 @@ cl_etcd_start()
                 --initial-advertise-peer-urls "http://${CL_ADDR[$i]}:$CL_PORT_PEER" \
                 --initial-cluster "m1=http://${CL_ADDR[1]}:$CL_PORT_PEER,m2=http://${CL_ADDR[2]}:$CL_PORT_PEER,m3=http://${CL_ADDR[3]}:$CL_PORT_PEER" \
                 --initial-cluster-state "$state" --initial-cluster-token "openvss-test-$CL_SUBNET-$$" \
-                --heartbeat-interval 100 --election-timeout 1000 \
+                --heartbeat-interval 100 --election-timeout 1000 --pre-vote \
                 >>"$T/etcd/m$i.log" 2>&1 &
         CL_ETCD_PID[$i]=$!
         echo "etcd m$i started (pid ${CL_ETCD_PID[$i]}, $state)" >>"$T/commands.log"

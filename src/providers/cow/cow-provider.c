@@ -75,7 +75,7 @@ static vss_hresult cow_is_volume_supported(void *state, const char *volume, cons
 static vss_hresult cow_begin_prepare(void *state, struct vss_provider_snapshot *snap)
 {
         struct cow_state *s = state;
-        unsigned long long min = cow_min_diff_area_bytes(s->ctx->config_path);
+        unsigned long long min = s->ctx->settings.min_diff_area_bytes;
         char rundir[VSS_PROVIDER_DATA_MAX - 64], guid[37], err[512];
         _cleanup_free_ char *dir = NULL;
         json_t *status = NULL, *stats = NULL, *jmax;
