@@ -144,7 +144,8 @@ static void gc_delete(const char *set_id, void *userdata)
                 log_info("[cluster] deleted the keys of finished set %s", set_id);
 }
 
-/* docs/cluster.md §9: with the lock held, the sets that ended set_keep_s ago or more go. Their
+/* docs/cluster.md §9: with the lock held (before T10 releases it, so off the set's critical
+ * path), the sets that ended set_keep_s ago or more go. Their
  * shadow copies stay in the hosts' catalogs; only the protocol's keys are removed. */
 static void gc_sets(struct vcluster *k, struct etcd_client *c)
 {
@@ -226,7 +227,6 @@ static bool job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
         t->next_keepalive = clock_monotonic_us() + (uint64_t)k->cfg.set_lease_ttl_s * USEC_PER_SEC / 3;
         t->next_poll = 0;
         post_started(k, VSS_S_OK, "lock revision %lld", (long long)t->st.lock_revision);
-        gc_sets(k, c);
         return true;
 }
 
@@ -239,6 +239,8 @@ static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *
 
         if (!k->ts.st.set_id[0])
                 return;
+        if (j->coord && j->act.type == CSET_ACT_RELEASE)
+                gc_sets(k, c);          /* still under the lock, and after the set's freeze */
         r = cset_store_txn(&k->ts.st, &j->act, &txn);
         if (r < 0) {
                 log_err("[cluster] no transaction for %s: %s", cset_action_name(j->act.type), strerror(-r));
@@ -379,6 +381,11 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
         pthread_mutex_lock(&k->lock);
         jobs = k->jobs;
         k->jobs = k->jobs_tail = NULL;
+        if (k->kick) {
+                k->kick = false;
+                k->ts.next_poll = 0;
+                k->next_lock_poll = 0;
+        }
         pthread_mutex_unlock(&k->lock);
         while (jobs) {
                 struct vc_job *j = jobs;
@@ -468,6 +475,81 @@ void vcset_thread_stop(struct vcluster *k, struct etcd_client *c)
         if (k->ts.lease)
                 (void)etcd_lease_revoke(c, k->ts.lease, call_deadline(k));
         k->ts.lease = 0;
+}
+
+/* ======================= watch thread ======================= */
+
+#define WATCH_WAIT_US (250 * USEC_PER_MSEC)     /* bounds how long vcluster_stop waits for it */
+
+/* Waits until 'until' or stop; returns whether to go on. */
+static bool watch_wait(struct vcluster *k, uint64_t until)
+{
+        bool stop;
+
+        pthread_mutex_lock(&k->lock);
+        while (!k->stop && clock_monotonic_us() < until) {
+                struct timespec ts = timespec_from_us(until);
+
+                if (pthread_cond_timedwait(&k->wcond, &k->lock, &ts) == ETIMEDOUT)
+                        break;
+        }
+        stop = k->stop;
+        pthread_mutex_unlock(&k->lock);
+        return !stop;
+}
+
+static void *watch_thread(void *p)
+{
+        struct vcluster *k = p;
+        _cleanup_(etcd_client_freep) struct etcd_client *c = NULL;
+        struct etcd_watch *w = NULL;
+        char key[CLUSTER_PREFIX_MAX + 2];
+
+        snprintf(key, sizeof(key), "%s/", k->cfg.prefix);
+        if (etcd_client_new(k->cfg.endpoints, &c) < 0)
+                return NULL;
+        while (watch_wait(k, 0)) {
+                struct etcd_watch_response resp = {};
+                int r;
+
+                if (!w && etcd_watch_new(c, key, true, 0, &w) < 0) {
+                        w = NULL;
+                        if (!watch_wait(k, clock_monotonic_us() + WATCH_WAIT_US))
+                                break;
+                        continue;
+                }
+                r = etcd_watch_next(w, clock_monotonic_us() + WATCH_WAIT_US, &resp);
+                if (r > 0) {
+                        etcd_watch_response_release(&resp);
+                        pthread_mutex_lock(&k->lock);
+                        k->kick = true;
+                        pthread_cond_signal(&k->cond);
+                        pthread_mutex_unlock(&k->lock);
+                } else if (r < 0) {
+                        /* Compacted or canceled: a new watch from now on (the polls carry the state). */
+                        w = etcd_watch_free(w);
+                        if (!watch_wait(k, clock_monotonic_us() + WATCH_WAIT_US))
+                                break;
+                }
+        }
+        etcd_watch_free(w);
+        return NULL;
+}
+
+int vcset_watch_start(struct vcluster *k)
+{
+        int r = -pthread_create(&k->wthread, NULL, watch_thread, k);
+
+        if (r == 0)
+                k->wstarted = true;
+        return r;
+}
+
+void vcset_watch_join(struct vcluster *k)
+{
+        if (k->wstarted)
+                pthread_join(k->wthread, NULL);
+        k->wstarted = false;
 }
 
 /* ======================= loop thread ======================= */

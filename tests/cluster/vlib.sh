@@ -5,6 +5,8 @@
 # of cluster snapshot sets through vssd (t-cl-vset, t-cl-vfaults, t-cl-causal).
 #
 #   cv_init                         binaries, mkfs.btrfs, cl_init, the cleanup trap
+#   cv_three_btrfs_hosts            the network, etcd, and on each host a btrfs volume, its
+#                                   vssd and its writer, until every host lists every host
 #   cv_btrfs I                      a btrfs loop volume at $T/vI, ${VOL[I]}
 #   cv_cow I                        a cow volume (ext4, vssadmin create volume) at $T/vI
 #   cv_vssd_start I [VAR=VALUE...]  host I's vssd (config below, environment added),
@@ -203,4 +205,14 @@ cv_vshadow_bg()
 cv_all()
 {
         echo "host1:${VOL[1]} host2:${VOL[2]} host3:${VOL[3]}"
+}
+
+cv_three_btrfs_hosts()
+{
+        local i
+        cl_net_up
+        cl_etcd_start_all
+        for i in 1 2 3; do cv_btrfs "$i"; cv_vssd_start "$i"; done
+        for i in 1 2 3; do cv_writer_start "$i"; done
+        cl_wait_until 15 "every host lists every host" cv_present_everywhere
 }
