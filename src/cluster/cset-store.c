@@ -149,6 +149,19 @@ int cset_store_start_result(const struct cset_store *s, const struct etcd_txn_re
                 *ret_lock_revision = g->kvs[0].create_revision;
                 return 0;
         }
+        {
+                /* Our own lock: the etcd client applied a T1 that timed out and was sent again
+                 * (etcd.h), so the second application found what the first one wrote. */
+                json_t *lock = json_loadb((const char *)g->kvs[0].value, g->kvs[0].value_len, 0, NULL);
+                bool ours = streq_ptr(json_string_value(json_object_get(lock, "set_id")), s->set_id) &&
+                            streq_ptr(json_string_value(json_object_get(lock, "coordinator")), s->me);
+
+                json_decref(lock);
+                if (ours) {
+                        *ret_lock_revision = g->kvs[0].create_revision;
+                        return 0;
+                }
+        }
         if (ret_holder) {
                 *ret_holder = strdup((const char *)g->kvs[0].value);
                 if (!*ret_holder)

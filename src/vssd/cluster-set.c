@@ -97,6 +97,23 @@ static void post_started(struct vcluster *k, vss_hresult hr, const char *fmt, ..
         post(k, m);
 }
 
+/* Waits on cond (with k->lock) until 'until' (monotonic) or vssd stops; returns whether to go on. */
+static bool wait_or_stop(struct vcluster *k, pthread_cond_t *cond, uint64_t until)
+{
+        bool stop;
+
+        pthread_mutex_lock(&k->lock);
+        while (!k->stop && clock_monotonic_us() < until) {
+                struct timespec ts = timespec_from_us(until);
+
+                if (pthread_cond_timedwait(cond, &k->lock, &ts) == ETIMEDOUT)
+                        break;
+        }
+        stop = k->stop;
+        pthread_mutex_unlock(&k->lock);
+        return !stop;
+}
+
 static void unreachable_event(struct cset_event *ev, struct etcd_client *c)
 {
         *ev = (struct cset_event){ .type = CSET_EV_ETCD_UNREACHABLE };
@@ -144,7 +161,8 @@ static void gc_delete(const char *set_id, void *userdata)
                 log_info("[cluster] deleted the keys of finished set %s", set_id);
 }
 
-/* docs/cluster.md §9: with the lock held, the sets that ended set_keep_s ago or more go. Their
+/* docs/cluster.md §9: with the lock held (before T10 releases it, so off the set's critical
+ * path), the sets that ended set_keep_s ago or more go. Their
  * shadow copies stay in the hosts' catalogs; only the protocol's keys are removed. */
 static void gc_sets(struct vcluster *k, struct etcd_client *c)
 {
@@ -165,6 +183,17 @@ static void gc_sets(struct vcluster *k, struct etcd_client *c)
 /* How long a new set waits for this host's part in the previous one to end: a requester that
  * starts its next set at once would otherwise race the BackupComplete of the last one. */
 #define START_HOLD_US (3 * USEC_PER_SEC)
+#define START_RETRY_MS UINT64_C(2000)
+
+/* A start's etcd calls are tried again until 'until': etcd electing a new leader after losing
+ * one (1-2 s) must not fail a set that has frozen nothing yet. Waits 100 ms; false when the
+ * time is up or vssd stops. */
+static bool start_retry(struct vcluster *k, uint64_t until)
+{
+        uint64_t when = clock_monotonic_us() + 100 * USEC_PER_MSEC;
+
+        return when < until && wait_or_stop(k, &k->cond, when);
+}
 
 /* Takes j; returns whether it is done with it (false: held, k->held_start). */
 static bool job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
@@ -174,6 +203,7 @@ static bool job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
         struct etcd_txn_result res = {};
         _cleanup_free_ char *holder = NULL;
         int64_t ttl = 0, lease = 0;
+        uint64_t until;
         int r;
 
         if (t->st.set_id[0] && !streq(t->st.set_id, j->set_id)) {
@@ -192,15 +222,20 @@ static bool job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
         if (k->held_start == j)
                 k->held_start = NULL;
         tset_begin(k, j->set_id, (const char (*)[CSET_HOST_MAX])j->hosts, j->n_hosts);
-        r = etcd_lease_grant(c, k->cfg.set_lease_ttl_s, call_deadline(k), &lease, &ttl);
+        /* Bounded well below a host lease's keepalive slack: this thread keeps that lease too. */
+        until = clock_monotonic_us() + MIN((uint64_t)k->cfg.timing.unreachable_ms, START_RETRY_MS) * USEC_PER_MSEC;
+        while ((r = etcd_lease_grant(c, k->cfg.set_lease_ttl_s, call_deadline(k), &lease, &ttl)) < 0 &&
+               start_retry(k, until))
+                log_debug("[cluster] set lease: %s; again", etcd_client_error(c));
         if (r < 0) {
                 post_started(k, VSS_E_CLUSTER_ERROR, "cannot get a set lease: %s", etcd_client_error(c));
                 tset_maybe_clear(k);
                 return true;
         }
         r = cset_store_start_txn(&t->st, lease, j->spec, &txn);
-        if (r >= 0)
-                r = etcd_txn_commit(c, txn, call_deadline(k), &res);
+        /* Sent again, T1 finds its own lock if the first one was applied (cset_store_start_result). */
+        while (r >= 0 && (r = etcd_txn_commit(c, txn, call_deadline(k), &res)) < 0 && start_retry(k, until))
+                log_debug("[cluster] T1: %s; again", etcd_client_error(c));
         etcd_txn_free(txn);
         if (r < 0) {
                 post_started(k, VSS_E_CLUSTER_ERROR, "cannot take the cluster set lock: %s", etcd_client_error(c));
@@ -226,8 +261,46 @@ static bool job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
         t->next_keepalive = clock_monotonic_us() + (uint64_t)k->cfg.set_lease_ttl_s * USEC_PER_SEC / 3;
         t->next_poll = 0;
         post_started(k, VSS_S_OK, "lock revision %lld", (long long)t->st.lock_revision);
-        gc_sets(k, c);
         return true;
+}
+
+/* A write of one machine of this host that the other one here waits for: it gets the event a
+ * poll would read next at once, saving a watch-and-poll round trip (on the coordinator's host,
+ * twice inside every freeze window). Failures are left to the polls. */
+static void relay_written(struct vcluster *k, const struct vc_job *j)
+{
+        struct cset_event ev = {};
+        bool to_coord = !j->coord;
+
+        if (to_coord ? !k->ts.coord : !k->ts.part)
+                return;
+        switch (j->act.type) {
+        case CSET_ACT_WRITE_FREEZE:
+                ev.type = CSET_EV_FREEZE_SEEN;
+                break;
+        case CSET_ACT_WRITE_COMMIT:
+                ev.type = CSET_EV_DECISION_SEEN;
+                ev.commit = true;
+                break;
+        case CSET_ACT_WRITE_COMPLETE:
+                ev.type = CSET_EV_FINAL_SEEN;
+                ev.complete = true;
+                break;
+        case CSET_ACT_WRITE_PREPARED:
+        case CSET_ACT_WRITE_FROZEN:
+        case CSET_ACT_WRITE_DONE:
+                if (j->act.failure.hr != VSS_S_OK)
+                        return;
+                ev.type = j->act.type == CSET_ACT_WRITE_PREPARED ? CSET_EV_HOST_PREPARED
+                          : j->act.type == CSET_ACT_WRITE_FROZEN ? CSET_EV_HOST_FROZEN
+                                                                  : CSET_EV_HOST_DONE;
+                ev.commit = ev.complete = true;
+                ev.host = k->cfg.host;
+                break;
+        default:
+                return;
+        }
+        post_event(k, to_coord, &ev);
 }
 
 static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
@@ -239,6 +312,8 @@ static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *
 
         if (!k->ts.st.set_id[0])
                 return;
+        if (j->coord && j->act.type == CSET_ACT_RELEASE)
+                gc_sets(k, c);          /* still under the lock, and after the set's freeze */
         r = cset_store_txn(&k->ts.st, &j->act, &txn);
         if (r < 0) {
                 log_err("[cluster] no transaction for %s: %s", cset_action_name(j->act.type), strerror(-r));
@@ -257,6 +332,8 @@ static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *
         etcd_txn_result_release(&res);
         if (r > 0)
                 post_event(k, j->coord, &ev);
+        if (r > 0 && ev.type == CSET_EV_WRITTEN)
+                relay_written(k, j);
 }
 
 static void job_end(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
@@ -379,6 +456,11 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
         pthread_mutex_lock(&k->lock);
         jobs = k->jobs;
         k->jobs = k->jobs_tail = NULL;
+        if (k->kick) {
+                k->kick = false;
+                k->ts.next_poll = 0;
+                k->next_lock_poll = 0;
+        }
         pthread_mutex_unlock(&k->lock);
         while (jobs) {
                 struct vc_job *j = jobs;
@@ -468,6 +550,69 @@ void vcset_thread_stop(struct vcluster *k, struct etcd_client *c)
         if (k->ts.lease)
                 (void)etcd_lease_revoke(c, k->ts.lease, call_deadline(k));
         k->ts.lease = 0;
+}
+
+/* ======================= watch thread ======================= */
+
+#define WATCH_WAIT_US (250 * USEC_PER_MSEC)     /* bounds how long vcluster_stop waits for it */
+
+static bool watch_wait(struct vcluster *k, uint64_t until)
+{
+        return wait_or_stop(k, &k->wcond, until);
+}
+
+static void *watch_thread(void *p)
+{
+        struct vcluster *k = p;
+        _cleanup_(etcd_client_freep) struct etcd_client *c = NULL;
+        struct etcd_watch *w = NULL;
+        char key[CLUSTER_PREFIX_MAX + 2];
+
+        snprintf(key, sizeof(key), "%s/", k->cfg.prefix);
+        if (etcd_client_new(k->cfg.endpoints, &c) < 0)
+                return NULL;
+        while (watch_wait(k, 0)) {
+                struct etcd_watch_response resp = {};
+                int r;
+
+                if (!w && etcd_watch_new(c, key, true, 0, &w) < 0) {
+                        w = NULL;
+                        if (!watch_wait(k, clock_monotonic_us() + WATCH_WAIT_US))
+                                break;
+                        continue;
+                }
+                r = etcd_watch_next(w, clock_monotonic_us() + WATCH_WAIT_US, &resp);
+                if (r > 0) {
+                        etcd_watch_response_release(&resp);
+                        pthread_mutex_lock(&k->lock);
+                        k->kick = true;
+                        pthread_cond_signal(&k->cond);
+                        pthread_mutex_unlock(&k->lock);
+                } else if (r < 0) {
+                        /* Compacted or canceled: a new watch from now on (the polls carry the state). */
+                        w = etcd_watch_free(w);
+                        if (!watch_wait(k, clock_monotonic_us() + WATCH_WAIT_US))
+                                break;
+                }
+        }
+        etcd_watch_free(w);
+        return NULL;
+}
+
+int vcset_watch_start(struct vcluster *k)
+{
+        int r = -pthread_create(&k->wthread, NULL, watch_thread, k);
+
+        if (r == 0)
+                k->wstarted = true;
+        return r;
+}
+
+void vcset_watch_join(struct vcluster *k)
+{
+        if (k->wstarted)
+                pthread_join(k->wthread, NULL);
+        k->wstarted = false;
 }
 
 /* ======================= loop thread ======================= */

@@ -13,11 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vlib.sh"
 cv_init
-cl_net_up
-cl_etcd_start_all
-for i in 1 2 3; do cv_btrfs "$i"; cv_vssd_start "$i"; done
-for i in 1 2 3; do cv_writer_start "$i"; done
-cl_wait_until 15 "every host lists every host" cv_present_everywhere
+cv_three_btrfs_hosts
 
 cl_log "1. a three-host set"
 : >"$EV"

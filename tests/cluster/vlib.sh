@@ -5,6 +5,9 @@
 # of cluster snapshot sets through vssd (t-cl-vset, t-cl-vfaults, t-cl-causal).
 #
 #   cv_init                         binaries, mkfs.btrfs, cl_init, the cleanup trap
+#   cv_three_btrfs_hosts [FN]       the network, etcd, and on each host a btrfs volume, its
+#                                   vssd and its writer (FN I, default cv_writer_start), until
+#                                   every host lists every host
 #   cv_btrfs I                      a btrfs loop volume at $T/vI, ${VOL[I]}
 #   cv_cow I                        a cow volume (ext4, vssadmin create volume) at $T/vI
 #   cv_vssd_start I [VAR=VALUE...]  host I's vssd (config below, environment added),
@@ -28,6 +31,7 @@ declare -a VSSD_PID VOL WPID
 EV=
 CV_BG=
 CV_CONF_EXTRA=${CV_CONF_EXTRA:-}
+CV_IMG_DIR=${CV_IMG_DIR:-}      # where the btrfs images live; default $T (bench/cluster.sh: tmpfs)
 
 cv_cleanup()
 {
@@ -53,6 +57,7 @@ cv_cleanup()
         # Whatever else is mounted below $T (exposed shadow copies).
         grep -o " $T/[^ ]*" /proc/mounts | sort -r | while read -r d; do umount -l "$d"; done
         for d in "${CV_LOOPS[@]}"; do losetup -d "$d" 2>/dev/null; done
+        [[ -n "$CV_IMG_DIR" ]] && rm -rf "$CV_IMG_DIR"
         # What a cow volume server left: loops on its images or on its FUSE files.
         losetup -l -n -O NAME,BACK-FILE | awk -v t="$T/" 'index($2, t) == 1 || $2 ~ "^/shadows/" {print $1}' |
                 while read -r d; do losetup -d "$d" 2>/dev/null; done
@@ -73,13 +78,29 @@ cv_init()
         : >"$EV"
 }
 
+# mkfs.btrfs looks at every mount and gives up on one it cannot stat (a FUSE mount whose
+# server died, left by some other test on this machine): then it runs again in a private
+# mount namespace without such mounts, which leaves everyone else's mounts as they are.
+cv_mkfs_btrfs()
+{
+        mkfs.btrfs -q -f "$1" >/dev/null 2>"$T/mkfs.err" && return 0
+        grep -q "Transport endpoint is not connected" "$T/mkfs.err" || { cat "$T/mkfs.err" >&2; return 1; }
+        echo "mkfs.btrfs: a dead mount elsewhere; again in a private mount namespace" >>"$T/commands.log"
+        unshare -m --propagation private sh -c '
+                awk "{print \$2}" /proc/self/mounts | sort -r | while read -r m; do
+                        stat "$m" >/dev/null 2>&1 || umount -l "$m" 2>/dev/null
+                done
+                mkfs.btrfs -q -f "$1" >/dev/null' sh "$1"
+}
+
 cv_btrfs()
 {
-        local i=$1 dev
-        truncate -s 256M "$T/v$i.img"
-        dev=$(losetup -f --show "$T/v$i.img")
+        local i=$1 dev img
+        img=${CV_IMG_DIR:-$T}/v$1.img
+        truncate -s 256M "$img"
+        dev=$(losetup -f --show "$img")
         CV_LOOPS+=("$dev")
-        mkfs.btrfs -q -f "$dev" >/dev/null || cl_fail "mkfs.btrfs $dev"
+        cv_mkfs_btrfs "$dev" || cl_fail "mkfs.btrfs $dev"
         mkdir -p "$T/v$i"
         mount -t btrfs "$dev" "$T/v$i"
         CV_MOUNTS+=("$T/v$i")
@@ -203,4 +224,14 @@ cv_vshadow_bg()
 cv_all()
 {
         echo "host1:${VOL[1]} host2:${VOL[2]} host3:${VOL[3]}"
+}
+
+cv_three_btrfs_hosts()
+{
+        local i start=${1:-cv_writer_start}
+        cl_net_up
+        cl_etcd_start_all
+        for i in 1 2 3; do cv_btrfs "$i"; cv_vssd_start "$i"; done
+        for i in 1 2 3; do "$start" "$i"; done
+        cl_wait_until 15 "every host lists every host" cv_present_everywhere
 }

@@ -279,6 +279,8 @@ static void test_start(void **state)
                                   "\"eA==\",\"create_revision\":\"77\"}],\"count\":\"1\"}}]}";
         static const char lost[] = "{\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"eA==\",\"value\":"
                                    "\"eyJzZXRfaWQiOiJ7b3RoZXJ9In0=\",\"create_revision\":\"5\"}],\"count\":\"1\"}}]}";
+        static const char again[] = "{\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"eA==\",\"value\":"
+                                    "\"eyJzZXRfaWQiOiJ7c30iLCJjb29yZGluYXRvciI6ImgyIiwibGVhc2UiOjk5fQ==\",\"create_revision\":\"6\"}],\"count\":\"1\"}}]}";
 
         assert_int_equal(cset_store_start_txn(&s, 99, "{\"set_id\":\"{s}\"}", &t), 0);
         assert_int_equal(etcd_txn_n_compares(t), 1);
@@ -293,6 +295,13 @@ static void test_start(void **state)
         assert_int_equal(cset_store_start_result(&s, &r, &rev, &holder), -EBUSY);
         assert_string_equal(holder, "{\"set_id\":\"{other}\"}");
         free(holder);
+        etcd_txn_result_release(&r);
+        /* A T1 applied twice (sent again after a timeout): the lock the first one took is ours. */
+        holder = NULL;
+        assert_int_equal(etcd_parse_txn(again, strlen(again), &r, err, sizeof(err)), 0);
+        assert_int_equal(cset_store_start_result(&s, &r, &rev, &holder), 0);
+        assert_int_equal(rev, 6);
+        assert_null(holder);
         etcd_txn_result_release(&r);
 }
 
