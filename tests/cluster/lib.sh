@@ -119,6 +119,12 @@ cl_init()
         [[ -n "${ETCD_TOOL:-}" && -x "$ETCD_TOOL" ]] || cl_fail "ETCD_TOOL '${ETCD_TOOL:-}' is not built"
         ip netns add "openvss-probe-$$" 2>/dev/null || cl_skip "cannot create network namespaces"
         ip netns del "openvss-probe-$$"
+        # `ip netns exec` gives each host's processes a mount namespace that copies every
+        # mount of the moment.  With / private (a container; systemd makes it shared) those
+        # copies never go away: another test's cow volume, unmounted there, stays open here
+        # and its revert fails with VSS_E_VOLUME_IN_USE, its loop device stays busy.  A shared
+        # / makes the copies slaves that follow every unmount, as on a systemd host.
+        awk '$4 == "/" && $5 == "/"' /proc/self/mountinfo | grep -q ' shared:' || mount --make-rshared /
 
         T=$(mktemp -d "/tmp/tests-cluster-$CL_NAME.XXXXXX")
         trap cl_cleanup EXIT

@@ -86,7 +86,7 @@ cv_mkfs_btrfs()
         mkfs.btrfs -q -f "$1" >/dev/null 2>"$T/mkfs.err" && return 0
         grep -q "Transport endpoint is not connected" "$T/mkfs.err" || { cat "$T/mkfs.err" >&2; return 1; }
         echo "mkfs.btrfs: a dead mount elsewhere; again in a private mount namespace" >>"$T/commands.log"
-        unshare -m --propagation private sh -c '
+        unshare -m --propagation slave sh -c '
                 awk "{print \$2}" /proc/self/mounts | sort -r | while read -r m; do
                         stat "$m" >/dev/null 2>&1 || umount -l "$m" 2>/dev/null
                 done
