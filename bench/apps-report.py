@@ -51,6 +51,74 @@ def pct(values, p):
     return v[min(len(v) - 1, int(len(v) * p))]
 
 
+def read_kv(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            k, v = line.split()
+            out[k] = out.get(k, 0) + int(v)
+    return out
+
+
+def profile(root):
+    """PROFILE=1: per phase on a cow volume, what the engine did and who used the CPUs."""
+    hz = os.sysconf("SC_CLK_TCK")
+    lines = []
+    for d in sorted(glob.glob(os.path.join(root, "*"))):
+        for ph in ("a1", "b", "a2"):
+            pd = os.path.join(d, ph)
+            if not os.path.exists(os.path.join(pd, "stats1")):
+                continue
+            import json
+            s0 = json.load(open(os.path.join(pd, "stats0")))
+            s1 = json.load(open(os.path.join(pd, "stats1")))
+            c0 = read_kv(os.path.join(pd, "cpu0"))
+            c1 = read_kv(os.path.join(pd, "cpu1"))
+            secs = (c1["t_ms"] - c0["t_ms"]) / 1000
+            commits, _ = load(pd)
+            n = max(1, len(commits))
+            ds = {k: s1.get(k, 0) - s0.get(k, 0) for k in ("copies", "commits", "writebacks", "throttled", "throttle_ms",
+                                             "chunk_waits", "chunk_wait_ms", "commit_us", "flushes", "flush_us",
+                                             "creates", "create_us", "create_hold_us", "create_flush_us")}
+            per = lambda k, n: ds[k] / 1000 / n if n else 0
+            cpu = {k: (c1[k] - c0.get(k, 0)) * 1000 / hz for k in c1 if k not in ("t_ms", "machine_idle")}
+            cpu_s = " ".join(f"{k} {v / secs:.0f}" for k, v in sorted(cpu.items()))
+            cpu_c = " ".join(f"{k} {v * 1000 / n:.0f}" for k, v in sorted(cpu.items()))
+            lines.append(f"{os.path.basename(d):<16} {ph:<2} {len(commits) / secs:>6.0f}/s  copies {ds['copies'] / secs:>5.0f}/s "
+                         f"({ds['copies'] * s1['chunk_size'] / secs / 1048576:.1f} MiB/s, {ds['copies'] / n:.2f}/commit)  "
+                         f"journal commits {ds['commits'] / secs:.0f}/s  write-backs {ds['writebacks'] / secs:.0f}/s  "
+                         f"throttled {ds['throttled']} ({ds['throttle_ms']} ms)  chunk waits {ds['chunk_waits']} "
+                         f"({ds['chunk_wait_ms']} ms)\n{'':<20}journal commit {per('commit_us', ds['commits']):.1f} ms each; "
+                         f"flushes {ds['flushes'] / secs:.1f}/s, {per('flush_us', ds['flushes']):.2f} ms each; "
+                         f"snapshot creates {ds['creates']}, {per('create_us', ds['creates']):.1f} ms each "
+                         f"(hold {per('create_hold_us', ds['creates']):.1f}, origin flush "
+                         f"{per('create_flush_us', ds['creates']):.1f})"
+                         f"\n{'':<20}CPU ms/s: {cpu_s}\n{'':<20}CPU us/commit: {cpu_c}")
+            perf = os.path.join(pd, "perf.txt")
+            if os.path.exists(perf):
+                lines.append("".join("    " + x for x in open(perf).readlines()[:12]).rstrip())
+    if lines:
+        print()
+        print("PROFILE (per phase: commits/s, the engine's Storage.Stats deltas, CPU of each process and the machine)")
+        print("\n".join(lines))
+
+
+def steps(root):
+    """With vssd --verbose: where each set's time went (bench/vssd-steps.py)."""
+    log = os.path.join(root, "vssd.log")
+    if not os.path.exists(log):
+        return
+    args = []
+    for d in sorted(glob.glob(os.path.join(root, "*", "b", "sets"))):
+        sets = [line.split() for line in open(d) if line.strip()]
+        if sets:
+            args.append(f"{os.path.basename(os.path.dirname(os.path.dirname(d)))}={sets[0][0]}-{sets[-1][1]}")
+    print()
+    sys.stdout.flush()
+    import subprocess
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vssd-steps.py"), log] + args)
+
+
 def main():
     root = sys.argv[1]
     rows = []
@@ -99,6 +167,8 @@ def main():
     print("           the longest among commits in flight during a set (vshadow start..end); ratio = in set /")
     print("           without (the stall a set adds; target on btrfs: the longest stall under 200 ms).")
     print("           p99: 99th percentile of commit latency without backups / of commits during sets.")
+    profile(root)
+    steps(root)
 
 
 if __name__ == "__main__":

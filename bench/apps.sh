@@ -27,7 +27,14 @@
 #
 # A commit is "during a set" when its BEGIN..COMMIT interval overlaps one.  Environment:
 # DURATION (30), EVERY (3), CLIENTS (4), DBS ("sqlite postgresql mariadb"), FSES ("btrfs
-# cow"), KEEP (a directory to copy the raw logs to).  Everything is built on loop devices
+# cow"), KEEP (a directory to copy the raw logs to), PROFILE=1 (per phase on a cow volume:
+# the engine's Storage.Stats and the CPU time of vss-volsrv, the database server, vssd and
+# the whole machine, per commit; printed after the report), PERF=1 (with PROFILE: perf
+# record -g on vss-volsrv in each phase, top symbols printed), STRACE=1 (instead: strace -f
+# -tt -T of vss-volsrv's I/O calls in each phase, to PHASE/strace.txt), VOLSRV_B=OTHER/vss-volsrv
+# (a second engine build: every cow database runs twice, on a volume served by each, to
+# compare two builds in one run; labels DB-cow and DB-cowb), VSSD_ARGS (options for vssd,
+# e.g. --verbose: its log, copied to KEEP, times each step of each set).  Everything is built on loop devices
 # under a temporary directory and removed at exit (tests/apps/apps-lib.sh's cleanup).
 set -euo pipefail
 
@@ -51,7 +58,38 @@ BB_NAME=bench-apps
 apps_init
 RESULTS=$T/results
 mkdir -p "$RESULTS"
-bb_start_vssd
+
+# PROFILE=1: what each phase costs, sampled around it (PROF_SOCK, PROF_PIDS set per volume).
+PROF_SOCK='' PROF_PIDS=''
+prof_cpu() { local p; for p in $PROF_PIDS; do awk -v n="${p%%:*}" '{print n, $14 + $15}' "/proc/${p#*:}/stat" 2>/dev/null; done; }
+prof_start()
+{
+        [[ ${PROFILE:-0} == 1 && -n $PROF_SOCK ]] || return 0
+        python3 "$top/bench/cow-ctl.py" "$PROF_SOCK" Storage.Stats >"$1/stats0"
+        { prof_cpu; awk '/^cpu /{print "machine_busy", $2+$3+$4+$7+$8; print "machine_idle", $5+$6}' /proc/stat
+          echo "t_ms $(( $(date +%s%N) / 1000000 ))"; } >"$1/cpu0"
+        if [[ ${STRACE:-0} == 1 ]]; then
+                strace -f -tt -T -e trace=pwrite64,pwritev,pread64,preadv,fdatasync,fsync,writev,read \
+                        -o "$1/strace.txt" -p "$(echo "${PROF_PIDS%% *}" | cut -d: -f2)" & PROF_PERF=$!
+        elif [[ ${PERF:-0} == 1 ]]; then
+                perf record -q -g -o "$1/perf.data" -p "$(echo "${PROF_PIDS%% *}" | cut -d: -f2)" >/dev/null 2>&1 & echo $! >"$1/perf.pid"
+                PROF_PERF=$!
+        fi
+}
+prof_end()
+{
+        [[ ${PROFILE:-0} == 1 && -n $PROF_SOCK ]] || return 0
+        { prof_cpu; awk '/^cpu /{print "machine_busy", $2+$3+$4+$7+$8; print "machine_idle", $5+$6}' /proc/stat
+          echo "t_ms $(( $(date +%s%N) / 1000000 ))"; } >"$1/cpu1"
+        python3 "$top/bench/cow-ctl.py" "$PROF_SOCK" Storage.Stats >"$1/stats1"
+        if [[ ${STRACE:-0} == 1 ]]; then
+                kill -INT "$PROF_PERF"; wait "$PROF_PERF" || true
+        elif [[ ${PERF:-0} == 1 ]]; then
+                kill -INT "$PROF_PERF"; wait "$PROF_PERF" || true
+                perf report -i "$1/perf.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' |
+                        grep '%' >"$1/perf.txt" || true
+        fi
+}
 
 # phase NAME DIR BACKEND TARGET SECONDS [VOLUME...]: one phase of the load; with volumes,
 # a backup every EVERY s, each set's start and end (realtime us) logged to DIR/sets.
@@ -61,6 +99,7 @@ phase()
         shift 5
         mkdir -p "$dir"
         [[ $backend == sqlite ]] && think=${SQLITE_THINK_US:-2000}
+        prof_start "$dir"
         "$LEDGER" run "$backend" "$target" --log "$dir" --clients "$CLIENTS" --duration "$secs" --think-us "$think" \
                 >"$dir/summary" 2>"$dir/errors" &
         load=$!
@@ -79,6 +118,7 @@ phase()
                 done
         fi
         wait "$load"
+        prof_end "$dir"
         echo "$name $(cat "$dir/summary") sets=$n" >&2
 }
 
@@ -91,15 +131,39 @@ bench_db()
         phase A2 "$d/a2" "$backend" "$target" $((DURATION / 2))
 }
 
+# vssd starts the volume server named by $VSS_VOLSRV, read once at its start: it is this
+# wrapper, which runs the build the next cow volume is to get (VOLSRV_B: fs "cowb").
+# shellcheck disable=SC2016  # $(cat ...) and $@ are for the wrapper to expand
+printf '#!/bin/sh\nexec "$(cat %q)" "$@"\n' "$T/volsrv-which" >"$T/volsrv-ab"
+chmod +x "$T/volsrv-ab"
+echo "$VSS_VOLSRV" >"$T/volsrv-which"
+VOLSRV_A=$VSS_VOLSRV
+export VSS_VOLSRV=$T/volsrv-ab
+if [[ -n ${VOLSRV_B:-} ]]; then
+        [[ -x $VOLSRV_B ]] || { echo "bench/apps.sh: VOLSRV_B=$VOLSRV_B is not executable" >&2; exit 1; }
+        [[ " $FSES " == *" cow "* && " $FSES " != *" cowb "* ]] && FSES="$FSES cowb"
+fi
+# shellcheck disable=SC2086
+bb_start_vssd ${VSSD_ARGS:-}
+
 setup_volume()
 {
         local fs=$1 name=$2
-        if [[ $fs == btrfs ]]; then
-                apps_volume VOL "$name" 1024
-        else
+        PROF_SOCK='' PROF_PIDS=''
+        case $fs in
+        btrfs)  apps_volume VOL "$name" 1024 ;;
+        cow|cowb)
+                if [[ $fs == cowb ]]; then echo "$VOLSRV_B" >"$T/volsrv-which"; else echo "$VOLSRV_A" >"$T/volsrv-which"; fi
                 apps_cow_volume VOL "$name" 1024 ext4
-        fi
+                PROF_SOCK=$T/state/volumes/$name/run/control.sock
+                PROF_PIDS="volsrv:$(cat "$T/state/volumes/$name/run/volsrv.pid")"
+                ;;
+        *)      echo "bench/apps.sh: unknown file system '$fs' in FSES (btrfs cow cowb)" >&2; exit 1 ;;
+        esac
 }
+
+# prof_pids NAME PIDFILE: adds a server to what PROFILE samples.
+prof_pids() { [[ -z $PROF_SOCK ]] || PROF_PIDS="$PROF_PIDS $1:$(head -1 "$2") vssd:$BB_VSSD_PID"; }
 
 for fs in $FSES; do
         for db in $DBS; do
@@ -120,6 +184,7 @@ for fs in $FSES; do
                         chown postgres: "$VOL/pg"
                         apps_pg_init "$VOL/pg/data"
                         apps_pg_start "$VOL/pg/data" "$T/pgsock-$fs"
+                        prof_pids postgres "$VOL/pg/data/postmaster.pid"
                         apps_psql "$T/pgsock-$fs" "CREATE DATABASE ledger" >/dev/null
                         ci=$(apps_pg_conninfo "$T/pgsock-$fs" ledger)
                         "$LEDGER" init pg "$ci"
@@ -139,6 +204,7 @@ for fs in $FSES; do
                         chown mysql: "$VOL/maria"     # its socket, pid and error log live here
                         apps_maria_init "$VOL/maria/data"
                         apps_maria_start "$VOL/maria/data"
+                        prof_pids mariadbd "$VOL/maria/data.pid"
                         apps_maria "$VOL/maria/data" -e "CREATE DATABASE ledger"
                         printf '[client]\nsocket=%s\nuser=root\ndatabase=ledger\n' "$VOL/maria/data.sock" \
                                 >"$T/maria-$fs.cnf"
@@ -152,6 +218,7 @@ for fs in $FSES; do
         done
 done
 
+cp "$T/vssd.log" "$RESULTS/"
 [[ -n "${KEEP:-}" ]] && { mkdir -p "$KEEP"; cp -a "$RESULTS/." "$KEEP/"; }
 echo
 echo "bench/apps: DURATION=$DURATION EVERY=$EVERY CLIENTS=$CLIENTS on $(nproc) CPUs, $(uname -r)"

@@ -97,3 +97,15 @@ int write_file_atomic(const char *path, const void *data, size_t len)
         }
         return 0;
 }
+
+int syncfs_path(const char *path)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (syncfs(fd) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}

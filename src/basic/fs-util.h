@@ -13,3 +13,5 @@ int mkdir_p(const char *path, mode_t mode);
 /* Replaces 'path' by a file holding 'data' (mode 0600) so that a crash leaves the old file or
  * the new one, whole: written to path.tmp, fsync'ed, renamed, directory fsync'ed.  0 or -errno. */
 int write_file_atomic(const char *path, const void *data, size_t len);
+/* Writes back the dirty data of the file system holding 'path' (syncfs(2) on it).  0 or -errno. */
+int syncfs_path(const char *path);

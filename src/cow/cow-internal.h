@@ -193,6 +193,7 @@ struct cow_volume {
         void *userdata;
         uint64_t stat_copies, stat_commits, stat_evictions, stat_checkpoints, stat_writebacks;
         uint64_t stat_relocations, stat_throttled, stat_throttle_ns, stat_chunk_waits, stat_chunk_wait_ns;
+        uint64_t stat_flushes, stat_flush_ns, stat_commit_ns, stat_creates, stat_create_ns, stat_create_hold_ns, stat_create_flush_ns;
 };
 
 #define REASON_USER 0

@@ -32,6 +32,7 @@
 
 #include <string.h>
 
+#include "basic/time-util.h"
 #include "cow/cow-internal.h"
 
 /* ---- the record queue, the superblock, the ERROR state ---- */
@@ -518,6 +519,7 @@ static void commit_complete(struct cow_volume *v, struct commit *c, int r)
 /* Called and returns with the lock held; the phases drop it for their I/O. */
 void cow__do_commit(struct cow_volume *v)
 {
+        uint64_t t0 = clock_monotonic_ns();
         struct commit c = {};
         int r;
 
@@ -531,6 +533,7 @@ void cow__do_commit(struct cow_volume *v)
                         r = commit_append(v, &c);
         }
         commit_complete(v, &c, r);
+        v->stat_commit_ns += clock_monotonic_ns() - t0;
 }
 
 /* Wait until batch b is durable, leading a commit when nobody else is. */

@@ -263,12 +263,10 @@ int cow_read(struct cow_volume *v, void *buf, size_t len, uint64_t off)
         return 0;
 }
 
-int cow_flush(struct cow_volume *v)
+static int flush_origin(struct cow_volume *v)
 {
         int r;
 
-        if (!v)
-                return -EINVAL;
         pthread_mutex_lock(&v->lock);
         cow__drain(v);
         r = v->wb_error;
@@ -279,10 +277,26 @@ int cow_flush(struct cow_volume *v)
         return cow_io_flush(v->origin);
 }
 
+int cow_flush(struct cow_volume *v)
+{
+        uint64_t t0 = clock_monotonic_ns();
+        int r;
+
+        if (!v)
+                return -EINVAL;
+        r = flush_origin(v);
+        pthread_mutex_lock(&v->lock);
+        v->stat_flushes++;
+        v->stat_flush_ns += clock_monotonic_ns() - t0;
+        pthread_mutex_unlock(&v->lock);
+        return r;
+}
+
 /* ---- snapshots ---- */
 
 int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
 {
+        uint64_t t0 = clock_monotonic_ns(), t1, t2 = 0;
         struct cow_rec rec;
         uint32_t seq;
         int r;
@@ -291,6 +305,7 @@ int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
                 return -EINVAL;
         /* Hold new origin writes: the snapshot instant (flush-and-hold). */
         pthread_rwlock_wrlock(&v->hold);
+        t1 = clock_monotonic_ns();
         pthread_mutex_lock(&v->lock);
         if (v->failed)
                 r = -EIO;
@@ -309,7 +324,8 @@ int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
                 goto out;
 
         /* Invariant (5): acknowledged origin writes are durable first. */
-        r = cow_flush(v);
+        r = flush_origin(v);
+        t2 = clock_monotonic_ns();
         if (r < 0)
                 goto out;
 
@@ -337,6 +353,12 @@ int cow_snapshot_create(struct cow_volume *v, const uint8_t guid[16])
         cow__wait_batch(v, v->last_queued);
         if (v->failed || cow__find_snap_seq(v, seq) < 0)
                 r = -EIO;
+        if (r == 0) {
+                v->stat_creates++;
+                v->stat_create_ns += clock_monotonic_ns() - t0;
+                v->stat_create_hold_ns += t1 - t0;
+                v->stat_create_flush_ns += t2 - t1;
+        }
 out_unlock:
         pthread_mutex_unlock(&v->lock);
 out:
@@ -540,6 +562,7 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret)
                 .snapshots = v->nsnaps,
                 .copies = v->stat_copies,
                 .commits = v->stat_commits,
+                .commit_ns = v->stat_commit_ns,
                 .evictions = v->stat_evictions,
                 .checkpoints = v->stat_checkpoints,
                 .relocations = v->stat_relocations,
@@ -550,6 +573,12 @@ int cow_stats(struct cow_volume *v, struct cow_stats *ret)
                 .writebacks = v->stat_writebacks,
                 .dirty_bytes = v->dirty_bytes,
                 .live_writers = v->live_writers,
+                .flushes = v->stat_flushes,
+                .flush_ns = v->stat_flush_ns,
+                .creates = v->stat_creates,
+                .create_ns = v->stat_create_ns,
+                .create_hold_ns = v->stat_create_hold_ns,
+                .create_flush_ns = v->stat_create_flush_ns,
         };
         pthread_mutex_unlock(&v->lock);
         return 0;

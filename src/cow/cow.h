@@ -90,6 +90,7 @@ struct cow_stats {
         uint32_t snapshots;
         uint64_t copies;              /* chunks copied since open */
         uint64_t commits;             /* journal commits (flush pairs) since open */
+        uint64_t commit_ns;           /* time spent committing (lock dropped during I/O), in all */
         uint64_t evictions;
         uint64_t checkpoints;         /* journal compactions since open */
         uint64_t relocations;         /* copies moved by a shrink since open */
@@ -100,6 +101,12 @@ struct cow_stats {
         uint64_t chunk_waits;         /* waits of writes for their chunk's write-back */
         uint64_t chunk_wait_ns;       /* and how long, in all */
         uint32_t live_writers;        /* cow_live_open()s not closed: a revert waits for 0 */
+        uint64_t flushes;             /* cow_flush() calls (FUSE fsync, NBD FLUSH/FUA), not snapshot creation's */
+        uint64_t flush_ns;            /* and how long they took, in all */
+        uint64_t creates;             /* cow_snapshot_create() calls that succeeded */
+        uint64_t create_ns;           /* their time in all, of which: */
+        uint64_t create_hold_ns;      /*   waiting for writes in flight to finish (the hold) */
+        uint64_t create_flush_ns;     /*   draining write-back and flushing the origin (invariant 5) */
 };
 
 /* Write an empty diff area for 'origin' onto 'diff' (its old content is ignored). */

@@ -244,7 +244,7 @@ static json_t *m_storage_stats(struct volsrv *s, json_int_t id, json_t *params)
         r = cow_stats(s->vol, &st);
         if (r < 0)
                 return engine_error(id, r, "cow_stats");
-        return wire_result(id, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        return wire_result(id, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                                          "used_bytes", (json_int_t) st.used_bytes,
                                          "allocated_bytes", (json_int_t) st.allocated_bytes,
                                          "max_bytes", st.max_bytes == COW_MAX_UNBOUNDED ?
@@ -262,7 +262,14 @@ static json_t *m_storage_stats(struct volsrv *s, json_int_t id, json_t *params)
                                          "throttled", (json_int_t) st.throttled,
                                          "throttle_ms", (json_int_t) (st.throttle_ns / 1000000),
                                          "chunk_waits", (json_int_t) st.chunk_waits,
-                                         "chunk_wait_ms", (json_int_t) (st.chunk_wait_ns / 1000000)));
+                                         "chunk_wait_ms", (json_int_t) (st.chunk_wait_ns / 1000000),
+                                         "commit_us", (json_int_t) (st.commit_ns / 1000),
+                                         "flushes", (json_int_t) st.flushes,
+                                         "flush_us", (json_int_t) (st.flush_ns / 1000),
+                                         "creates", (json_int_t) st.creates,
+                                         "create_us", (json_int_t) (st.create_ns / 1000),
+                                         "create_hold_us", (json_int_t) (st.create_hold_ns / 1000),
+                                         "create_flush_us", (json_int_t) (st.create_flush_ns / 1000)));
 }
 
 /* Starts a revert (cow_revert_start()); the engine's thread copies the chunks

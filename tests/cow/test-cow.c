@@ -78,6 +78,33 @@ static void test_many_snapshots_model(void **state)
         }
 }
 
+/* The counters bench/apps.sh's PROFILE reads: flushes, snapshot creations and
+ * their time split, journal commit time. */
+static void test_timing_stats(void **state)
+{
+        struct fixture *f = fx_new(1 << 20, 4096, 0);
+        struct cow_stats st0, st;
+
+        assert_int_equal(cow_stats(f->v, &st0), 0);
+        fx_write(f, 0, 4096, 1);
+        assert_int_equal(cow_flush(f->v), 0);
+        assert_int_equal(cow_flush(f->v), 0);
+        fx_snap(f);
+        fx_snap(f);
+        fx_write(f, 8192, 4096, 2);             /* a first write: a copy, a commit */
+        assert_int_equal(cow_flush(f->v), 0);
+        assert_int_equal(cow_stats(f->v, &st), 0);
+        assert_int_equal(st.flushes - st0.flushes, 3);  /* snapshot creation's flush is not one */
+        assert_true(st.flush_ns > st0.flush_ns);
+        assert_int_equal(st.creates - st0.creates, 2);
+        assert_true(st.create_ns > st0.create_ns);
+        assert_true(st.create_hold_ns + st.create_flush_ns <= st.create_ns);
+        assert_true(st.commits > st0.commits);
+        assert_true(st.commit_ns > st0.commit_ns);
+        fx_check(f);
+        fx_free(f);
+}
+
 static void test_sharing(void **state)
 {
         struct fixture *f = fx_new(1 << 20, 4096, 0);
@@ -653,6 +680,7 @@ int main(void)
                 cmocka_unit_test(test_basic),
                 cmocka_unit_test(test_many_snapshots_model),
                 cmocka_unit_test(test_sharing),
+                cmocka_unit_test(test_timing_stats),
                 cmocka_unit_test(test_evict_oldest),
                 cmocka_unit_test(test_drop_all),
                 cmocka_unit_test(test_resize_smaller),

@@ -44,6 +44,12 @@ static void test_mkdir_p(void **state)
         assert_int_equal(system(path), 0);
 }
 
+static void test_syncfs_path(void **state)
+{
+        assert_int_equal(syncfs_path("/tmp"), 0);
+        assert_int_equal(syncfs_path("/nonexistent/openvss-test"), -ENOENT);
+}
+
 static void test_clocks(void **state)
 {
         uint64_t m0 = clock_monotonic_us(), r0 = clock_realtime_us();
@@ -69,6 +75,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mkdir_p),
+                cmocka_unit_test(test_syncfs_path),
                 cmocka_unit_test(test_clocks),
         };
 

@@ -345,12 +345,8 @@ static vss_hresult btrfs_begin_prepare(void *state, struct vss_provider_snapshot
  * writers are frozen: snapshot creation flushes the subvolume's dirty data. */
 static vss_hresult btrfs_end_prepare(void *state, struct vss_provider_snapshot *snaps, size_t n)
 {
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_close_ int fd = open(snaps[i].volume, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-                if (fd >= 0)
-                        (void) syncfs(fd);
-        }
+        for (size_t i = 0; i < n; i++)
+                (void) syncfs_path(snaps[i].volume);
         return VSS_S_OK;
 }
 
