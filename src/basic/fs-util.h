@@ -7,3 +7,9 @@
  * existing directory is fine; an existing non-directory is -ENOTDIR.  Returns 0
  * or -errno. */
 int mkdir_p(const char *path, mode_t mode);
+
+/* The mount on top of 'path' in /proc/self/mountinfo (which asks no file system
+ * anything, so it is safe on a FUSE mount nobody serves): its device number
+ * (st_dev of its root), source and type, each optional (NULL).  Returns 0,
+ * -ENOENT when nothing is mounted there, or -errno. */
+int mount_lookup(const char *path, dev_t *ret_devnum, char *src, size_t srclen, char *fstype, size_t fslen);

@@ -392,6 +392,11 @@ int main(int argc, char **argv)
         sigset_t mask;
         int r, ret = 1;
 
+        /* The FUSE holder (fuse.c): started by a server, never by hand. */
+        if (argc == 3 && streq(argv[1], "--hold-fuse")) {
+                log_setup("vss-volsrv-hold");
+                return volsrv_fuse_hold(argv[2]) < 0 ? 1 : 0;
+        }
         log_setup("vss-volsrv");
         if (parse_args(argc, argv, &o) < 0)
                 return 2;
@@ -445,7 +450,8 @@ int main(int argc, char **argv)
                 vlog_hr(VSS_E_UNEXPECTED, -errno, "mkdir %s", s->fuse_dir);
                 goto out_close;
         }
-        volsrv_fuse_unmount_stale(s->fuse_dir);
+        /* Takes the predecessor's connection over from its holder, or mounts anew
+         * (lazily unmounting a stale mount first). */
         r = volsrv_fuse_start(s);
         if (r < 0) {
                 vlog_hr(VSS_E_UNEXPECTED, r, "cannot mount FUSE on %s", s->fuse_dir);

@@ -77,6 +77,8 @@ int volsrv_fuse_start(struct volsrv *s);
 void volsrv_fuse_stop(struct volsrv *s);
 /* Lazily unmounts whatever is mounted on dir (a predecessor killed with -9). */
 void volsrv_fuse_unmount_stale(const char *dir);
+/* The FUSE holder's main loop (vss-volsrv --hold-fuse RUNDIR, started by the server). */
+int volsrv_fuse_hold(const char *rundir);
 
 /* control.c: runs until Server.Stop or SIGTERM/SIGINT. */
 int volsrv_control_listen(struct volsrv *s, int *ret_fd);

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Bringing a cow volume back after its volume server died.  The restarted
+ * Bringing a cow volume back after its volume server died, when the FUSE
+ * connection died with it.  Normally it does not: the replacement takes the
+ * connection over from the FUSE holder (src/volsrv/fuse.c), the loop devices
+ * stay live and nothing here has anything to do.  When the holder is gone too
+ * (killed, or the connection aborted), the restarted
  * server serves a new FUSE file; the old loop device (and the filesystem
  * mounted from it, and every exposed shadow's loop device) still refer to the
  * dead one, so every read and write there fails.  Here the dead filesystem is
@@ -247,7 +251,7 @@ static bool set_in_progress(struct vssd *v)
 int cowvol_remount(struct vssd *v, struct cowvol *cv)
 {
         char live_path[VSS_PATH_MAX], loop[256], err[900] = "", *dup;
-        bool mounted = cv->mountpoint[0] != 0;
+        bool mounted = cv->mountpoint[0] != 0, moved = false;
         enum loop_state ls;
         struct stat live;
         int r;
@@ -274,7 +278,7 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                                 catalog_event(v, "error", "cow", VSS_E_VOLUME_IN_USE,
                                               "cow volume %s is not remounted: %s; it is left alone (remount by hand)",
                                               cv->name, err);
-                                return 0;
+                                return 2;
                         }
                         if (r < 0 && r != -ENOENT)
                                 goto fail;
@@ -315,12 +319,13 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                         catalog_event(v, "warning", "cow", VSS_S_OK,
                                       "volume server of %s restarted; volume attached again as %s; processes that had "
                                       "it open must reopen it", cv->name, loop);
+                moved = true;
         }
 
         for (struct shadow *sh = v->shadows; sh; sh = sh->next)
                 if (sh->exposed_path && !sh->deleting && streq(sh->snap.provider_data, cv->rundir))
                         reexpose(v, sh);
-        return 0;
+        return moved ? 1 : 0;
 fail:
         catalog_event(v, "error", "cow", VSS_E_UNEXPECTED, "cannot remount cow volume %s%s%s: %s; retrying in 30 s",
                       cv->name, mounted ? " at " : "", mounted ? cv->mountpoint : "", err);
