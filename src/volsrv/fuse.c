@@ -505,6 +505,12 @@ fail:
         return r < 0 ? r : -EIO;
 }
 
+bool volsrv_fuse_taken_over(const struct volsrv *s, uint64_t *ret_handovers)
+{
+        *ret_handovers = s->fuse && s->fuse->st ? s->fuse->st->handovers : 0;
+        return s->fuse && s->fuse->took_over;
+}
+
 void volsrv_fuse_stop(struct volsrv *s)
 {
         struct volsrv_fuse *vf = s->fuse;

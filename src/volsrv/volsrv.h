@@ -77,6 +77,9 @@ int volsrv_fuse_start(struct volsrv *s);
 void volsrv_fuse_stop(struct volsrv *s);
 /* Lazily unmounts whatever is mounted on dir (a predecessor killed with -9). */
 void volsrv_fuse_unmount_stale(const char *dir);
+/* Whether this server took its FUSE connection over from a predecessor (and how many
+ * servers did, on this connection), for Volume.Status. */
+bool volsrv_fuse_taken_over(const struct volsrv *s, uint64_t *ret_handovers);
 /* The FUSE holder's main loop (vss-volsrv --hold-fuse RUNDIR, started by the server). */
 int volsrv_fuse_hold(const char *rundir);
 

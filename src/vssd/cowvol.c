@@ -269,6 +269,23 @@ static pid_t volsrv_pid(const struct cowvol *cv)
         return strstr(buf, "vss-volsrv") && strstr(buf, cv->rundir) ? (pid_t)pid : 0;
 }
 
+/* Waits (up to timeout_ms) until no process holds the server's instance lock: a
+ * server killed a moment ago may still be exiting, and its replacement would be
+ * refused with VSS_E_VOLUME_IN_USE. */
+static void wait_lock_free(const struct cowvol *cv, int timeout_ms)
+{
+        char path[VSS_PATH_MAX];
+        int fd;
+
+        fmt_trunc(path, sizeof(path), "%s/volsrv.pid", cv->rundir);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0 && waited < timeout_ms; waited += 10)
+                usleep(10000);
+        close(fd);
+}
+
 static void ping_cb(struct vssd *v, struct timer *t)
 {
         struct cowvol *cv = t->userdata;
@@ -288,6 +305,8 @@ static void ping_cb(struct vssd *v, struct timer *t)
                 if (pid > 0)
                         (void)kill(pid, SIGKILL);
                 ev_close(v, cv);
+                /* Its replacement starts once it is gone (its lock released). */
+                wait_lock_free(cv, 3000);
                 cv->retry.cb = retry_cb;
                 cv->retry.userdata = cv;
                 timer_arm(v, &cv->retry, now);
@@ -304,22 +323,6 @@ static void ping_cb(struct vssd *v, struct timer *t)
         timer_arm(v, t, now + VOLSRV_PING_INTERVAL_US);
 }
 
-/* Waits (up to timeout_ms) until no process holds the server's instance lock: a
- * server killed a moment ago may still be exiting, and its replacement would be
- * refused with VSS_E_VOLUME_IN_USE. */
-static void wait_lock_free(const struct cowvol *cv, int timeout_ms)
-{
-        char path[VSS_PATH_MAX];
-        int fd;
-
-        fmt_trunc(path, sizeof(path), "%s/volsrv.pid", cv->rundir);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return;
-        for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0 && waited < timeout_ms; waited += 10)
-                usleep(10000);
-        close(fd);
-}
 
 /* ---- starting volume servers ---- */
 
@@ -423,6 +426,8 @@ static void retry_cb(struct vssd *v, struct timer *t)
 {
         struct cowvol *cv = t->userdata;
         char err[600] = "no event connection";
+        json_t *st = NULL;
+        bool taken_over;
         int r;
 
         /* Connected already: this is a retry of the remount only. */
@@ -437,11 +442,20 @@ static void retry_cb(struct vssd *v, struct timer *t)
                 catalog_event(v, "info", "cow", VSS_S_OK, "restarted the volume server of cow volume %s", cv->name);
                 cv->restarted = true;
         }
-        /* The loop device and the filesystem on it may still use a dead server's FUSE file
-         * (when the connection was lost with it; normally the new server took it over). */
-        r = cowvol_remount(v, cv);
+        /* Asked before anything touches its FUSE files: a stat() there waits for the
+         * server, and one that does not answer must not hang this loop (supervision
+         * replaces it; we come back in a second). */
+        if (VSS_FAILED(volsrv_call(cv->rundir, "Volume.Status", NULL, 2000, &st, err, sizeof(err)))) {
+                timer_arm(v, &cv->retry, clock_monotonic_us() + 1000000);
+                return;
+        }
+        taken_over = json_is_true(json_object_get(st, "fuse_taken_over"));
+        json_decref(st);
+        /* A server that took the connection over serves the very files the loop devices
+         * use; one that mounted anew leaves them on a dead connection: remount. */
+        r = taken_over ? 0 : cowvol_remount(v, cv);
         if (cv->restarted && r >= 0) {
-                if (r == 0)
+                if (r == 0 && taken_over)
                         catalog_event(v, "info", "cow", VSS_S_OK,
                                       "the new volume server of cow volume %s took over its FUSE connection: the volume "
                                       "stayed %s%s (%s), nothing to remount", cv->name,
