@@ -2,13 +2,14 @@
 #   make demo   - install packages, build, run the end-to-end demo
 #   make test   - install packages, build with ASan+UBSan, run every test
 #   make deb    - the Debian packages openvss, libvss0, libvss-dev in $(DEB_BUILD)/
+#   make bench  - bench/snapset; bench-cow, bench-apps, bench-revert; bench-all runs the four
 BUILD      ?= build
 TEST_BUILD ?= build-test
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 DEB_BUILD  ?= build-deb
 
-.PHONY: all deps build demo test fuzz bench deb clean
+.PHONY: all deps build demo test fuzz bench bench-apps bench-cow bench-revert bench-all deb clean
 
 all: build
 
@@ -36,10 +37,28 @@ fuzz: deps
 	ninja -C $(FUZZ_BUILD)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-fuzz.sh $(FUZZ_BUILD)
 
+# Benchmarks print ratios against a baseline measured in the same run (docs/testing.md).
 bench:
 	@scripts/install-deps.sh --bench
 	ninja -C $(BUILD)
 	bench/run-snapset.sh $(BUILD)
+
+bench-apps:
+	@scripts/install-deps.sh --bench
+	ninja -C $(BUILD)
+	bench/apps.sh $(BUILD)
+
+bench-cow:
+	@scripts/install-deps.sh --bench
+	ninja -C $(BUILD)
+	bench/cow.sh $(BUILD)
+
+bench-revert:
+	@scripts/install-deps.sh --bench
+	ninja -C $(BUILD)
+	bench/revert.sh $(BUILD)
+
+bench-all: bench bench-cow bench-apps bench-revert
 
 deb: deps
 	scripts/build-deb.sh $(DEB_BUILD)

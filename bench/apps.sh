@@ -136,6 +136,7 @@ for fs in $FSES; do
                         fi
                         setup_volume "$fs" "maria$fs"
                         mkdir -p "$VOL/maria"
+                        chown mysql: "$VOL/maria"     # its socket, pid and error log live here
                         apps_maria_init "$VOL/maria/data"
                         apps_maria_start "$VOL/maria/data"
                         apps_maria "$VOL/maria/data" -e "CREATE DATABASE ledger"

@@ -12,6 +12,7 @@ pkgs=(
         scdoc man-db bash-completion
         debhelper dpkg-dev fakeroot lintian debootstrap strace
         libcurl4-openssl-dev etcd-server etcd-client iproute2 nftables
+        samba samba-vfs-modules smbclient
 )
 [ "${1:-}" = "--bench" ] && pkgs+=(fio qemu-utils nbdkit libnbd-bin linux-perf)
 

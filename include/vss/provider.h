@@ -91,6 +91,13 @@ struct vss_provider_ops {
         vss_hresult (*unexpose)(void *state, const struct vss_provider_snapshot *snap, const char *path);
         /* Optional: does the shadow still exist (used at startup to prune the catalog)? */
         vss_hresult (*exists)(void *state, const struct vss_provider_snapshot *snap, bool *ret_exists);
+        /* Optional (RevertToSnapshot; NULL: the provider cannot revert, E_NOTIMPL): makes the content of
+         * snap->volume exactly that of the shadow copy and returns when it does, with the volume mounted
+         * again at the same path.  VSS_E_VOLUME_IN_USE when the volume cannot be taken offline (open
+         * files): then nothing changed.  The provider may update snap->volume_device (the volume's block
+         * device after the revert).  What becomes of the other shadow copies is vssd's business: it
+         * deletes the newer ones afterwards (docs/vssadmin.md, "Revert"). */
+        vss_hresult (*revert)(void *state, struct vss_provider_snapshot *snap);
 };
 
 extern const struct vss_provider_ops vss_provider_btrfs;

@@ -129,6 +129,11 @@ vss_hresult vss_backup_start_snapshot_set(vss_backup *b, vss_id *ret_set_id);
 /* provider_id NULL: the first provider that supports the volume. */
 vss_hresult vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume,
                                            const vss_id *provider_id, vss_id *ret_snapshot_id);
+/* A volume of a cluster snapshot set (docs/cluster.md): 'host' names the vssd that snapshots
+ * it, "" this host.  A set whose first volume came this way takes every volume this way; its
+ * DoSnapshotSet freezes all hosts, then commits on all of them, under one set id. */
+vss_hresult vss_backup_add_to_cluster_set(vss_backup *b, const char *host, const char *volume,
+                                          vss_id *ret_snapshot_id);
 vss_hresult vss_backup_prepare_for_backup(vss_backup *b);
 /* Creates the shadow copies. A veto or timeout of an involved writer before the
  * commit, or a provider failure, aborts the set and returns the failure code. */
@@ -189,6 +194,13 @@ vss_hresult vss_backup_delete_snapshots(vss_backup *b, const vss_id *id, bool is
 vss_hresult vss_backup_expose_snapshot(vss_backup *b, const vss_id *snapshot_id, const char *path,
                                        char **ret_path);
 vss_hresult vss_backup_unexpose_snapshot(vss_backup *b, const vss_id *snapshot_id);
+/* RevertToSnapshot: the shadow copy's volume gets exactly its content, and the call returns
+ * when it has (mounted again where it was).  The shadow copy and older ones stay, newer ones
+ * are deleted.  VSS_E_VOLUME_IN_USE when the volume is busy (nothing changed),
+ * VSS_E_REVERT_IN_PROGRESS while another revert runs, VSS_E_SNAPSHOT_SET_IN_PROGRESS while a set
+ * is created or a restore runs, VSS_E_UNSUPPORTED_CONTEXT for a non-persistent shadow copy,
+ * VSS_E_VOLUME_NOT_SUPPORTED where the provider cannot replace the volume. */
+vss_hresult vss_backup_revert_to_snapshot(vss_backup *b, const vss_id *snapshot_id);
 
 #ifdef __cplusplus
 }

@@ -4,11 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "basic/fs-util.h"
 #include "basic/macro.h"
+#include "basic/wire.h"
 
 static int mkdir_one(const char *path, mode_t mode)
 {
@@ -101,4 +105,38 @@ int mount_lookup(const char *path, dev_t *ret_devnum, char *src, size_t srclen, 
         }
         fclose(f);
         return r;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len)
+{
+        _cleanup_free_ char *tmp = NULL, *dir = NULL;
+        int fd, dfd, r;
+
+        if (asprintf(&tmp, "%s.tmp", path) < 0) {
+                tmp = NULL;
+                return -ENOMEM;
+        }
+        dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        r = wire_write_all(fd, data, len);
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlink(tmp);
+                return r;
+        }
+        dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+                (void)fsync(dfd);
+                close(dfd);
+        }
+        return 0;
 }

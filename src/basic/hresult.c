@@ -28,7 +28,8 @@ static const struct vss_hresult_info table[] = {
         { VSS_E_INVALIDARG, "E_INVALIDARG", "One of the parameters is not valid.",
           "Check the command line or the request: the detail names the bad parameter." },
         { VSS_E_ACCESSDENIED, "E_ACCESSDENIED", "The caller is not allowed to do this.",
-          "Run the command as root (or as the uid allowed in vssd.conf)." },
+          "Run the command as root or as a member of the group vssd.conf names for it "
+          "(admin_group, writer_group; vssd.conf(5))." },
         { VSS_E_NOTIMPL, "E_NOTIMPL", "The operation is not implemented.",
           "Use another provider or operation." },
         { VSS_E_ABORT, "E_ABORT", "The operation was aborted.", "Retry the operation." },

@@ -3,6 +3,11 @@
 
 #include <stdint.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "basic/string-util.h"
+#include "basic/log.h"
 #include "basic/time-util.h"
 
 static uint64_t clock_ns(clockid_t id)
@@ -48,4 +53,17 @@ int ms_until(uint64_t now_us, uint64_t deadline_us)
         d = deadline_us - now_us;
         ms = d / USEC_PER_MSEC + (d % USEC_PER_MSEC != 0);
         return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+uint64_t debug_sleep_from_env(const char *name)
+{
+        const char *v = getenv(name);
+        uint64_t ms;
+
+        if (!v || !*v || parse_u64(v, &ms) < 0 || ms == 0 || ms > 600000)
+                return 0;
+        /* Logged before the sleep: tests act on this line (tests/faults/t-fault-matrix.sh). */
+        log_warn("%s: test hook, sleeping %llu ms", name, (unsigned long long)ms);
+        (void)usleep((useconds_t)(ms * USEC_PER_MSEC));
+        return ms;
 }

@@ -21,6 +21,10 @@ uint64_t clock_monotonic_us(void);
 /* Microseconds since the Unix epoch (CLOCK_REALTIME): for timestamps. */
 uint64_t clock_realtime_us(void);
 
+/* Test hook: sleeps as many milliseconds (1..600000) as the environment variable 'name'
+ * says; returns them (0: unset or not a number in range, no sleep). */
+uint64_t debug_sleep_from_env(const char *name);
+
 /* The same in nanoseconds, for accounting short intervals. */
 uint64_t clock_monotonic_ns(void);
 uint64_t clock_realtime_ns(void);

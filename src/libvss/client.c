@@ -38,6 +38,11 @@ struct vss_client {
         json_int_t next_id;
         json_t *queue;          /* array of pending requests from the daemon */
         char detail[DETAIL_MAX];
+        /* An error about no request ("id": null), e.g. vssd refusing the connection
+         * (max_connections_per_uid): if the connection then closes, that error is the
+         * reason, not the lost connection. */
+        vss_hresult unsolicited_hr;
+        char unsolicited[DETAIL_MAX];
 };
 
 void vss__client_set_detail(vss_client *c, const char *fmt, ...)
@@ -56,6 +61,11 @@ bool vss__client_is_connected(vss_client *c)
 
 static vss_hresult client_lost(vss_client *c, int err, const char *what)
 {
+        if (!c->dead && VSS_FAILED(c->unsolicited_hr)) {
+                vss__client_set_detail(c, "%s", c->unsolicited);
+                c->dead = true;
+                return c->unsolicited_hr;
+        }
         if (!c->dead) {
                 if (err)
                         vss__client_set_detail(c, "connection to vssd at %s lost: %s: %s", c->socket_path,
@@ -141,6 +151,51 @@ vss_client *vss_client_free(vss_client *c)
 }
 
 /* Sends 'msg' (stolen) as one line. */
+/* wire_parse() refuses a reply without an id; an error with "id": null is vssd's word about
+ * no request of ours (a refused connection, a line it could not parse): keep it. */
+static void client_note_unsolicited(vss_client *c, const char *line, size_t len)
+{
+        _cleanup_json_ json_t *root = json_loadb(line, len, 0, NULL);
+        json_t *err = json_object_get(root, "error");
+        vss_hresult hr;
+
+        if (!json_is_object(root) || !json_is_null(json_object_get(root, "id")) || !json_is_object(err) ||
+            !wire_parse_hresult(json_object_get(err, "hresult"), &hr) || !VSS_FAILED(hr))
+                return;
+        c->unsolicited_hr = hr;
+        snprintf(c->unsolicited, sizeof(c->unsolicited), "%s",
+                 json_is_string(json_object_get(err, "detail")) ? json_string_value(json_object_get(err, "detail"))
+                                                                : vss_hresult_message(hr));
+}
+
+/* After a failed send: did vssd say why it closed (an error about no request, sent at accept)? */
+static void client_take_refusal(vss_client *c)
+{
+        char buf[4096], errbuf[256];
+        ssize_t n;
+        int r;
+
+        do
+                n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0 || wire_buf_append(&c->buf, buf, (size_t)n) < 0)
+                return;
+        for (;;) {
+                struct wire_msg m;
+                char *line;
+                size_t len;
+
+                r = wire_buf_next_line(&c->buf, &line, &len);
+                if (r <= 0)
+                        return;
+                if (VSS_FAILED(wire_parse(line, len, &m, errbuf, sizeof(errbuf)))) {
+                        client_note_unsolicited(c, line, len);
+                        continue;
+                }
+                wire_msg_done(&m);
+        }
+}
+
 static vss_hresult client_send(vss_client *c, json_t *msg)
 {
         _cleanup_free_ char *text = NULL;
@@ -157,9 +212,13 @@ static vss_hresult client_send(vss_client *c, json_t *msg)
         while (done < len) {
                 ssize_t k = send(c->fd, text + done, len - done, MSG_NOSIGNAL);
                 if (k < 0) {
-                        if (errno == EINTR)
+                        int e = errno;
+
+                        if (e == EINTR)
                                 continue;
-                        return client_lost(c, errno, "send()");
+                        if (e == EPIPE || e == ECONNRESET)
+                                client_take_refusal(c);
+                        return client_lost(c, e, "send()");
                 }
                 done += (size_t)k;
         }
@@ -184,8 +243,10 @@ static vss_hresult client_read_message(vss_client *c, int64_t deadline, int wake
                 if (r == -EMSGSIZE)
                         return client_lost(c, 0, "vssd sent a message longer than the protocol limit");
                 if (r > 0) {
-                        if (VSS_FAILED(wire_parse(line, len, ret_msg, errbuf, sizeof(errbuf))))
+                        if (VSS_FAILED(wire_parse(line, len, ret_msg, errbuf, sizeof(errbuf)))) {
+                                client_note_unsolicited(c, line, len);
                                 continue;
+                        }
                         return VSS_S_OK;
                 }
 

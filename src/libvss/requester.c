@@ -410,10 +410,11 @@ vss_hresult vss_backup_start_snapshot_set(vss_backup *b, vss_id *ret_set_id)
         return hr;
 }
 
-vss_hresult vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume, const vss_id *provider_id,
-                                           vss_id *ret_snapshot_id)
+static vss_hresult add_to_set(vss_backup *b, const char *host, const char *volume, const vss_id *provider_id,
+                              vss_id *ret_snapshot_id)
 {
         _cleanup_json_ json_t *result = NULL;
+        json_t *params;
         vss_id id;
         vss_hresult hr;
 
@@ -421,10 +422,11 @@ vss_hresult vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume, co
                 return VSS_E_INVALIDARG;
         if (b->stage != STAGE_STARTED && b->stage != STAGE_PREPARED)
                 return bad_stage(b, "AddToSnapshotSet");
-        hr = backup_call(b, "Backup.AddToSnapshotSet",
-                         json_pack("{s:s, s:o}", "volume", volume, "provider_id",
-                                   provider_id && !vss_id_is_null(provider_id) ? json_id(provider_id) : json_null()),
-                         &result);
+        params = json_pack("{s:s, s:o}", "volume", volume, "provider_id",
+                           provider_id && !vss_id_is_null(provider_id) ? json_id(provider_id) : json_null());
+        if (params && host)
+                json_object_set_new(params, "host", json_string(host));
+        hr = backup_call(b, "Backup.AddToSnapshotSet", params, &result);
         if (VSS_FAILED(hr))
                 return hr;
         if (!json_get_id(result, "shadow_id", &id))
@@ -432,6 +434,20 @@ vss_hresult vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume, co
         if (ret_snapshot_id)
                 *ret_snapshot_id = id;
         return hr;
+}
+
+vss_hresult vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume, const vss_id *provider_id,
+                                           vss_id *ret_snapshot_id)
+{
+        return add_to_set(b, NULL, volume, provider_id, ret_snapshot_id);
+}
+
+vss_hresult vss_backup_add_to_cluster_set(vss_backup *b, const char *host, const char *volume,
+                                          vss_id *ret_snapshot_id)
+{
+        if (!host)
+                return VSS_E_INVALIDARG;
+        return add_to_set(b, host, volume, NULL, ret_snapshot_id);
 }
 
 vss_hresult vss_backup_prepare_for_backup(vss_backup *b)
@@ -847,6 +863,13 @@ vss_hresult vss_backup_expose_snapshot(vss_backup *b, const vss_id *snapshot_id,
                         return VSS_E_OUTOFMEMORY;
         }
         return hr;
+}
+
+vss_hresult vss_backup_revert_to_snapshot(vss_backup *b, const vss_id *snapshot_id)
+{
+        if (!b || !snapshot_id)
+                return VSS_E_INVALIDARG;
+        return backup_call(b, "Shadows.Revert", json_pack("{s:o}", "shadow_id", json_id(snapshot_id)), NULL);
 }
 
 vss_hresult vss_backup_unexpose_snapshot(vss_backup *b, const vss_id *snapshot_id)

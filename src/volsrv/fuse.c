@@ -38,6 +38,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
@@ -75,6 +76,10 @@ struct volsrv_fuse {
         bool stopping;
         dev_t dev;
         bool took_over;
+        struct volsrv *s;
+        pthread_t lease;
+        bool lease_running;
+        int wake[2];                    /* stops the lease thread */
 };
 
 static int dev_send(void *userdata, const struct iovec *iov, int iovcnt)
@@ -222,10 +227,12 @@ static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
 {
         _cleanup_free_ char *path = holder_path(s);
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char exe[4096];
+        char exe[4096], deadline[16];
         ssize_t n;
         pid_t pid;
         int lfd, status;
+
+        snprintf(deadline, sizeof(deadline), "%u", s->hold_deadline_s);
 
         if (!path || strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
@@ -252,8 +259,9 @@ static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
                 return r;
         }
         if (pid == 0) {
-                char *argv[] = { (char *)"vss-volsrv-hold", (char *)"--hold-fuse", s->rundir, NULL };
+                char *argv[] = { (char *)"vss-volsrv-hold", (char *)"--hold-fuse", s->rundir, deadline, NULL };
                 sigset_t none;
+                int a, b, c;
 
                 /* Its own session, so a signal to the server's group spares it; a second
                  * fork so it is nobody's child. */
@@ -261,7 +269,11 @@ static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
                         _exit(0);
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
-                if (dup2(vf->fd, 3) < 0 || dup2(vf->state_fd, 4) < 0 || dup2(lfd, 5) < 0)
+                /* Out of the way first: any of them may itself be 3, 4 or 5. */
+                a = fcntl(vf->fd, F_DUPFD, 16);
+                b = fcntl(vf->state_fd, F_DUPFD, 16);
+                c = fcntl(lfd, F_DUPFD, 16);
+                if (a < 0 || b < 0 || c < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 || dup2(c, 5) < 0)
                         _exit(127);
                 execv(exe, argv);
                 _exit(127);
@@ -271,31 +283,92 @@ static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
         return 0;
 }
 
-/* The holder's main loop (vss-volsrv --hold-fuse RUNDIR, started above): hands the
- * descriptors to whoever of uid 0 or ours asks, until told to quit or until the
- * connection is gone (checked every second without waiting on the device: a
- * waiter there would be woken by every request). */
-int volsrv_fuse_hold(const char *rundir)
+/* The holder's main loop (vss-volsrv --hold-fuse RUNDIR DEADLINE_S, started above):
+ * hands the descriptors to whoever of uid 0 or ours asks, until told to quit or
+ * until the connection is gone (checked every second without waiting on the
+ * device: a waiter there would be woken by every request).
+ *
+ * The lease: the serving server keeps one connection open ('L') and writes a
+ * byte on it every second from its lease thread.  With no lease (the server
+ * died and no replacement came) or no byte (the server is stopped or wedged)
+ * for DEADLINE_S seconds, the holder aborts the connection and exits: every
+ * request pending or to come fails (ENOTCONN, EIO through the loop device), so a
+ * volume that nobody serves any more never hangs the machine (sync, umount,
+ * mkfs of other devices that wait on it).  0 = hold for ever. */
+int volsrv_fuse_hold(const char *rundir, unsigned deadline_s)
 {
         const int fuse_fd = 3, state_fd = 4, lfd = 5;
+        const uint64_t deadline_us = (uint64_t)deadline_s * USEC_PER_SEC;
+        uint64_t since = clock_monotonic_us(), dev = 0;
+        bool leased = false;
         char path[4096];
+        pid_t lease_pid = 0;
+        int lease = -1;
 
         signal(SIGPIPE, SIG_IGN);
         snprintf(path, sizeof(path), "%s/fuse-holder.sock", rundir);
         for (int i = 6; i < 1024; i++)
                 (void)close(i);
         for (;;) {
-                struct pollfd p = { .fd = lfd, .events = POLLIN };
+                struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = lease, .events = POLLIN } };
                 struct pollfd d = { .fd = fuse_fd, .events = 0 };
                 struct ucred cred;
                 socklen_t clen = sizeof(cred);
                 struct timeval tv = { .tv_sec = 2 };
+                uint64_t now;
                 char cmd = 0;
                 int c;
 
                 if (poll(&d, 1, 0) < 0 || (d.revents & (POLLERR | POLLHUP | POLLNVAL)))
                         break;
-                if (poll(&p, 1, 1000) <= 0)
+                (void)poll(p, lease >= 0 ? 2 : 1, 1000);
+                now = clock_monotonic_us();
+                if (lease >= 0 && p[1].revents) {
+                        char b[64];
+                        ssize_t n = read(lease, b, sizeof(b));
+
+                        if (n > 0)
+                                since = now;
+                        else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                                close(lease);
+                                lease = -1;
+                                since = now;
+                                if (deadline_s)
+                                        log_warn("fuse holder: the volume server of %s is gone; keeping its FUSE "
+                                                 "connection for a replacement for %u s", rundir, deadline_s);
+                        }
+                }
+                if (deadline_us && now - since >= deadline_us) {
+                        if (pread(state_fd, &dev, sizeof(dev), offsetof(struct vfuse_state, dev)) != sizeof(dev))
+                                dev = 0;
+                        log_err("fuse holder: %s for %u s (--hold-deadline): aborting the FUSE connection of %s; "
+                                "its users get I/O errors (0x%08X %s)",
+                                lease >= 0 ? "the volume server did not renew its lease"
+                                           : leased ? "no volume server took over" : "no volume server came",
+                                deadline_s, rundir, (unsigned)VSS_E_UNEXPECTED, vss_hresult_name(VSS_E_UNEXPECTED));
+                        /* Through fusectl when it is mounted; in any case by ending every
+                         * descriptor of the connection: a server that missed its lease for
+                         * the whole deadline is killed (it is stopped or wedged, and its
+                         * connection ends now either way), then this process exits, and the
+                         * kernel aborts a connection whose last descriptor is closed. */
+                        if (dev)
+                                abort_connection((dev_t)dev);
+                        if (lease >= 0 && lease_pid > 0) {
+                                struct pollfd h = { .fd = lease, .events = POLLIN };
+
+                                (void)kill(lease_pid, SIGKILL);
+                                /* Its end of the lease closes when it is gone. */
+                                for (int i = 0; i < 50 && poll(&h, 1, 100) >= 0; i++) {
+                                        char b[64];
+
+                                        if ((h.revents & (POLLHUP | POLLERR)) ||
+                                            ((h.revents & POLLIN) && read(lease, b, sizeof(b)) <= 0))
+                                                break;
+                                }
+                        }
+                        break;
+                }
+                if (!(p[0].revents & POLLIN))
                         continue;
                 c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
                 if (c < 0)
@@ -321,6 +394,14 @@ int volsrv_fuse_hold(const char *rundir)
                         memcpy(CMSG_DATA(cm), fds, sizeof(fds));
                         (void)sendmsg(c, &mh, MSG_NOSIGNAL);
                         close(c);
+                } else if (cmd == 'L') {
+                        /* The server now serving: its lease replaces any older one. */
+                        if (lease >= 0)
+                                close(lease);
+                        lease = c;
+                        lease_pid = cred.pid;
+                        leased = true;
+                        since = now;
                 } else if (cmd == 'Q') {
                         /* Unlink before answering: a server that asked us to go starts a
                          * new holder on the same path. */
@@ -332,6 +413,69 @@ int volsrv_fuse_hold(const char *rundir)
         }
         (void)unlink(path);
         return 0;
+}
+
+/* The server's side of the lease (see volsrv_fuse_hold): connects with 'L' and
+ * writes a byte every second.  A holder that went away is started again while
+ * the connection lives (someone killed it: the mount must not depend on luck). */
+static int lease_connect(const struct volsrv *s)
+{
+        _cleanup_free_ char *path = holder_path(s);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (!path || strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, "L", 1) != 1) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static void *lease_thread(void *arg)
+{
+        struct volsrv_fuse *vf = arg;
+        bool warned = false;
+        int fd = -1;
+
+        (void)pthread_setname_np(pthread_self(), "fuse-lease");
+        for (;;) {
+                struct pollfd w = { .fd = vf->wake[0], .events = POLLIN };
+                struct pollfd d = { .fd = vf->fd, .events = 0 };
+
+                if (poll(&d, 1, 0) < 0 || (d.revents & (POLLERR | POLLHUP | POLLNVAL)))
+                        break;  /* the connection is gone: nothing to hold */
+                if (fd >= 0 && send(fd, "B", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+                        close(fd);
+                        fd = -1;
+                }
+                if (fd < 0) {
+                        fd = lease_connect(vf->s);
+                        if (fd == -ENOENT || fd == -ECONNREFUSED) {
+                                log_warn("fuse: the FUSE holder of %s is gone: starting a new one", vf->s->rundir);
+                                if (holder_spawn(vf->s, vf) == 0)
+                                        fd = lease_connect(vf->s);
+                        }
+                        if (fd < 0 && !warned) {
+                                log_warn("fuse: no lease with the FUSE holder (%s): the mount may not survive this "
+                                         "server", strerror(-fd));
+                                warned = true;
+                        } else if (fd >= 0)
+                                warned = false;
+                }
+                if (poll(&w, 1, 1000) > 0)
+                        break;
+        }
+        if (fd >= 0)
+                close(fd);
+        return NULL;
 }
 
 /* ---- start and stop ---- */
@@ -431,7 +575,12 @@ int volsrv_fuse_start(struct volsrv *s)
         vf = calloc(1, sizeof(*vf));
         if (!vf)
                 return -ENOMEM;
-        vf->fd = vf->state_fd = -1;
+        vf->fd = vf->state_fd = vf->wake[0] = vf->wake[1] = -1;
+        vf->s = s;
+        if (pipe2(vf->wake, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto fail;
+        }
         r = take_over(s, vf);
         if (r < 0)
                 goto fail;
@@ -489,6 +638,14 @@ int volsrv_fuse_start(struct volsrv *s)
                         log_warn("fuse: cannot start the FUSE holder (%s): the mount will not survive this server",
                                  strerror(-r));
         }
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        r = pthread_create(&vf->lease, &attr, lease_thread, vf);
+        pthread_attr_destroy(&attr);
+        if (r != 0)
+                log_warn("fuse: cannot start the lease thread (%s): the holder aborts the connection after %u s",
+                         strerror(r), s->hold_deadline_s);
+        vf->lease_running = r == 0;
         s->fuse = TAKE_PTR(vf);
         return 0;
 
@@ -502,6 +659,10 @@ fail:
                 close(vf->fd);
         if (vf->state_fd >= 0)
                 close(vf->state_fd);
+        if (vf->wake[0] >= 0) {
+                close(vf->wake[0]);
+                close(vf->wake[1]);
+        }
         return r < 0 ? r : -EIO;
 }
 
@@ -520,6 +681,13 @@ void volsrv_fuse_stop(struct volsrv *s)
         if (!vf)
                 return;
         __atomic_store_n(&vf->stopping, true, __ATOMIC_RELAXED);
+        /* The lease ends first, or its thread would start a new holder after the 'Q'. */
+        if (vf->lease_running) {
+                (void)write(vf->wake[1], "x", 1);
+                pthread_join(vf->lease, NULL);
+        }
+        close(vf->wake[0]);
+        close(vf->wake[1]);
         /* A clean stop ends the mount: the holder goes first, so nothing keeps the
          * connection once we close our descriptor. */
         (void)holder_call(s, 'Q', NULL, NULL);

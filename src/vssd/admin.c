@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Read-only admin methods: Hello, Providers.List, Volumes.List, Events.List
- * and Service.Status.  Each answers at once from the loop thread.
+ * Read-only admin methods: Hello, Providers.List, Volumes.List, Events.List,
+ * Service.Status and Cluster.Hosts.  Each answers at once from the loop thread
+ * (Cluster.Hosts from what the cluster thread last read from etcd).
  */
 
 #include <stdio.h>
@@ -26,7 +27,7 @@ static void hello(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
         reply_ok(v, c->serial, id, json_pack("{s:i, s:s}", "version", VSS_PROTOCOL_VERSION, "daemon", VSSD_VERSION));
 }
 
-static void providers_list(struct vssd *v, struct conn *c, json_int_t id)
+json_t *providers_list_json(struct vssd *v)
 {
         json_t *a = json_array();
 
@@ -42,7 +43,7 @@ static void providers_list(struct vssd *v, struct conn *c, json_int_t id)
                                                    "version", o->version, "version_id", json_id(&pid), "running",
                                                    v->providers[i].ok));
         }
-        reply_ok(v, c->serial, id, json_pack("{s:o}", "providers", a));
+        return a;
 }
 
 static bool listed(json_t *a, const char *path)
@@ -67,19 +68,17 @@ static json_t *volume_json(struct vssd *v, const char *path, const char *device,
                          p >= 0 ? json_string(provider_table[p]->name) : json_null());
 }
 
-static void volumes_list(struct vssd *v, struct conn *c, json_int_t id)
+int volumes_list_json(struct vssd *v, json_t **ret)
 {
         _cleanup_free_ struct volume_info *m = NULL;
-        json_t *a = json_array();
+        json_t *a;
         size_t n = 0;
         int r;
 
         r = volume_list_mounts(&m, &n);
-        if (r < 0) {
-                json_decref(a);
-                reply_err(v, c->serial, id, VSS_E_UNEXPECTED, "cannot read /proc/self/mountinfo: %s", strerror(-r));
-                return;
-        }
+        if (r < 0)
+                return r;
+        a = json_array();
         for (size_t i = 0; i < n; i++) {
                 vss_hresult hr;
                 int p = provider_find(v, NULL, m[i].path, m[i].fstype, &hr);
@@ -93,6 +92,19 @@ static void volumes_list(struct vssd *v, struct conn *c, json_int_t id)
                 if (!listed(a, sh->snap.volume))
                         json_array_append_new(a, volume_json(v, sh->snap.volume, sh->snap.volume_device,
                                                              sh->snap.fstype, sh->provider));
+        *ret = a;
+        return 0;
+}
+
+static void volumes_list(struct vssd *v, struct conn *c, json_int_t id)
+{
+        json_t *a;
+        int r = volumes_list_json(v, &a);
+
+        if (r < 0) {
+                reply_err(v, c->serial, id, VSS_E_UNEXPECTED, "cannot read /proc/self/mountinfo: %s", strerror(-r));
+                return;
+        }
         reply_ok(v, c->serial, id, json_pack("{s:o}", "volumes", a));
 }
 
@@ -131,13 +143,15 @@ void method_admin(struct vssd *v, struct conn *c, json_int_t id, json_t *params,
         if (streq(method, "Hello"))
                 hello(v, c, id, params);
         else if (streq(method, "Providers.List"))
-                providers_list(v, c, id);
+                reply_ok(v, c->serial, id, json_pack("{s:o}", "providers", providers_list_json(v)));
         else if (streq(method, "Volumes.List"))
                 volumes_list(v, c, id);
         else if (streq(method, "Events.List"))
                 events_list(v, c, id, params);
         else if (streq(method, "Service.Status"))
                 service_status(v, c, id);
+        else if (streq(method, "Cluster.Hosts"))
+                vcluster_hosts_reply(v, c, id);
         else
                 reply_err(v, c->serial, id, VSS_E_NOT_SUPPORTED, "unknown method '%s'", method);
 }

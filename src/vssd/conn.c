@@ -8,6 +8,8 @@
  */
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/epoll.h>
@@ -36,24 +38,65 @@ static void conn_kill(struct vssd *v, struct conn *c)
         (void)epoll_ctl(v->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 }
 
+/* Says why before closing, so that the client reports this error rather than a lost connection. */
+static void refuse_connection(int fd, const char *detail)
+{
+        _cleanup_free_ char *text = NULL;
+        json_t *msg = wire_error(-1, VSS_E_ACCESSDENIED, detail);
+        size_t len;
+
+        if (!msg)
+                return;
+        text = wire_dump(msg, &len);
+        json_decref(msg);
+        /* A fresh socket's buffer takes one short line; never block on the peer. */
+        if (text)
+                (void)send(fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 int conn_accept(struct vssd *v)
 {
         struct ucred cred;
         socklen_t len = sizeof(cred);
+        char detail[256];
         struct conn *c;
         int fd;
 
         fd = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
                 return -errno;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
         if (v->n_conns >= v->cfg.max_connections) {
-                log_warn("refusing a connection: max_connections=%u reached", v->cfg.max_connections);
+                snprintf(detail, sizeof(detail), "connection refused: vssd has %u connections "
+                         "(max_connections=%u in vssd.conf)", (unsigned)v->n_conns, v->cfg.max_connections);
+                refuse_connection(fd, detail);
+                log_warn("refusing a connection of pid %d uid %u: max_connections=%u reached", (int)cred.pid,
+                         (unsigned)cred.uid, v->cfg.max_connections);
                 close(fd);
                 return -EMFILE;
         }
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-                close(fd);
-                return -errno;
+        if (cred.uid != 0) {
+                unsigned n = 0;
+
+                for (struct conn *o = v->conns; o; o = o->next)
+                        if (!o->dead && o->uid == cred.uid)
+                                n++;
+                /* One user cannot take the connections every other user and writer needs. */
+                if (n >= v->cfg.max_connections_per_uid) {
+                        snprintf(detail, sizeof(detail), "connection refused: uid %u already has %u connections "
+                                 "to vssd (max_connections_per_uid=%u in vssd.conf)", (unsigned)cred.uid, n,
+                                 v->cfg.max_connections_per_uid);
+                        refuse_connection(fd, detail);
+                        log_warn("refusing a connection of pid %d: uid %u already has %u connections "
+                                 "(max_connections_per_uid=%u)", (int)cred.pid, (unsigned)cred.uid, n,
+                                 v->cfg.max_connections_per_uid);
+                        close(fd);
+                        return -EUSERS;
+                }
         }
         c = calloc(1, sizeof(*c));
         if (!c) {
@@ -64,6 +107,7 @@ int conn_accept(struct vssd *v)
         c->fd = fd;
         c->pid = cred.pid;
         c->uid = cred.uid;
+        c->gid = cred.gid;
         c->serial = v->next_serial++;
         c->next_req_id = 1;
         wire_buf_init(&c->in, WIRE_MESSAGE_MAX);
@@ -180,56 +224,152 @@ void reply_err(struct vssd *v, uint64_t serial, json_int_t id, vss_hresult hr, c
         conn_send(v, c, wire_error(id, hr, detail));
 }
 
-bool conn_privileged(struct vssd *v, struct conn *c)
+/* ---- who the peer is --------------------------------------------------------------- */
+
+static int add_gid(gid_t **groups, size_t *n, gid_t g)
 {
-        return c->uid == 0 || c->uid == v->cfg.allowed_uid;
+        gid_t *p;
+
+        for (size_t i = 0; i < *n; i++)
+                if ((*groups)[i] == g)
+                        return 0;
+        p = realloc(*groups, (*n + 1) * sizeof(gid_t));
+        if (!p)
+                return -ENOMEM;
+        p[(*n)++] = g;
+        *groups = p;
+        return 0;
 }
+
+/*
+ * The peer's groups, gathered once per connection at its first privileged call:
+ * the supplementary groups of the connecting process (SO_PEERGROUPS: what
+ * setpriv, sg or a unit's SupplementaryGroups= gave it) and those the user
+ * database gives its uid (getgrouplist: a user just added to a group counts
+ * without logging in again).
+ */
+static void conn_load_groups(struct conn *c)
+{
+        struct passwd pw, *pwres = NULL;
+        char buf[16384];
+        gid_t *list = NULL;
+        socklen_t len = 0;
+        int n;
+
+        if (c->groups_loaded)
+                return;
+        c->groups_loaded = true;
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len) < 0 && errno == ERANGE && len > 0) {
+                list = malloc(len);
+                if (list && getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, list, &len) == 0)
+                        for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                                (void)add_gid(&c->groups, &c->n_groups, list[i]);
+                free(list);
+                list = NULL;
+        }
+
+        if (getpwuid_r(c->uid, &pw, buf, sizeof(buf), &pwres) != 0 || !pwres)
+                return;
+        n = 32;
+        for (int tries = 0; tries < 8; tries++) {
+                int want = n;
+                gid_t *p = realloc(list, (size_t)want * sizeof(gid_t));
+
+                if (!p)
+                        break;
+                list = p;
+                if (getgrouplist(pwres->pw_name, pwres->pw_gid, list, &want) >= 0) {
+                        for (int i = 0; i < want; i++)
+                                (void)add_gid(&c->groups, &c->n_groups, list[i]);
+                        break;
+                }
+                if (want <= n || want > 65536)
+                        break;
+                n = want;
+        }
+        free(list);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static void handle_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *m)
+{
+        method_writer_register(v, c, id, params);
+}
+
+static void handle_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *m)
+{
+        method_writers_list(v, c, id, params);
+}
+
+typedef void (*method_handler)(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 
 struct method {
         const char *name;
-        bool privileged;
-        int kind;       /* 0 admin, 1 writer register, 2 writers list, 3 backup, 4 shadows, 5 storage, 6 volumes */
+        enum vssd_privilege need;
+        method_handler handler;
 };
 
+/* Every method vssd serves, with the privilege it needs (docs/protocol.md, "Privileges"). */
 static const struct method methods[] = {
-        { "Hello", false, 0 },
-        { "Providers.List", false, 0 },
-        { "Volumes.List", false, 0 },
-        { "Events.List", false, 0 },
-        { "Service.Status", false, 0 },
-        { "Writer.Register", true, 1 },
-        { "Writers.List", false, 2 },
-        { "Backup.GatherWriterMetadata", true, 3 },
-        { "Backup.SetContext", true, 3 },
-        { "Backup.SetBackupState", true, 3 },
-        { "Backup.AddComponent", true, 3 },
-        { "Backup.ExcludeWriters", true, 3 },
-        { "Backup.StartSnapshotSet", true, 3 },
-        { "Backup.AddToSnapshotSet", true, 3 },
-        { "Backup.PrepareForBackup", true, 3 },
-        { "Backup.DoSnapshotSet", true, 3 },
-        { "Backup.GatherWriterStatus", true, 3 },
-        { "Backup.BackupComplete", true, 3 },
-        { "Backup.AbortBackup", true, 3 },
-        { "Backup.End", true, 3 },
-        { "Backup.PreRestore", true, 3 },
-        { "Backup.PostRestore", true, 3 },
-        { "Shadows.Query", false, 4 },
-        { "Shadows.Delete", true, 4 },
-        { "Shadows.Expose", true, 4 },
-        { "Shadows.Unexpose", true, 4 },
-        { "Storage.List", false, 5 },
-        { "Storage.Add", true, 5 },
-        { "Storage.Resize", true, 5 },
-        { "Storage.Delete", true, 5 },
-        { "Volumes.Create", true, 6 },
-        { "Volumes.Delete", true, 6 },
+        { "Hello", PRIV_NONE, method_admin },
+        { "Providers.List", PRIV_NONE, method_admin },
+        { "Volumes.List", PRIV_NONE, method_admin },
+        { "Events.List", PRIV_NONE, method_admin },
+        { "Service.Status", PRIV_NONE, method_admin },
+        { "Cluster.Hosts", PRIV_NONE, method_admin },
+        { "Writer.Register", PRIV_WRITER, handle_writer_register },
+        { "Writers.List", PRIV_NONE, handle_writers_list },
+        { "Backup.GatherWriterMetadata", PRIV_ADMIN, method_backup },
+        { "Backup.SetContext", PRIV_ADMIN, method_backup },
+        { "Backup.SetBackupState", PRIV_ADMIN, method_backup },
+        { "Backup.AddComponent", PRIV_ADMIN, method_backup },
+        { "Backup.ExcludeWriters", PRIV_ADMIN, method_backup },
+        { "Backup.StartSnapshotSet", PRIV_ADMIN, method_backup },
+        { "Backup.AddToSnapshotSet", PRIV_ADMIN, method_backup },
+        { "Backup.PrepareForBackup", PRIV_ADMIN, method_backup },
+        { "Backup.DoSnapshotSet", PRIV_ADMIN, method_backup },
+        { "Backup.GatherWriterStatus", PRIV_ADMIN, method_backup },
+        { "Backup.BackupComplete", PRIV_ADMIN, method_backup },
+        { "Backup.AbortBackup", PRIV_ADMIN, method_backup },
+        { "Backup.End", PRIV_ADMIN, method_backup },
+        { "Backup.PreRestore", PRIV_ADMIN, method_backup },
+        { "Backup.PostRestore", PRIV_ADMIN, method_backup },
+        { "Shadows.Query", PRIV_NONE, method_shadows },
+        { "Shadows.Delete", PRIV_ADMIN, method_shadows },
+        { "Shadows.Expose", PRIV_ADMIN, method_shadows },
+        { "Shadows.Unexpose", PRIV_ADMIN, method_shadows },
+        { "Shadows.Revert", PRIV_ADMIN, method_shadows },
+        { "Storage.List", PRIV_NONE, method_storage },
+        { "Storage.Add", PRIV_ADMIN, method_storage },
+        { "Storage.Resize", PRIV_ADMIN, method_storage },
+        { "Storage.Delete", PRIV_ADMIN, method_storage },
+        { "Volumes.Create", PRIV_ADMIN, method_cowvol },
+        { "Volumes.Delete", PRIV_ADMIN, method_cowvol },
+        { "PreviousVersions.List", PRIV_NONE, method_pubver },
+        { "PreviousVersions.Add", PRIV_ADMIN, method_pubver },
+        { "PreviousVersions.Delete", PRIV_ADMIN, method_pubver },
 };
+
+bool conn_allowed(struct vssd *v, struct conn *c, enum vssd_privilege need, const char *method, char *why,
+                  size_t whylen)
+{
+        struct peer_identity peer = { .uid = c->uid, .gid = c->gid };
+
+        if (need == PRIV_NONE || c->uid == 0)
+                return true;
+        conn_load_groups(c);
+        peer.groups = c->groups;
+        peer.n_groups = c->n_groups;
+        return privilege_allows(&v->cfg, need, &peer, method, why, whylen);
+}
 
 static void dispatch(struct vssd *v, struct conn *c, struct wire_msg *m)
 {
         json_int_t id = m->has_id ? m->id : -1;
         const struct method *meth = NULL;
+        char why[512];
 
         for (size_t i = 0; i < ARRAY_SIZE(methods); i++)
                 if (streq(methods[i].name, m->method)) {
@@ -241,34 +381,13 @@ static void dispatch(struct vssd *v, struct conn *c, struct wire_msg *m)
                 reply_err(v, c->serial, id, VSS_E_NOT_SUPPORTED, "unknown method '%s'", m->method);
                 return;
         }
-        if (meth->privileged && !conn_privileged(v, c)) {
-                reply_err(v, c->serial, id, VSS_E_ACCESSDENIED, "%s needs uid 0 or allowed_uid %u; caller has uid %u",
-                          meth->name, (unsigned)v->cfg.allowed_uid, (unsigned)c->uid);
+        if (!conn_allowed(v, c, meth->need, meth->name, why, sizeof(why))) {
+                log_info("refused %s (%s privilege) to pid %d uid %u: %s", meth->name, privilege_name(meth->need),
+                         (int)c->pid, (unsigned)c->uid, why);
+                reply_err(v, c->serial, id, VSS_E_ACCESSDENIED, "%s", why);
                 return;
         }
-        switch (meth->kind) {
-        case 0:
-                method_admin(v, c, id, m->params, meth->name);
-                break;
-        case 1:
-                method_writer_register(v, c, id, m->params);
-                break;
-        case 2:
-                method_writers_list(v, c, id, m->params);
-                break;
-        case 3:
-                method_backup(v, c, id, m->params, meth->name);
-                break;
-        case 4:
-                method_shadows(v, c, id, m->params, meth->name);
-                break;
-        case 5:
-                method_storage(v, c, id, m->params, meth->name);
-                break;
-        case 6:
-                method_cowvol(v, c, id, m->params, meth->name);
-                break;
-        }
+        meth->handler(v, c, id, m->params, meth->name);
 }
 
 static void handle_line(struct vssd *v, struct conn *c, const char *line, size_t len)
@@ -359,6 +478,7 @@ void conn_free(struct vssd *v, struct conn *c)
         }
         wire_buf_done(&c->in);
         free(c->out);
+        free(c->groups);
         if (c->fd >= 0)
                 close(c->fd);
         free(c);

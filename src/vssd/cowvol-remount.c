@@ -11,11 +11,13 @@
  * lazily unmounted, its loop device detached (autoclear when still busy), a
  * new loop device attached to the live file and the filesystem mounted again
  * where it was (ext4 journal recovery / XFS log replay happen in that mount).
- * Exposed shadows of the volume are exposed again the same way, or dropped.
+ * Exposed and published shadows of the volume are mounted again the same way, or dropped.
  *
  * Whether something needs doing is decided from the kernel, not from memory:
  * a loop device is live when LOOP_GET_STATUS64 names the inode of the file the
- * server serves now.  A mount point is only touched while /proc/self/mountinfo
+ * server serves now.  A live loop device with nothing mounted where the volume
+ * belongs (vssd died in a revert, between the unmount and the copy) is mounted
+ * again.  A mount point is only touched while /proc/self/mountinfo
  * shows our loop device on top of it: something mounted over it since is the
  * admin's, and is left alone.
  *
@@ -35,6 +37,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "basic/exec-util.h"
 #include "basic/string-util.h"
@@ -44,6 +47,33 @@
 #define UMOUNT_TIMEOUT_MS 10000
 #define LOSETUP_TIMEOUT_MS 10000
 #define MOUNT_TIMEOUT_MS 60000
+#define STAT_TIMEOUT_MS 2000
+
+/* stat() of a file the volume server serves, in a child with a deadline: the
+ * server answered a moment ago, but one stopped since would leave a stat() here
+ * waiting for it, and with it vssd's event loop (the supervision kills such a
+ * server; this gives up and the caller retries).  Fills st_dev and st_ino. */
+static int stat_served(const char *path, struct stat *ret)
+{
+        char out[128], *sp;
+        uint64_t dev, ino;
+        int r;
+
+        r = run_command((char *const[]){ "stat", "-L", "-c", "%d %i", (char *)path, NULL }, STAT_TIMEOUT_MS, out,
+                        sizeof(out));
+        if (r == -ETIMEDOUT)
+                return -ETIMEDOUT;
+        if (r != 0)
+                return -ENOENT;         /* not asked again: an access() would wait the same way */
+        sp = strchr(out, ' ');
+        if (!sp)
+                return -EIO;
+        *sp++ = 0;
+        if (parse_u64(out, &dev) < 0 || parse_u64(sp, &ino) < 0)
+                return -EIO;
+        *ret = (struct stat){ .st_dev = (dev_t)dev, .st_ino = (ino_t)ino };
+        return 0;
+}
 
 /* What loop device 'dev' is to us: "ours" when it was attached with file 'path' (by
  * the name the kernel keeps, truncated to LO_NAME_SIZE), "live" when on the very
@@ -65,6 +95,15 @@ static enum loop_state dead_loop_state(const char *dev, const char *path)
 
         if (cow_loop_backing_file(dev, back, sizeof(back)) < 0)
                 return LOOP_NONE;
+        /* d_path() appends " (deleted)" once the dead connection's dentry was dropped
+         * ("/volume (deleted)"), which happens in about half the kills. */
+        {
+                static const char deleted[] = " (deleted)";
+                size_t n = strlen(back), k = sizeof(deleted) - 1;
+
+                if (n > k && streq(back + n - k, deleted))
+                        back[n - k] = 0;
+        }
         if (streq(back, path))
                 return LOOP_OURS_DEAD;
         /* The last "/fuse/" of the path is RUNDIR's. */
@@ -198,49 +237,65 @@ static void drop_exposure(struct vssd *v, struct shadow *sh, const char *idbuf, 
         (void)catalog_shadow_put(v, sh);
 }
 
-/* Exposes the shadow again on the live FUSE file, as the cow provider's expose does. */
-static void reexpose(struct vssd *v, struct shadow *sh)
+/* Mounts the shadow again at 'path' (its exposure or its previous version) on the live FUSE
+ * file, as the cow provider's expose does; 'what' ("exposed", "published") names it in the event.  false,
+ * with the reason in err, when it cannot be. */
+static bool remount_shadow_at(struct vssd *v, struct shadow *sh, const char *path, const char *what, char *err,
+                              size_t errlen)
 {
         const char *opts = streq(sh->snap.fstype, "xfs") ? "ro,norecovery,nouuid" : "ro,noload";
-        char idbuf[VSS_ID_STRING_MAX], src[VSS_PATH_MAX] = "", loop[256], err[700] = "";
+        char idbuf[VSS_ID_STRING_MAX], src[VSS_PATH_MAX] = "", loop[256];
         struct stat live;
         enum loop_state ls;
         int r;
 
         vss_id_format(&sh->snap.snapshot_id, idbuf);
-        if (stat(sh->snap.device, &live) < 0) {
-                fmt_trunc(err, sizeof(err), "the volume server no longer serves %s: %m", sh->snap.device);
-                drop_exposure(v, sh, idbuf, err);
-                return;
+        r = stat_served(sh->snap.device, &live);
+        if (r == -ETIMEDOUT) {
+                /* Its server stopped answering: supervision replaces it, and the next
+                 * remount pass (after the takeover or the remount) looks again. */
+                log_warn("shadow copy %s at %s: its volume server did not answer within %d ms; not checked", idbuf,
+                         path, STAT_TIMEOUT_MS);
+                return true;
         }
-        r = cow_mount_source(sh->exposed_path, src, sizeof(src), NULL, 0);
+        if (r < 0) {
+                fmt_trunc(err, errlen, "the volume server no longer serves %s: %s", sh->snap.device, strerror(-r));
+                return false;
+        }
+        r = cow_mount_source(path, src, sizeof(src), NULL, 0);
         ls = r >= 0 ? loop_state(src, sh->snap.device, &live) : LOOP_NONE;
         if (ls == LOOP_OURS_LIVE)
-                return;
+                return true;
         if (r >= 0 && ls == LOOP_NONE) {
-                fmt_trunc(err, sizeof(err), "%s is now mounted from %s: left alone", sh->exposed_path, src);
-                drop_exposure(v, sh, idbuf, err);
-                return;
+                fmt_trunc(err, errlen, "%s is now mounted from %s: left alone", path, src);
+                return false;
         }
         if (r >= 0) {
-                r = drop_dead_mount(sh->exposed_path, src, err, sizeof(err));
-                if (r < 0 && r != -ENOENT) {
-                        drop_exposure(v, sh, idbuf, err);
-                        return;
-                }
+                r = drop_dead_mount(path, src, err, errlen);
+                if (r < 0 && r != -ENOENT)
+                        return false;
                 detach_loop(src);
         }
-        if (attach_loop(sh->snap.device, true, loop, sizeof(loop), err, sizeof(err)) < 0) {
-                drop_exposure(v, sh, idbuf, err);
-                return;
-        }
-        if (mount_fs(sh->snap.fstype, opts, loop, sh->exposed_path, err, sizeof(err)) < 0) {
+        if (attach_loop(sh->snap.device, true, loop, sizeof(loop), err, errlen) < 0)
+                return false;
+        if (mount_fs(sh->snap.fstype, opts, loop, path, err, errlen) < 0) {
                 detach_loop(loop);
-                drop_exposure(v, sh, idbuf, err);
-                return;
+                return false;
         }
-        catalog_event(v, "info", "cow", VSS_S_OK, "shadow copy %s exposed again at %s (%s) after its volume server restarted",
-                      idbuf, sh->exposed_path, loop);
+        catalog_event(v, "info", "cow", VSS_S_OK, "shadow copy %s %s again at %s (%s) after its volume server restarted",
+                      idbuf, what, path, loop);
+        return true;
+}
+
+static void reexpose(struct vssd *v, struct shadow *sh)
+{
+        char idbuf[VSS_ID_STRING_MAX], err[700] = "";
+
+        vss_id_format(&sh->snap.snapshot_id, idbuf);
+        if (sh->exposed_path && !remount_shadow_at(v, sh, sh->exposed_path, "exposed", err, sizeof(err)))
+                drop_exposure(v, sh, idbuf, err);
+        if (sh->published_path && !remount_shadow_at(v, sh, sh->published_path, "published", err, sizeof(err)))
+                pubver_lost(v, sh, err);
 }
 
 static bool set_in_progress(struct vssd *v)
@@ -259,8 +314,10 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
         if (set_in_progress(v))
                 return -EBUSY;
         fmt_trunc(live_path, sizeof(live_path), "%s/fuse/volume", cv->rundir);
-        if (stat(live_path, &live) < 0) {
-                r = -errno;
+        r = stat_served(live_path, &live);
+        if (r == -ETIMEDOUT)
+                return -EBUSY;          /* stopped since it answered: supervision deals with it */
+        if (r < 0) {
                 catalog_event(v, "error", "cow", VSS_E_UNEXPECTED,
                               "cannot remount cow volume %s: its volume server serves no %s (%s); retrying in 30 s",
                               cv->name, live_path, strerror(-r));
@@ -320,10 +377,22 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                                       "volume server of %s restarted; volume attached again as %s; processes that had "
                                       "it open must reopen it", cv->name, loop);
                 moved = true;
+        } else if (mounted && cv->fs[0] && cow_mount_source(cv->mountpoint, NULL, 0, NULL, 0) == -ENOENT) {
+                /* Live loop device, nothing mounted where the volume belongs: vssd died in a revert
+                 * between the unmount and the volume server's start of the copy. */
+                r = mount_fs(cv->fs, NULL, cv->loopdev, cv->mountpoint, err, sizeof(err));
+                if (r < 0 && streq(cv->fs, "xfs"))
+                        r = mount_fs(cv->fs, "nouuid", cv->loopdev, cv->mountpoint, err, sizeof(err));
+                if (r < 0)
+                        goto fail;
+                catalog_event(v, "warning", "cow", VSS_S_OK,
+                              "cow volume %s was not mounted (vssd stopped while it was offline): mounted again at %s "
+                              "(%s)", cv->name, cv->mountpoint, cv->loopdev);
         }
 
         for (struct shadow *sh = v->shadows; sh; sh = sh->next)
-                if (sh->exposed_path && !sh->deleting && streq(sh->snap.provider_data, cv->rundir))
+                if ((sh->exposed_path || sh->published_path) && !sh->deleting &&
+                    streq(sh->snap.provider_data, cv->rundir))
                         reexpose(v, sh);
         return moved ? 1 : 0;
 fail:

@@ -22,11 +22,14 @@
 #include <libgen.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #include "basic/exec-util.h"
@@ -178,6 +181,24 @@ static void handle_event(struct vssd *v, struct cowvol *cv, json_t *params)
         if (json_get_id(params, "shadow_id", &sid)) {
                 vss_id_format(&sid, idbuf);
                 sh = shadow_find(v, &sid);
+        }
+        if (streq(type, "reverted")) {
+                json_t *e = json_object_get(params, "error");
+                const char *ename = json_is_object(e) ? json_get_str(e, "name") : NULL;
+
+                /* The target of a revert stays (docs/cow-format.md, "Revert"); Shadows.Revert reports the outcome. */
+                catalog_event(v, ename ? "error" : "info", "volsnap", VSS_S_OK,
+                              "the volume server of %s ended the revert to shadow copy %s%s%s", vol, idbuf,
+                              ename ? " with " : "", ename ?: "");
+                return;
+        }
+        if (streq(type, "discarded")) {
+                catalog_event(v, "info", "volsnap", VSS_S_OK,
+                              "shadow copy %s of volume %s was deleted: the volume was reverted to an older one", idbuf,
+                              vol);
+                if (sh)
+                        shadow_forget(v, sh, "which was deleted when its volume was reverted to an older shadow copy");
+                return;
         }
         if (streq(type, "evicted"))
                 catalog_event(v, "warning", "volsnap", VSS_E_INSUFFICIENT_STORAGE,
@@ -373,6 +394,13 @@ static vss_hresult volsrv_start(struct vssd *v, struct cowvol *cv, bool format, 
         argv[k++] = cv->diff;
         argv[k++] = (char *)"--dir";
         argv[k++] = cv->rundir;
+        /* No write-back: a write is acknowledged once its data is in the host's page cache
+         * (and its copy committed), so it survives the server.  With write-back a kill -9
+         * loses the writes acknowledged since the last flush, and after a handover (the
+         * filesystem stays mounted, docs/volsrv.md "Handover") nothing would tell the
+         * filesystem: its next fsync would succeed without them. */
+        argv[k++] = (char *)"--writeback";
+        argv[k++] = (char *)"0";
         if (format) {
                 argv[k++] = (char *)"--format";
                 argv[k++] = (char *)"--max";
@@ -701,14 +729,208 @@ static void teardown(struct cowvol *cv, bool own_image)
                 (void)unlink(cv->image);
 }
 
+/* The filesystem type blkid finds on path ("" for none), or -errno. */
+static int probe_fs(const char *path, char *type, size_t len)
+{
+        char out[256];
+        int r;
+
+        /* -p: the device itself, not blkid's cache (which may describe an older content). */
+        r = run_command((char *const[]){ "blkid", "-p", "-o", "value", "-s", "TYPE", (char *)path, NULL }, 30000, out,
+                        sizeof(out));
+        if (r == 2) {           /* nothing found */
+                type[0] = 0;
+                return 0;
+        }
+        if (r != 0)
+                return -EIO;
+        out[strcspn(out, "\n")] = 0;
+        fmt_trunc(type, len, "%s", out);
+        return 0;
+}
+
+/* Is the block device 'dev' mounted?  Its (first) mount point in 'where'. */
+static bool dev_mounted(dev_t dev, char *where, size_t len)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+        bool found = false;
+
+        where[0] = 0;
+        while (f && !found && fgets(line, sizeof(line), f)) {
+                unsigned maj, min;
+                char mp[2048];
+
+                if (sscanf(line, "%*s %*s %u:%u %*s %2047s", &maj, &min, mp) == 3 && maj == major(dev) &&
+                    min == minor(dev)) {
+                        fmt_trunc(where, len, "%s", mp);
+                        found = true;
+                }
+        }
+        if (f)
+                fclose(f);
+        return found;
+}
+
+static bool devpath_mounted(const char *devpath, char *where, size_t len)
+{
+        struct stat st;
+
+        where[0] = 0;
+        return stat(devpath, &st) == 0 && S_ISBLK(st.st_mode) && dev_mounted(st.st_rdev, where, len);
+}
+
+/*
+ * What Volumes.Create is given to serve: nothing (a new image in the state
+ * directory), an image path that does not exist yet (created with the size), or
+ * an existing image file or block device, which is adopted as it is when no fs
+ * is given (its filesystem is kept: detected, never formatted).  Refuses a size
+ * that does not match, something in use (mounted, on a loop device, opened
+ * exclusively), something another cow volume serves, and an fs for something
+ * that already holds a filesystem.  *ret_size is the volume's size, *ret_created
+ * tells the caller it made the file (to remove on failure), ret_fs the filesystem
+ * found on an existing one.
+ */
+static vss_hresult origin_check(struct vssd *v, const char *path, bool is_device, json_int_t size, const char *fs,
+                                json_int_t *ret_size, bool *ret_created, char *ret_fs, size_t fslen, char *err,
+                                size_t errlen)
+{
+        char found[64] = "", where[2048] = "", out[1024];
+        const char *what = is_device ? "device" : "image";
+        struct stat st;
+        int fd, r;
+
+        *ret_created = false;
+        ret_fs[0] = 0;
+        if (stat(path, &st) < 0) {
+                if (errno != ENOENT || is_device) {
+                        fmt_trunc(err, errlen, "%s %s: %s", what, path, strerror(errno));
+                        return errno == ENOENT ? VSS_E_OBJECT_NOT_FOUND : VSS_E_INVALIDARG;
+                }
+                if (size <= 0) {
+                        fmt_trunc(err, errlen, "image %s does not exist: give /size to create it", path);
+                        return VSS_E_INVALIDARG;
+                }
+                fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0 || ftruncate(fd, size) < 0) {
+                        int e = errno;
+
+                        fmt_trunc(err, errlen, "cannot create image %s: %s", path, strerror(e));
+                        if (fd >= 0) {
+                                close(fd);
+                                (void)unlink(path);
+                        }
+                        return e == ENOSPC || e == EDQUOT ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_INVALIDARG;
+                }
+                close(fd);
+                *ret_created = true;
+                *ret_size = size;
+                return VSS_S_OK;
+        }
+        if (is_device ? !S_ISBLK(st.st_mode) : !S_ISREG(st.st_mode)) {
+                fmt_trunc(err, errlen, "%s is not a %s", path,
+                    is_device ? "block device (give an image file with /image=)"
+                              : "regular file (give a block device with /device=)");
+                return VSS_E_INVALIDARG;
+        }
+        for (struct cowvol *o = v->cowvols; o; o = o->next) {
+                struct stat ost;
+
+                if (stat(o->image, &ost) == 0 &&
+                    (is_device ? S_ISBLK(ost.st_mode) && ost.st_rdev == st.st_rdev
+                               : ost.st_dev == st.st_dev && ost.st_ino == st.st_ino)) {
+                        fmt_trunc(err, errlen, "%s %s is already served by openvss as cow volume %s", what, path, o->name);
+                        return VSS_E_OBJECT_ALREADY_EXISTS;
+                }
+        }
+        if (is_device) {
+                uint64_t bytes = 0;
+
+                if (dev_mounted(st.st_rdev, where, sizeof(where))) {
+                        fmt_trunc(err, errlen, "device %s is mounted on %s: unmount it first (openvss mounts it again "
+                            "with /mount=)", path, where);
+                        return VSS_E_VOLUME_IN_USE;
+                }
+                /* O_EXCL on a block device: EBUSY while mounted (also a partition of it), part of
+                 * a RAID or device-mapper table, or claimed by any other exclusive user. */
+                fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+                if (fd < 0) {
+                        int e = errno;
+
+                        fmt_trunc(err, errlen, "device %s is in use (%s): a mounted filesystem on it or on one of its "
+                            "partitions, a device-mapper or RAID member, or another program has it open exclusively",
+                            path, strerror(e));
+                        return e == EBUSY ? VSS_E_VOLUME_IN_USE : VSS_E_INVALIDARG;
+                }
+                r = ioctl(fd, BLKGETSIZE64, &bytes);
+                close(fd);
+                if (r < 0) {
+                        fmt_trunc(err, errlen, "cannot read the size of device %s: %s", path, strerror(errno));
+                        return VSS_E_INVALIDARG;
+                }
+                st.st_size = (off_t)bytes;
+        } else {
+                /* An image on a loop device is someone's volume already (maybe mounted). */
+                r = run_command((char *const[]){ "losetup", "-n", "-O", "NAME", "-j", (char *)path, NULL }, 10000, out,
+                                sizeof(out));
+                if (r == 0 && out[0]) {
+                        out[strcspn(out, "\n")] = 0;
+                        fmt_trunc(err, errlen, "image %s is attached to %s%s%s: unmount and detach it first (losetup -d)",
+                            path, out, devpath_mounted(out, where, sizeof(where)) ? ", mounted on " : "", where);
+                        return VSS_E_VOLUME_IN_USE;
+                }
+        }
+        if (st.st_size == 0 && !is_device) {
+                /* An empty file (touch, or an earlier failed attempt): a new image. */
+                if (size <= 0) {
+                        fmt_trunc(err, errlen, "image %s is empty (0 bytes): give /size to make it a volume", path);
+                        return VSS_E_INVALIDARG;
+                }
+                if (truncate(path, size) < 0) {
+                        fmt_trunc(err, errlen, "cannot extend image %s to %lld bytes: %s", path, (long long)size,
+                            strerror(errno));
+                        return VSS_E_INVALIDARG;
+                }
+                *ret_size = size;
+                return VSS_S_OK;
+        }
+        if (size > 0 && (uint64_t)size != (uint64_t)st.st_size) {
+                fmt_trunc(err, errlen, "size mismatch: /size is %lld bytes but %s %s holds %lld bytes (leave /size out "
+                    "to take it as it is)", (long long)size, what, path, (long long)st.st_size);
+                return VSS_E_INVALIDARG;
+        }
+        if (st.st_size < (1 << 20) || st.st_size % 4096) {
+                fmt_trunc(err, errlen, "%s %s holds %lld bytes: a cow volume is a multiple of 4096 bytes, at least 1 MiB",
+                    what, path, (long long)st.st_size);
+                return VSS_E_INVALIDARG;
+        }
+        if (probe_fs(path, found, sizeof(found)) < 0) {
+                fmt_trunc(err, errlen, "blkid cannot probe %s %s", what, path);
+                return VSS_E_UNEXPECTED;
+        }
+        if (fs && found[0]) {
+                fmt_trunc(err, errlen, "%s %s already holds a filesystem (%s): leave /fs out to adopt it with its data, "
+                    "or erase it first (wipefs -a %s) to format it", what, path, found, path);
+                return VSS_E_OBJECT_ALREADY_EXISTS;
+        }
+        if (!fs && found[0] && !streq(found, "ext4") && !streq(found, "xfs")) {
+                fmt_trunc(err, errlen, "%s %s holds a %s filesystem: cow volumes hold ext4 or XFS", what, path, found);
+                return VSS_E_VOLUME_NOT_SUPPORTED;
+        }
+        fmt_trunc(ret_fs, fslen, "%s", found);
+        *ret_size = (json_int_t)st.st_size;
+        return VSS_S_OK;
+}
+
 static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         const char *name = json_get_str(params, "name"), *image = json_get_str(params, "image"),
-                   *fs = json_get_str(params, "fs"), *mnt = json_get_str(params, "mount");
-        char dir[VSS_PATH_MAX], buf[VSS_PATH_MAX], err[1024] = "";
+                   *device = json_get_str(params, "device"), *fs = json_get_str(params, "fs"),
+                   *mnt = json_get_str(params, "mount");
+        char dir[VSS_PATH_MAX], buf[VSS_PATH_MAX], err[1024] = "", found_fs[64] = "";
         struct storage_assoc *a = NULL;
         struct cowvol *cv = NULL;
-        bool own_image = false;
+        bool own_image = false, created = false, adopted = false;
         json_int_t size = 0;
         vss_hresult hr;
 
@@ -716,29 +938,59 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'name' must be 1..64 characters of [A-Za-z0-9._-]");
                 return;
         }
-        if (!json_get_int(params, "size_bytes", &size) || size < (1 << 20) || size % 4096) {
+        if (json_object_get(params, "size_bytes") &&
+            (!json_get_int(params, "size_bytes", &size) || size < (1 << 20) || size % 4096)) {
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG,
                           "field 'size_bytes' must be a multiple of 4096 bytes, at least 1 MiB");
+                return;
+        }
+        if (!image && !device && size == 0) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG,
+                          "field 'size_bytes' is needed for a new volume (only an existing image or device may omit it)");
+                return;
+        }
+        if (image && device) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "give 'image' or 'device', not both");
                 return;
         }
         if (fs && !streq(fs, "ext4") && !streq(fs, "xfs")) {
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'fs' must be \"ext4\" or \"xfs\"");
                 return;
         }
-        if ((image && image[0] != '/') || (mnt && mnt[0] != '/')) {
-                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "fields 'image' and 'mount' must be absolute paths");
-                return;
-        }
-        if (mnt && !fs) {
-                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "'mount' needs 'fs' (the volume must be formatted)");
+        if ((image && image[0] != '/') || (device && strncmp(device, "/dev/", 5) != 0) || (mnt && mnt[0] != '/')) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG,
+                          "fields 'image' and 'mount' must be absolute paths, 'device' a path under /dev");
                 return;
         }
         if (cowvol_find(v, name)) {
                 reply_err(v, c->serial, id, VSS_E_OBJECT_ALREADY_EXISTS, "a cow volume named '%s' already exists", name);
                 return;
         }
+        if (image || device) {
+                hr = origin_check(v, image ?: device, device != NULL, size, fs, &size, &created, found_fs,
+                                  sizeof(found_fs), err, sizeof(err));
+                if (VSS_FAILED(hr)) {
+                        reply_err(v, c->serial, id, hr, "cannot create cow volume %s: %s", name, err);
+                        return;
+                }
+                /* Existing content without /fs: adopted as it is, whatever filesystem it holds kept. */
+                adopted = !created && !fs && found_fs[0];
+                if (adopted)
+                        fs = found_fs;
+                image = image ?: device;
+        }
+        if (mnt && !fs) {
+                if (created)
+                        (void)unlink(image);
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "cannot create cow volume %s: 'mount' needs a "
+                          "filesystem: give /fs to format the volume (%s holds none), or leave /mount out", name,
+                          image ?: "a new image");
+                return;
+        }
         fmt_trunc(dir, sizeof(dir), "%s/volumes/%s", v->state_dir, name);
         if (mkdir_p(dir, 0700) < 0) {
+                if (created)
+                        (void)unlink(image);
                 reply_err(v, c->serial, id, VSS_E_UNEXPECTED, "cannot create %s: %m", dir);
                 return;
         }
@@ -791,10 +1043,10 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
                         goto fail;
         }
         (void)mkdir(cv->rundir, 0700);
-        {
+        if (own_image) {
                 int fd = open(cv->image, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
-                if (fd < 0 || (own_image && ftruncate(fd, size) < 0)) {
+                if (fd < 0 || ftruncate(fd, size) < 0) {
                         fmt_trunc(err, sizeof(err), "cannot create image %s: %s", cv->image, strerror(errno));
                         if (fd >= 0)
                                 close(fd);
@@ -806,7 +1058,8 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
         hr = volsrv_start(v, cv, true, a ? a->max_bytes : -1, err, sizeof(err));
         if (VSS_FAILED(hr))
                 goto fail;
-        hr = attach(cv, mnt, fs != NULL, err, sizeof(err));
+        /* An adopted image or device keeps its filesystem: never mkfs. */
+        hr = attach(cv, mnt, fs != NULL && !adopted, err, sizeof(err));
         if (VSS_FAILED(hr))
                 goto fail;
         if (cowvol_put(v, cv) < 0) {
@@ -820,10 +1073,13 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
                 log_warn("cow volume %s: no event connection to its volume server", name);
         cv->next = v->cowvols;
         v->cowvols = cv;
-        catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s created: %s on %s, diff area %s%s%s", name, cv->image,
-                      cv->loopdev, cv->diff, mnt ? ", mounted on " : "", mnt ? cv->mountpoint : "");
-        reply_ok(v, c->serial, id, json_pack("{s:o, s:s}", "path", json_str_or_null(mnt ? cv->mountpoint : NULL),
-                                             "device", cv->loopdev));
+        catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s %s: %s on %s, diff area %s%s%s", name,
+                      adopted ? "adopted with its filesystem" : "created", cv->image, cv->loopdev, cv->diff,
+                      mnt ? ", mounted on " : "", mnt ? cv->mountpoint : "");
+        reply_ok(v, c->serial, id, json_pack("{s:o, s:s, s:b, s:o, s:I}", "path",
+                                             json_str_or_null(mnt ? cv->mountpoint : NULL), "device", cv->loopdev,
+                                             "adopted", adopted, "fs", json_str_or_null(fs), "size_bytes",
+                                             (json_int_t)cv->size_bytes));
         return;
 oom:
         hr = VSS_E_OUTOFMEMORY;
@@ -831,6 +1087,9 @@ oom:
 fail:
         if (cv && cv->rundir)
                 teardown(cv, own_image);
+        /* An image we made at the caller's path goes too; an existing one is left as it was. */
+        if (created)
+                (void)unlink(image);
         cowvol_free(cv);
         catalog_event(v, "error", "cow", hr, "cannot create cow volume %s: %s", name, err);
         reply_err(v, c->serial, id, hr, "cannot create cow volume %s: %s", name, err);
@@ -858,6 +1117,9 @@ static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
                 return;
         }
         fmt_trunc(own, sizeof(own), "%s/volumes/%s/volume.img", v->state_dir, name);
+        /* Its publication (with no shadow copies, nothing is mounted there) goes before the filesystem. */
+        if (cv->mountpoint[0])
+                pubver_volume_gone(v, cv->mountpoint);
         timer_cancel(v, &cv->retry);
         ev_close(v, cv);
         teardown(cv, streq(own, cv->image));
@@ -983,6 +1245,30 @@ vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on
         catalog_event(v, "info", "cow", VSS_S_OK, "the diff area of cow volume %s (%s) moved from %s to %s", cv->name,
                       cv->mountpoint, olddiff, cv->diff);
         return VSS_S_OK;
+}
+
+void cowvol_reverted(struct vssd *v, const char *rundir, const char *loopdev)
+{
+        struct cowvol *cv;
+        char *dup;
+
+        for (cv = v->cowvols; cv && !streq(cv->rundir, rundir); cv = cv->next)
+                ;
+        if (!cv || streq(cv->loopdev, loopdev))
+                return;
+        dup = strdup(loopdev);
+        if (!dup)
+                return;
+        free(cv->loopdev);
+        cv->loopdev = dup;
+        if (cowvol_put(v, cv) < 0)
+                log_warn("cow volume %s: cannot record its loop device %s: %s", cv->name, loopdev, sqlite3_errmsg(v->db));
+        /* Left detached by a failed revert: the remount machinery brings it back (and says why not). */
+        if (!loopdev[0] && cv->mountpoint[0]) {
+                cv->retry.cb = retry_cb;
+                cv->retry.userdata = cv;
+                timer_arm(v, &cv->retry, clock_monotonic_us() + 1000000);
+        }
 }
 
 void method_cowvol(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method)

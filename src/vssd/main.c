@@ -177,6 +177,8 @@ static void run(struct vssd *v)
                                 drain_signals(v);
                         else if (p == &v->prov_evfd)
                                 prov_dispatch_done(v);
+                        else if (v->cluster && p == vcluster_evfd_ptr(v))
+                                vcluster_dispatch(v);
                         else if (cowvol_io(v, p, evs[i].events))
                                 ;
                         else
@@ -192,6 +194,7 @@ static void shutdown_daemon(struct vssd *v)
          * provider aborts and deletions of auto-release shadows, which we then
          * wait for before the catalog closes. */
         sessions_shutdown(v);
+        vcluster_stop(v);
         while (v->jobs_in_flight > 0) {
                 uint64_t x;
                 struct epoll_event ev;
@@ -213,6 +216,7 @@ static void shutdown_daemon(struct vssd *v)
                 v->writers = w->next;
                 writer_free(w);
         }
+        writer_claims_free(v);
         while (v->shadows) {
                 struct shadow *sh = v->shadows;
                 v->shadows = sh->next;
@@ -221,6 +225,7 @@ static void shutdown_daemon(struct vssd *v)
         providers_done(v);
         storage_done(v);
         cowvols_done(v);
+        pubvers_done(v);
         catalog_event(v, "info", "service", VSS_S_OK, "vssd stopped");
         catalog_close(v);
         if (v->listen_fd >= 0) {
@@ -309,6 +314,9 @@ int main(int argc, char **argv)
         if (cowvols_load(v) < 0)
                 catalog_event(v, "error", "catalog", VSS_E_UNEXPECTED, "cannot load cow volumes");
         shadows_recover(v);
+        /* Not fatal: a host that cannot reach etcd still serves its own sets, and keeps trying. */
+        if (vcluster_start(v) < 0)
+                catalog_event(v, "error", "cluster", VSS_E_CLUSTER_ERROR, "cannot start the cluster thread");
         catalog_event(v, "info", "service", VSS_S_OK, "vssd %s started on %s (state %s, freeze %u ms, event %u ms)",
                       OPENVSS_VERSION, v->socket_path, v->state_dir, v->cfg.freeze_timeout_ms,
                       v->cfg.event_timeout_ms);

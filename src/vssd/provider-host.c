@@ -47,7 +47,10 @@ vss_hresult provider_map_hr(vss_hresult hr)
                 return VSS_S_OK;
         if (hr == VSS_E_PROVIDER_VETO || hr == VSS_E_OBJECT_NOT_FOUND || hr == VSS_E_INSUFFICIENT_STORAGE ||
             hr == VSS_E_OUTOFMEMORY || hr == VSS_E_INVALIDARG || hr == VSS_E_HOLD_WRITES_TIMEOUT ||
-            hr == VSS_E_FLUSH_WRITES_TIMEOUT || hr == VSS_E_VOLUME_NOT_SUPPORTED)
+            hr == VSS_E_FLUSH_WRITES_TIMEOUT || hr == VSS_E_VOLUME_NOT_SUPPORTED ||
+            /* RevertToSnapshot's own results */
+            hr == VSS_E_VOLUME_IN_USE || hr == VSS_E_REVERT_IN_PROGRESS || hr == VSS_E_REVERT_VOLUME_LOST ||
+            hr == VSS_E_NOTIMPL)
                 return hr;
         return VSS_E_UNEXPECTED_PROVIDER_ERROR;
 }
@@ -90,21 +93,20 @@ struct commit_args {
         struct prov_job *j;
 };
 
+/* Test hook: VSSD_DEBUG_COMMIT_DELAY_MS=N makes every commit hang N ms before the provider's
+ * commit is called: inside the FIFREEZE window for a provider that freezes (to exercise the hold
+ * watchdog and a vssd killed while filesystems are frozen), just before a btrfs commit otherwise.
+ * debug_sleep_from_env() logs first, so that a test can act while the commit hangs. */
+static void commit_debug_delay(void)
+{
+        (void)debug_sleep_from_env("VSSD_DEBUG_COMMIT_DELAY_MS");
+}
+
 static vss_hresult commit_cb(void *userdata)
 {
         struct commit_args *a = userdata;
-        const char *delay = getenv("VSSD_DEBUG_COMMIT_DELAY_MS");
 
-        /* Test hook: a commit that hangs inside the freeze window, to exercise
-         * the hold watchdog and a vssd killed while filesystems are frozen. */
-        if (delay && *delay) {
-                long ms = strtol(delay, NULL, 10);
-
-                if (ms > 0 && ms <= 600000) {
-                        log_warn("VSSD_DEBUG_COMMIT_DELAY_MS: holding the freeze for %ld ms", ms);
-                        (void)usleep((useconds_t)ms * 1000);
-                }
-        }
+        commit_debug_delay();
         return a->p->ops->commit(a->p->state, a->j->snaps, a->j->n);
 }
 
@@ -138,8 +140,10 @@ static void run_job(struct vssd *v, struct prov_job *j)
                                 paths[i] = j->snaps[i].volume;
                         hr = freeze_around(paths, n, j->protect, j->n_protect, VSS_HOLD_WRITES_TIMEOUT_MS,
                                            commit_cb, &a, p->ctx.error, sizeof(p->ctx.error));
-                } else
+                } else {
+                        commit_debug_delay();
                         hr = o->commit(p->state, j->snaps, j->n);
+                }
                 break;
         case PROV_POST_COMMIT:
                 hr = o->post_commit(p->state, j->snaps, j->n);
@@ -155,6 +159,12 @@ static void run_job(struct vssd *v, struct prov_job *j)
                 break;
         case PROV_UNEXPOSE:
                 hr = o->unexpose(p->state, j->snaps, j->path);
+                break;
+        case PROV_REVERT:
+                /* Test hook: a revert that takes its time, so that tests can run into it
+                 * (VSS_E_REVERT_IN_PROGRESS, VSS_E_SNAPSHOT_SET_IN_PROGRESS). */
+                (void)debug_sleep_from_env("VSSD_DEBUG_REVERT_DELAY_MS");
+                hr = o->revert ? o->revert(p->state, j->snaps) : VSS_E_NOTIMPL;
                 break;
         }
         j->raw_hr = hr;
@@ -322,6 +332,9 @@ void providers_done(struct vssd *v)
                         v->done_head = j->next;
                         prov_job_free(j);
                 }
+                /* The worker finished the revert (it runs every queued job before it stops). */
+                shadows_revert_free(v->reverting);
+                v->reverting = NULL;
         }
         for (size_t i = 0; i < v->n_providers; i++)
                 if (v->providers[i].ok && v->providers[i].ops->done)

@@ -4,7 +4,10 @@
  * struct vssd; a writer whose connection closed while a session still
  * reports on it stays as a "gone" entry (failed, not responding) until that
  * session releases it.  Event delivery and reply matching live here too:
- * each awaited event carries its own deadline timer.
+ * each awaited event carries its own deadline timer and the callback its
+ * sender registered with it, which hears of the event's end (reply, deadline,
+ * closed connection); the freeze timer likewise calls back whoever armed it.
+ * The registry never calls up into the sessions or the snapshot set.
  */
 
 #include <stdio.h>
@@ -139,6 +142,65 @@ static json_t *restore_method_parse(json_t *rm, char *err, size_t errlen)
                          json_get_bool(rm, "reboot_required", false));
 }
 
+void writer_claims_free(struct vssd *v)
+{
+        while (v->writer_claims) {
+                struct writer_claim *cl = v->writer_claims;
+                v->writer_claims = cl->next;
+                free(cl->name);
+                free(cl);
+        }
+}
+
+/*
+ * A writer id, and a writer name, belong to the uid that registered them first
+ * in this run of vssd: a writer_group member cannot pose as another service's
+ * writer (to receive its events, or to veto its backups) by reusing its id or
+ * name.  Root may register any; the claim stays with the first uid.  Returns
+ * false after replying E_ACCESSDENIED.
+ */
+static bool writer_claim(struct vssd *v, struct conn *c, json_int_t id, const vss_id *wid, const char *name)
+{
+        char idbuf[VSS_ID_STRING_MAX];
+        struct writer_claim *cl;
+        bool have_id = false, have_name = false;
+
+        for (cl = v->writer_claims; cl; cl = cl->next) {
+                bool same_id = vss_id_equal(&cl->writer_id, wid), same_name = streq(cl->name, name);
+
+                if (!same_id && !same_name)
+                        continue;
+                if (!writer_claim_allowed(cl->uid, c->uid)) {
+                        if (same_id)
+                                reply_err(v, c->serial, id, VSS_E_ACCESSDENIED,
+                                          "Writer.Register: writer id %s belongs to uid %u, which registered it "
+                                          "first in this run of vssd (uid %u may not register it)",
+                                          vss_id_format(wid, idbuf), (unsigned)cl->uid, (unsigned)c->uid);
+                        else
+                                reply_err(v, c->serial, id, VSS_E_ACCESSDENIED,
+                                          "Writer.Register: writer name '%s' belongs to uid %u, which registered "
+                                          "it first in this run of vssd (uid %u may not register it)", name,
+                                          (unsigned)cl->uid, (unsigned)c->uid);
+                        return false;
+                }
+                have_id = have_id || same_id;
+                have_name = have_name || same_name;
+        }
+        if (have_id && have_name)
+                return true;
+        cl = calloc(1, sizeof(*cl));
+        if (!cl || !(cl->name = strdup(name))) {
+                free(cl);
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory registering writer");
+                return false;
+        }
+        cl->writer_id = *wid;
+        cl->uid = c->uid;
+        cl->next = v->writer_claims;
+        v->writer_claims = cl;
+        return true;
+}
+
 void method_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         json_t *restore_method = NULL;
@@ -264,6 +326,10 @@ void method_writer_register(struct vssd *v, struct conn *c, json_int_t id, json_
                 }
         }
 
+        if (!writer_claim(v, c, id, &w->writer_id, w->name)) {
+                writer_free(w);
+                return;
+        }
         result = json_pack("{s:o, s:o, s:[]}", "writer_id", json_id(&w->writer_id), "instance_id",
                            json_id(&w->instance_id), "volumes");
         for (i = 0; i < w->n_volumes; i++)
@@ -318,7 +384,7 @@ json_t *writer_wmd_json(struct writer *w)
                          (int)w->pid, "components", w->components, "restore_method", w->restore_method);
 }
 
-void method_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+json_t *writers_list_json(struct vssd *v)
 {
         json_t *a = json_array();
 
@@ -335,7 +401,12 @@ void method_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *
                 json_object_set_new(o, "instance_name", json_str_or_null(w->instance_name));
                 json_array_insert_new(a, 0, o);
         }
-        reply_ok(v, c->serial, id, json_pack("{s:o}", "writers", a));
+        return a;
+}
+
+void method_writers_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+{
+        reply_ok(v, c->serial, id, json_pack("{s:o}", "writers", writers_list_json(v)));
 }
 
 void writer_set_failed(struct vssd *v, struct writer *w, enum vss_event ev, vss_hresult hr, const char *msg)
@@ -361,64 +432,96 @@ static void pending_clear(struct vssd *v, struct writer *w)
         w->pending_id = -1;
 }
 
+void writer_cancel_pending(struct vssd *v, struct writer *w)
+{
+        pending_clear(v, w);
+        w->event_done = NULL;
+        w->event_ctx = NULL;
+}
+
+/* The awaited event is over (answered, timed out, connection lost): its sender hears of it. */
+static void pending_done(struct vssd *v, struct writer *w, int ev)
+{
+        writer_event_done_fn done = w->event_done;
+        void *ctx = w->event_ctx;
+
+        w->event_done = NULL;
+        w->event_ctx = NULL;
+        if (done)
+                done(v, ctx, w, (enum vss_event)ev);
+}
+
 static void deadline_cb(struct vssd *v, struct timer *t)
 {
         struct writer *w = t->userdata;
-        struct session *s = w->session;
         char msg[128];
         int ev = w->pending_event;
 
         if (ev < 0)
                 return;
-        snprintf(msg, sizeof(msg), "no reply to %s within %u ms", vss_event_name(ev), v->cfg.event_timeout_ms);
+        snprintf(msg, sizeof(msg), "no reply to %s within %u ms", vss_event_name(ev), w->deadline_ms);
         pending_clear(v, w);
         writer_set_failed(v, w, ev, VSS_E_WRITER_NOT_RESPONDING, msg);
-        if (s)
-                session_writer_done(v, s);
+        pending_done(v, w, ev);
 }
 
 static void freeze_timer_cb(struct vssd *v, struct timer *t)
 {
         struct writer *w = t->userdata;
 
-        if (!w->session || !vss_id_equal(&w->freeze_set_id, &w->session->set_id))
-                return;
-        snapset_freeze_expired(v, w);
+        if (w->freeze_expired)
+                w->freeze_expired(v, w->freeze_ctx, w);
 }
 
-void writer_send_event(struct vssd *v, struct session *s, struct writer *w, enum vss_event ev, bool await)
+void writer_arm_freeze(struct vssd *v, struct writer *w, writer_freeze_fn expired, void *ctx)
+{
+        w->freeze_expired = expired;
+        w->freeze_ctx = ctx;
+        w->freeze_timer.cb = freeze_timer_cb;
+        w->freeze_timer.userdata = w;
+        timer_arm(v, &w->freeze_timer, clock_monotonic_us() + (uint64_t)w->freeze_timeout_ms * 1000);
+}
+
+void writer_cancel_freeze(struct vssd *v, struct writer *w)
+{
+        timer_cancel(v, &w->freeze_timer);
+}
+
+bool writer_send_event(struct vssd *v, struct writer *w, enum vss_event ev, json_t *params, uint32_t deadline_ms,
+                       writer_event_done_fn done, void *ctx)
 {
         struct conn *c = conn_by_serial(v, w->conn_serial);
         json_int_t rid;
 
         if (!c) {
-                if (await)
+                json_decref(params);
+                if (done)
                         writer_set_failed(v, w, ev, VSS_E_WRITER_NOT_RESPONDING, "the writer's connection is closed");
-                return;
+                return false;
         }
         rid = c->next_req_id++;
-        w->session = s;
         /* A new sequence begins: the last one's failure is history (vss-facts 3.2). */
         if (ev == VSS_EVENT_PREPARE_BACKUP || ev == VSS_EVENT_PRE_RESTORE) {
                 w->failure = VSS_S_OK;
                 w->message = mfree(w->message);
         }
         log_debug("-> writer '%s': %s", w->name, vss_event_name(ev));
-        conn_send(v, c, wire_request(rid, "Writer.Event", session_event_params(v, s, w, ev)));
-        if (!await) {
+        conn_send(v, c, wire_request(rid, "Writer.Event", params));
+        if (!done) {
                 w->state = writer_state_after(w->state, ev, true);
-                return;
+                return true;
         }
         w->pending_event = ev;
         w->pending_id = rid;
-        s->outstanding++;
+        w->event_done = done;
+        w->event_ctx = ctx;
+        w->deadline_ms = deadline_ms;
         w->deadline.cb = deadline_cb;
         w->deadline.userdata = w;
-        w->freeze_timer.cb = freeze_timer_cb;
-        w->freeze_timer.userdata = w;
-        /* At Freeze the freeze timer decides, not the event timeout. */
-        if (ev != VSS_EVENT_FREEZE)
-                timer_arm(v, &w->deadline, clock_monotonic_us() + (uint64_t)v->cfg.event_timeout_ms * 1000);
+        /* At Freeze the freeze timer decides, not a deadline. */
+        if (deadline_ms)
+                timer_arm(v, &w->deadline, clock_monotonic_us() + (uint64_t)deadline_ms * 1000);
+        return true;
 }
 
 static void take_metadata(struct writer *w, json_t *comps)
@@ -451,7 +554,6 @@ static void take_metadata(struct writer *w, json_t *comps)
 
 void writer_handle_reply(struct vssd *v, struct writer *w, struct wire_msg *m)
 {
-        struct session *s = w->session;
         int ev = w->pending_event;
         vss_hresult hr = VSS_S_OK;
         char msg[512] = "";
@@ -503,8 +605,7 @@ void writer_handle_reply(struct vssd *v, struct writer *w, struct wire_msg *m)
                         timer_cancel(v, &w->freeze_timer);
                 writer_set_failed(v, w, ev, hr, msg);
         }
-        if (s)
-                session_writer_done(v, s);
+        pending_done(v, w, ev);
 }
 
 static enum vss_event current_event(struct writer *w)
@@ -542,7 +643,7 @@ void writer_closed(struct vssd *v, struct writer *w)
                         writer_set_failed(v, w, ev >= 0 ? (enum vss_event)ev : current_event(w),
                                           VSS_E_WRITER_NOT_RESPONDING, "the writer's connection closed");
                 if (ev >= 0)
-                        session_writer_done(v, s);
+                        pending_done(v, w, ev);
                 return; /* kept until the session lets go of it */
         }
         w->session = NULL;

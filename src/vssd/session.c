@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Backup sessions: one per requester connection (one IVssBackupComponents).
- * Each Backup.* call either answers at once or starts an asynchronous stage
- * (events to writers, provider jobs); the session holds that one call and
- * answers it when the stage completes.  Writers of a stage are sent their
- * events all at once and tracked by s->outstanding.
+ * Each Backup.* call either answers at once or starts a sequence of the
+ * session's snapshot set (set.c), which answers it when it ends.  This file
+ * checks the calls' arguments and phases, builds their answers, and wires the
+ * set's operations (struct set_ops) to the writer registry, the provider
+ * worker, the catalog and the requester's connection.
  */
 
 #include <stdio.h>
@@ -14,15 +15,27 @@
 #include "vssd/volume.h"
 #include "vssd/vssd.h"
 
-enum {
-        CALL_NONE,
-        CALL_GATHER_METADATA,
-        CALL_PREPARE_BACKUP,
-        CALL_BACKUP_COMPLETE,
-        CALL_RESTORE,
-        CALL_ADD_VOLUME,
-        CALL_SNAPSET,           /* snapset.c drives the steps */
-};
+static struct session *session_alloc(struct vssd *v, const struct set_ops *ops)
+{
+        struct session *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return NULL;
+        s->vssd = v;
+        vss_id_generate(&s->session_id);
+        s->context = VSS_CTX_BACKUP;
+        snprintf(s->backup_type, sizeof(s->backup_type), "full");
+        s->components = json_array();
+        s->excluded = json_array();
+        s->call_id = -1;
+        s->ops = ops;
+        return s;
+}
+
+struct session *session_new_internal(struct vssd *v, const struct set_ops *ops)
+{
+        return session_alloc(v, ops);
+}
 
 struct session *session_get(struct vssd *v, struct conn *c, bool create)
 {
@@ -30,18 +43,11 @@ struct session *session_get(struct vssd *v, struct conn *c, bool create)
 
         if (c->session || !create)
                 return c->session;
-        s = calloc(1, sizeof(*s));
+        s = session_alloc(v, &session_set_ops);
         if (!s)
                 return NULL;
-        s->vssd = v;
         s->conn_serial = c->serial;
         s->pid = c->pid;
-        vss_id_generate(&s->session_id);
-        s->context = VSS_CTX_BACKUP;
-        snprintf(s->backup_type, sizeof(s->backup_type), "full");
-        s->components = json_array();
-        s->excluded = json_array();
-        s->call_id = -1;
         c->session = s;
         return s;
 }
@@ -58,28 +64,10 @@ json_t *session_status_json(struct vssd *v, struct session *s)
         return a;
 }
 
-bool session_writer_selected(struct session *s, struct writer *w)
-{
-        size_t i;
-        json_t *x;
-        char idbuf[VSS_ID_STRING_MAX];
-
-        vss_id_format(&w->writer_id, idbuf);
-        json_array_foreach(s->excluded, i, x) {
-                const char *t = json_string_value(x);
-                vss_id id;
-
-                if (streq(t, w->name) || (vss_id_parse(t, &id) == VSS_S_OK &&
-                                          (vss_id_equal(&id, &w->writer_id) || vss_id_equal(&id, &w->instance_id))))
-                        return false;
-        }
-        return true;
-}
-
 json_t *session_event_params(struct vssd *v, struct session *s, struct writer *w, enum vss_event ev)
 {
         json_t *p, *vols = json_array(), *comps = json_array(), *shadows = json_array();
-        bool has_set = s && s->phase != SET_NONE && ev != VSS_EVENT_IDENTIFY;
+        bool has_set = s && set_phase_has_set(s->phase) && ev != VSS_EVENT_IDENTIFY;
         uint32_t timeout = ev == VSS_EVENT_FREEZE ? w->freeze_timeout_ms : v->cfg.event_timeout_ms;
         size_t i;
         json_t *x;
@@ -104,7 +92,7 @@ json_t *session_event_params(struct vssd *v, struct session *s, struct writer *w
                                 json_object_set(o, "file_restore_status", json_object_get(x, "file_restore_status"));
                         json_array_append_new(comps, o);
                 }
-                if (ev >= VSS_EVENT_POST_SNAPSHOT && s->phase >= SET_CREATING)
+                if (ev >= VSS_EVENT_POST_SNAPSHOT && set_phase_has_set(s->phase) && s->phase >= SET_CREATING)
                         for (struct shadow *sh = v->shadows; sh; sh = sh->next)
                                 if (vss_id_equal(&sh->snap.set_id, &s->set_id))
                                         json_array_append_new(
@@ -122,13 +110,13 @@ json_t *session_event_params(struct vssd *v, struct session *s, struct writer *w
         return p;
 }
 
+
 void session_finish_call(struct vssd *v, struct session *s, json_t *result)
 {
         json_int_t id = s->call_id;
 
         s->call_id = -1;
         s->call_method = NULL;
-        s->step = CALL_NONE;
         reply_ok(v, s->conn_serial, id, result);
 }
 
@@ -138,146 +126,173 @@ void session_fail_call(struct vssd *v, struct session *s, vss_hresult hr, const 
 
         s->call_id = -1;
         s->call_method = NULL;
-        s->step = CALL_NONE;
         reply_err(v, s->conn_serial, id, hr, "%s", detail);
 }
 
-void session_compute_involvement(struct vssd *v, struct session *s)
+
+/* ---- the set's operations in vssd ---- */
+
+static void event_done(struct vssd *v, void *ctx, struct writer *w, enum vss_event ev)
 {
-        char *svols[VSS_MAX_VOLUMES_PER_SET];
-
-        for (size_t i = 0; i < s->n_vols; i++)
-                svols[i] = s->vols[i].path;
-        for (struct writer *w = v->writers; w; w = w->next) {
-                enum involvement inv;
-
-                if (w->gone)
-                        continue;
-                inv = involvement_compute(s->context, !session_writer_selected(s, w), w->volumes, w->n_volumes, svols,
-                                          s->n_vols);
-                w->involved = inv != INVOLVE_NO;
-                w->partial = inv == INVOLVE_PARTIAL;
-                if (w->involved)
-                        w->session = s;
-        }
+        set_writer_done(v, ctx, w, ev);
 }
 
-/* Sends 'ev' to every involved writer; returns how many replies are awaited. */
-static int send_to_involved(struct vssd *v, struct session *s, enum vss_event ev, bool skip_failed)
+static bool ops_send_event(struct vssd *v, struct session *s, struct writer *w, enum vss_event ev, uint32_t deadline_ms)
 {
-        for (struct writer *w = v->writers; w; w = w->next) {
-                if (w->gone || !w->involved || w->session != s)
-                        continue;
-                if (skip_failed && writer_state_is_failed(w->state))
-                        continue;
-                writer_send_event(v, s, w, ev, true);
-        }
-        return s->outstanding;
+        return writer_send_event(v, w, ev, session_event_params(v, s, w, ev), deadline_ms, event_done, s);
 }
 
-static void stage_done(struct vssd *v, struct session *s)
+static void ops_notify(struct vssd *v, struct session *s, struct writer *w, enum vss_event ev)
 {
-        if (s->step >= SNAPSET_STEP_FIRST) {
-                snapset_continue(v, s);
-                return;
-        }
-        switch (s->step) {
-        case CALL_GATHER_METADATA: {
-                json_t *a = json_array();
-
-                for (struct writer *w = v->writers; w; w = w->next)
-                        if (!w->gone && session_writer_selected(s, w))
-                                json_array_insert_new(a, 0, writer_wmd_json(w));
-                session_finish_call(v, s, json_pack("{s:o}", "writers", a));
-                break;
-        }
-        case CALL_PREPARE_BACKUP:
-                s->phase = SET_PREPARED;
-                session_finish_call(v, s, json_pack("{s:o}", "writers", session_status_json(v, s)));
-                break;
-        case CALL_BACKUP_COMPLETE:
-                s->phase = SET_COMPLETED;
-                for (struct writer *w = v->writers; w; w = w->next)
-                        if (w->session == s && w->involved)
-                                (void)catalog_metadata_put(v, &s->set_id, w);
-                (void)catalog_set_put(v, s, s->backup_succeeded ? "completed" : "completed-failed");
-                session_finish_call(v, s, json_pack("{s:o}", "writers", session_status_json(v, s)));
-                break;
-        case CALL_RESTORE: {
-                json_t *st = session_status_json(v, s);
-
-                /* (interim) After PostRestore the restore is over: the service's turn and the
-                 * writers are free again. */
-                if (streq_ptr(s->call_method, "Backup.PostRestore")) {
-                        if (v->set_owner == s)
-                                v->set_owner = NULL;
-                        for (struct writer *w = v->writers; w; w = w->next)
-                                if (w->session == s) {
-                                        w->session = NULL;
-                                        w->involved = false;
-                                }
-                        writers_sweep(v);
-                }
-                session_finish_call(v, s, json_pack("{s:o}", "writers", st));
-                break;
-        }
-        }
+        (void)writer_send_event(v, w, ev, session_event_params(v, s, w, ev), 0, NULL, NULL);
 }
 
-void session_writer_done(struct vssd *v, struct session *s)
+static void freeze_expired(struct vssd *v, void *ctx, struct writer *w)
 {
-        if (s->outstanding > 0)
-                s->outstanding--;
-        if (s->outstanding == 0 && s->prov_outstanding == 0)
-                stage_done(v, s);
+        set_freeze_expired(v, ctx, w);
 }
 
-/* Abort to involved writers, provider abort if needed; optionally delete this session's auto-release shadows. */
-void session_abort_set(struct vssd *v, struct session *s, bool delete_shadows)
+static void ops_arm_freeze(struct vssd *v, struct session *s, struct writer *w)
+{
+        writer_arm_freeze(v, w, freeze_expired, s);
+}
+
+static void provider_done(struct vssd *v, struct prov_job *j)
+{
+        set_provider_done(v, j->userdata, j->op, provider_table[j->provider]->name, j->hr, j->error, j->snaps, j->n);
+}
+
+static int ops_provider_call(struct vssd *v, struct session *s, enum prov_op op, int provider,
+                             const struct vss_provider_snapshot *snaps, size_t n, bool hold)
+{
+        struct prov_job *j = prov_job_new(op, provider, snaps, n);
+
+        if (!j)
+                return -ENOMEM;
+        j->freeze = hold && v->providers[provider].ops->needs_freeze;
+        if (op != PROV_ABORT) {
+                j->done = provider_done;
+                j->userdata = s;
+        }
+        prov_submit(v, j);
+        return 0;
+}
+
+static void metadata_put(struct vssd *v, struct session *s)
+{
+        for (struct writer *w = v->writers; w; w = w->next)
+                if (w->session == s && w->involved)
+                        (void)catalog_metadata_put(v, &s->set_id, w);
+}
+
+static void ops_phase_changed(struct vssd *v, struct session *s, enum set_phase from, enum set_phase to)
 {
         char idbuf[VSS_ID_STRING_MAX];
 
-        if (s->phase == SET_NONE || s->phase == SET_ABORTED || s->phase == SET_COMPLETED)
-                goto shadows;
-        for (struct writer *w = v->writers; w; w = w->next) {
-                if (w->session != s)
-                        continue;
-                timer_cancel(v, &w->freeze_timer);
-                if (w->pending_event >= 0) {
-                        timer_cancel(v, &w->deadline);
-                        w->pending_event = -1;
-                }
-                if (w->involved && !w->gone)
-                        writer_send_event(v, s, w, VSS_EVENT_ABORT, false);
+        (void)from;
+        switch (to) {
+        case SET_STARTED:
+                (void)catalog_set_put(v, s, "started");
+                break;
+        case SET_CREATED:
+                metadata_put(v, s);
+                (void)catalog_set_put(v, s, "created");
+                break;
+        case SET_COMPLETED:
+                metadata_put(v, s);
+                (void)catalog_set_put(v, s, s->backup_succeeded ? "completed" : "completed-failed");
+                break;
+        case SET_ABORTED:
+                (void)catalog_set_put(v, s, "aborted");
+                catalog_event(v, "warning", "set", s->fail_hr, "snapshot set %s of pid %d aborted%s%s",
+                              vss_id_format(&s->set_id, idbuf), (int)s->pid, s->fail_detail[0] ? ": " : "",
+                              s->fail_detail);
+                break;
+        default:
+                break;
         }
-        s->outstanding = 0;
-        if (s->prov_prepared && !s->committed) {
-                for (size_t i = 0; i < s->n_vols;) {
-                        int p = s->vols[i].provider;
-                        struct vss_provider_snapshot snaps[VSS_MAX_VOLUMES_PER_SET];
-                        size_t n = 0;
-                        struct prov_job *j;
+}
 
-                        for (size_t k = i; k < s->n_vols; k++)
-                                if (s->vols[k].provider == p)
-                                        snaps[n++] = s->vols[k].snap;
-                        while (i < s->n_vols && s->vols[i].provider == p)
-                                i++;
-                        j = prov_job_new(PROV_ABORT, p, snaps, n);
-                        if (j)
-                                prov_submit(v, j);
-                }
-                s->prov_prepared = false;
+static void ops_shadows_created(struct vssd *v, struct session *s)
+{
+        int64_t now = (int64_t)clock_realtime_us();
+        char idbuf[VSS_ID_STRING_MAX];
+
+        for (size_t i = 0; i < s->n_vols; i++) {
+                struct shadow *sh = calloc(1, sizeof(*sh)), **p;
+
+                if (!sh)
+                        continue;
+                sh->snap = s->vols[i].snap;
+                sh->provider = s->vols[i].provider;
+                sh->attributes = context_attributes(s->context);
+                sh->creation_time_us = now;
+                sh->owner_session = s->session_id;
+                sh->snapshots_count = (int)s->n_vols;
+                for (p = &v->shadows; *p; p = &(*p)->next)
+                        ;
+                *p = sh;
+                (void)catalog_shadow_put(v, sh);
+                catalog_event(v, "info", "shadow", VSS_S_OK, "shadow copy %s of %s created (%s) at %s",
+                              vss_id_format(&sh->snap.snapshot_id, idbuf), sh->snap.volume,
+                              context_type_name(s->context) ?: "?", sh->snap.device);
         }
-        if (v->set_owner == s)
-                v->set_owner = NULL;
-        s->phase = SET_ABORTED;
-        (void)catalog_set_put(v, s, "aborted");
-        catalog_event(v, "warning", "set", s->fail_hr, "snapshot set %s of pid %d aborted%s%s",
-                      vss_id_format(&s->set_id, idbuf), (int)s->pid, s->fail_detail[0] ? ": " : "", s->fail_detail);
-shadows:
-        if (delete_shadows)
-                shadows_release_session(v, &s->session_id);
+        /* Published volumes show the new shadow copies as previous versions. */
+        for (size_t i = 0; i < s->n_vols; i++)
+                pubver_sync(v, s->vols[i].snap.volume);
+}
+
+static void ops_release_shadows(struct vssd *v, struct session *s)
+{
+        shadows_release_session(v, &s->session_id);
+}
+
+static void ops_log_event(struct vssd *v, const char *level, const char *source, vss_hresult hr, const char *msg)
+{
+        catalog_event(v, level, source, hr, "%s", msg);
+}
+
+/* The answer of the call whose sequence ended well. */
+static json_t *call_result(struct vssd *v, struct session *s)
+{
+        const char *m = s->call_method ? s->call_method + strlen("Backup.") : "";
+        char idbuf[VSS_ID_STRING_MAX], pidbuf[VSS_ID_STRING_MAX];
+
+        if (streq(m, "GatherWriterMetadata")) {
+                json_t *a = json_array();
+
+                for (struct writer *w = v->writers; w; w = w->next)
+                        if (!w->gone && set_writer_selected(s, w))
+                                json_array_insert_new(a, 0, writer_wmd_json(w));
+                return json_pack("{s:o}", "writers", a);
+        }
+        if (streq(m, "AddToSnapshotSet")) {
+                struct set_volume *sv = &s->vols[s->n_vols - 1];
+                vss_id pid;
+
+                (void)vss_id_parse(provider_table[sv->provider]->provider_id, &pid);
+                return json_pack("{s:s, s:s, s:s}", "shadow_id", vss_id_format(&sv->snap.snapshot_id, idbuf),
+                                 "volume", sv->path, "provider_id", vss_id_format(&pid, pidbuf));
+        }
+        if (streq(m, "DoSnapshotSet")) {
+                json_t *shadows = json_array();
+
+                for (struct shadow *sh = v->shadows; sh; sh = sh->next)
+                        if (vss_id_equal(&sh->snap.set_id, &s->set_id))
+                                json_array_append_new(shadows, shadow_prop_json(v, sh));
+                return json_pack("{s:o, s:o, s:o, s:O?}", "set_id", json_id(&s->set_id), "shadows", shadows,
+                                 "writers", session_status_json(v, s), "cluster_volumes", s->cluster_volumes);
+        }
+        /* PrepareForBackup, BackupComplete, PreRestore, PostRestore */
+        return json_pack("{s:o}", "writers", session_status_json(v, s));
+}
+
+static void ops_call_done(struct vssd *v, struct session *s, vss_hresult hr, const char *detail)
+{
+        if (detail)
+                session_fail_call(v, s, hr, detail);
+        else
+                session_finish_call(v, s, call_result(v, s));
 }
 
 static void session_free(struct session *s)
@@ -285,44 +300,40 @@ static void session_free(struct session *s)
         json_decref(s->components);
         json_decref(s->excluded);
         json_decref(s->restore_components);
+        json_decref(s->cluster_volumes);
         free(s->vols);
         free(s);
 }
 
-void session_release(struct vssd *v, struct session *s)
+static void ops_released(struct vssd *v, struct session *s)
 {
-        s->conn_serial = 0;
-        s->closing = true;
-        /* A provider job holds a pointer to us; its completion calls back here. */
-        if (s->prov_outstanding > 0)
-                return;
-        if (s->phase != SET_NONE && s->phase != SET_COMPLETED && s->phase != SET_ABORTED) {
-                if (!s->fail_detail[0])
-                        snprintf(s->fail_detail, sizeof(s->fail_detail), "the requester (pid %d) ended its session",
-                                 (int)s->pid);
-                if (s->fail_hr == VSS_S_OK)
-                        s->fail_hr = VSS_E_ABORT;
-                /* Abort then BackupShutdown: the set was not completed. */
-                if (s->phase == SET_CREATED)
-                        s->committed = true;
-                session_abort_set(v, s, false);
-        }
-        for (struct writer *w = v->writers; w; w = w->next) {
-                if (w->session != s)
-                        continue;
-                timer_cancel(v, &w->freeze_timer);
-                timer_cancel(v, &w->deadline);
-                w->pending_event = -1;
-                if (w->involved && !w->gone && s->phase != SET_NONE)
-                        writer_send_event(v, s, w, VSS_EVENT_BACKUP_SHUTDOWN, false);
-                w->session = NULL;
-                w->involved = w->partial = false;
-        }
-        if (v->set_owner == s)
-                v->set_owner = NULL;
+        vcset_session_gone(v, s);
         shadows_release_session(v, &s->session_id);
         writers_sweep(v);
         session_free(s);
+}
+
+const struct set_ops session_set_ops = {
+        .send_event = ops_send_event,
+        .notify = ops_notify,
+        .writer_failed = writer_set_failed,
+        .cancel_pending = writer_cancel_pending,
+        .arm_freeze = ops_arm_freeze,
+        .cancel_freeze = writer_cancel_freeze,
+        .sweep_writers = writers_sweep,
+        .provider_call = ops_provider_call,
+        .phase_changed = ops_phase_changed,
+        .shadows_created = ops_shadows_created,
+        .release_shadows = ops_release_shadows,
+        .log_event = ops_log_event,
+        .call_done = ops_call_done,
+        .released = ops_released,
+};
+
+void session_release(struct vssd *v, struct session *s)
+{
+        s->conn_serial = 0;
+        set_release(v, s);
 }
 
 void sessions_shutdown(struct vssd *v)
@@ -334,7 +345,7 @@ void sessions_shutdown(struct vssd *v)
                         snprintf(s->fail_detail, sizeof(s->fail_detail), "vssd is shutting down");
                         s->fail_hr = VSS_E_ABORT;
                         /* The requester hears why its call ends. */
-                        if (s->call_id >= 0 || s->step != CALL_NONE)
+                        if (s->call_id >= 0 || set_busy(s))
                                 reply_err(v, s->conn_serial, s->call_id, VSS_E_ABORT, "vssd is shutting down");
                         session_release(v, s);
                 }
@@ -342,46 +353,68 @@ void sessions_shutdown(struct vssd *v)
 
 /* ---- AddToSnapshotSet ---- */
 
-static void add_volume_done(struct vssd *v, struct prov_job *j)
+
+/* ---- AddToSnapshotSet ---- */
+
+vss_hresult session_add_volume(struct vssd *v, struct session *s, const char *vol, const char *pidstr,
+                               const vss_id *shadow_id, char *err, size_t errlen)
 {
-        struct session *s = j->userdata;
-        struct set_volume *sv = &s->vols[s->n_vols - 1];
-        char idbuf[VSS_ID_STRING_MAX], pidbuf[VSS_ID_STRING_MAX];
-        vss_id pid;
+        struct volume_info vi;
+        struct set_volume *sv, *nv;
+        vss_hresult hr;
+        int p;
 
-        s->prov_outstanding--;
-        if (s->closing) {
-                session_release(v, s);
-                return;
+        hr = volume_exact(vol, &vi, err, errlen);
+        if (hr != VSS_S_OK)
+                return hr;
+        for (size_t i = 0; i < s->n_vols; i++)
+                if (streq(s->vols[i].path, vi.path)) {
+                        snprintf(err, errlen, "volume %s is already in the set", vi.path);
+                        return VSS_E_OBJECT_ALREADY_EXISTS;
+                }
+        if (s->n_vols >= VSS_MAX_VOLUMES_PER_SET) {
+                snprintf(err, errlen, "a snapshot set holds at most %d volumes", VSS_MAX_VOLUMES_PER_SET);
+                return VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED;
         }
-        if (VSS_FAILED(j->hr)) {
-                char detail[900];
-
-                snprintf(detail, sizeof(detail), "provider '%s' refused %.300s: %.500s", provider_table[sv->provider]->name,
-                         sv->path, j->error[0] ? j->error : vss_hresult_message(j->hr));
-                catalog_event(v, "error", "provider", j->hr, "%s", detail);
-                s->n_vols--;
-                session_fail_call(v, s, j->hr, detail);
-                return;
+        if (shadows_on_volume(v, vi.path) >= VSS_MAX_SHADOWS_PER_VOLUME) {
+                snprintf(err, errlen, "volume %s already has %d shadow copies", vi.path, VSS_MAX_SHADOWS_PER_VOLUME);
+                return VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED;
         }
-        sv->snap = j->snaps[0];
-        sv->begun = true;
-        (void)vss_id_parse(provider_table[sv->provider]->provider_id, &pid);
-        session_finish_call(v, s, json_pack("{s:s, s:s, s:s}", "shadow_id", vss_id_format(&sv->snap.snapshot_id, idbuf),
-                                            "volume", sv->path, "provider_id", vss_id_format(&pid, pidbuf)));
+        p = provider_find(v, pidstr, vi.path, vi.fstype, &hr);
+        if (p < 0) {
+                snprintf(err, errlen, "no %s supports volume %s (%s)", pidstr ? "such provider" : "provider", vi.path,
+                         vi.fstype[0] ? vi.fstype : "unknown fstype");
+                return hr;
+        }
+        nv = realloc(s->vols, (s->n_vols + 1) * sizeof(*s->vols));
+        if (!nv) {
+                snprintf(err, errlen, "out of memory");
+                return VSS_E_OUTOFMEMORY;
+        }
+        s->vols = nv;
+        sv = &s->vols[s->n_vols];
+        *sv = (struct set_volume){ .provider = p };
+        snprintf(sv->path, sizeof(sv->path), "%s", vi.path);
+        if (shadow_id)
+                sv->snap.snapshot_id = *shadow_id;
+        else
+                vss_id_generate(&sv->snap.snapshot_id);
+        sv->snap.set_id = s->set_id;
+        sv->snap.context = s->context;
+        snprintf(sv->snap.volume, sizeof(sv->snap.volume), "%s", vi.path);
+        snprintf(sv->snap.volume_device, sizeof(sv->snap.volume_device), "%s", vi.device);
+        snprintf(sv->snap.fstype, sizeof(sv->snap.fstype), "%s", vi.fstype);
+        s->n_vols++;
+        return VSS_S_OK;
 }
 
 static void add_to_set(struct vssd *v, struct session *s, json_int_t id, json_t *params)
 {
         const char *vol = json_get_str(params, "volume");
-        json_t *jp = json_object_get(params, "provider_id");
+        json_t *jp = json_object_get(params, "provider_id"), *jh = json_object_get(params, "host");
         const char *pidstr = NULL;
-        struct volume_info vi;
-        struct set_volume *sv, *nv;
-        struct prov_job *j;
-        char err[VSS_PATH_MAX + 128];
+        char err[VSS_PATH_MAX + 256], idbuf[VSS_ID_STRING_MAX];
         vss_hresult hr;
-        int p;
 
         if (s->phase != SET_STARTED && s->phase != SET_PREPARED) {
                 reply_err(v, s->conn_serial, id, VSS_E_BAD_STATE, "AddToSnapshotSet needs a set started by StartSnapshotSet "
@@ -392,6 +425,35 @@ static void add_to_set(struct vssd *v, struct session *s, json_int_t id, json_t 
                 reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG, "field 'volume' is missing or not a string");
                 return;
         }
+        if (jh && !json_is_null(jh)) {
+                /* HOST:VOLUME ("" is this host): a cluster set (cluster-set.c). */
+                vss_id sid;
+
+                if (!json_is_string(jh)) {
+                        reply_err(v, s->conn_serial, id, VSS_E_INVALIDARG, "field 'host' must be a string");
+                        return;
+                }
+                if (s->phase != SET_STARTED) {
+                        reply_err(v, s->conn_serial, id, VSS_E_BAD_STATE,
+                                  "a cluster set takes its volumes before PrepareForBackup");
+                        return;
+                }
+                hr = vcset_add_volume(v, s, json_string_value(jh), vol, &sid, err, sizeof(err));
+                if (hr != VSS_S_OK)
+                        reply_err(v, s->conn_serial, id, hr, "%s", err);
+                else
+                        reply_ok(v, s->conn_serial, id,
+                                 json_pack("{s:s, s:s, s:s, s:n}", "shadow_id", vss_id_format(&sid, idbuf), "volume",
+                                           vol, "host", json_string_value(jh)[0] ? json_string_value(jh)
+                                                                                 : v->cfg.cluster.host,
+                                           "provider_id"));
+                return;
+        }
+        if (s->cluster_coordinator) {
+                reply_err(v, s->conn_serial, id, VSS_E_BAD_STATE,
+                          "this set is a cluster set: every volume is HOST:VOLUME ('host' \"\" for this host)");
+                return;
+        }
         if (jp && !json_is_null(jp)) {
                 vss_id tmp;
                 if (!json_get_id(params, "provider_id", &tmp)) {
@@ -400,78 +462,17 @@ static void add_to_set(struct vssd *v, struct session *s, json_int_t id, json_t 
                 }
                 pidstr = json_string_value(jp);
         }
-        hr = volume_exact(vol, &vi, err, sizeof(err));
+        hr = session_add_volume(v, s, vol, pidstr, NULL, err, sizeof(err));
         if (hr != VSS_S_OK) {
-                reply_err(v, s->conn_serial, id, hr, "volume: %s", err);
+                reply_err(v, s->conn_serial, id, hr, "%s%s", hr == VSS_E_OBJECT_NOT_FOUND || hr == VSS_E_INVALIDARG ?
+                          "volume: " : "", err);
                 return;
         }
-        for (size_t i = 0; i < s->n_vols; i++)
-                if (streq(s->vols[i].path, vi.path)) {
-                        reply_err(v, s->conn_serial, id, VSS_E_OBJECT_ALREADY_EXISTS, "volume %s is already in the set",
-                                  vi.path);
-                        return;
-                }
-        if (s->n_vols >= VSS_MAX_VOLUMES_PER_SET) {
-                reply_err(v, s->conn_serial, id, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
-                          "a snapshot set holds at most %d volumes", VSS_MAX_VOLUMES_PER_SET);
-                return;
-        }
-        if (shadows_on_volume(v, vi.path) >= VSS_MAX_SHADOWS_PER_VOLUME) {
-                reply_err(v, s->conn_serial, id, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
-                          "volume %s already has %d shadow copies", vi.path, VSS_MAX_SHADOWS_PER_VOLUME);
-                return;
-        }
-        p = provider_find(v, pidstr, vi.path, vi.fstype, &hr);
-        if (p < 0) {
-                reply_err(v, s->conn_serial, id, hr, "no %s supports volume %s (%s)",
-                          pidstr ? "such provider" : "provider", vi.path, vi.fstype[0] ? vi.fstype : "unknown fstype");
-                return;
-        }
-        nv = realloc(s->vols, (s->n_vols + 1) * sizeof(*s->vols));
-        if (!nv) {
-                reply_err(v, s->conn_serial, id, VSS_E_OUTOFMEMORY, "out of memory");
-                return;
-        }
-        s->vols = nv;
-        sv = &s->vols[s->n_vols];
-        *sv = (struct set_volume){ .provider = p };
-        snprintf(sv->path, sizeof(sv->path), "%s", vi.path);
-        vss_id_generate(&sv->snap.snapshot_id);
-        sv->snap.set_id = s->set_id;
-        sv->snap.context = s->context;
-        snprintf(sv->snap.volume, sizeof(sv->snap.volume), "%s", vi.path);
-        snprintf(sv->snap.volume_device, sizeof(sv->snap.volume_device), "%s", vi.device);
-        snprintf(sv->snap.fstype, sizeof(sv->snap.fstype), "%s", vi.fstype);
-        j = prov_job_new(PROV_BEGIN_PREPARE, p, &sv->snap, 1);
-        if (!j) {
-                reply_err(v, s->conn_serial, id, VSS_E_OUTOFMEMORY, "out of memory");
-                return;
-        }
-        s->n_vols++;
         s->call_id = id;
-        s->step = CALL_ADD_VOLUME;
-        s->prov_outstanding++;
-        j->done = add_volume_done;
-        j->userdata = s;
-        prov_submit(v, j);
+        set_add_volume(v, s);
 }
 
 /* ---- the methods ---- */
-
-static void start_stage(struct vssd *v, struct session *s, json_int_t id, int step, enum vss_event ev)
-{
-        s->call_id = id;
-        s->step = step;
-        s->outstanding = 0;
-        if (ev == VSS_EVENT_IDENTIFY) {
-                for (struct writer *w = v->writers; w; w = w->next)
-                        if (!w->gone && session_writer_selected(s, w) && (!w->session || w->session == s))
-                                writer_send_event(v, s, w, ev, true);
-        } else
-                (void)send_to_involved(v, s, ev, ev != VSS_EVENT_PREPARE_BACKUP);
-        if (s->outstanding == 0)
-                stage_done(v, s);
-}
 
 /* (interim, contracts.md section 2) Checks one component of Backup.PreRestore/PostRestore. */
 static bool restore_component_valid(json_t *x, size_t i, char *err, size_t errlen)
@@ -539,10 +540,14 @@ static void restore(struct vssd *v, struct session *s, json_int_t id, json_t *pa
                         return;
                 }
         /* A restore takes the service's one turn, like a snapshot set. */
+        if (shadows_revert_running(v)) {
+                reply_err(v, s->conn_serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS, "%s", shadows_revert_running(v));
+                return;
+        }
         if (v->set_owner && v->set_owner != s) {
                 struct session *o = v->set_owner;
 
-                if (o->phase == SET_NONE)
+                if (set_phase_is_restore(o->phase))
                         reply_err(v, s->conn_serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                   "a restore of pid %d is between PreRestore and PostRestore", (int)o->pid);
                 else
@@ -551,7 +556,7 @@ static void restore(struct vssd *v, struct session *s, json_int_t id, json_t *pa
                                   vss_id_format(&o->set_id, idbuf), (int)o->pid);
                 return;
         }
-        if (s->phase != SET_NONE) {
+        if (set_phase_has_set(s->phase)) {
                 reply_err(v, s->conn_serial, id, VSS_E_BAD_STATE, "a session that created a snapshot set cannot restore");
                 return;
         }
@@ -582,28 +587,8 @@ static void restore(struct vssd *v, struct session *s, json_int_t id, json_t *pa
         }
         json_decref(s->restore_components);
         s->restore_components = json_deep_copy(comps);
-        v->set_owner = s;
         s->call_id = id;
-        s->step = CALL_RESTORE;
-        s->outstanding = 0;
-        for (struct writer *w = v->writers; w; w = w->next) {
-                bool named = false;
-
-                if (w->gone || (w->session && w->session != s))
-                        continue;
-                json_array_foreach(comps, i, x) {
-                        vss_id wid;
-                        if (json_get_id(x, "writer_id", &wid) && vss_id_equal(&wid, &w->writer_id))
-                                named = true;
-                }
-                if (!named)
-                        continue;
-                w->involved = true;
-                w->session = s;
-                writer_send_event(v, s, w, ev, true);
-        }
-        if (s->outstanding == 0)
-                stage_done(v, s);
+        set_restore(v, s, ev);
 }
 
 void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method)
@@ -620,20 +605,21 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
                         reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
         }
-        if (s->step != CALL_NONE) {
+        if (set_busy(s)) {
                 reply_err(v, c->serial, id, VSS_E_BAD_STATE, "%s of this session is still running", s->call_method ?: "a call");
                 return;
         }
         s->call_method = method;
 
         if (streq(m, "GatherWriterMetadata")) {
-                start_stage(v, s, id, CALL_GATHER_METADATA, VSS_EVENT_IDENTIFY);
+                s->call_id = id;
+                set_gather(v, s);
         } else if (streq(m, "SetContext")) {
                 json_int_t ctx;
 
                 if (!json_get_int(params, "context", &ctx)) {
                         reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'context' is missing or not an integer");
-                } else if (s->phase != SET_NONE) {
+                } else if (set_phase_has_set(s->phase)) {
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "SetContext must come before StartSnapshotSet");
                 } else if (ctx < INT32_MIN || ctx > (json_int_t)UINT32_MAX || !context_valid((int32_t)(uint32_t)ctx)) {
                         reply_err(v, c->serial, id, VSS_E_UNSUPPORTED_CONTEXT,
@@ -691,24 +677,23 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
                         reply_ok(v, c->serial, id, json_object());
                 }
         } else if (streq(m, "StartSnapshotSet")) {
-                if (s->phase != SET_NONE)
+                if (set_phase_has_set(s->phase))
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "this session already has snapshot set %s",
                                   vss_id_format(&s->set_id, idbuf));
-                else if (v->set_owner && v->set_owner != s && v->set_owner->phase == SET_NONE)
+                else if (v->set_owner && v->set_owner != s && set_phase_is_restore(v->set_owner->phase))
                         reply_err(v, c->serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                   "a restore of pid %d is between PreRestore and PostRestore", (int)v->set_owner->pid);
                 else if (v->set_owner == s)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "this session is restoring (PreRestore "
                                   "until PostRestore) and cannot create a snapshot set");
+                else if (shadows_revert_running(v))
+                        reply_err(v, c->serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS, "%s", shadows_revert_running(v));
                 else if (v->set_owner && v->set_owner != s)
                         reply_err(v, c->serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                   "set %s of pid %d is between StartSnapshotSet and the end of DoSnapshotSet",
                                   vss_id_format(&v->set_owner->set_id, idbuf), (int)v->set_owner->pid);
                 else {
-                        vss_id_generate(&s->set_id);
-                        s->phase = SET_STARTED;
-                        v->set_owner = s;
-                        (void)catalog_set_put(v, s, "started");
+                        set_start(v, s);
                         reply_ok(v, c->serial, id, json_pack("{s:o}", "set_id", json_id(&s->set_id)));
                 }
         } else if (streq(m, "AddToSnapshotSet")) {
@@ -716,24 +701,31 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
         } else if (streq(m, "PrepareForBackup")) {
                 if (s->phase != SET_STARTED)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "PrepareForBackup needs a started, unprepared set");
+                else if (s->cluster_coordinator)
+                        /* Every host's participant sends PrepareForBackup to its own writers. */
+                        reply_ok(v, c->serial, id, json_pack("{s:o}", "writers", session_status_json(v, s)));
                 else {
-                        session_compute_involvement(v, s);
-                        for (struct writer *w = v->writers; w; w = w->next)
-                                if (w->session == s && w->involved) {
-                                        json_decref(w->metadata);
-                                        w->metadata = json_object();
-                                }
-                        start_stage(v, s, id, CALL_PREPARE_BACKUP, VSS_EVENT_PREPARE_BACKUP);
+                        s->call_id = id;
+                        set_prepare_backup(v, s);
                 }
         } else if (streq(m, "DoSnapshotSet")) {
                 if (s->phase != SET_STARTED && s->phase != SET_PREPARED)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "DoSnapshotSet needs a started set not yet created");
-                else if (s->n_vols == 0)
+                else if (s->n_vols == 0 && !s->cluster_coordinator)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "the snapshot set has no volumes: call AddToSnapshotSet");
-                else {
+                else if (s->cluster_coordinator) {
+                        char err[512];
+                        vss_hresult hr;
+
                         s->call_id = id;
-                        s->step = CALL_SNAPSET;
-                        snapset_do(v, s);
+                        hr = vcset_do(v, s, err, sizeof(err));
+                        if (hr != VSS_S_OK) {
+                                s->call_id = -1;
+                                reply_err(v, c->serial, id, hr, "%s", err);
+                        }
+                } else {
+                        s->call_id = id;
+                        set_do(v, s);
                 }
         } else if (streq(m, "GatherWriterStatus")) {
                 reply_ok(v, c->serial, id, json_pack("{s:o}", "writers", session_status_json(v, s)));
@@ -746,16 +738,16 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "BackupComplete needs a created snapshot set");
                 else {
                         s->backup_succeeded = json_get_bool(params, "succeeded", true);
-                        start_stage(v, s, id, CALL_BACKUP_COMPLETE, VSS_EVENT_BACKUP_COMPLETE);
+                        if (s->cluster_coordinator)
+                                vcset_end(v, s, true);
+                        s->call_id = id;
+                        set_backup_complete(v, s);
                 }
         } else if (streq(m, "AbortBackup")) {
-                if (s->phase == SET_NONE || s->phase == SET_COMPLETED)
+                if (!set_phase_has_set(s->phase) || s->phase == SET_COMPLETED)
                         reply_err(v, c->serial, id, VSS_E_BAD_STATE, "there is no snapshot set to abort");
                 else {
-                        if (s->phase == SET_CREATED)
-                                s->committed = true;
-                        snprintf(s->fail_detail, sizeof(s->fail_detail), "AbortBackup by the requester");
-                        session_abort_set(v, s, true);
+                        set_abort_backup(v, s);
                         reply_ok(v, c->serial, id, json_pack("{s:o}", "writers", session_status_json(v, s)));
                 }
         } else if (streq(m, "End")) {
@@ -769,6 +761,6 @@ void method_backup(struct vssd *v, struct conn *c, json_int_t id, json_t *params
                 restore(v, s, id, params, VSS_EVENT_POST_RESTORE);
         } else
                 reply_err(v, c->serial, id, VSS_E_NOT_SUPPORTED, "unknown method '%s'", method);
-        if (s->step == CALL_NONE)
+        if (!set_busy(s))
                 s->call_method = NULL;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "basic/string-util.h"
 #include "vssd/attrs.h"
 #include "vssd/vssd.h"
 
@@ -17,6 +18,7 @@ void shadow_free(struct shadow *sh)
         if (!sh)
                 return;
         free(sh->exposed_path);
+        free(sh->published_path);
         free(sh);
 }
 
@@ -42,6 +44,7 @@ json_t *shadow_prop_json(struct vssd *v, struct shadow *sh)
         char host[256] = "localhost", text[512];
         int32_t attrs = sh->attributes | sh->snap.attributes;
         vss_id pid = VSS_ID_NULL;
+        json_t *o;
 
         (void)gethostname(host, sizeof(host) - 1);
         if (sh->exposed_path)
@@ -49,7 +52,7 @@ json_t *shadow_prop_json(struct vssd *v, struct shadow *sh)
         attributes_text(attrs, text, sizeof(text));
         if (sh->provider >= 0)
                 (void)vss_id_parse(provider_table[sh->provider]->provider_id, &pid);
-        return json_pack("{s:o, s:o, s:i, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:i, s:s, s:s, s:i, s:I, s:i}",
+        o = json_pack("{s:o, s:o, s:i, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:i, s:s, s:s, s:i, s:I, s:i}",
                          "shadow_id", json_id(&sh->snap.snapshot_id), "set_id", json_id(&sh->snap.set_id),
                          "snapshots_count", sh->snapshots_count, "device", sh->snap.device, "original_volume",
                          sh->snap.volume, "original_device", sh->snap.volume_device, "originating_machine", host,
@@ -60,13 +63,21 @@ json_t *shadow_prop_json(struct vssd *v, struct shadow *sh)
                          "attributes", attrs, "attributes_text", text, "type",
                          context_type_name(sh->snap.context) ?: "Unknown", "context", sh->snap.context,
                          "creation_time_us", (json_int_t)sh->creation_time_us, "state", 12);
+        if (o)
+                json_object_set_new(o, "published_path", json_str_or_null(sh->published_path));
+        return o;
 }
 
 /* ---- deletion ---- */
 
-/* Out of the list and the catalog, and freed. */
+/* Out of the list and the catalog, and freed; another shadow copy of the
+ * volume may take its previous-version name. */
 static void shadow_drop(struct vssd *v, struct shadow *sh)
 {
+        char volume[VSS_PATH_MAX];
+
+        fmt_trunc(volume, sizeof(volume), "%s", sh->snap.volume);
+        pubver_unpublish(v, sh);
         for (struct shadow **pp = &v->shadows; *pp; pp = &(*pp)->next)
                 if (*pp == sh) {
                         *pp = sh->next;
@@ -74,6 +85,7 @@ static void shadow_drop(struct vssd *v, struct shadow *sh)
                 }
         (void)catalog_shadow_del(v, &sh->snap.snapshot_id);
         shadow_free(sh);
+        pubver_sync(v, volume);
 }
 
 /* Only directories we created under the state dir are ours to remove; a
@@ -104,8 +116,10 @@ static void delete_done(struct vssd *v, struct prov_job *j)
         if (VSS_FAILED(j->hr)) {
                 catalog_event(v, "error", "provider", j->hr, "cannot delete shadow copy %s: %s", idbuf,
                               j->error[0] ? j->error : vss_hresult_message(j->hr));
-                if (sh)
+                if (sh) {
                         sh->deleting = false;
+                        pubver_sync(v, sh->snap.volume);       /* published again */
+                }
         } else if (sh) {
                 catalog_event(v, "info", "shadow", VSS_S_OK, "shadow copy %s of %s deleted", idbuf, sh->snap.volume);
                 shadow_drop(v, sh);
@@ -163,6 +177,8 @@ void shadow_delete(struct vssd *v, struct shadow *sh, void (*done)(struct vssd *
         j->done = delete_done;
         j->userdata = d;
         sh->deleting = true;
+        /* Unmounted before the provider deletes it: queued ahead of the delete job. */
+        pubver_unpublish(v, sh);
         if (sh->exposed_path) {
                 struct prov_job *u = prov_job_new(PROV_UNEXPOSE, sh->provider, &sh->snap, 1);
 
@@ -227,6 +243,9 @@ void shadows_recover(struct vssd *v)
                 catalog_event(v, "error", "catalog", VSS_E_UNEXPECTED, "cannot load shadow copies from the catalog");
                 return;
         }
+        /* Before anything is dropped: a shadow copy forgotten below is unpublished too. */
+        if (pubver_load(v) < 0)
+                catalog_event(v, "error", "catalog", VSS_E_UNEXPECTED, "cannot load the previous versions publications");
         for (struct shadow *sh = v->shadows; sh; sh = next) {
                 char idbuf[VSS_ID_STRING_MAX];
                 struct provider *p = sh->provider >= 0 ? &v->providers[sh->provider] : NULL;
@@ -252,6 +271,7 @@ void shadows_recover(struct vssd *v)
                         }
                 }
         }
+        pubver_start(v);
         log_info("catalog: %d shadow copies on record", n);
 }
 
@@ -517,6 +537,166 @@ static void shadows_expose(struct vssd *v, struct conn *c, json_int_t id, json_t
         prov_submit(v, j);
 }
 
+/* ---- revert (RevertToSnapshot) ---- */
+
+/*
+ * One revert at a time, in the service: it takes a volume offline and holds
+ * the provider worker (FIFO) until the volume is back, and snapshot sets and
+ * restores wait for it (0x80042316) as it waits for them.  What becomes of
+ * the shadow copies (docs/vssadmin.md, "Revert"): the target and the older
+ * ones stay; the newer ones are deleted, through the provider like any
+ * deletion (the cow engine has already discarded its own, and says so with
+ * "discarded" events), so catalog and provider agree.
+ */
+struct revert {
+        uint64_t serial;
+        json_int_t id;
+        vss_id sid;
+        char volume[VSS_PATH_MAX];
+        json_t *newer;                  /* ids of the volume's newer shadow copies, taken at the start */
+        char text[VSS_PATH_MAX + 128];
+};
+
+void shadows_revert_free(struct revert *r)
+{
+        if (!r)
+                return;
+        json_decref(r->newer);
+        free(r);
+}
+
+const char *shadows_reverting_volume(struct vssd *v)
+{
+        return v->reverting ? v->reverting->volume : NULL;
+}
+
+const char *shadows_revert_running(struct vssd *v)
+{
+        return v->reverting ? v->reverting->text : NULL;
+}
+
+static void revert_done(struct vssd *v, struct prov_job *j)
+{
+        struct revert *r = j->userdata;
+        struct vss_provider_snapshot *snap = &j->snaps[0];
+        char idbuf[VSS_ID_STRING_MAX];
+        json_t *x;
+        size_t i;
+
+        v->reverting = NULL;
+        vss_id_format(&r->sid, idbuf);
+        /* The cow provider attached the volume again (or could not): vssd's record follows. */
+        cowvol_reverted(v, snap->provider_data, snap->volume_device);
+        if (VSS_FAILED(j->hr)) {
+                pubver_sync(v, r->volume);      /* published again, as before */
+                catalog_event(v, "error", "shadow", j->hr, "cannot revert %s to shadow copy %s: %s", r->volume, idbuf,
+                              j->error[0] ? j->error : vss_hresult_message(j->hr));
+                reply_err(v, r->serial, r->id, j->hr, "cannot revert %s to shadow copy %s: %s", r->volume, idbuf,
+                          j->error[0] ? j->error : vss_hresult_message(j->hr));
+                shadows_revert_free(r);
+                return;
+        }
+        for (struct shadow *sh = v->shadows; sh; sh = sh->next)
+                if (streq(sh->snap.volume, r->volume) && snap->volume_device[0] &&
+                    !streq(sh->snap.volume_device, snap->volume_device)) {
+                        snprintf(sh->snap.volume_device, sizeof(sh->snap.volume_device), "%s", snap->volume_device);
+                        (void)catalog_shadow_put(v, sh);
+                }
+        /* The cow engine's "discarded" events may have dropped some of them already. */
+        json_array_foreach(r->newer, i, x) {
+                vss_id nid;
+                struct shadow *sh;
+
+                if (vss_id_parse(json_string_value(x), &nid) == VSS_S_OK && (sh = shadow_find(v, &nid)) &&
+                    !sh->deleting)
+                        shadow_delete(v, sh, NULL, NULL);
+        }
+        /* The shadow copies kept are published again on the reverted volume. */
+        pubver_sync(v, r->volume);
+        catalog_event(v, "info", "shadow", VSS_S_OK,
+                      "volume %s reverted to shadow copy %s; %zu newer shadow copies of it deleted", r->volume, idbuf,
+                      json_array_size(r->newer));
+        reply_ok(v, r->serial, r->id,
+                 json_pack("{s:o, s:s, s:O}", "shadow_id", json_id(&r->sid), "volume", r->volume, "deleted", r->newer));
+        shadows_revert_free(r);
+}
+
+static void shadows_revert(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
+{
+        char idbuf[VSS_ID_STRING_MAX];
+        struct shadow *sh;
+        struct prov_job *j;
+        struct revert *r;
+        vss_id sid;
+
+        if (!json_get_id(params, "shadow_id", &sid)) {
+                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'shadow_id' is missing or not a GUID");
+                return;
+        }
+        vss_id_format(&sid, idbuf);
+        sh = shadow_find(v, &sid);
+        if (!sh || sh->deleting) {
+                reply_err(v, c->serial, id, VSS_E_OBJECT_NOT_FOUND, "no shadow copy %s", idbuf);
+                return;
+        }
+        if (v->reverting) {
+                reply_err(v, c->serial, id, VSS_E_REVERT_IN_PROGRESS, "%s; one revert runs at a time",
+                          v->reverting->text);
+                return;
+        }
+        if (v->set_owner) {
+                reply_err(v, c->serial, id, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                          set_phase_is_restore(v->set_owner->phase)
+                                  ? "a restore of pid %d is between PreRestore and PostRestore"
+                                  : "a snapshot set of pid %d is being created",
+                          (int)v->set_owner->pid);
+                return;
+        }
+        if (sh->provider < 0 || !v->providers[sh->provider].ok) {
+                reply_err(v, c->serial, id, VSS_E_PROVIDER_NOT_REGISTERED,
+                          "the provider of shadow copy %s is not available", idbuf);
+                return;
+        }
+        if (!v->providers[sh->provider].ops->revert) {
+                reply_err(v, c->serial, id, VSS_E_NOTIMPL, "%s cannot revert a volume",
+                          v->providers[sh->provider].ops->name);
+                return;
+        }
+        /* RevertToSnapshot: "Revert is only supported for persistent shadow copies." */
+        if (!(sh->snap.context & VSS_VOLSNAP_ATTR_PERSISTENT)) {
+                reply_err(v, c->serial, id, VSS_E_UNSUPPORTED_CONTEXT,
+                          "shadow copy %s is not persistent: only persistent shadow copies can be reverted to", idbuf);
+                return;
+        }
+        r = calloc(1, sizeof(*r));
+        j = prov_job_new(PROV_REVERT, sh->provider, &sh->snap, 1);
+        if (r)
+                r->newer = json_array();
+        if (!r || !j || !r->newer) {
+                shadows_revert_free(r);
+                prov_job_free(j);
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
+                return;
+        }
+        r->serial = c->serial;
+        r->id = id;
+        r->sid = sid;
+        for (struct shadow *o = v->shadows; o; o = o->next)
+                if (streq(o->snap.volume, sh->snap.volume) && !o->deleting && o != sh &&
+                    o->creation_time_us > sh->creation_time_us)
+                        json_array_append_new(r->newer, json_id(&o->snap.snapshot_id));
+        snprintf(r->volume, sizeof(r->volume), "%s", sh->snap.volume);
+        snprintf(r->text, sizeof(r->text), "a revert of %s to shadow copy %s is running", sh->snap.volume, idbuf);
+        j->done = revert_done;
+        j->userdata = r;
+        v->reverting = r;
+        catalog_event(v, "info", "shadow", VSS_S_OK, "reverting %s to shadow copy %s", sh->snap.volume, idbuf);
+        /* Its published shadow copies are mounts in or on the volume, which would keep it
+         * busy: they are unmounted first (queued ahead of the revert) and come back after it. */
+        pubver_sync(v, r->volume);
+        prov_submit(v, j);
+}
+
 void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method)
 {
         if (streq(method, "Shadows.Query")) {
@@ -532,9 +712,18 @@ void method_shadows(struct vssd *v, struct conn *c, json_int_t id, json_t *param
                         if (!sh->deleting &&
                             filter_match(sh, volume, has_sid ? &sid : NULL, has_setid ? &setid : NULL))
                                 json_array_append_new(a, shadow_prop_json(v, sh));
+                /* A cluster set: the other hosts' shadow copies, from their host records. */
+                if (has_setid && v->cluster) {
+                        json_t *remote = vcset_remote_shadows(v, &setid);
+
+                        json_array_extend(a, remote);
+                        json_decref(remote);
+                }
                 reply_ok(v, c->serial, id, json_pack("{s:o}", "shadows", a));
         } else if (streq(method, "Shadows.Delete"))
                 shadows_delete(v, c, id, params);
+        else if (streq(method, "Shadows.Revert"))
+                shadows_revert(v, c, id, params);
         else if (streq(method, "Shadows.Expose"))
                 shadows_expose(v, c, id, params, true);
         else

@@ -93,25 +93,10 @@ apps_json()
         python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
-# apps_volume VAR NAME SIZE_MB: a btrfs loop volume, like bb_volume, but mkfs.btrfs is retried
-# for up to 60 s while it cannot check the mount status of some other loop device (another
-# test on this machine may hold one whose backing file sits on a FUSE mount that just died;
-# mkfs.btrfs then refuses every device with "Transport endpoint is not connected").
+# apps_volume VAR NAME SIZE_MB: a btrfs loop volume (256 MB by default).
 apps_volume()
 {
-        local var=$1 name=$2 size=${3:-256} img dev out i
-        img="$T/$name.img"
-        truncate -s "${size}M" "$img"
-        dev=$(losetup -f --show "$img")
-        BB_LOOPS+=("$dev")
-        for ((i = 0; ; i++)); do
-                out=$(mkfs.btrfs -q -f "$dev" 2>&1) && break
-                [[ "$out" == *"cannot check mount status"* && $i -lt 60 ]] || bb_fail "mkfs.btrfs $dev: $out"
-                sleep 1
-        done
-        mkdir -p "$T/vols/$name"
-        mount -t btrfs "$dev" "$T/vols/$name"
-        printf -v "$var" '%s' "$T/vols/$name"
+        bb_loopfs "$1" "$2" btrfs "${3:-256}"
 }
 
 # apps_cow_volume VAR NAME SIZE_MB FS: a cow volume made and mounted by vssd (needs vssd).

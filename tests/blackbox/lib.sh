@@ -30,6 +30,7 @@ BB_NAME=$(basename "$0" .sh)
 BB_PIDS=()        # writers and other helpers to kill
 BB_LOOPS=()       # loop devices to detach
 BB_VSSD_PID=
+BB_CLEANUP=()     # commands (eval'd) run at exit after our processes are gone: userdel, groupdel...
 T=
 
 bb_skip()
@@ -99,7 +100,7 @@ bb_require()
 bb_init()
 {
         bb_require
-        T=$(mktemp -d "/tmp/tests-bb-$BB_NAME.XXXXXX")
+        T=$(mktemp -d "${TMPDIR:-/tmp}/tests-bb-$BB_NAME.XXXXXX")
         mkdir -p "$T/behave" "$T/state" "$T/vols"
         : >"$T/events.log"
         trap bb_cleanup EXIT
@@ -110,7 +111,7 @@ bb_init()
 
 bb_cleanup()
 {
-        local rc=$? pid dev tgt
+        local rc=$? pid dev tgt i
         set +e
         trap - EXIT
         if [[ $rc -eq 0 && -n "$T" && -s "$T/soft-failures" ]]; then
@@ -126,6 +127,9 @@ bb_cleanup()
         fi
         for pid in "${BB_PIDS[@]}" $BB_VSSD_PID; do
                 bb_wait_pid_gone "$pid" 5 || { kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
+        done
+        for ((i = ${#BB_CLEANUP[@]} - 1; i >= 0; i--)); do
+                eval "${BB_CLEANUP[i]}" 2>/dev/null
         done
         # Everything mounted from our loop devices (volumes, shadows exposed anywhere,
         # bind mounts) and everything under $T, deepest first.
@@ -183,15 +187,23 @@ bb_quiet()
 
 # bb_loopfs VAR NAME FSTYPE SIZE_MB: a new filesystem on a loop device, mounted; its mount
 # point is stored in VAR.  (No $(...): the loop device must be recorded in this shell.)
+# mkfs.btrfs is retried for up to 60 s while it cannot check the mount status of some
+# other loop device: another test on this machine may hold one whose backing file sits on
+# a FUSE mount that just died, and mkfs.btrfs then refuses every device with "Transport
+# endpoint is not connected".
 bb_loopfs()
 {
-        local var=$1 name=$2 fstype=$3 size=$4 img dev force=-F
+        local var=$1 name=$2 fstype=$3 size=$4 img dev out i force=-F
         [ "$fstype" = btrfs ] && force=-f       # mkfs.btrfs spells "force" -f, mke2fs -F
         img="$T/$name.img"
         truncate -s "${size}M" "$img"
         dev=$(losetup -f --show "$img")
         BB_LOOPS+=("$dev")
-        "mkfs.$fstype" -q "$force" "$dev" >/dev/null
+        for ((i = 0; ; i++)); do
+                out=$("mkfs.$fstype" -q "$force" "$dev" 2>&1) && break
+                [[ "$out" == *"cannot check mount status"* && $i -lt 60 ]] || bb_fail "mkfs.$fstype $dev: $out"
+                sleep 1
+        done
         mkdir -p "$T/vols/$name"
         mount -t "$fstype" "$dev" "$T/vols/$name"
         printf -v "$var" '%s' "$T/vols/$name"

@@ -66,16 +66,16 @@ $A list shadowstorage --json | grep -q "\"diff_area\": \"$DIFF\"" && ok "Storage
         fail "json: $($A list shadowstorage --json)"
 
 # ---- shadows: old data reads back, E fills ----
-head -c 8M /dev/urandom >"$D/a"; sync
+head -c 8M /dev/urandom >"$D/a"; sync -f "$D"
 (cd "$D" && sha256sum a >"$T/sum1")
 s0=$(sz "$DIFF")
 out=$($A create shadow /for="$D" 2>&1) && ok "shadow 1" || fail "create shadow: $out"
 id1=$(newest "$D")
-head -c 8M /dev/urandom >"$D/a"; sync
+head -c 8M /dev/urandom >"$D/a"; sync -f "$D"
 (cd "$D" && sha256sum a >"$T/sum2")
 out=$("$VSHADOW" -nw --exec="cd \"\$VSHADOW_MOUNT_1\" && sha256sum --quiet -c $T/sum2" "$D" 2>&1) &&
         ok "vshadow: a second shadow reads the data at its creation" || fail "vshadow: $out"
-head -c 8M /dev/urandom >"$D/a"; sync
+head -c 8M /dev/urandom >"$D/a"; sync -f "$D"
 mkdir -p "$T/x"
 out=$($A expose shadow /shadow="$id1" /at="$T/x" 2>&1) && (cd "$T/x" && sha256sum --quiet -c "$T/sum1") &&
         ok "shadow 1 still reads the old data" || fail "expose: $out"
@@ -103,7 +103,7 @@ out=$($A add shadowstorage /for="$F" /on="$E" /maxsize=500MB 2>&1) && ok "associ
 [ -f "$E/.openvss/diff/fv.diff" ] && [ ! -e "$T/state/volumes/fv/diff.area" ] && mountpoint -q "$F" &&
         (cd "$F" && sha256sum --quiet -c "$T/sumf") && ok "diff area moved to E, volume back online with its data" ||
         fail "move: $(ls -la "$E/.openvss/diff" "$T/state/volumes/fv")"
-out=$($A create shadow /for="$F" 2>&1) && echo x >>"$F/b" && sync &&
+out=$($A create shadow /for="$F" 2>&1) && echo x >>"$F/b" && sync -f "$F" &&
         [ "$(sz "$E/.openvss/diff/fv.diff")" -gt 0 ] && ok "shadows of the moved volume use E" || fail "shadow after move: $out"
 what="delete association of the moved volume with shadows" want="0x8004231D VSS_E_VOLUME_IN_USE" expect $A delete shadowstorage /for="$F" /quiet
 $A delete shadows /for="$F" /all /quiet >/dev/null 2>&1

@@ -67,7 +67,10 @@ src() { echo $(((($1 / 1024) + $1) % 8)); }
 acked_beyond() { [[ $(acked) -ge $1 ]]; }
 # max_gap FROM_NS TO_NS: the longest time (ms) between two acknowledged writes in [FROM, TO].
 max_gap() {
-        awk -v a="$1" -v b="$2" '$1 == "ok" && $3 >= a && $3 <= b {if (p) {g = ($3 - p) / 1e6; if (g > m) m = g}; p = $3}
+        # From the last acknowledgement before FROM (or FROM itself): a load stalled from FROM
+        # on has its whole stall counted.
+        awk -v a="$1" -v b="$2" '$1 == "ok" && $3 < a {p = $3}
+                $1 == "ok" && $3 >= a && $3 <= b {if (!p) p = a; g = ($3 - p) / 1e6; if (g > m) m = g; p = $3}
                 END {printf "%d\n", m}' "$T/acked"
 }
 nbd_answers() { qemu-img info "nbd+unix:///?socket=$R/nbd.sock" >/dev/null 2>&1; }
@@ -77,7 +80,7 @@ out=$("$VSSADMIN" create volume /name=vho /size=256MB /fs=ext4 /mount="$M" 2>&1)
 mkdir -p "$M/d" "$M/load" "$X" "$T/src"
 for i in $(seq 8); do head -c $((RANDOM * 8 + 1)) /dev/urandom >"$M/d/f$i"; done
 for i in $(seq 0 7); do head -c 65536 /dev/urandom >"$T/src/b$i"; done
-sync
+sync -f "$M"
 (cd "$M/d" && sha256sum -- *) >"$T/shadow.sums"
 out=$("$VSSADMIN" create shadow /for="$M" 2>&1) || bb_fail "create shadow: $out"
 id=$("$VSSADMIN" list shadows /for="$M" | awk '/Shadow Copy ID/{print $4}')

@@ -69,14 +69,14 @@ for fs in ext4 xfs; do
                 bb_fail "$fs: create volume: $out"
         mkdir -p "$M/d" "$X"
         for i in $(seq 12); do head -c $((RANDOM * 8 + 1)) /dev/urandom >"$M/d/f$i"; done
-        sync
+        sync -f "$M"
         (cd "$M/d" && sha256sum -- *) >"$T/shadow-$fs.sums"
         out=$("$VSSADMIN" create shadow /for="$M" 2>&1) || bb_fail "$fs: create shadow: $out"
         id=$("$VSSADMIN" list shadows /for="$M" | awk '/Shadow Copy ID/{print $4}')
         out=$("$VSSADMIN" expose shadow /shadow="$id" /at="$X" 2>&1) || bb_fail "$fs: expose: $out"
         for i in $(seq 6 18); do head -c $((RANDOM * 8 + 1)) /dev/urandom >"$M/d/f$i"; done
         echo "after the shadow" >>"$M/d/f1"
-        sync
+        sync -f "$M"
         (cd "$M/d" && sha256sum -- *) >"$T/live-$fs.sums"
         old=$(mount_src "$M") oldx=$(mount_src "$X") oldid=$(mount_id "$M") oldxid=$(mount_id "$X")
         ev_vol="the new volume server of cow volume $name took over its FUSE connection: the volume stayed mounted at $M ($old)"
@@ -101,9 +101,9 @@ for fs in ext4 xfs; do
                 bb_fail "$fs: $M is not the same mount: $(mount_src "$M") $(mount_id "$M"), was $old $oldid"
         ok "$fs: still the same mount from $old, every file as at the last sync"
         [[ $(findmnt -rn -o FSTYPE --mountpoint "$M" | tail -n 1) == "$fs" ]] || bb_fail "$fs: wrong fstype at $M"
-        echo "written after the kill" >"$M/d/new" && sync && grep -q "after the kill" "$M/d/new" ||
+        echo "written after the kill" >"$M/d/new" && sync -f "$M" && grep -q "after the kill" "$M/d/new" ||
                 bb_fail "$fs: cannot write after the kill"
-        echo "after the kill" >&7 && exec 7>&- && sync &&
+        echo "after the kill" >&7 && exec 7>&- && sync -f "$M" &&
                 [[ $(cat "$M/d/held-open") == $'before the kill\nafter the kill' ]] ||
                 bb_fail "$fs: a file open across the kill: $(cat "$M/d/held-open")"
         ok "$fs: a new file written and synced; a file open across the kill still works"
@@ -122,7 +122,7 @@ done
 
 # Both vssd and the volume server killed: the restarted vssd brings the volume back.
 M=$T/mnt-ext4
-echo "before both died" >"$M/d/both" && sync
+echo "before both died" >"$M/d/both" && sync -f "$M"
 (cd "$M/d" && sha256sum -- *) >"$T/both.sums"
 bb_kill9_vssd
 vpid=$(volsrv_pid vke)
@@ -136,7 +136,7 @@ bb_wait_until 20 "$M taken over after vssd and its volume server were killed" re
         "the new volume server of cow volume vke took over its FUSE connection: the volume stayed mounted at $M" 2 \
         "$T/both.sums"
 [[ $(mount_src "$M") == "$old" && $(mount_id "$M") == "$oldid" ]] || bb_fail "vssd restart: $M is not the same mount"
-echo again >"$M/d/again" && sync || bb_fail "cannot write after vssd's restart"
+echo again >"$M/d/again" && sync -f "$M" || bb_fail "cannot write after vssd's restart"
 ok "kill -9 of vssd and the volume server: $M stayed mounted from $old"
 
 "$VSSADMIN" delete shadows /all /quiet >/dev/null 2>&1

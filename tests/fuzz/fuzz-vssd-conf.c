@@ -51,6 +51,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 check(c.freeze_timeout_ms >= 1 && c.freeze_timeout_ms <= 3600000, "freeze timeout in range");
                 check(c.event_timeout_ms >= 1 && c.event_timeout_ms <= 3600000, "event timeout in range");
                 check(c.max_connections >= 1 && c.max_connections <= 65536, "max_connections in range");
+                check(c.max_connections_per_uid >= 1 && c.max_connections_per_uid <= 65536,
+                      "max_connections_per_uid in range");
+                check(memchr(c.admin_group.name, 0, sizeof(c.admin_group.name)) != NULL, "admin_group terminated");
+                check(memchr(c.writer_group.name, 0, sizeof(c.writer_group.name)) != NULL, "writer_group terminated");
+                check(!c.admin_group.resolved && !c.writer_group.resolved, "parsing never resolves a group");
+                check(!strpbrk(c.admin_group.name, " \t\n:,") && !strpbrk(c.writer_group.name, " \t\n:,"),
+                      "a group name has no separator in it");
                 check(c.min_diff_area_mb >= 1 && c.min_diff_area_mb <= 1024 * 1024, "min diff area in range");
                 check(memchr(c.volsrv_path, 0, sizeof(c.volsrv_path)) != NULL, "volsrv_path terminated");
                 check(c.volsrv_path[0] == 0 || c.volsrv_path[0] == '/', "volsrv_path absolute");

@@ -5,7 +5,7 @@
 # (debootstrap, cached as a tarball), and removed and purged again:
 #
 #   * after dpkg -i: the files where contracts.md section 3 puts them, the
-#     tmpfiles entry applied, vssd enabled, `man vssadmin` found and every page
+#     tmpfiles entry applied, the groups of vssd.conf made by the postinst, vssd enabled, `man vssadmin` found and every page
 #     rendered by man -l without a warning, vssadmin --help from /usr/bin,
 #     systemd-analyze verify of every unit, the conffiles in dpkg-query,
 #     libvss0's symbols file equal to libvss.so.0's exports, the examples of
@@ -146,11 +146,21 @@ for f in /usr/sbin/vssd /usr/bin/vssadmin /usr/bin/vshadow /usr/bin/vsswriter /u
          /usr/lib/x86_64-linux-gnu/libvss.so.0 /usr/lib/x86_64-linux-gnu/libvss.so \
          /usr/lib/x86_64-linux-gnu/pkgconfig/libvss.pc /usr/include/vss/writer.h /usr/include/vss/requester.h \
          /etc/openvss/vssd.conf /etc/openvss/writers.d /lib/systemd/system/vssd.service \
-         /lib/systemd/system/vsswriter@.service /usr/lib/tmpfiles.d/openvss.conf \
+         /lib/systemd/system/vsswriter@.service /usr/lib/tmpfiles.d/openvss.conf /usr/lib/sysusers.d/openvss.conf \
          /usr/share/bash-completion/completions/vssadmin /usr/share/bash-completion/completions/vshadow; do
         [[ -e "$ROOT$f" ]] || fail "$f is not installed"
 done
 ok "binaries, library, headers, pkg-config file, configuration, units, tmpfiles entry, completions installed"
+# The postinst makes the groups the shipped vssd.conf names (vssd refuses to start without them): system, empty.
+for g in openvss-admin openvss-writer; do
+        ent=$(in_root getent group "$g") || { fail "the postinst did not create group $g"; continue; }
+        IFS=: read -r _ _ gid members <<<"$ent"
+        [[ $gid -lt 1000 && -z $members ]] && ok "group $g: a system group (gid $gid), no members" ||
+                fail "group $g: $ent (expected a system group without members)"
+done
+grep -qx 'admin_group=openvss-admin' "$ROOT/etc/openvss/vssd.conf" &&
+        grep -qx 'writer_group=openvss-writer' "$ROOT/etc/openvss/vssd.conf" &&
+        ok "the shipped vssd.conf names the two groups" || fail "the shipped vssd.conf does not name openvss-admin/openvss-writer"
 [[ -d "$ROOT/run/openvss" && "$(stat -c %a "$ROOT/run/openvss")" == 755 ]] && ok "tmpfiles made /run/openvss 0755" ||
         fail "/run/openvss was not created by the tmpfiles entry"
 [[ -L "$ROOT/etc/systemd/system/multi-user.target.wants/vssd.service" ]] && ok "vssd.service enabled" ||

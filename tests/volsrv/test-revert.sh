@@ -214,17 +214,17 @@ LOOP=$(losetup -f --show --direct-io=on "$R/fuse/volume") || die "losetup of the
 mkfs.ext4 -q -F "$LOOP" || die "mkfs.ext4 on the FUSE volume"
 mkdir -p "$MNT" && mount "$LOOP" "$MNT" || die "mount ext4"
 write_files a 30 || die "writing files"
-sync
+sync -f "$MNT"
 snapshot $g1 || die "Snapshot.Create g1"
 (cd "$MNT" && sha256sum -- *.bin) >"$T/sums-g1"
 sha256sum <"$R/fuse/shadows/$g1" >"$T/img-g1"
 write_files b 20 && rm -f "$MNT/a-3.bin" && head -c 1M /dev/urandom >"$MNT/a-5.bin" || die "changing files"
-sync
+sync -f "$MNT"
 snapshot $g2 || die "Snapshot.Create g2"
 sha256sum <"$R/fuse/shadows/$g2" >"$T/img-g2"
 write_files c 20 || die "more files"
 # Enough changed chunks that copying them back takes a while.
-head -c 192M /dev/urandom >"$MNT/big.bin" && sync || die "big file"
+head -c 192M /dev/urandom >"$MNT/big.bin" && sync -f "$MNT" || die "big file"
 cmp -s "$T/img-g1" <(sha256sum <"$R/fuse/volume") && die "the volume should differ from g1 by now"
 
 # ---- 2. in use: mounted (loop device) and an NBD session ---------------------
@@ -272,14 +272,14 @@ attach_mount || die "mount after the revert"
 (cd "$MNT" && sha256sum -- *.bin) | cmp -s - "$T/sums-g1" && ok "the files are g1's (sha256)" ||
         fail "files differ from g1's"
 # The volume goes on: writes after the revert.
-write_files d 10 && sync && ok "writable after the revert" || fail "writing after the revert"
+write_files d 10 && sync -f "$MNT" && ok "writable after the revert" || fail "writing after the revert"
 umount_detach || die "umount/detach"
 
 # ---- 4. kill -9 during a revert: completed at the next start -----------------
 resumed=
 for attempt in 1 2 3; do
         attach_mount || die "mount for attempt $attempt"
-        head -c 192M /dev/urandom >"$MNT/big2.bin" && sync || die "big file"
+        head -c 192M /dev/urandom >"$MNT/big2.bin" && sync -f "$MNT" || die "big file"
         umount_detach || die "umount/detach"
         wait_writers 0 || die "fuse/volume still open for writing after umount and losetup -d"
         pid=$(server_pid)

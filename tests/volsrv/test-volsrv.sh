@@ -321,7 +321,7 @@ dio=$(losetup -n -O DIO "$LV" | tr -d ' ')
 mkfs.ext4 -q -F "$LV" || die "mkfs.ext4 on the FUSE volume failed"
 mnt "$LV" "$T/ext4/mnt" || die "mount ext4"
 write_files "$T/ext4/mnt" a 40 || die "writing files"
-sync
+sync -f "$T/ext4/mnt"
 (cd "$T/ext4/mnt" && sha256sum *.bin) >"$T/ext4/sums1"
 
 fsfreeze -f "$T/ext4/mnt"
@@ -333,7 +333,7 @@ fsfreeze -u "$T/ext4/mnt"
 # Overwrite everything, add more: the snapshot must not see it.
 write_files "$T/ext4/mnt" a 40
 write_files "$T/ext4/mnt" b 10
-sync
+sync -f "$T/ext4/mnt"
 (cd "$T/ext4/mnt" && sha256sum *.bin) >"$T/ext4/sums2"
 cmp -s "$T/ext4/sums1" "$T/ext4/sums2" && fail "the files did not change after the snapshot"
 
@@ -341,7 +341,7 @@ fsfreeze -f "$T/ext4/mnt"
 ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g2\"}" >/dev/null || fail "second Snapshot.Create"
 fsfreeze -u "$T/ext4/mnt"
 write_files "$T/ext4/mnt" c 5
-sync
+sync -f "$T/ext4/mnt"
 
 ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g1\"}" >/dev/null && fail "duplicate shadow id accepted"
 n=$(ctl "$R" Snapshot.List | jget '["snapshots"].__len__()')
@@ -442,13 +442,13 @@ if command -v mkfs.xfs >/dev/null; then
         mkfs.xfs -q -f "$LV" || die "mkfs.xfs"
         mnt "$LV" "$T/xfs/mnt" || die "mount xfs"
         write_files "$T/xfs/mnt" a 30
-        sync
+        sync -f "$T/xfs/mnt"
         (cd "$T/xfs/mnt" && sha256sum *.bin) >"$T/xfs/sums1"
         xfs_freeze -f "$T/xfs/mnt" 2>/dev/null || fsfreeze -f "$T/xfs/mnt"
         ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g3\"}" >/dev/null || fail "Snapshot.Create (xfs)"
         fsfreeze -u "$T/xfs/mnt"
         write_files "$T/xfs/mnt" a 30
-        sync
+        sync -f "$T/xfs/mnt"
         check_shadow "$R" "$g3" "$T/xfs/sums1" ro,norecovery,nouuid xfs-g3
         umount "$T/xfs/mnt"
         detach "$LV"

@@ -30,14 +30,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <dirent.h>
 #include <btrfsutil.h>
 
+#include "basic/fs-util.h"
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "vss/provider.h"
 
 #define SHADOW_DIR ".openvss"
@@ -45,6 +50,10 @@
 struct btrfs_provider {
         struct vss_provider_ctx *ctx;
 };
+
+DEFINE_FREE_FUNC(DIR, closedir);
+
+static void recover_revert(struct btrfs_provider *p);
 
 static vss_hresult errno_to_hresult(int err)
 {
@@ -289,6 +298,7 @@ static vss_hresult btrfs_init(struct vss_provider_ctx *ctx, void **ret_state)
                 return VSS_E_OUTOFMEMORY;
         p->ctx = ctx;
         *ret_state = p;
+        recover_revert(p);
         return VSS_S_OK;
 }
 
@@ -590,6 +600,570 @@ static vss_hresult btrfs_unexpose(void *state, const struct vss_provider_snapsho
         return VSS_S_OK;
 }
 
+/* ---- revert ---- */
+
+/*
+ * The volume is the subvolume mounted at snap->volume (mount -o subvol=PATH).
+ * A revert replaces that subvolume by a writable snapshot of the shadow copy,
+ * in an order that loses nothing whatever fails:
+ *
+ *   1. the writable snapshot N of the shadow, next to the subvolume S (in the
+ *      top-level tree, mounted for the purpose in a private directory);
+ *   2. umount of the volume: busy (open files, working directories, mounts
+ *      below it) is VSS_E_VOLUME_IN_USE, and N is deleted again;
+ *   3. the shadow storage subvolume S/.openvss moves into N (replacing the
+ *      empty placeholder a snapshot has for a nested subvolume), so the shadow
+ *      copies keep their paths and subvolume ids;
+ *   4. N and S swap names (RENAME_EXCHANGE), so the path the volume is
+ *      mounted by (and fstab's subvol=) names the reverted content;
+ *   5. mount at the same mount point with the same per-mount flags;
+ *   6. the old subvolume is deleted.
+ *
+ * A failure in 3-5 undoes the earlier steps and mounts S again.  Before step 2
+ * a journal (STATE_DIR/btrfs-revert.json) names everything: if vssd dies
+ * between 2 and 6, the provider's init finishes the job when vssd starts again
+ * (recover_revert()): after the swap it completes the revert, before it rolls
+ * it back, and either way the volume is mounted again.  The
+ * top-level subvolume (id 5) cannot be renamed or replaced, so a volume that
+ * is the whole filesystem is VSS_E_VOLUME_NOT_SUPPORTED, as is a subvolume
+ * that is not itself a mount point (nothing could be unmounted to make sure
+ * no one still works in the old content).
+ */
+
+#define BTRFS_TOP_LEVEL_ID 5
+#define REVERT_JOURNAL "btrfs-revert.json"
+#define REVERT_TOP_PREFIX "btrfs-revert."
+
+struct revert_journal {
+        char volume[VSS_PATH_MAX], device[VSS_PATH_MAX], parent[VSS_PATH_MAX];
+        char name[NAME_MAX + 1], temp[NAME_MAX + 1];
+        uint64_t old_id, new_id;
+        unsigned long flags;
+        json_t *newer;                  /* names in .openvss of the shadow copies newer than the target */
+};
+
+static int journal_path(struct btrfs_provider *p, char *buf, size_t size)
+{
+        return join_path(buf, size, p->ctx->state_dir, REVERT_JOURNAL);
+}
+
+static int journal_write(struct btrfs_provider *p, const struct revert_journal *jn)
+{
+        _cleanup_free_ char *text = NULL;
+        char path[VSS_PATH_MAX];
+        json_t *o;
+
+        if (journal_path(p, path, sizeof(path)) < 0)
+                return -ENAMETOOLONG;
+        o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:O}", "volume", jn->volume, "device", jn->device,
+                      "parent", jn->parent, "name", jn->name, "temp", jn->temp, "old_id", (json_int_t)jn->old_id,
+                      "new_id", (json_int_t)jn->new_id, "flags", (json_int_t)jn->flags, "newer", jn->newer);
+        text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!text)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text));
+}
+
+static void journal_remove(struct btrfs_provider *p)
+{
+        char path[VSS_PATH_MAX];
+
+        if (journal_path(p, path, sizeof(path)) == 0)
+                (void) unlink(path);
+}
+
+static int journal_read(struct btrfs_provider *p, struct revert_journal *jn)
+{
+        const char *f[5] = { "volume", "device", "parent", "name", "temp" };
+        char *dst[5] = { jn->volume, jn->device, jn->parent, jn->name, jn->temp };
+        size_t len[5] = { sizeof(jn->volume), sizeof(jn->device), sizeof(jn->parent), sizeof(jn->name),
+                          sizeof(jn->temp) };
+        char path[VSS_PATH_MAX];
+        json_error_t jerr;
+        json_t *o;
+        int r = 0;
+
+        if (journal_path(p, path, sizeof(path)) < 0)
+                return -ENAMETOOLONG;
+        o = json_load_file(path, 0, &jerr);
+        if (!o)
+                return access(path, F_OK) == 0 ? -EBADMSG : -ENOENT;
+        *jn = (struct revert_journal){ 0 };
+        for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+                json_t *x = json_object_get(o, f[i]);
+
+                if (!json_is_string(x) || (size_t)snprintf(dst[i], len[i], "%s", json_string_value(x)) >= len[i])
+                        r = -EBADMSG;
+        }
+        if (!json_is_integer(json_object_get(o, "old_id")) || !json_is_integer(json_object_get(o, "new_id")) ||
+            !json_is_integer(json_object_get(o, "flags")))
+                r = -EBADMSG;
+        else {
+                jn->old_id = (uint64_t)json_integer_value(json_object_get(o, "old_id"));
+                jn->new_id = (uint64_t)json_integer_value(json_object_get(o, "new_id"));
+                jn->flags = (unsigned long)json_integer_value(json_object_get(o, "flags"));
+        }
+        jn->newer = json_incref(json_object_get(o, "newer"));
+        if (!json_is_array(jn->newer))
+                r = -EBADMSG;
+        json_decref(o);
+        /* Names, never paths: the journal must not lead us out of the parent directory. */
+        if (r == 0 && (strchr(jn->name, '/') || strchr(jn->temp, '/') || !jn->name[0] || !jn->temp[0] ||
+                       jn->volume[0] != '/'))
+                r = -EBADMSG;
+        for (size_t i = 0; r == 0 && i < json_array_size(jn->newer); i++) {
+                const char *s = json_string_value(json_array_get(jn->newer, i));
+
+                if (!s || !s[0] || s[0] == '.' || strchr(s, '/'))
+                        r = -EBADMSG;
+        }
+        if (r < 0) {
+                json_decref(jn->newer);
+                jn->newer = NULL;
+        }
+        return r;
+}
+
+static unsigned long mount_flags_of(const char *path)
+{
+        static const struct {
+                unsigned long st, ms;
+        } map[] = {
+                { ST_RDONLY, MS_RDONLY },     { ST_NOSUID, MS_NOSUID },         { ST_NODEV, MS_NODEV },
+                { ST_NOEXEC, MS_NOEXEC },     { ST_NOATIME, MS_NOATIME },       { ST_NODIRATIME, MS_NODIRATIME },
+                { ST_RELATIME, MS_RELATIME },
+        };
+        struct statvfs sv;
+        unsigned long f = 0;
+
+        if (statvfs(path, &sv) < 0)
+                return 0;
+        for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+                if (sv.f_flag & map[i].st)
+                        f |= map[i].ms;
+        return f;
+}
+
+/* Moves the shadow storage subvolume from one subvolume root to another, over the placeholder there. */
+static int move_shadow_dir(int fromfd, int tofd)
+{
+        if (unlinkat(tofd, SHADOW_DIR, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return -errno;
+        if (renameat(fromfd, SHADOW_DIR, tofd, SHADOW_DIR) < 0)
+                return -errno;
+        return 0;
+}
+
+static int swap_names(int dirfd, const char *a, const char *b)
+{
+        char tmp[NAME_MAX + 1];
+
+        if (renameat2(dirfd, a, dirfd, b, RENAME_EXCHANGE) == 0)
+                return 0;
+        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+                return -errno;
+        /* No RENAME_EXCHANGE: three renames through a third name. */
+        if (snprintf(tmp, sizeof(tmp), "%s.x", b) >= (int)sizeof(tmp))
+                return -ENAMETOOLONG;
+        if (renameat(dirfd, a, dirfd, tmp) < 0)
+                return -errno;
+        if (renameat(dirfd, b, dirfd, a) < 0) {
+                int r = -errno;
+
+                (void) renameat(dirfd, tmp, dirfd, a);
+                return r;
+        }
+        return renameat(dirfd, tmp, dirfd, b) < 0 ? -errno : 0;
+}
+
+static vss_hresult mount_top(struct btrfs_provider *p, const char *device, char *top, size_t size)
+{
+        if (!p->ctx->state_dir)
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED, "btrfs provider: a revert needs a state directory");
+        if (join_path(top, size, p->ctx->state_dir, REVERT_TOP_PREFIX "XXXXXX") < 0)
+                return fail_errno(p, ENAMETOOLONG, "path too long:", p->ctx->state_dir);
+        if (!mkdtemp(top))
+                return fail_errno(p, errno, "cannot make a directory in", p->ctx->state_dir);
+        if (mount(device, top, "btrfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subvolid=5") < 0) {
+                int err = errno;
+
+                (void) rmdir(top);
+                return fail_errno(p, err, "cannot mount the top-level subvolume of", device);
+        }
+        return VSS_S_OK;
+}
+
+static uint64_t subvol_id_at(int dirfd, const char *name)
+{
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        uint64_t id = 0;
+
+        if (fd < 0 || btrfs_util_subvolume_id_fd(fd, &id) != BTRFS_UTIL_OK)
+                return 0;
+        return id;
+}
+
+static bool is_subvolume_at(int dirfd, const char *name)
+{
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        return fd >= 0 && btrfs_util_is_subvolume_fd(fd) == BTRFS_UTIL_OK;
+}
+
+/* The names of the shadow copies of the volume (subvolume root 'volfd') newer than 'snap': a
+ * subvolume id is never reused, and grows with each snapshot. */
+static json_t *newer_shadows(int volfd, const struct vss_provider_snapshot *snap)
+{
+        _cleanup_(closedirp) DIR *d = NULL;
+        json_t *a = json_array();
+        struct dirent *de;
+        uint64_t target = 0;
+        int fd;
+
+        if (!a)
+                return NULL;
+        fd = openat(volfd, SHADOW_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return a;
+        d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return a;
+        }
+        {
+                char name[VSS_ID_STRING_MAX];
+
+                shadow_name(&snap->snapshot_id, name);
+                target = subvol_id_at(dirfd(d), name);
+        }
+        while (target && (de = readdir(d)))
+                if (de->d_name[0] != '.' && subvol_id_at(dirfd(d), de->d_name) > target)
+                        json_array_append_new(a, json_string(de->d_name));
+        return a;
+}
+
+static void revert_log(struct btrfs_provider *p, const char *level, vss_hresult hr, const char *fmt, ...)
+        _printf_(4, 5);
+static void revert_log(struct btrfs_provider *p, const char *level, vss_hresult hr, const char *fmt, ...)
+{
+        char msg[VSS_PATH_MAX * 2];
+        va_list ap;
+
+        if (!p->ctx->log_event)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        p->ctx->log_event(p->ctx->log_userdata, level, hr, msg);
+}
+
+/*
+ * At start-up: a journal left by a vssd that died in a revert.  The subvolume
+ * under the volume's name decides: the new one (swapped) means the revert is
+ * completed, the old one that it is rolled back.  The one kept gets the shadow
+ * storage (wherever step 3 left it) and is mounted at the volume if it is not,
+ * the other one is deleted.  Then the leftover top-level mounts go.
+ */
+static void recover_revert(struct btrfs_provider *p)
+{
+        _cleanup_close_ int topfd = -EBADF, pdfd = -EBADF, keepfd = -EBADF, otherfd = -EBADF, volfd = -EBADF;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct revert_journal jn;
+        char top[VSS_PATH_MAX], opts[64];
+        uint64_t at_name, keep_id, mounted_id = 0;
+        bool swapped, mounted;
+        struct statx stx;
+        struct dirent *de;
+        int r;
+
+        if (!p->ctx->state_dir)
+                return;
+        r = journal_read(p, &jn);
+        if (r == -EBADMSG) {
+                revert_log(p, "error", VSS_E_UNEXPECTED, "btrfs provider: the revert journal in %s is damaged: an "
+                           "interrupted revert cannot be finished (look for .NAME.openvss-revert subvolumes)",
+                           p->ctx->state_dir);
+                journal_remove(p);
+        }
+        if (r == 0 && VSS_FAILED(mount_top(p, jn.device, top, sizeof(top))))
+                revert_log(p, "error", VSS_E_UNEXPECTED, "btrfs provider: cannot finish the interrupted revert of %s "
+                           "(journal %s/" REVERT_JOURNAL "): %s", jn.volume, p->ctx->state_dir, p->ctx->error);
+        else if (r == 0) {
+                topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                pdfd = topfd < 0 ? -EBADF
+                                 : openat(topfd, jn.parent[0] ? jn.parent : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                          O_CLOEXEC);
+                at_name = pdfd < 0 ? 0 : subvol_id_at(pdfd, jn.name);
+                swapped = at_name == jn.new_id;
+                keep_id = swapped ? jn.new_id : jn.old_id;
+                if (at_name != jn.new_id && at_name != jn.old_id) {
+                        revert_log(p, "error", VSS_E_UNEXPECTED, "btrfs provider: cannot finish the interrupted "
+                                   "revert of %s: %s%s%s is subvolume %llu, neither the old (%llu) nor the new "
+                                   "(%llu) one", jn.volume, jn.parent, jn.parent[0] ? "/" : "", jn.name,
+                                   (unsigned long long)at_name, (unsigned long long)jn.old_id,
+                                   (unsigned long long)jn.new_id);
+                } else {
+                        keepfd = openat(pdfd, jn.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        otherfd = openat(pdfd, jn.temp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        /* The shadow storage belongs in the one kept. */
+                        if (keepfd >= 0 && otherfd >= 0 && !is_subvolume_at(keepfd, SHADOW_DIR) &&
+                            is_subvolume_at(otherfd, SHADOW_DIR))
+                                (void) move_shadow_dir(otherfd, keepfd);
+                        closep(&otherfd);
+                        otherfd = -EBADF;
+                        volfd = open(jn.volume, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        mounted = volfd >= 0 && statx(volfd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0 &&
+                                  (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) &&
+                                  btrfs_util_subvolume_id_fd(volfd, &mounted_id) == BTRFS_UTIL_OK &&
+                                  mounted_id == keep_id;
+                        closep(&volfd);
+                        volfd = -EBADF;
+                        snprintf(opts, sizeof(opts), "subvolid=%llu", (unsigned long long)keep_id);
+                        if (!mounted && mount(jn.device, jn.volume, "btrfs", jn.flags, opts) < 0)
+                                revert_log(p, "error", VSS_E_REVERT_VOLUME_LOST, "btrfs provider: after an "
+                                           "interrupted revert, %s could not be mounted again (%s, %s): %s",
+                                           jn.volume, jn.device, opts, strerror(errno));
+                        else {
+                                /* Completed: the newer shadow copies go, as vssd would have deleted them. */
+                                for (size_t i = 0; swapped && keepfd >= 0 && i < json_array_size(jn.newer); i++) {
+                                        _cleanup_close_ int sfd = openat(keepfd, SHADOW_DIR, O_RDONLY |
+                                                                         O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                                        const char *n = json_string_value(json_array_get(jn.newer, i));
+
+                                        if (sfd >= 0 && is_subvolume_at(sfd, n))
+                                                (void) btrfs_util_delete_subvolume_fd(sfd, n, 0);
+                                }
+                                if (btrfs_util_delete_subvolume_fd(pdfd, jn.temp, 0) != BTRFS_UTIL_OK &&
+                                    errno != ENOENT)
+                                        revert_log(p, "warning", VSS_S_OK, "btrfs provider: cannot delete %s%s%s "
+                                                   "after an interrupted revert: %s", jn.parent,
+                                                   jn.parent[0] ? "/" : "", jn.temp, strerror(errno));
+                                revert_log(p, "warning", VSS_S_OK, "btrfs provider: vssd stopped in a revert of "
+                                           "%s; %s", jn.volume, swapped ? "it was completed: the volume holds "
+                                           "the shadow copy's content" : "it was rolled back: the volume holds "
+                                           "what it held before");
+                        }
+                        journal_remove(p);
+                }
+        }
+        if (r == 0)
+                json_decref(jn.newer);
+        closep(&keepfd);
+        closep(&pdfd);
+        closep(&topfd);
+        keepfd = pdfd = topfd = -EBADF;
+        /* Top-level mounts of reverts that never ended (ours just now included). */
+        d = opendir(p->ctx->state_dir);
+        while (d && (de = readdir(d)))
+                if (strncmp(de->d_name, REVERT_TOP_PREFIX, strlen(REVERT_TOP_PREFIX)) == 0 &&
+                    !strstr(de->d_name, ".json")) {
+                        char path[VSS_PATH_MAX];
+
+                        if (join_path(path, sizeof(path), p->ctx->state_dir, de->d_name) < 0)
+                                continue;
+                        (void) umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+                        (void) rmdir(path);
+                }
+}
+
+static vss_hresult btrfs_revert(void *state, struct vss_provider_snapshot *snap)
+{
+        struct btrfs_provider *p = state;
+        _cleanup_close_ int volfd = -EBADF, shfd = -EBADF, topfd = -EBADF, pdfd = -EBADF, oldfd = -EBADF,
+                            newfd = -EBADF;
+        _cleanup_free_ char *rel = NULL;
+        char top[VSS_PATH_MAX], opts[VSS_PATH_MAX + 16], newname[NAME_MAX + 1], msg[VSS_PATH_MAX * 2];
+        const char *name, *volume = snap->volume;
+        bool top_mounted = false, unmounted = false, moved = false, swapped = false, journaled = false;
+        struct revert_journal jn;
+        unsigned long flags;
+        enum btrfs_util_error e;
+        uint64_t vid = 0, oid = 0;
+        struct statx stx;
+        vss_hresult hr;
+        int r;
+
+        hr = open_shadow(p, snap, NULL, &shfd);
+        if (VSS_FAILED(hr))
+                return hr;
+        hr = open_volume(p, volume, snap->fstype, &volfd);
+        if (VSS_FAILED(hr))
+                return hr;
+        if (statx(volfd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) < 0)
+                return fail_errno(p, errno, "cannot stat", volume);
+        if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED,
+                            "btrfs provider: %s is a subvolume but not a mount point: only a subvolume mounted on "
+                            "its own (mount -o subvol=PATH) can be reverted", volume);
+        e = btrfs_util_subvolume_id_fd(volfd, &vid);
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot read the subvolume id of", volume);
+        if (vid == BTRFS_TOP_LEVEL_ID)
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED,
+                            "btrfs provider: %s is the top-level subvolume of its filesystem, which cannot be "
+                            "replaced: revert works on a subvolume mounted with -o subvol=PATH", volume);
+        if (!snap->volume_device[0])
+                return fail(p, VSS_E_VOLUME_NOT_SUPPORTED, "btrfs provider: the device of %s is not known", volume);
+        e = btrfs_util_subvolume_path_fd(volfd, vid, &rel);
+        if (e != BTRFS_UTIL_OK)
+                return fail_btrfs(p, e, "cannot find the path of the subvolume mounted at", volume);
+        flags = mount_flags_of(volume);
+
+        /* The subvolume's parent directory lives in the top-level tree. */
+        hr = mount_top(p, snap->volume_device, top, sizeof(top));
+        if (VSS_FAILED(hr))
+                return hr;
+        top_mounted = true;
+        topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (topfd < 0) {
+                hr = fail_errno(p, errno, "cannot open", top);
+                goto out;
+        }
+        name = strrchr(rel, '/');
+        if (name) {
+                rel[name - rel] = 0;
+                name++;
+                pdfd = openat(topfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        } else {
+                name = rel;
+                pdfd = fcntl(topfd, F_DUPFD_CLOEXEC, 3);
+        }
+        if (pdfd < 0) {
+                hr = fail_errno(p, errno, "cannot open the parent directory of the subvolume of", volume);
+                goto out;
+        }
+        oldfd = openat(pdfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (oldfd < 0 || btrfs_util_subvolume_id_fd(oldfd, &oid) != BTRFS_UTIL_OK || oid != vid) {
+                hr = fail(p, VSS_E_PROVIDER_VETO, "btrfs provider: the subvolume path %s%s%s does not name the "
+                          "subvolume %llu mounted at %s", rel, name == rel ? "" : "/", name, (unsigned long long)vid,
+                          volume);
+                goto out;
+        }
+        if (snprintf(newname, sizeof(newname), ".%s.openvss-revert", name) >= (int)sizeof(newname)) {
+                hr = fail_errno(p, ENAMETOOLONG, "subvolume name too long:", name);
+                goto out;
+        }
+
+        /* 1. */
+        e = btrfs_util_create_snapshot_fd2(shfd, pdfd, newname, 0, NULL, NULL);
+        if (e != BTRFS_UTIL_OK) {
+                hr = fail_btrfs(p, e, "cannot create a writable snapshot of shadow copy", snap->device);
+                goto out;
+        }
+        newfd = openat(pdfd, newname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (newfd < 0) {
+                hr = fail_errno(p, errno, "cannot open the new snapshot", newname);
+                goto undo;
+        }
+
+        jn = (struct revert_journal){ .old_id = vid, .flags = flags };
+        if (btrfs_util_subvolume_id_fd(newfd, &jn.new_id) != BTRFS_UTIL_OK) {
+                hr = fail_errno(p, errno, "cannot read the subvolume id of", newname);
+                goto undo;
+        }
+        snprintf(jn.volume, sizeof(jn.volume), "%s", volume);
+        snprintf(jn.device, sizeof(jn.device), "%s", snap->volume_device);
+        snprintf(jn.parent, sizeof(jn.parent), "%s", name == rel ? "" : rel);
+        snprintf(jn.name, sizeof(jn.name), "%s", name);
+        snprintf(jn.temp, sizeof(jn.temp), "%s", newname);
+        jn.newer = newer_shadows(oldfd, snap);
+        r = jn.newer ? journal_write(p, &jn) : -ENOMEM;
+        json_decref(jn.newer);
+        jn.newer = NULL;
+        if (r < 0) {
+                hr = fail_errno(p, -r, "cannot write the revert journal in", p->ctx->state_dir);
+                goto undo;
+        }
+        journaled = true;
+
+        /* 2.  Nothing of ours may keep the volume busy. */
+        closep(&shfd);
+        closep(&volfd);
+        shfd = volfd = -EBADF;
+        if (umount2(volume, UMOUNT_NOFOLLOW) < 0) {
+                hr = errno == EBUSY ? fail(p, VSS_E_VOLUME_IN_USE,
+                                           "btrfs provider: %s is in use (open files, working directories or "
+                                           "mounts below it): close them and retry; nothing was changed", volume)
+                                    : fail_errno(p, errno, "cannot unmount", volume);
+                goto undo;
+        }
+        unmounted = true;
+
+        /* 3. */
+        r = move_shadow_dir(oldfd, newfd);
+        if (r < 0) {
+                hr = fail_errno(p, -r, "cannot move the shadow storage into the reverted subvolume of", volume);
+                goto undo;
+        }
+        moved = true;
+
+        /* 4. */
+        r = swap_names(pdfd, name, newname);
+        if (r < 0) {
+                hr = fail_errno(p, -r, "cannot put the reverted subvolume in place of", name);
+                goto undo;
+        }
+        swapped = true;
+
+        /* Test hook: the revert waits after the swap, with the volume unmounted, so that a test can
+         * kill vssd there (recover_revert() must complete the revert when vssd starts again). */
+        (void) debug_sleep_from_env("VSSD_DEBUG_REVERT_OFFLINE_MS");
+
+        /* 5. */
+        snprintf(opts, sizeof(opts), "subvolid=%llu", (unsigned long long)jn.new_id);
+        if (mount(snap->volume_device, volume, "btrfs", flags, opts) < 0) {
+                hr = fail_errno(p, errno, "cannot mount the reverted subvolume at", volume);
+                goto undo;
+        }
+
+        /* 6.  The old content goes; if it cannot (nested subvolumes of the user's), it stays, hidden. */
+        e = btrfs_util_delete_subvolume_fd(pdfd, newname, 0);
+        if (e != BTRFS_UTIL_OK && p->ctx->log_event) {
+                snprintf(msg, sizeof(msg), "btrfs provider: %s was reverted, but its old subvolume %s/%s could not "
+                         "be deleted (%s): delete it by hand", volume, name == rel ? "" : rel, newname,
+                         strerror(errno));
+                p->ctx->log_event(p->ctx->log_userdata, "warning", VSS_S_OK, msg);
+        }
+        journal_remove(p);
+        hr = VSS_S_OK;
+        goto out;
+
+undo:
+        if (swapped)
+                (void) swap_names(pdfd, name, newname);
+        if (moved)
+                (void) move_shadow_dir(newfd, oldfd);
+        if (unmounted) {
+                snprintf(opts, sizeof(opts), "subvolid=%llu", (unsigned long long)vid);
+                if (mount(snap->volume_device, volume, "btrfs", flags, opts) < 0) {
+                        /* The journal stays: the next start of vssd mounts it (recover_revert()). */
+                        journaled = false;
+                        if (p->ctx->log_event) {
+                                snprintf(msg, sizeof(msg), "btrfs provider: the revert of %s failed and the volume "
+                                         "could not be mounted again: %s", volume, strerror(errno));
+                                p->ctx->log_event(p->ctx->log_userdata, "error", VSS_E_REVERT_VOLUME_LOST, msg);
+                        }
+                }
+        }
+        closep(&newfd);
+        newfd = -EBADF;
+        (void) btrfs_util_delete_subvolume_fd(pdfd, newname, 0);
+        if (journaled)
+                journal_remove(p);
+out:
+        closep(&oldfd);
+        closep(&newfd);
+        closep(&pdfd);
+        closep(&topfd);
+        oldfd = newfd = pdfd = topfd = -EBADF;
+        if (top_mounted) {
+                (void) umount2(top, MNT_DETACH);
+                (void) rmdir(top);
+        }
+        return hr;
+}
+
 const struct vss_provider_ops vss_provider_btrfs = {
         .name = "openvss btrfs provider",
         .provider_id = "{2f766f55-e365-48e4-a471-956372f96e2d}",
@@ -609,4 +1183,5 @@ const struct vss_provider_ops vss_provider_btrfs = {
         .expose = btrfs_expose,
         .unexpose = btrfs_unexpose,
         .exists = btrfs_exists,
+        .revert = btrfs_revert,
 };

@@ -21,6 +21,7 @@
 
 #include "basic/exec-util.h"
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "basic/wire.h"
 #include "providers/cow/cow-provider.h"
 #include "providers/cow/cow-util.h"
@@ -240,6 +241,214 @@ static vss_hresult cow_exists(void *state, const struct vss_provider_snapshot *s
         return VSS_S_OK;
 }
 
+/* ---- revert ---- */
+
+/*
+ * The volume server copies the chunks back (Snapshot.Revert, docs/volsrv.md),
+ * but only while nothing holds the live volume open for writing: so the
+ * filesystem is unmounted (a busy one is VSS_E_VOLUME_IN_USE, and stays
+ * mounted), its loop device detached, and the server's count of writers
+ * awaited (FUSE releases arrive asynchronously); then the revert is started
+ * and Snapshot.RevertStatus polled until the copy ends; then a new loop device
+ * and the mount at the same place.  Every command has a deadline; the copy
+ * itself has none (it progresses, or the server fails it), only each status
+ * call does.  Before the revert has started, any failure attaches and mounts
+ * the volume again as it was.  A copy that fails leaves the revert recorded
+ * in the diff area (the server completes it when it starts again, or when the
+ * revert is asked for again), and the volume detached: serving a mixture of
+ * old and new chunks is what the engine exists to prevent.
+ */
+
+#define REVERT_UMOUNT_TIMEOUT_MS 60000
+#define REVERT_LOSETUP_TIMEOUT_MS 10000
+#define REVERT_MOUNT_TIMEOUT_MS 60000
+#define REVERT_WRITERS_TIMEOUT_MS 10000
+#define REVERT_POLL_US 100000
+/* Status calls failing in a row for this long: the server is gone. */
+#define REVERT_SERVER_LOST_US (30 * 1000000ULL)
+
+/* A loop device on the live file, mounted at the volume; snap->volume_device follows. */
+static vss_hresult attach_mount(struct cow_state *s, struct vss_provider_snapshot *snap, const char *live)
+{
+        char loop[256] = "", out[1024];
+        int r;
+
+        snap->volume_device[0] = 0;
+        r = run_command((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", (char *)live, NULL },
+                        REVERT_LOSETUP_TIMEOUT_MS, loop, sizeof(loop));
+        if (r != 0 || strncmp(loop, "/dev/loop", 9) != 0 || strchr(loop, '\n'))
+                return fail(s, VSS_E_PROVIDER_VETO, "losetup of %s failed: %s", live, loop);
+        r = run_command((char *const[]){ "mount", "-t", snap->fstype, loop, snap->volume, NULL },
+                        REVERT_MOUNT_TIMEOUT_MS, out, sizeof(out));
+        /* XFS refuses a second filesystem with the same UUID, as an exposed shadow copy may be. */
+        if (r != 0 && streq(snap->fstype, "xfs"))
+                r = run_command((char *const[]){ "mount", "-t", "xfs", "-o", "nouuid", loop, snap->volume, NULL },
+                                REVERT_MOUNT_TIMEOUT_MS, out, sizeof(out));
+        if (r != 0) {
+                (void)run_command((char *const[]){ "losetup", "-d", loop, NULL }, REVERT_LOSETUP_TIMEOUT_MS, NULL, 0);
+                return fail(s, VSS_E_PROVIDER_VETO, "mount -t %s %s %s failed: %s", snap->fstype, loop, snap->volume,
+                            out);
+        }
+        snprintf(snap->volume_device, sizeof(snap->volume_device), "%s", loop);
+        return VSS_S_OK;
+}
+
+/* Puts the volume back as it was after a failure before the revert started; keeps the first error. */
+static vss_hresult revert_undo(struct cow_state *s, struct vss_provider_snapshot *snap, const char *live,
+                               bool detached, vss_hresult hr)
+{
+        char first[sizeof(s->ctx->error)], again[sizeof(s->ctx->error)];
+
+        /* Not mounted by us when we came (a retry after a failed revert): nothing to put back. */
+        if (!detached)
+                return hr;
+
+        snprintf(first, sizeof(first), "%s", s->ctx->error);
+        if (VSS_SUCCEEDED(attach_mount(s, snap, live))) {
+                snprintf(s->ctx->error, sizeof(s->ctx->error), "%s", first);
+                return hr;
+        }
+        snprintf(again, sizeof(again), "%s", s->ctx->error);
+        return fail(s, hr, "%s; and the volume could not be mounted again: %s", first, again);
+}
+
+static vss_hresult wait_no_writers(struct cow_state *s, const char *rundir)
+{
+        uint64_t end = clock_monotonic_us() + REVERT_WRITERS_TIMEOUT_MS * 1000ULL;
+        json_int_t n = -1;
+        char err[512] = "";
+
+        for (;;) {
+                json_t *st = NULL;
+
+                n = -1;
+                if (VSS_SUCCEEDED(volsrv_call(rundir, "Volume.Status", NULL, VOLSRV_CALL_TIMEOUT_MS, &st, err,
+                                              sizeof(err))))
+                        (void)json_get_int(st, "open_for_writing", &n);
+                json_decref(st);
+                if (n == 0)
+                        return VSS_S_OK;
+                if (clock_monotonic_us() >= end)
+                        break;
+                usleep(50000);
+        }
+        if (n < 0)
+                return fail(s, VSS_E_PROVIDER_VETO, "the volume server does not answer Volume.Status: %s", err);
+        return fail(s, VSS_E_VOLUME_IN_USE,
+                    "the volume is still open for writing %lld time(s) after it was unmounted and detached (another "
+                    "loop device, an NBD client, or a mount of it in another mount namespace?)", (long long)n);
+}
+
+static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
+{
+        struct cow_state *s = state;
+        const char *rundir = snap->provider_data;
+        char live[VSS_PATH_MAX], dev[256] = "", back[VSS_PATH_MAX] = "", out[1024], err[512] = "",
+             id[VSS_ID_STRING_MAX];
+        uint64_t last_ok = clock_monotonic_us();
+        json_int_t done = 0, total = 0;
+        bool detached = false;
+        vss_hresult hr;
+        int r;
+
+        if (!rundir[0])
+                return fail(s, VSS_E_OBJECT_NOT_FOUND, "shadow copy of %s has no volume server", snap->volume);
+        snprintf(live, sizeof(live), "%s/fuse/volume", rundir);
+        vss_id_format(&snap->snapshot_id, id);
+
+        /* 1. The filesystem, if it is ours (else the admin's: a revert under it would corrupt it). */
+        if (cow_mount_source(snap->volume, dev, sizeof(dev), NULL, 0) == 0) {
+                if (cow_loop_backing_file(dev, back, sizeof(back)) < 0 || !streq(back, live))
+                        return fail(s, VSS_E_VOLUME_IN_USE, "%s is mounted from %s, not from its cow volume %s",
+                                    snap->volume, dev, live);
+                r = run_command((char *const[]){ "umount", snap->volume, NULL }, REVERT_UMOUNT_TIMEOUT_MS, out,
+                                sizeof(out));
+                /* Whatever umount said (or if it was killed at its deadline), the mount table decides. */
+                if (r != 0) {
+                        if (cow_mount_source(snap->volume, NULL, 0, NULL, 0) == 0)
+                                return fail(s, VSS_E_VOLUME_IN_USE,
+                                            "cannot unmount %s: %s (close the files open on it, leave it, unmount "
+                                            "what is mounted below it and retry; nothing was changed)",
+                                            snap->volume, r == -ETIMEDOUT ? "timed out" : out);
+                }
+                /* 2. */
+                r = run_command((char *const[]){ "losetup", "-d", dev, NULL }, REVERT_LOSETUP_TIMEOUT_MS, out,
+                                sizeof(out));
+                if (r != 0) {
+                        /* Unmounted, but still attached: mount it again from the same loop device. */
+                        fail(s, VSS_E_VOLUME_IN_USE, "cannot detach %s after unmounting %s: %s", dev, snap->volume,
+                             out);
+                        if (run_command((char *const[]){ "mount", "-t", snap->fstype, dev, snap->volume, NULL },
+                                        REVERT_MOUNT_TIMEOUT_MS, out, sizeof(out)) != 0)
+                                snap->volume_device[0] = 0;
+                        return VSS_E_VOLUME_IN_USE;
+                }
+                detached = true;
+        }
+        /* 3. */
+        hr = wait_no_writers(s, rundir);
+        if (VSS_FAILED(hr))
+                return revert_undo(s, snap, live, detached, hr);
+        /* 4. */
+        hr = volsrv_call(rundir, "Snapshot.Revert", json_pack("{s:s}", "shadow_id", id), VOLSRV_CALL_TIMEOUT_MS, NULL,
+                         err, sizeof(err));
+        if (VSS_FAILED(hr)) {
+                fail(s, hr, "Snapshot.Revert of %s on the volume server of %s: %s", id, snap->volume, err);
+                return revert_undo(s, snap, live, detached, hr);
+        }
+        /* 5. */
+        snap->volume_device[0] = 0;
+        /* Test hook: vssd waits with the volume offline and the revert started, so that a test can
+         * kill it there (the volume must come back when vssd starts again). */
+        (void)debug_sleep_from_env("VSSD_DEBUG_REVERT_OFFLINE_MS");
+        for (;;) {
+                json_t *st = NULL;
+                const char *state_s;
+
+                usleep(REVERT_POLL_US);
+                hr = volsrv_call(rundir, "Snapshot.RevertStatus", NULL, VOLSRV_CALL_TIMEOUT_MS, &st, err, sizeof(err));
+                if (VSS_FAILED(hr)) {
+                        json_decref(st);
+                        if (clock_monotonic_us() - last_ok < REVERT_SERVER_LOST_US)
+                                continue;
+                        return fail(s, VSS_E_REVERT_VOLUME_LOST,
+                                    "the volume server of %s stopped answering during the revert (%s); it completes "
+                                    "the revert when it starts again, then vssd mounts the volume", snap->volume, err);
+                }
+                last_ok = clock_monotonic_us();
+                state_s = json_get_str(st, "state") ?: "";
+                (void)json_get_int(st, "chunks_done", &done);
+                (void)json_get_int(st, "chunks_total", &total);
+                if (streq(state_s, "done")) {
+                        json_decref(st);
+                        break;
+                }
+                if (!streq(state_s, "running")) {
+                        vss_hresult fhr = VSS_E_UNEXPECTED_PROVIDER_ERROR;
+
+                        (void)wire_parse_hresult(json_object_get(st, "hresult"), &fhr);
+                        json_decref(st);
+                        if (VSS_SUCCEEDED(fhr))
+                                fhr = VSS_E_UNEXPECTED_PROVIDER_ERROR;
+                        return fail(s, fhr == VSS_E_REVERT_VOLUME_LOST ? fhr : VSS_E_PROVIDER_VETO,
+                                    "the revert of %s to %s ended in state '%s' after %lld of %lld chunks (0x%08X %s); "
+                                    "the volume stays offline, the revert stays recorded: revert again to complete "
+                                    "it", snap->volume, id, state_s, (long long)done, (long long)total, (uint32_t)fhr,
+                                    vss_hresult_name(fhr));
+                }
+                json_decref(st);
+        }
+        /* 6. */
+        hr = attach_mount(s, snap, live);
+        if (VSS_FAILED(hr)) {
+                char why[sizeof(s->ctx->error)];
+
+                snprintf(why, sizeof(why), "%s", s->ctx->error);
+                return fail(s, hr, "%s was reverted to %s, but: %s", snap->volume, id, why);
+        }
+        return VSS_S_OK;
+}
+
 const struct vss_provider_ops vss_provider_cow = {
         .name = "openvss cow provider",
         .provider_id = VSS_COW_PROVIDER_ID,
@@ -259,4 +468,5 @@ const struct vss_provider_ops vss_provider_cow = {
         .expose = cow_expose,
         .unexpose = cow_unexpose,
         .exists = cow_exists,
+        .revert = cow_revert,
 };

@@ -467,6 +467,21 @@ static vss_hresult build_document(vss_backup *b, const vss_id *set, int32_t cont
         return VSS_S_OK;
 }
 
+/* HOST:VOLUME (a volume is an absolute path, so a ':' before the first '/' ends a host name). */
+static bool split_host(const char *arg, char *host, size_t len, const char **ret_volume)
+{
+        const char *colon = strchr(arg, ':'), *slash = strchr(arg, '/');
+
+        *ret_volume = arg;
+        host[0] = 0;
+        if (!colon || (slash && slash < colon) || colon[1] != '/' || (size_t)(colon - arg) >= len)
+                return false;
+        memcpy(host, arg, (size_t)(colon - arg));
+        host[colon - arg] = 0;
+        *ret_volume = colon + 1;
+        return true;
+}
+
 static int run(struct tool_args *a)
 {
         _cleanup_(vss_backup_freep) vss_backup *b = NULL;
@@ -482,6 +497,7 @@ static int run(struct tool_args *a)
         vss_hresult hr;
         char id[VSS_ID_STRING_MAX];
         int r = TOOL_EXIT_FAILURE, cmd_status = 0;
+        bool cluster = false;
 
         if (n == 0) {
                 tool_print_error(VSS_E_INVALIDARG, "No VOLUME given. Try 'vshadow --help'.");
@@ -498,6 +514,17 @@ static int run(struct tool_args *a)
         shadows = calloc(n, sizeof(*shadows));
         if (!shadows)
                 return tool_print_error(VSS_E_OUTOFMEMORY, NULL);
+        for (size_t i = 0; i < n; i++) {
+                char host[256];
+                const char *vol;
+
+                if (split_host(a->positional[i], host, sizeof(host), &vol))
+                        cluster = true;
+        }
+        if (cluster && (cmd || bc_path)) {
+                tool_print_error(VSS_E_NOT_SUPPORTED, "-exec and -bc take local volumes only, not HOST:VOLUME.");
+                return TOOL_EXIT_USAGE;
+        }
         if (bc_path) {
                 char err[1024] = "";
 
@@ -546,8 +573,17 @@ static int run(struct tool_args *a)
                         STEP(vss_backup_exclude_writer(b, wx->list[i]));
         }
         STEP(vss_backup_start_snapshot_set(b, &set));
-        for (size_t i = 0; i < n; i++)
-                STEP(vss_backup_add_to_snapshot_set(b, a->positional[i], NULL, &shadows[i].id));
+        for (size_t i = 0; i < n; i++) {
+                char host[256];
+                const char *vol;
+
+                /* In a cluster set a volume without a host is this host's ("" to vssd). */
+                if (cluster) {
+                        (void)split_host(a->positional[i], host, sizeof(host), &vol);
+                        STEP(vss_backup_add_to_cluster_set(b, host, vol, &shadows[i].id));
+                } else
+                        STEP(vss_backup_add_to_snapshot_set(b, a->positional[i], NULL, &shadows[i].id));
+        }
         STEP(vss_backup_prepare_for_backup(b));
         if (!no_writers) {
                 CHECK(check_writers(b, "PrepareForBackup"));
@@ -564,8 +600,14 @@ static int run(struct tool_args *a)
         if (!no_writers)
                 CHECK(check_writers(b, "DoSnapshotSet"));
 
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+                /* Another host's shadow copy is in that host's catalog, not this one's. */
+                if (cluster) {
+                        (void)vss_backup_get_snapshot_properties(b, &shadows[i].id, &shadows[i].prop);
+                        continue;
+                }
                 STEP(vss_backup_get_snapshot_properties(b, &shadows[i].id, &shadows[i].prop));
+        }
 
         /* From here on a signal must not kill us with shadow copies mounted. */
         managed = !!cmd;

@@ -21,48 +21,151 @@ static const char *str(const json_t *o, const char *key)
         return s ?: "";
 }
 
+/* --json: the daemon's result as it came. */
+static int print_json_and_free(json_t *result)
+{
+        int r = vssadmin_print_json(result);
+
+        json_decref(result);
+        return r;
+}
+
 static json_t *array_of(const json_t *result, const char *key)
 {
         json_t *a = json_object_get(result, key);
         return json_is_array(a) ? a : NULL;
 }
 
+/* One writer in Windows' layout; 'host' (cluster view) adds the line that says where it runs. */
+static void print_writer(const json_t *w, const char *host)
+{
+        json_int_t state = 0;
+        const char *label = json_get_str(w, "state_label");
+        const char *last = json_get_str(w, "last_error");
+
+        if (!label) {
+                json_get_int(w, "state", &state);
+                label = vss_writer_state_label((enum vss_writer_state)state);
+        }
+        printf("Writer name: '%s'\n", str(w, "name"));
+        if (host)
+                printf("   Host: %s\n", host);
+        printf("   Writer Id: %s\n"
+               "   Writer Instance Id: %s\n"
+               "   State: %s\n"
+               "   Last error: %s\n",
+               str(w, "writer_id"), str(w, "instance_id"), label, last ?: "No error");
+}
+
+/* Cluster.Hosts; a view older than one read (etcd unreachable) is said on stderr. */
+static int call_hosts(struct vssadmin *va, json_t **ret)
+{
+        const char *error;
+
+        if (VSS_FAILED(vssadmin_call(va, "Cluster.Hosts", NULL, ret)))
+                return TOOL_EXIT_FAILURE;
+        error = json_get_str(*ret, "error");
+        if (error && !va->json) {
+                json_int_t read_us = 0;
+                char when[64];
+
+                json_get_int(*ret, "read_us", &read_us);
+                fprintf(stderr, "Warning: etcd did not answer (%s); the view below was read at %s.\n", error,
+                        vssadmin_format_time(read_us, when, sizeof(when)));
+        }
+        return 0;
+}
+
+static int list_cluster_writers(struct vssadmin *va)
+{
+        json_t *result = NULL, *h, *w;
+        bool first = true;
+        size_t i, j;
+
+        if (call_hosts(va, &result) != 0)
+                return TOOL_EXIT_FAILURE;
+        if (va->json)
+                return print_json_and_free(result);
+        json_array_foreach(array_of(result, "hosts"), i, h) {
+                const char *host = str(h, "name");
+
+                if (!streq(str(h, "state"), "present")) {
+                        if (!first)
+                                printf("\n");
+                        first = false;
+                        printf("Host %s: gone (no host record; its writers are unknown)\n", host);
+                        continue;
+                }
+                json_array_foreach(array_of(json_object_get(h, "record"), "writers"), j, w) {
+                        if (!first)
+                                printf("\n");
+                        first = false;
+                        print_writer(w, host);
+                }
+        }
+        json_decref(result);
+        return 0;
+}
+
 int verb_list_writers(struct vssadmin *va)
 {
-        json_t *result = NULL, *writers, *w;
+        json_t *result = NULL, *w;
         bool first = true;
         size_t i;
 
+        if (tool_args_flag(&va->args, OPT_CLUSTER))
+                return list_cluster_writers(va);
         if (VSS_FAILED(vssadmin_call(va, "Writers.List", NULL, &result)))
                 return TOOL_EXIT_FAILURE;
-        if (va->json) {
-                int r = vssadmin_print_json(result);
-                json_decref(result);
-                return r;
-        }
-
-        writers = array_of(result, "writers");
-        json_array_foreach(writers, i, w) {
-                json_int_t state = 0;
-                const char *label = json_get_str(w, "state_label");
-                const char *last = json_get_str(w, "last_error");
-
-                if (!label) {
-                        json_get_int(w, "state", &state);
-                        label = vss_writer_state_label((enum vss_writer_state)state);
-                }
-                if (!last)
-                        last = "No error";
+        if (va->json)
+                return print_json_and_free(result);
+        json_array_foreach(array_of(result, "writers"), i, w) {
                 if (!first)
                         printf("\n");
                 first = false;
-                printf("Writer name: '%s'\n"
-                       "   Writer Id: %s\n"
-                       "   Writer Instance Id: %s\n"
-                       "   State: %s\n"
-                       "   Last error: %s\n",
-                       str(w, "name"), str(w, "writer_id"), str(w, "instance_id"), label, last);
+                print_writer(w, NULL);
         }
+        json_decref(result);
+        return 0;
+}
+
+int verb_list_hosts(struct vssadmin *va)
+{
+        json_t *result = NULL, *h;
+        bool first = true;
+        size_t i;
+
+        if (call_hosts(va, &result) != 0)
+                return TOOL_EXIT_FAILURE;
+        if (va->json)
+                return print_json_and_free(result);
+        json_array_foreach(array_of(result, "hosts"), i, h) {
+                json_t *rec = json_object_get(h, "record");
+                json_int_t updated = 0;
+                char when[64];
+
+                if (!first)
+                        printf("\n");
+                first = false;
+                printf("Host name: '%s'%s\n", str(h, "name"),
+                       streq(str(h, "name"), str(result, "host")) ? " (this host)" : "");
+                if (!streq(str(h, "state"), "present")) {
+                        printf("   State: Gone (no host record: its lease expired or its vssd stopped)\n");
+                        continue;
+                }
+                json_get_int(rec, "updated_us", &updated);
+                printf("   State: Present\n"
+                       "   Version: %s\n"
+                       "   Volumes: %zu\n"
+                       "   Providers: %zu\n"
+                       "   Writers: %zu\n"
+                       "   Record updated: %s\n",
+                       str(rec, "version"), json_array_size(array_of(rec, "volumes")),
+                       json_array_size(array_of(rec, "providers")), json_array_size(array_of(rec, "writers")),
+                       vssadmin_format_time(updated, when, sizeof(when)));
+        }
+        if (first)
+                printf(NO_ITEMS);
         json_decref(result);
         return 0;
 }
@@ -75,11 +178,8 @@ int verb_list_providers(struct vssadmin *va)
 
         if (VSS_FAILED(vssadmin_call(va, "Providers.List", NULL, &result)))
                 return TOOL_EXIT_FAILURE;
-        if (va->json) {
-                int r = vssadmin_print_json(result);
-                json_decref(result);
-                return r;
-        }
+        if (va->json)
+                return print_json_and_free(result);
 
         json_array_foreach(array_of(result, "providers"), i, p) {
                 if (!first)
@@ -138,15 +238,32 @@ static void print_shadow(const json_t *s, const char *hostname)
 int verb_list_shadows(struct vssadmin *va)
 {
         const char *vol = tool_args_value(&va->args, OPT_FOR), *sid = tool_args_value(&va->args, OPT_SHADOW);
+        const char *set_filter = tool_args_value(&va->args, OPT_SET);
         _cleanup_free_ bool *done = NULL;
         json_t *result = NULL, *shadows;
         char host[256] = "";
         size_t n;
         int r;
 
-        r = vssadmin_query_shadows(va, vol, sid, &result);
-        if (r != EXIT_SUCCESS)
-                return r;
+        if (set_filter) {
+                char setid[VSS_ID_STRING_MAX];
+                json_t *params;
+
+                /* A cluster set's shadow copies on every host (vssd adds the other hosts'). */
+                if (VSS_FAILED(vssadmin_parse_id("set", set_filter, setid)))
+                        return TOOL_EXIT_USAGE;
+                params = json_pack("{s:s}", "set_id", setid);
+                if (vol)
+                        json_object_set_new(params, "volume", json_string(vol));
+                if (sid)
+                        json_object_set_new(params, "shadow_id", json_string(sid));
+                if (VSS_FAILED(vssadmin_call(va, "Shadows.Query", params, &result)))
+                        return TOOL_EXIT_FAILURE;
+        } else {
+                r = vssadmin_query_shadows(va, vol, sid, &result);
+                if (r != EXIT_SUCCESS)
+                        return r;
+        }
         if (va->json) {
                 r = vssadmin_print_json(result);
                 json_decref(result);
@@ -243,11 +360,8 @@ int verb_list_shadowstorage(struct vssadmin *va)
 
         if (VSS_FAILED(vssadmin_call(va, "Storage.List", params, &result)))
                 return TOOL_EXIT_FAILURE;
-        if (va->json) {
-                int r = vssadmin_print_json(result);
-                json_decref(result);
-                return r;
-        }
+        if (va->json)
+                return print_json_and_free(result);
 
         assocs = array_of(result, "associations");
         if (json_array_size(assocs) == 0)
@@ -283,11 +397,8 @@ int verb_list_volumes(struct vssadmin *va)
 
         if (VSS_FAILED(vssadmin_call(va, "Volumes.List", NULL, &result)))
                 return TOOL_EXIT_FAILURE;
-        if (va->json) {
-                int r = vssadmin_print_json(result);
-                json_decref(result);
-                return r;
-        }
+        if (va->json)
+                return print_json_and_free(result);
 
         json_array_foreach(array_of(result, "volumes"), i, v)
                 printf("Volume path: %s\n"
@@ -304,11 +415,8 @@ int verb_list_events(struct vssadmin *va)
 
         if (VSS_FAILED(vssadmin_call(va, "Events.List", NULL, &result)))
                 return TOOL_EXIT_FAILURE;
-        if (va->json) {
-                int r = vssadmin_print_json(result);
-                json_decref(result);
-                return r;
-        }
+        if (va->json)
+                return print_json_and_free(result);
 
         json_array_foreach(array_of(result, "events"), i, e) {
                 json_int_t t = 0;
@@ -321,6 +429,52 @@ int verb_list_events(struct vssadmin *va)
                 if (wire_parse_hresult(json_object_get(e, "hresult"), &hr))
                         printf("%s %s ", tool_format_hresult(hr, hex), vss_hresult_name(hr));
                 printf("%s\n", str(e, "message"));
+        }
+        json_decref(result);
+        return 0;
+}
+
+int verb_list_previousversions(struct vssadmin *va)
+{
+        const char *for_vol = tool_args_value(&va->args, OPT_FOR);
+        json_t *result = NULL, *params = json_object(), *p, *sh;
+        size_t i, k;
+
+        if (!params)
+                return tool_print_error(VSS_E_OUTOFMEMORY, NULL);
+        if (for_vol)
+                json_object_set_new(params, "volume", json_string(for_vol));
+        if (VSS_FAILED(vssadmin_call(va, "PreviousVersions.List", params, &result)))
+                return TOOL_EXIT_FAILURE;
+        if (va->json) {
+                int r = vssadmin_print_json(result);
+                json_decref(result);
+                return r;
+        }
+
+        if (json_array_size(array_of(result, "publications")) == 0)
+                printf(NO_ITEMS);
+        json_array_foreach(array_of(result, "publications"), i, p) {
+                json_t *shadows = array_of(p, "shadows");
+                json_int_t since = 0;
+                char when[64];
+
+                json_get_int(p, "created_us", &since);
+                if (i > 0)
+                        printf("\n");
+                printf("Previous Versions of volume: %s\n"
+                       "   Published at: %s\n"
+                       "   Published since: %s\n"
+                       "   Shadow copies published: %zu\n",
+                       str(p, "volume"), str(p, "dir"), vssadmin_format_time(since, when, sizeof(when)),
+                       json_array_size(shadows));
+                json_array_foreach(shadows, k, sh) {
+                        json_int_t created = 0;
+
+                        json_get_int(sh, "creation_time_us", &created);
+                        printf("      %s: Shadow Copy ID: %s, created %s\n", str(sh, "name"), str(sh, "shadow_id"),
+                               vssadmin_format_time(created, when, sizeof(when)));
+                }
         }
         json_decref(result);
         return 0;

@@ -219,6 +219,61 @@ out:
         return r;
 }
 
+/* Windows Server's `vssadmin revert shadow`: asks unless /quiet, as delete does, naming the volume
+ * and what the revert costs (the newer shadow copies), then waits for the revert to end. */
+int verb_revert_shadow(struct vssadmin *va)
+{
+        const char *sid = tool_args_value(&va->args, OPT_SHADOW), *volume;
+        bool quiet = tool_args_flag(&va->args, OPT_QUIET);
+        json_t *result = NULL, *shadows, *all = NULL, *x, *done = NULL;
+        json_int_t t = 0, ti = 0;
+        char id[VSS_ID_STRING_MAX], question[4096 + 256];
+        size_t newer = 0, i;
+        int r;
+
+        if (VSS_FAILED(vssadmin_parse_id("shadow", sid, id)))
+                return TOOL_EXIT_USAGE;
+        r = vssadmin_query_shadows(va, NULL, id, &result);
+        if (r != EXIT_SUCCESS)
+                return r;
+        shadows = json_object_get(result, "shadows");
+        if (json_array_size(shadows) == 0) {
+                json_decref(result);
+                tool_print_errorf(VSS_E_OBJECT_NOT_FOUND, "There is no shadow copy %s.", id);
+                return TOOL_EXIT_FAILURE;
+        }
+        volume = json_get_str(json_array_get(shadows, 0), "original_volume") ?: "?";
+        json_get_int(json_array_get(shadows, 0), "creation_time_us", &t);
+        r = TOOL_EXIT_FAILURE;
+        if (!quiet) {
+                if (vssadmin_query_shadows(va, volume, NULL, &all) != EXIT_SUCCESS)
+                        goto out;
+                json_array_foreach(json_object_get(all, "shadows"), i, x)
+                        if (json_get_int(x, "creation_time_us", &ti) && ti > t)
+                                newer++;
+                snprintf(question, sizeof(question),
+                         "Do you really want to revert the volume %s to shadow copy %s? Its current content and "
+                         "%zu newer shadow copies are lost (Y/N): [N]? ", volume, id, newer);
+                if (!vssadmin_confirm(question)) {
+                        printf("\n");
+                        r = 0;
+                        goto out;
+                }
+                printf("\n");
+        }
+        if (VSS_FAILED(vssadmin_call(va, "Shadows.Revert", json_pack("{s:s}", "shadow_id", id), &done)))
+                goto out;
+        if (!quiet)
+                printf("Successfully reverted the volume %s to shadow copy %s (%zu newer shadow copies deleted).\n",
+                       volume, id, json_array_size(json_object_get(done, "deleted")));
+        r = 0;
+out:
+        json_decref(done);
+        json_decref(all);
+        json_decref(result);
+        return r;
+}
+
 int verb_expose_shadow(struct vssadmin *va)
 {
         const char *sid = tool_args_value(&va->args, OPT_SHADOW), *at = tool_args_value(&va->args, OPT_AT);

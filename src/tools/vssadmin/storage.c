@@ -103,12 +103,21 @@ int verb_create_volume(struct vssadmin *va)
 {
         const char *size = tool_args_value(&va->args, OPT_SIZE), *fs = tool_args_value(&va->args, OPT_FS);
         const char *image = tool_args_value(&va->args, OPT_IMAGE), *mount = tool_args_value(&va->args, OPT_MOUNT);
-        const char *name = tool_args_value(&va->args, OPT_NAME);
+        const char *name = tool_args_value(&va->args, OPT_NAME), *device = tool_args_value(&va->args, OPT_DEVICE);
         json_t *params, *result = NULL;
-        struct tool_size sz;
+        struct tool_size sz = { 0 };
 
-        if (VSS_FAILED(tool_parse_size(size, &sz)) || sz.kind != TOOL_SIZE_BYTES || sz.bytes == 0 ||
-            sz.bytes > INT64_MAX) {
+        if (image && device) {
+                tool_print_error(VSS_E_INVALIDARG, "Give /image= or /device=, not both.");
+                return TOOL_EXIT_USAGE;
+        }
+        if (!size && !image && !device) {
+                tool_print_error(VSS_E_INVALIDARG, "/size= is needed for a new volume (an existing /image= or "
+                                 "/device= may leave it out).");
+                return TOOL_EXIT_USAGE;
+        }
+        if (size && (VSS_FAILED(tool_parse_size(size, &sz)) || sz.kind != TOOL_SIZE_BYTES || sz.bytes == 0 ||
+                     sz.bytes > INT64_MAX)) {
                 tool_print_errorf(VSS_E_INVALIDARG, "/size=%s is not a size: give N[B|KB|MB|GB|TB] (or B,K,M,G,T).",
                                   size);
                 return TOOL_EXIT_USAGE;
@@ -118,11 +127,15 @@ int verb_create_volume(struct vssadmin *va)
                 return TOOL_EXIT_USAGE;
         }
 
-        params = json_pack("{s:s, s:I}", "name", name, "size_bytes", (json_int_t)sz.bytes);
+        params = json_pack("{s:s}", "name", name);
         if (!params)
                 return tool_print_error(VSS_E_OUTOFMEMORY, NULL);
+        if (size)
+                json_object_set_new(params, "size_bytes", json_integer((json_int_t)sz.bytes));
         if (image)
                 json_object_set_new(params, "image", json_string(image));
+        if (device)
+                json_object_set_new(params, "device", json_string(device));
         if (fs)
                 json_object_set_new(params, "fs", json_string(strcasecmp(fs, "xfs") == 0 ? "xfs" : "ext4"));
         if (mount)
@@ -130,7 +143,11 @@ int verb_create_volume(struct vssadmin *va)
 
         if (VSS_FAILED(vssadmin_call(va, "Volumes.Create", params, &result)))
                 return TOOL_EXIT_FAILURE;
-        printf("Successfully created volume '%s'\n", name);
+        if (json_is_true(json_object_get(result, "adopted")))
+                printf("Successfully adopted '%s' as volume '%s' (%s filesystem kept)\n", image ?: device, name,
+                       json_get_str(result, "fs") ?: "its");
+        else
+                printf("Successfully created volume '%s'\n", name);
         if (json_get_str(result, "path"))
                 printf("    Volume path: %s\n", json_get_str(result, "path"));
         if (json_get_str(result, "device"))

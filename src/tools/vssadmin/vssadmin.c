@@ -26,6 +26,7 @@ static const struct tool_option options[_OPT_MAX] = {
         [OPT_FOR]       = { "for", NULL, TOOL_OPT_VALUE, "VOL", NULL },
         [OPT_ON]        = { "on", NULL, TOOL_OPT_VALUE, "VOL", NULL },
         [OPT_SHADOW]    = { "shadow", NULL, TOOL_OPT_VALUE, "ID", NULL },
+        [OPT_SET]       = { "set", NULL, TOOL_OPT_VALUE, "ID", NULL },
         [OPT_OLDEST]    = { "oldest", NULL, TOOL_OPT_FLAG, NULL, NULL },
         [OPT_ALL]       = { "all", NULL, TOOL_OPT_FLAG, NULL, NULL },
         [OPT_QUIET]     = { "quiet", NULL, TOOL_OPT_FLAG, NULL, NULL },
@@ -35,9 +36,11 @@ static const struct tool_option options[_OPT_MAX] = {
         [OPT_NAME]      = { "name", NULL, TOOL_OPT_VALUE, "NAME", NULL },
         [OPT_SIZE]      = { "size", NULL, TOOL_OPT_VALUE, "SIZE", NULL },
         [OPT_IMAGE]     = { "image", NULL, TOOL_OPT_VALUE, "PATH", NULL },
+        [OPT_DEVICE]    = { "device", NULL, TOOL_OPT_VALUE, "DEV", NULL },
         [OPT_FS]        = { "fs", NULL, TOOL_OPT_VALUE, "ext4|xfs", NULL },
         [OPT_MOUNT]     = { "mount", NULL, TOOL_OPT_VALUE, "DIR", NULL },
         [OPT_JSON]      = { "json", NULL, TOOL_OPT_FLAG, NULL, NULL },
+        [OPT_CLUSTER]   = { "cluster", NULL, TOOL_OPT_FLAG, NULL, NULL },
         [OPT_SOCKET]    = { "socket", NULL, TOOL_OPT_VALUE, "PATH",
                             "vssd's socket (default $VSS_SOCKET, else /run/openvss/vssd.sock)" },
         [OPT_HELP]      = { "help", "h", TOOL_OPT_FLAG, NULL, "print this help (also /? and -?)" },
@@ -55,15 +58,20 @@ static const struct verb {
         const char *syntax;
         const char *help;
 } verbs[] = {
+        { "add", "previousversions", verb_add_previousversions, O(OPT_FOR) | O(OPT_AT), O(OPT_FOR),
+          "/For=VOL [/At=DIR]", "Publish a volume's shadow copies as @GMT- previous versions" },
         { "add", "shadowstorage", verb_add_shadowstorage, O(OPT_FOR) | O(OPT_ON) | O(OPT_MAXSIZE),
           O(OPT_FOR) | O(OPT_ON), "/For=VOL /On=VOL [/MaxSize=SIZE]",
           "Add a new volume shadow copy storage association" },
         { "create", "shadow", verb_create_shadow, O(OPT_FOR) | O(OPT_AUTORETRY), O(OPT_FOR),
           "/For=VOL [/AutoRetry=MINUTES]", "Create a new volume shadow copy" },
         { "create", "volume", verb_create_volume,
-          O(OPT_NAME) | O(OPT_SIZE) | O(OPT_IMAGE) | O(OPT_FS) | O(OPT_MOUNT), O(OPT_NAME) | O(OPT_SIZE),
-          "/Name=NAME /Size=SIZE [/Image=PATH] [/Fs=ext4|xfs] [/Mount=DIR]",
-          "Create a copy-on-write volume served by openvss" },
+          O(OPT_NAME) | O(OPT_SIZE) | O(OPT_IMAGE) | O(OPT_DEVICE) | O(OPT_FS) | O(OPT_MOUNT), O(OPT_NAME),
+          "/Name=NAME [/Size=SIZE] [/Image=PATH | /Device=DEV] [/Fs=ext4|xfs] [/Mount=DIR]",
+          "Create a copy-on-write volume served by openvss (an existing image or device without /Fs is adopted "
+          "with its filesystem)" },
+        { "delete", "previousversions", verb_delete_previousversions, O(OPT_FOR), O(OPT_FOR), "/For=VOL",
+          "Stop publishing a volume's previous versions" },
         { "delete", "shadows", verb_delete_shadows,
           O(OPT_FOR) | O(OPT_OLDEST) | O(OPT_ALL) | O(OPT_SHADOW) | O(OPT_QUIET), 0,
           "/For=VOL [/Oldest | /All | /Shadow=ID] [/Quiet]", "Delete volume shadow copies" },
@@ -77,19 +85,25 @@ static const struct verb {
           "/Shadow=ID /At=DIR", "Mount a shadow copy read-only at a directory" },
         { "list", "events", verb_list_events, O(OPT_JSON), 0, "[--json]",
           "List the events logged by the shadow copy service" },
+        { "list", "hosts", verb_list_hosts, O(OPT_JSON), 0, "[--json]",
+          "List the hosts of this host's cluster (vssd.conf [cluster])" },
+        { "list", "previousversions", verb_list_previousversions, O(OPT_FOR) | O(OPT_JSON), 0,
+          "[/For=VOL] [--json]", "List the volumes whose previous versions are published" },
         { "list", "providers", verb_list_providers, O(OPT_JSON), 0, "[--json]",
           "List registered volume shadow copy providers" },
-        { "list", "shadows", verb_list_shadows, O(OPT_FOR) | O(OPT_SHADOW) | O(OPT_JSON), 0,
-          "[/For=VOL] [/Shadow=ID] [--json]", "List existing volume shadow copies" },
+        { "list", "shadows", verb_list_shadows, O(OPT_FOR) | O(OPT_SHADOW) | O(OPT_SET) | O(OPT_JSON), 0,
+          "[/For=VOL] [/Shadow=ID] [/Set=ID] [--json]", "List existing volume shadow copies" },
         { "list", "shadowstorage", verb_list_shadowstorage, O(OPT_FOR) | O(OPT_ON) | O(OPT_JSON), 0,
           "[/For=VOL] [/On=VOL] [--json]", "List volume shadow copy storage associations" },
         { "list", "volumes", verb_list_volumes, O(OPT_JSON), 0, "[--json]",
           "List volumes eligible for shadow copies" },
-        { "list", "writers", verb_list_writers, O(OPT_JSON), 0, "[--json]",
+        { "list", "writers", verb_list_writers, O(OPT_CLUSTER) | O(OPT_JSON), 0, "[/Cluster] [--json]",
           "List subscribed volume shadow copy writers" },
         { "resize", "shadowstorage", verb_resize_shadowstorage, O(OPT_FOR) | O(OPT_ON) | O(OPT_MAXSIZE),
           O(OPT_FOR) | O(OPT_ON) | O(OPT_MAXSIZE), "/For=VOL /On=VOL /MaxSize=SIZE|UNBOUNDED|N%",
           "Resize a volume shadow copy storage association" },
+        { "revert", "shadow", verb_revert_shadow, O(OPT_SHADOW) | O(OPT_QUIET), O(OPT_SHADOW), "/Shadow=ID [/Quiet]",
+          "Revert a volume back to a specified shadow copy" },
         { "unexpose", "shadow", verb_unexpose_shadow, O(OPT_SHADOW), O(OPT_SHADOW), "/Shadow=ID",
           "Unmount an exposed shadow copy" },
 };
@@ -112,6 +126,9 @@ static void print_commands(FILE *f)
                          verbs[i].word2 ? verbs[i].word2 + 1 : "");
                 if (verbs[i].word2 && strcasecmp(verbs[i].word2, "shadowstorage") == 0)
                         snprintf(title, sizeof(title), "%c%s ShadowStorage",
+                                 toupper((unsigned char)verbs[i].word1[0]), verbs[i].word1 + 1);
+                if (verbs[i].word2 && strcasecmp(verbs[i].word2, "previousversions") == 0)
+                        snprintf(title, sizeof(title), "%c%s PreviousVersions",
                                  toupper((unsigned char)verbs[i].word1[0]), verbs[i].word1 + 1);
                 fprintf(f, "%-21s - %s\n", title, verbs[i].help);
         }

@@ -18,6 +18,7 @@ enum {
         OPT_FOR,
         OPT_ON,
         OPT_SHADOW,
+        OPT_SET,
         OPT_OLDEST,
         OPT_ALL,
         OPT_QUIET,
@@ -27,9 +28,11 @@ enum {
         OPT_NAME,
         OPT_SIZE,
         OPT_IMAGE,
+        OPT_DEVICE,
         OPT_FS,
         OPT_MOUNT,
         OPT_JSON,
+        OPT_CLUSTER,
         OPT_SOCKET,
         OPT_HELP,
         _OPT_MAX,
@@ -61,19 +64,24 @@ vss_hresult vssadmin_parse_id(const char *option, const char *text, char ret[VSS
 int vssadmin_query_shadows(struct vssadmin *va, const char *volume, const char *shadow, json_t **ret_result);
 
 int verb_list_writers(struct vssadmin *va);
+int verb_list_hosts(struct vssadmin *va);
 int verb_list_providers(struct vssadmin *va);
 int verb_list_shadows(struct vssadmin *va);
 int verb_list_shadowstorage(struct vssadmin *va);
 int verb_list_volumes(struct vssadmin *va);
 int verb_list_events(struct vssadmin *va);
+int verb_list_previousversions(struct vssadmin *va);
 
 int verb_create_shadow(struct vssadmin *va);
 int verb_delete_shadows(struct vssadmin *va);
 int verb_expose_shadow(struct vssadmin *va);
 int verb_unexpose_shadow(struct vssadmin *va);
+int verb_revert_shadow(struct vssadmin *va);
 
 int verb_add_shadowstorage(struct vssadmin *va);
 int verb_resize_shadowstorage(struct vssadmin *va);
 int verb_delete_shadowstorage(struct vssadmin *va);
 int verb_create_volume(struct vssadmin *va);
 int verb_delete_volume(struct vssadmin *va);
+int verb_add_previousversions(struct vssadmin *va);
+int verb_delete_previousversions(struct vssadmin *va);
