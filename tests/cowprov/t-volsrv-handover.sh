@@ -23,14 +23,14 @@ command -v qemu-img >/dev/null || bb_fail "qemu-img is missing (qemu-utils; scri
 [[ -e /dev/fuse ]] || bb_skip "no /dev/fuse"
 export VSS_VOLSRV
 
-LOAD_PID=
+LOAD_PID= STOPPED_PID=
 ho_cleanup()
 {
         local rc=$?
         set +e
         [[ -n "$LOAD_PID" ]] && kill "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
         # A server left stopped by a failed run would ignore the sweep's SIGTERM.
-        pkill -CONT -f "vss-volsrv.*$T/" 2>/dev/null
+        [[ -n "$STOPPED_PID" ]] && kill -CONT "$STOPPED_PID" 2>/dev/null
         if [[ $rc -ne 0 && $rc -ne 77 ]]; then
                 echo "=== vssd log:" >&2
                 tail -n 40 "$T/vssd.log" >&2
@@ -121,6 +121,7 @@ bb_wait_until 10 "the takeover is in vssadmin list events" eval '[[ $(events "to
 # ---- 2. SIGSTOP beyond the deadline ----
 pid=$(volsrv_pid)
 n=$(acked) t0=$(date +%s%N)
+STOPPED_PID=$pid
 kill -STOP "$pid"
 bb_wait_until 20 "vssd replaced the stopped server" eval '[[ $(events "did not answer its control socket") -ge 1 ]]'
 bb_wait_until 20 "the load goes on after the stopped server was replaced" acked_beyond $((n + 30))
