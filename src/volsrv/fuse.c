@@ -114,6 +114,9 @@ static void *reader_thread(void *arg)
 
                 if (n < 0) {
                         /* ENOENT: an interrupted request vanished; EAGAIN: another reader got it. */
+                        /* EINTR: volsrv_fuse_stop()'s SIGUSR2 when the connection does not end. */
+                        if (errno == EINTR && __atomic_load_n(&vf->stopping, __ATOMIC_RELAXED))
+                                break;
                         if (errno == EINTR || errno == ENOENT || errno == EAGAIN)
                                 continue;
                         if (errno != ENODEV && !__atomic_load_n(&vf->stopping, __ATOMIC_RELAXED))
@@ -565,8 +568,15 @@ static int fresh_mount(struct volsrv *s, struct volsrv_fuse *vf)
         return 0;
 }
 
+/* Interrupts a reader's read(): no SA_RESTART, nothing to do. */
+static void wake_reader(int sig)
+{
+        (void)sig;
+}
+
 int volsrv_fuse_start(struct volsrv *s)
 {
+        struct sigaction sa = { .sa_handler = wake_reader };
         _cleanup_free_ struct volsrv_fuse *vf = NULL;
         pthread_attr_t attr;
         struct stat st;
@@ -575,6 +585,8 @@ int volsrv_fuse_start(struct volsrv *s)
         vf = calloc(1, sizeof(*vf));
         if (!vf)
                 return -ENOMEM;
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(SIGUSR2, &sa, NULL);
         vf->fd = vf->state_fd = vf->wake[0] = vf->wake[1] = -1;
         vf->s = s;
         if (pipe2(vf->wake, O_CLOEXEC) < 0) {
@@ -705,7 +717,15 @@ void volsrv_fuse_stop(struct volsrv *s)
                         abort_connection(vf->dev);
                         aborted = true;
                 }
-                pthread_join(vf->threads[i], NULL);
+                /* Without fusectl (often not mounted) the abort does nothing, and a mount
+                 * still in use keeps the readers blocked in read(): interrupt them. */
+                for (;;) {
+                        struct timespec t = timespec_from_us(clock_realtime_us() + 100000);
+
+                        (void)pthread_kill(vf->threads[i], SIGUSR2);
+                        if (pthread_timedjoin_np(vf->threads[i], NULL, &t) == 0)
+                                break;
+                }
         }
         munmap(vf->st, sizeof(struct vfuse_state));
         close(vf->fd);
