@@ -2,14 +2,14 @@
 #   make demo   - install packages, build, run the end-to-end demo
 #   make test   - install packages, build with ASan+UBSan, run every test
 #   make deb    - the Debian packages openvss, libvss0, libvss-dev in $(DEB_BUILD)/
-#   make bench  - bench/snapset; bench-cow, bench-apps, bench-revert; bench-all runs the four
+#   make bench  - bench/snapset; bench-cow, bench-apps, bench-revert, bench-cluster; bench-all runs the five
 BUILD      ?= build
 TEST_BUILD ?= build-test
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 DEB_BUILD  ?= build-deb
 
-.PHONY: all deps build demo test fuzz bench bench-apps bench-cow bench-revert bench-all deb clean
+.PHONY: all deps build demo test fuzz bench bench-apps bench-cow bench-revert bench-cluster bench-all deb clean
 
 all: build
 
@@ -58,7 +58,12 @@ bench-revert:
 	ninja -C $(BUILD)
 	bench/revert.sh $(BUILD)
 
-bench-all: bench bench-cow bench-apps bench-revert
+bench-cluster:
+	@scripts/install-deps.sh --bench
+	ninja -C $(BUILD)
+	bench/cluster.sh $(BUILD)
+
+bench-all: bench bench-cow bench-apps bench-revert bench-cluster
 
 deb: deps
 	scripts/build-deb.sh $(DEB_BUILD)

@@ -53,10 +53,16 @@ struct vss_provider_snapshot {
         char provider_data[VSS_PROVIDER_DATA_MAX];
 };
 
+/* The settings of vssd.conf(5) a provider uses, parsed and checked by vssd: a provider
+ * never reads vssd.conf itself, so it cannot read it differently. */
+struct vss_provider_settings {
+        uint64_t min_diff_area_bytes;           /* [storage] min_diff_area_mb */
+};
+
 /* What vssd gives a provider. */
 struct vss_provider_ctx {
         const char *state_dir;                  /* vssd's state directory */
-        const char *config_path;                /* vssd.conf, may be NULL */
+        struct vss_provider_settings settings;
         char error[512];                        /* set by a failing call */
         /* vssd's event log: level is "info", "warning" or "error". */
         void (*log_event)(void *log_userdata, const char *level, vss_hresult hr, const char *message);
@@ -100,7 +106,9 @@ struct vss_provider_ops {
         vss_hresult (*revert)(void *state, struct vss_provider_snapshot *snap);
 };
 
+/* The providers compiled into vssd (src/providers/), in the order of its provider table. */
 extern const struct vss_provider_ops vss_provider_btrfs;
+extern const struct vss_provider_ops vss_provider_cow; /* docs/cow-provider.md */
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,23 @@
 
 #include "basic/fs-util.h"
 #include "basic/macro.h"
-#include "basic/wire.h"
+
+int write_all(int fd, const void *p, size_t n)
+{
+        const char *c = p;
+
+        while (n > 0) {
+                ssize_t k = write(fd, c, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                c += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
 
 static int mkdir_one(const char *path, mode_t mode)
 {
@@ -122,7 +138,7 @@ int write_file_atomic(const char *path, const void *data, size_t len)
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        r = wire_write_all(fd, data, len);
+        r = write_all(fd, data, len);
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
         if (close(fd) < 0 && r == 0)

@@ -3,6 +3,9 @@
 
 #include <sys/types.h>
 
+/* Writes all n bytes to a blocking fd, retrying on EINTR and short writes.  Returns 0 or -errno. */
+int write_all(int fd, const void *p, size_t n);
+
 /* Creates 'path' and every missing parent with 'mode' (like mkdir -p).  An
  * existing directory is fine; an existing non-directory is -ENOTDIR.  Returns 0
  * or -errno. */

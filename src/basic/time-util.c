@@ -55,12 +55,21 @@ int ms_until(uint64_t now_us, uint64_t deadline_us)
         return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-uint64_t debug_sleep_from_env(const char *name)
+uint64_t debug_ms_from_env(const char *name)
 {
         const char *v = getenv(name);
         uint64_t ms;
 
         if (!v || !*v || parse_u64(v, &ms) < 0 || ms == 0 || ms > 600000)
+                return 0;
+        return ms;
+}
+
+uint64_t debug_sleep_from_env(const char *name)
+{
+        uint64_t ms = debug_ms_from_env(name);
+
+        if (ms == 0)
                 return 0;
         /* Logged before the sleep: tests act on this line (tests/faults/t-fault-matrix.sh). */
         log_warn("%s: test hook, sleeping %llu ms", name, (unsigned long long)ms);

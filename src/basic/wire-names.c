@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The wire names of the enums writers and requesters exchange; one table each, shared by
- * the daemon and libvss so both ends always agree. */
+ * the daemon and libvss so both ends always agree; and the text form of HRESULTs. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "basic/macro.h"
-#include "basic/wire.h"
+#include "basic/names.h"
 
 static const char *const backup_types[] = {
         [VSS_BT_UNDEFINED] = "undefined",
@@ -128,4 +133,47 @@ const char *vss_file_restore_status_name(enum vss_file_restore_status s)
 int vss_file_restore_status_from_name(const char *name)
 {
         return index_of(file_restore_statuses, ARRAY_SIZE(file_restore_statuses), name);
+}
+
+void wire_format_hresult(vss_hresult hr, char buf[11])
+{
+        snprintf(buf, 11, "0x%08X", (uint32_t)hr);
+}
+
+bool wire_parse_hresult(const json_t *v, vss_hresult *ret)
+{
+        const struct vss_hresult_info *info;
+        const char *s, *p;
+        char *end;
+        unsigned long x;
+
+        if (!v)
+                return false;
+        if (json_is_integer(v)) {
+                json_int_t i = json_integer_value(v);
+                if (i < INT32_MIN || i > (json_int_t)UINT32_MAX)
+                        return false;
+                *ret = VSS_HR((uint32_t)i);
+                return true;
+        }
+        if (!json_is_string(v))
+                return false;
+        s = json_string_value(v);
+        info = vss_hresult_parse(s);
+        if (info) {
+                *ret = info->value;
+                return true;
+        }
+        /* Unknown but well-formed hex values are still values. */
+        p = s;
+        if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+                p += 2;
+        if (!*p || strlen(p) > 8 || strspn(p, "0123456789abcdefABCDEF") != strlen(p))
+                return false;
+        errno = 0;
+        x = strtoul(p, &end, 16);
+        if (errno || *end)
+                return false;
+        *ret = VSS_HR(x);
+        return true;
 }

@@ -6,13 +6,21 @@
  * WIRE_MESSAGE_MAX bytes.  wire_buf accumulates bytes from a socket and cuts
  * lines; wire_parse() checks a line is a well-formed request or reply.  Both
  * the daemon and libvss use these, and tests/fuzz/fuzz-wire.c feeds them
- * arbitrary bytes.
+ * arbitrary bytes.  The JSON field helpers and the text forms of enums and HRESULTs,
+ * which every user of the wire format needs too, are basic/json-util.h and basic/names.h:
+ * the tools include those and never this file (tests/layers).
  */
+
+#ifdef OPENVSS_ON_LIBVSS
+#error "a program on libvss never sees the wire format: basic/json-util.h and basic/names.h have what it needs (docs/architecture.md)"
+#endif
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "basic/json-util.h"
+#include "basic/names.h"
 #include "vss/vss.h"
 
 #define WIRE_MESSAGE_MAX (1024 * 1024)
@@ -68,28 +76,3 @@ json_t *wire_result(json_int_t id, json_t *result);
 json_t *wire_error(json_int_t id, vss_hresult hr, const char *detail);
 /* Compact text with the trailing newline; malloc'ed. NULL on OOM or if it exceeds WIRE_MESSAGE_MAX. */
 char *wire_dump(const json_t *msg, size_t *ret_len);
-/* Writes everything (blocking fd), retrying on EINTR. Returns 0 or -errno. */
-int wire_write_all(int fd, const char *p, size_t n);
-
-/* "0x80042316" */
-void wire_format_hresult(vss_hresult hr, char buf[11]);
-/* Accepts "0x80042316", "80042316", "VSS_E_..." or a JSON integer. */
-bool wire_parse_hresult(const json_t *v, vss_hresult *ret);
-
-/* Field helpers: return false when missing (optional) or of the wrong type. */
-const char *json_get_str(const json_t *obj, const char *key);
-bool json_get_int(const json_t *obj, const char *key, json_int_t *ret);
-bool json_get_bool(const json_t *obj, const char *key, bool def);
-bool json_get_id(const json_t *obj, const char *key, vss_id *ret);
-json_t *json_id(const vss_id *id);
-json_t *json_str_or_null(const char *s);
-
-/* The names enums travel under on the wire (docs/protocol.md): "full", "user_data",
- * "transacted_db", ...  *_name() returns NULL for a value out of range; *_from_name()
- * returns -1 for an unknown name. */
-const char *wire_backup_type_name(enum vss_backup_type t);
-int wire_backup_type_from_name(const char *name);
-const char *wire_usage_name(enum vss_usage_type u);
-int wire_usage_from_name(const char *name);
-const char *wire_source_name(enum vss_source_type s);
-int wire_source_from_name(const char *name);

@@ -24,6 +24,7 @@ void cluster_config_defaults(struct cluster_config *c)
                 .host_lease_ttl_s = 10,
                 .set_lease_ttl_s = 5,
                 .call_timeout_ms = 1000,
+                .set_keep_s = 86400,
         };
         snprintf(c->prefix, sizeof(c->prefix), "/openvss");
         cset_timing_default(&c->timing);
@@ -108,6 +109,10 @@ int cluster_config_set(struct cluster_config *c, const char *key, const char *va
         if (streq(key, "call_timeout_ms"))
                 return parse_u32(value, 50, 60000, &c->call_timeout_ms) < 0
                                ? bad(errbuf, errlen, key, value, "milliseconds, 50..60000")
+                               : 0;
+        if (streq(key, "set_keep_s"))
+                return parse_u32(value, 0, 31536000, &c->set_keep_s) < 0
+                               ? bad(errbuf, errlen, key, value, "seconds, 0..31536000")
                                : 0;
         if (streq(key, "hold_ms")) {
                 uint32_t hold;

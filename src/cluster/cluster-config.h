@@ -16,6 +16,7 @@
  *   hold_ms=10000            the hold window: Freeze seen .. thawed, on every host
  *   prepare_ms=60000         set seen .. Freeze seen
  *   call_timeout_ms=1000     deadline of one etcd call (split among the endpoints)
+ *   set_keep_s=86400         how long the keys of a finished set stay in etcd
  */
 
 #include <stdbool.h>
@@ -35,6 +36,7 @@ struct cluster_config {
         uint32_t host_lease_ttl_s;
         uint32_t set_lease_ttl_s;
         uint32_t call_timeout_ms;
+        uint32_t set_keep_s;
         struct cset_timing timing;
 };
 

@@ -149,6 +149,19 @@ int cset_store_start_result(const struct cset_store *s, const struct etcd_txn_re
                 *ret_lock_revision = g->kvs[0].create_revision;
                 return 0;
         }
+        {
+                /* Our own lock: the etcd client applied a T1 that timed out and was sent again
+                 * (etcd.h), so the second application found what the first one wrote. */
+                json_t *lock = json_loadb((const char *)g->kvs[0].value, g->kvs[0].value_len, 0, NULL);
+                bool ours = streq_ptr(json_string_value(json_object_get(lock, "set_id")), s->set_id) &&
+                            streq_ptr(json_string_value(json_object_get(lock, "coordinator")), s->me);
+
+                json_decref(lock);
+                if (ours) {
+                        *ret_lock_revision = g->kvs[0].create_revision;
+                        return 0;
+                }
+        }
         if (ret_holder) {
                 *ret_holder = strdup((const char *)g->kvs[0].value);
                 if (!*ret_holder)
@@ -347,4 +360,141 @@ int cset_store_result(const struct cset_store *s, const struct cset_action *a, c
                 }
         }
         return 0;
+}
+
+/* One set's keys, as gc_pick walks them. */
+struct gc_group {
+        char set_id[CSET_SET_ID_MAX];
+        bool over;                      /* a final, or an abort decision */
+        bool have_created;
+        uint64_t created_us;
+};
+
+static bool gc_group_due(const struct gc_group *g, const char *current, uint64_t now_us, uint64_t keep_us)
+{
+        return g->set_id[0] && g->over && g->have_created && !streq_ptr(current, g->set_id) &&
+               g->created_us <= now_us && now_us - g->created_us >= keep_us;
+}
+
+size_t cset_store_gc_pick(const char *prefix, const struct etcd_range_result *r, const char *current, uint64_t now_us,
+                          uint64_t keep_us, void (*pick)(const char *set_id, void *userdata), void *userdata)
+{
+        char base[CSET_KEY_MAX];
+        struct gc_group g = {};
+        size_t n = 0, blen;
+        int k = snprintf(base, sizeof(base), "%s/sets/", prefix);
+
+        if (k < 0 || (size_t)k >= sizeof(base))
+                return 0;
+        blen = (size_t)k;
+        /* A range comes sorted by key: the keys of one set are next to each other. */
+        for (size_t i = 0; i <= r->n_kvs; i++) {
+                const struct etcd_kv *kv = i < r->n_kvs ? &r->kvs[i] : NULL;
+                const char *id = NULL, *slash = NULL, *leaf;
+                size_t idlen = 0;
+
+                if (kv && kv->key_len > blen && memcmp(kv->key, base, blen) == 0) {
+                        id = (const char *)kv->key + blen;
+                        slash = strchr(id, '/');
+                        idlen = slash ? (size_t)(slash - id) : 0;
+                }
+                if (!kv || !slash || idlen >= sizeof(g.set_id) || strncmp(g.set_id, id, idlen) != 0 ||
+                    g.set_id[idlen] != 0) {
+                        if (gc_group_due(&g, current, now_us, keep_us)) {
+                                pick(g.set_id, userdata);
+                                n++;
+                        }
+                        g = (struct gc_group){};
+                        if (!kv || !slash || idlen == 0 || idlen >= sizeof(g.set_id))
+                                continue;
+                        memcpy(g.set_id, id, idlen);
+                        g.set_id[idlen] = 0;
+                }
+                leaf = slash + 1;
+                if (streq(leaf, "final"))
+                        g.over = true;
+                else if (streq(leaf, "decision") &&
+                         !(kv->value_len == strlen("commit") && memcmp(kv->value, "commit", kv->value_len) == 0))
+                        g.over = true;
+                else if (streq(leaf, "spec")) {
+                        json_t *spec = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
+                        json_t *c = json_object_get(spec, "created_us");
+
+                        if (json_is_integer(c) && json_integer_value(c) >= 0) {
+                                g.created_us = (uint64_t)json_integer_value(c);
+                                g.have_created = true;
+                        }
+                        json_decref(spec);
+                }
+        }
+        return n;
+}
+
+static const struct etcd_kv *find_kv(const struct etcd_range_result *r, const char *key)
+{
+        for (size_t i = 0; i < r->n_kvs; i++)
+                if (r->kvs[i].key_len == strlen(key) && memcmp(r->kvs[i].key, key, r->kvs[i].key_len) == 0)
+                        return &r->kvs[i];
+        return NULL;
+}
+
+/* An ack or outcome key: the word (ok, commit, complete) or a failure. */
+static void value_event(const struct etcd_kv *kv, const char *word, enum cset_event_type type, struct cset_event *ev)
+{
+        *ev = (struct cset_event){ .type = type };
+        if (kv->value_len == strlen(word) && memcmp(kv->value, word, kv->value_len) == 0) {
+                ev->commit = ev->complete = true;
+                return;
+        }
+        if (cset_failure_from_json((const char *)kv->value, kv->value_len, &ev->failure) < 0) {
+                ev->failure.hr = VSS_E_UNEXPECTED;
+                snprintf(ev->failure.detail, sizeof(ev->failure.detail), "unreadable value");
+        }
+}
+
+void cset_store_poll_events(const struct cset_store *s, const struct etcd_range_result *r,
+                            void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
+                            void *userdata)
+{
+        static const struct {
+                const char *leaf;
+                enum cset_event_type type;
+        } acks[] = { { "prepared", CSET_EV_HOST_PREPARED },
+                     { "frozen", CSET_EV_HOST_FROZEN },
+                     { "done", CSET_EV_HOST_DONE } };
+        char key[CSET_KEY_MAX];
+        const struct etcd_kv *kv;
+        struct cset_event ev;
+
+        for (size_t i = 0; i < s->n_hosts; i++)
+                for (size_t a = 0; a < ARRAY_SIZE(acks); a++) {
+                        if (cset_store_key(s, acks[a].leaf, s->hosts[i], key, sizeof(key)) < 0 ||
+                            !(kv = find_kv(r, key)))
+                                continue;
+                        value_event(kv, "ok", acks[a].type, &ev);
+                        if (ev.commit)
+                                ev.failure.hr = VSS_S_OK;
+                        ev.host = s->hosts[i];
+                        emit(&ev, true, false, userdata);
+                }
+        if (cset_store_key(s, "freeze", NULL, key, sizeof(key)) >= 0 && find_kv(r, key)) {
+                ev = (struct cset_event){ .type = CSET_EV_FREEZE_SEEN };
+                emit(&ev, false, true, userdata);
+        }
+        if (cset_store_key(s, "decision", NULL, key, sizeof(key)) >= 0 && (kv = find_kv(r, key))) {
+                value_event(kv, "commit", CSET_EV_DECISION_SEEN, &ev);
+                emit(&ev, true, true, userdata);
+        }
+        if (cset_store_key(s, "final", NULL, key, sizeof(key)) >= 0 && (kv = find_kv(r, key))) {
+                value_event(kv, "complete", CSET_EV_FINAL_SEEN, &ev);
+                emit(&ev, true, true, userdata);
+        }
+        if (cset_store_key(s, "end", NULL, key, sizeof(key)) >= 0 && find_kv(r, key)) {
+                ev = (struct cset_event){ .type = CSET_EV_END_SEEN, .succeeded = true };
+                emit(&ev, false, true, userdata);
+        } else if (cset_store_key(s, "coordinator", NULL, key, sizeof(key)) >= 0 && !find_kv(r, key)) {
+                /* Its lease expired (or the requester ended without BackupComplete). */
+                ev = (struct cset_event){ .type = CSET_EV_COORDINATOR_GONE };
+                emit(&ev, false, true, userdata);
+        }
 }

@@ -52,3 +52,24 @@ int cset_store_txn(const struct cset_store *s, const struct cset_action *a, stru
  */
 int cset_store_result(const struct cset_store *s, const struct cset_action *a, const struct etcd_txn_result *r,
                       struct cset_event *ret);
+
+/*
+ * Garbage collection (docs/cluster.md §9): r is the range of every key under P/sets/.
+ * pick(set_id) for each set that is over (it has a final, or an abort decision) and whose
+ * spec's created_us (realtime) is keep_us or more before now_us, except 'current' (NULL:
+ * none).  A set still running, decided commit without a final, or without a readable spec
+ * is kept.  Returns how many sets were picked.
+ */
+size_t cset_store_gc_pick(const char *prefix, const struct etcd_range_result *r, const char *current, uint64_t now_us,
+                          uint64_t keep_us, void (*pick)(const char *set_id, void *userdata), void *userdata);
+
+/*
+ * What one read of every key of the set (r: the range P/sets/<set>/) says, as events (the
+ * driver's poll, docs/cluster.md §11.5): each host's prepared/frozen/done ack (for the
+ * coordinator), freeze, end or the coordinator key gone (for the participant), decision and
+ * final (for both).  emit() gets each with the machines it is for; ev->host points into
+ * s->hosts.  Duplicates of earlier polls are harmless: the machines ignore them.
+ */
+void cset_store_poll_events(const struct cset_store *s, const struct etcd_range_result *r,
+                            void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
+                            void *userdata);

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <cmocka.h>
 
+#include "basic/fs-util.h"
 #include "basic/macro.h"
 #include "basic/wire.h"
 #include "vss/client.h"
@@ -61,7 +62,7 @@ static json_t *read_msg(int fd, struct wire_buf *b)
 
 static void send_line(int fd, const char *s)
 {
-        wire_write_all(fd, s, strlen(s));
+        write_all(fd, s, strlen(s));
 }
 
 static void *peer_main(void *userdata)

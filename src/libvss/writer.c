@@ -423,6 +423,10 @@ static bool (*handler_for(vss_writer *w, enum vss_event e))(vss_writer *, void *
         }
 }
 
+/* The local freeze deadline's length: the freeze timeout plus the grace, but never past a
+ * cluster set's hold window (the Freeze event's hold_ms, docs/protocol.md). */
+static uint64_t freeze_window_us(vss_writer *w, json_t *params);
+
 static uint32_t freeze_timeout_of(vss_writer *w, json_t *params)
 {
         json_int_t t;
@@ -434,6 +438,16 @@ static uint32_t freeze_timeout_of(vss_writer *w, json_t *params)
         if (params && json_get_int(params, "timeout_ms", &t) && t > 0 && t <= 3600000)
                 return (uint32_t)t;
         return VSS_DEFAULT_FREEZE_TIMEOUT_MS;
+}
+
+static uint64_t freeze_window_us(vss_writer *w, json_t *params)
+{
+        uint64_t ms = (uint64_t)freeze_timeout_of(w, params) + VSS_WRITER_FREEZE_GRACE_MS;
+        json_int_t hold;
+
+        if (params && json_get_int(params, "hold_ms", &hold) && hold > 0 && (uint64_t)hold < ms)
+                ms = (uint64_t)hold;
+        return ms * USEC_PER_MSEC;
 }
 
 static const char *abort_reason_text(enum vss_abort_reason r)
@@ -520,7 +534,7 @@ static vss_hresult writer_handle_request(vss_writer *w, json_t *msg)
         if (writer_seq_must_abort_before(&w->seq, ev.event, &ev.set_id))
                 run_local_abort(w, VSS_ABORT_SEQUENCE_ENDED);
         verdict = writer_seq_event(&w->seq, ev.event, &ev.set_id, clock_monotonic_us(),
-                                   (uint64_t)(freeze_timeout_of(w, params) + VSS_WRITER_FREEZE_GRACE_MS) * USEC_PER_MSEC,
+                                   freeze_window_us(w, params),
                                    &late);
         if (verdict == SEQ_RUN && writer_seq_holds(&w->seq)) {
                 /* What a local Abort of this set will show its handler. */

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/fs-util.h"
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/wire.h"
@@ -512,7 +513,7 @@ static void deliver_events(struct volsrv *s, struct client **clients, size_t n_c
                         log_info("event: %s", m ? m : "?");
                         free(m);
                         fd = open(s->events_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-                        if (fd < 0 || !line || wire_write_all(fd, line, strlen(line)) < 0)
+                        if (fd < 0 || !line || write_all(fd, line, strlen(line)) < 0)
                                 log_warn("events: cannot append to %s: %m", s->events_path);
                 }
                 for (size_t i = 0; i < n_clients; i++)

@@ -97,6 +97,23 @@ static void post_started(struct vcluster *k, vss_hresult hr, const char *fmt, ..
         post(k, m);
 }
 
+/* Waits on cond (with k->lock) until 'until' (monotonic) or vssd stops; returns whether to go on. */
+static bool wait_or_stop(struct vcluster *k, pthread_cond_t *cond, uint64_t until)
+{
+        bool stop;
+
+        pthread_mutex_lock(&k->lock);
+        while (!k->stop && clock_monotonic_us() < until) {
+                struct timespec ts = timespec_from_us(until);
+
+                if (pthread_cond_timedwait(cond, &k->lock, &ts) == ETIMEDOUT)
+                        break;
+        }
+        stop = k->stop;
+        pthread_mutex_unlock(&k->lock);
+        return !stop;
+}
+
 static void unreachable_event(struct cset_event *ev, struct etcd_client *c)
 {
         *ev = (struct cset_event){ .type = CSET_EV_ETCD_UNREACHABLE };
@@ -127,36 +144,104 @@ static void tset_maybe_clear(struct vcluster *k)
                 k->ts = (struct vc_tset){};
 }
 
-static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
+struct gc_ctx {
+        struct vcluster *k;
+        struct etcd_client *c;
+};
+
+static void gc_delete(const char *set_id, void *userdata)
+{
+        struct gc_ctx *g = userdata;
+        char key[CSET_KEY_MAX];
+
+        snprintf(key, sizeof(key), "%s/sets/%s/", g->k->cfg.prefix, set_id);
+        if (etcd_delete(g->c, key, true, call_deadline(g->k), NULL) < 0)
+                log_warn("[cluster] cannot delete the keys of finished set %s: %s", set_id, etcd_client_error(g->c));
+        else
+                log_info("[cluster] deleted the keys of finished set %s", set_id);
+}
+
+/* docs/cluster.md §9: with the lock held (before T10 releases it, so off the set's critical
+ * path), the sets that ended set_keep_s ago or more go. Their
+ * shadow copies stay in the hosts' catalogs; only the protocol's keys are removed. */
+static void gc_sets(struct vcluster *k, struct etcd_client *c)
+{
+        struct etcd_range_result r = {};
+        struct gc_ctx g = { k, c };
+        char key[CSET_KEY_MAX];
+
+        snprintf(key, sizeof(key), "%s/sets/", k->cfg.prefix);
+        if (etcd_get(c, key, true, call_deadline(k), &r) < 0) {
+                log_warn("[cluster] cannot read the sets to collect: %s", etcd_client_error(c));
+                return;
+        }
+        (void)cset_store_gc_pick(k->cfg.prefix, &r, k->ts.st.set_id, clock_realtime_us(),
+                                 (uint64_t)k->cfg.set_keep_s * USEC_PER_SEC, gc_delete, &g);
+        etcd_range_result_release(&r);
+}
+
+/* How long a new set waits for this host's part in the previous one to end: a requester that
+ * starts its next set at once would otherwise race the BackupComplete of the last one. */
+#define START_HOLD_US (3 * USEC_PER_SEC)
+#define START_RETRY_MS UINT64_C(2000)
+
+/* A start's etcd calls are tried again until 'until': etcd electing a new leader after losing
+ * one (1-2 s) must not fail a set that has frozen nothing yet. Waits 100 ms; false when the
+ * time is up or vssd stops. */
+static bool start_retry(struct vcluster *k, uint64_t until)
+{
+        uint64_t when = clock_monotonic_us() + 100 * USEC_PER_MSEC;
+
+        return when < until && wait_or_stop(k, &k->cond, when);
+}
+
+/* Takes j; returns whether it is done with it (false: held, k->held_start). */
+static bool job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
 {
         struct vc_tset *t = &k->ts;
         struct etcd_txn *txn = NULL;
         struct etcd_txn_result res = {};
         _cleanup_free_ char *holder = NULL;
         int64_t ttl = 0, lease = 0;
+        uint64_t until;
         int r;
 
         if (t->st.set_id[0] && !streq(t->st.set_id, j->set_id)) {
+                if (!k->held_start) {
+                        k->held_start = j;
+                        k->held_until = clock_monotonic_us() + START_HOLD_US;
+                        return false;
+                }
+                if (k->held_start == j && clock_monotonic_us() < k->held_until)
+                        return false;
+                k->held_start = NULL;
                 post_started(k, VSS_E_SNAPSHOT_SET_IN_PROGRESS, "host %s is still in cluster set %s", k->cfg.host,
                              t->st.set_id);
-                return;
+                return true;
         }
+        if (k->held_start == j)
+                k->held_start = NULL;
         tset_begin(k, j->set_id, (const char (*)[CSET_HOST_MAX])j->hosts, j->n_hosts);
-        r = etcd_lease_grant(c, k->cfg.set_lease_ttl_s, call_deadline(k), &lease, &ttl);
+        /* Bounded well below a host lease's keepalive slack: this thread keeps that lease too. */
+        until = clock_monotonic_us() + MIN((uint64_t)k->cfg.timing.unreachable_ms, START_RETRY_MS) * USEC_PER_MSEC;
+        while ((r = etcd_lease_grant(c, k->cfg.set_lease_ttl_s, call_deadline(k), &lease, &ttl)) < 0 &&
+               start_retry(k, until))
+                log_debug("[cluster] set lease: %s; again", etcd_client_error(c));
         if (r < 0) {
                 post_started(k, VSS_E_CLUSTER_ERROR, "cannot get a set lease: %s", etcd_client_error(c));
                 tset_maybe_clear(k);
-                return;
+                return true;
         }
         r = cset_store_start_txn(&t->st, lease, j->spec, &txn);
-        if (r >= 0)
-                r = etcd_txn_commit(c, txn, call_deadline(k), &res);
+        /* Sent again, T1 finds its own lock if the first one was applied (cset_store_start_result). */
+        while (r >= 0 && (r = etcd_txn_commit(c, txn, call_deadline(k), &res)) < 0 && start_retry(k, until))
+                log_debug("[cluster] T1: %s; again", etcd_client_error(c));
         etcd_txn_free(txn);
         if (r < 0) {
                 post_started(k, VSS_E_CLUSTER_ERROR, "cannot take the cluster set lock: %s", etcd_client_error(c));
                 (void)etcd_lease_revoke(c, lease, call_deadline(k));
                 tset_maybe_clear(k);
-                return;
+                return true;
         }
         r = cset_store_start_result(&t->st, &res, &t->st.lock_revision, &holder);
         etcd_txn_result_release(&res);
@@ -169,13 +254,53 @@ static void job_start(struct vcluster *k, struct etcd_client *c, struct vc_job *
                         post_started(k, VSS_E_CLUSTER_ERROR, "unexpected answer to the set's start: %s",
                                      strerror(-r));
                 tset_maybe_clear(k);
-                return;
+                return true;
         }
         t->lease = lease;
         t->coord = true;
         t->next_keepalive = clock_monotonic_us() + (uint64_t)k->cfg.set_lease_ttl_s * USEC_PER_SEC / 3;
         t->next_poll = 0;
         post_started(k, VSS_S_OK, "lock revision %lld", (long long)t->st.lock_revision);
+        return true;
+}
+
+/* A write of one machine of this host that the other one here waits for: it gets the event a
+ * poll would read next at once, saving a watch-and-poll round trip (on the coordinator's host,
+ * twice inside every freeze window). Failures are left to the polls. */
+static void relay_written(struct vcluster *k, const struct vc_job *j)
+{
+        struct cset_event ev = {};
+        bool to_coord = !j->coord;
+
+        if (to_coord ? !k->ts.coord : !k->ts.part)
+                return;
+        switch (j->act.type) {
+        case CSET_ACT_WRITE_FREEZE:
+                ev.type = CSET_EV_FREEZE_SEEN;
+                break;
+        case CSET_ACT_WRITE_COMMIT:
+                ev.type = CSET_EV_DECISION_SEEN;
+                ev.commit = true;
+                break;
+        case CSET_ACT_WRITE_COMPLETE:
+                ev.type = CSET_EV_FINAL_SEEN;
+                ev.complete = true;
+                break;
+        case CSET_ACT_WRITE_PREPARED:
+        case CSET_ACT_WRITE_FROZEN:
+        case CSET_ACT_WRITE_DONE:
+                if (j->act.failure.hr != VSS_S_OK)
+                        return;
+                ev.type = j->act.type == CSET_ACT_WRITE_PREPARED ? CSET_EV_HOST_PREPARED
+                          : j->act.type == CSET_ACT_WRITE_FROZEN ? CSET_EV_HOST_FROZEN
+                                                                  : CSET_EV_HOST_DONE;
+                ev.commit = ev.complete = true;
+                ev.host = k->cfg.host;
+                break;
+        default:
+                return;
+        }
+        post_event(k, to_coord, &ev);
 }
 
 static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
@@ -187,6 +312,8 @@ static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *
 
         if (!k->ts.st.set_id[0])
                 return;
+        if (j->coord && j->act.type == CSET_ACT_RELEASE)
+                gc_sets(k, c);          /* still under the lock, and after the set's freeze */
         r = cset_store_txn(&k->ts.st, &j->act, &txn);
         if (r < 0) {
                 log_err("[cluster] no transaction for %s: %s", cset_action_name(j->act.type), strerror(-r));
@@ -205,6 +332,8 @@ static void job_write(struct vcluster *k, struct etcd_client *c, struct vc_job *
         etcd_txn_result_release(&res);
         if (r > 0)
                 post_event(k, j->coord, &ev);
+        if (r > 0 && ev.type == CSET_EV_WRITTEN)
+                relay_written(k, j);
 }
 
 static void job_end(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
@@ -225,35 +354,22 @@ static void job_end(struct vcluster *k, struct etcd_client *c, struct vc_job *j)
         tset_maybe_clear(k);
 }
 
-static const struct etcd_kv *find_kv(const struct etcd_range_result *r, const char *key)
+static void poll_emit(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata)
 {
-        for (size_t i = 0; i < r->n_kvs; i++)
-                if (strcmp((const char *)r->kvs[i].key, key) == 0)
-                        return &r->kvs[i];
-        return NULL;
-}
+        struct vcluster *k = userdata;
 
-/* An ack or outcome key: the word (ok, commit, complete) or a failure. */
-static void value_event(const struct etcd_kv *kv, const char *word, enum cset_event_type type, struct cset_event *ev)
-{
-        *ev = (struct cset_event){ .type = type };
-        if (kv->value_len == strlen(word) && memcmp(kv->value, word, kv->value_len) == 0) {
-                ev->commit = ev->complete = true;
-                return;
-        }
-        if (cset_failure_from_json((const char *)kv->value, kv->value_len, &ev->failure) < 0) {
-                ev->failure.hr = VSS_E_UNEXPECTED;
-                snprintf(ev->failure.detail, sizeof(ev->failure.detail), "unreadable value");
-        }
+        if (to_coord && k->ts.coord)
+                post_event(k, true, ev);
+        if (to_part && k->ts.part)
+                post_event(k, false, ev);
 }
 
 /* Every key of the set, as events (duplicates are harmless: the machines take them and do nothing). */
 static void poll_set(struct vcluster *k, struct etcd_client *c)
 {
         struct vc_tset *t = &k->ts;
-        char prefix[CSET_KEY_MAX], key[CSET_KEY_MAX];
+        char prefix[CSET_KEY_MAX];
         struct etcd_range_result r = {};
-        const struct etcd_kv *kv;
         struct cset_event ev;
 
         if (cset_store_key(&t->st, "", NULL, prefix, sizeof(prefix)) < 0)
@@ -269,47 +385,7 @@ static void poll_set(struct vcluster *k, struct etcd_client *c)
                 ev = (struct cset_event){ .type = CSET_EV_ETCD_OK };
                 post_both(k, &ev);
         }
-        if (t->coord) {
-                static const struct {
-                        const char *leaf;
-                        enum cset_event_type type;
-                } acks[] = { { "prepared", CSET_EV_HOST_PREPARED },
-                             { "frozen", CSET_EV_HOST_FROZEN },
-                             { "done", CSET_EV_HOST_DONE } };
-
-                for (size_t i = 0; i < t->st.n_hosts; i++)
-                        for (size_t a = 0; a < ARRAY_SIZE(acks); a++) {
-                                if (cset_store_key(&t->st, acks[a].leaf, t->hosts[i], key, sizeof(key)) < 0 ||
-                                    !(kv = find_kv(&r, key)))
-                                        continue;
-                                value_event(kv, "ok", acks[a].type, &ev);
-                                if (ev.commit)
-                                        ev.failure.hr = VSS_S_OK;
-                                ev.host = t->hosts[i];
-                                post_event(k, true, &ev);
-                        }
-        }
-        if (t->part && cset_store_key(&t->st, "freeze", NULL, key, sizeof(key)) >= 0 && find_kv(&r, key)) {
-                ev = (struct cset_event){ .type = CSET_EV_FREEZE_SEEN };
-                post_event(k, false, &ev);
-        }
-        if (cset_store_key(&t->st, "decision", NULL, key, sizeof(key)) >= 0 && (kv = find_kv(&r, key))) {
-                value_event(kv, "commit", CSET_EV_DECISION_SEEN, &ev);
-                post_both(k, &ev);
-        }
-        if (cset_store_key(&t->st, "final", NULL, key, sizeof(key)) >= 0 && (kv = find_kv(&r, key))) {
-                value_event(kv, "complete", CSET_EV_FINAL_SEEN, &ev);
-                post_both(k, &ev);
-        }
-        if (t->part && cset_store_key(&t->st, "end", NULL, key, sizeof(key)) >= 0 && find_kv(&r, key)) {
-                ev = (struct cset_event){ .type = CSET_EV_END_SEEN, .succeeded = true };
-                post_event(k, false, &ev);
-        } else if (t->part && cset_store_key(&t->st, "coordinator", NULL, key, sizeof(key)) >= 0 &&
-                   !find_kv(&r, key)) {
-                /* Its lease expired (or the requester ended without BackupComplete). */
-                ev = (struct cset_event){ .type = CSET_EV_COORDINATOR_GONE };
-                post_event(k, false, &ev);
-        }
+        cset_store_poll_events(&t->st, &r, poll_emit, k);
         etcd_range_result_release(&r);
 }
 
@@ -350,8 +426,10 @@ static void poll_lock(struct vcluster *k, struct etcd_client *c)
                         if (n < CSET_MAX_HOSTS)
                                 snprintf(hosts[n++], CSET_HOST_MAX, "%s", h);
                 if (k->ts.st.set_id[0] && !streq(k->ts.st.set_id, set_id)) {
-                        log_warn("[cluster] set %s names this host while set %s is not over here; ignored", set_id,
-                                 k->ts.st.set_id);
+                        /* This host's coordinator is still ending its set: look again at the next poll. */
+                        log_debug("[cluster] set %s names this host while set %s is not over here yet", set_id,
+                                  k->ts.st.set_id);
+                        k->last_lock_set[0] = 0;
                         goto out;
                 }
                 tset_begin(k, set_id, (const char (*)[CSET_HOST_MAX])hosts, n);
@@ -378,6 +456,11 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
         pthread_mutex_lock(&k->lock);
         jobs = k->jobs;
         k->jobs = k->jobs_tail = NULL;
+        if (k->kick) {
+                k->kick = false;
+                k->ts.next_poll = 0;
+                k->next_lock_poll = 0;
+        }
         pthread_mutex_unlock(&k->lock);
         while (jobs) {
                 struct vc_job *j = jobs;
@@ -385,7 +468,14 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
                 jobs = j->next;
                 switch (j->kind) {
                 case VC_JOB_START:
-                        job_start(k, c, j);
+                        if (k->held_start) {
+                                /* One start at a time (the loop sends one per coordinator). */
+                                post_started(k, VSS_E_SNAPSHOT_SET_IN_PROGRESS, "host %s is starting another "
+                                             "cluster set", k->cfg.host);
+                                break;
+                        }
+                        if (!job_start(k, c, j))
+                                continue;
                         break;
                 case VC_JOB_WRITE:
                         job_write(k, c, j);
@@ -407,6 +497,14 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
                 free(j);
         }
 
+        if (k->held_start) {
+                struct vc_job *h = k->held_start;
+
+                if (job_start(k, c, h)) {
+                        free(h->spec);
+                        free(h);
+                }
+        }
         now = clock_monotonic_us();
         if (k->ts.lease && now >= k->ts.next_keepalive) {
                 int64_t ttl;
@@ -437,14 +535,84 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
                 wake = MIN(wake, k->ts.next_poll);
         if (k->ts.lease)
                 wake = MIN(wake, k->ts.next_keepalive);
+        if (k->held_start)
+                wake = MIN(wake, clock_monotonic_us() + SET_POLL_US);
         return wake;
 }
 
 void vcset_thread_stop(struct vcluster *k, struct etcd_client *c)
 {
+        if (k->held_start) {
+                free(k->held_start->spec);
+                free(k->held_start);
+                k->held_start = NULL;
+        }
         if (k->ts.lease)
                 (void)etcd_lease_revoke(c, k->ts.lease, call_deadline(k));
         k->ts.lease = 0;
+}
+
+/* ======================= watch thread ======================= */
+
+#define WATCH_WAIT_US (250 * USEC_PER_MSEC)     /* bounds how long vcluster_stop waits for it */
+
+static bool watch_wait(struct vcluster *k, uint64_t until)
+{
+        return wait_or_stop(k, &k->wcond, until);
+}
+
+static void *watch_thread(void *p)
+{
+        struct vcluster *k = p;
+        _cleanup_(etcd_client_freep) struct etcd_client *c = NULL;
+        struct etcd_watch *w = NULL;
+        char key[CLUSTER_PREFIX_MAX + 2];
+
+        snprintf(key, sizeof(key), "%s/", k->cfg.prefix);
+        if (etcd_client_new(k->cfg.endpoints, &c) < 0)
+                return NULL;
+        while (watch_wait(k, 0)) {
+                struct etcd_watch_response resp = {};
+                int r;
+
+                if (!w && etcd_watch_new(c, key, true, 0, &w) < 0) {
+                        w = NULL;
+                        if (!watch_wait(k, clock_monotonic_us() + WATCH_WAIT_US))
+                                break;
+                        continue;
+                }
+                r = etcd_watch_next(w, clock_monotonic_us() + WATCH_WAIT_US, &resp);
+                if (r > 0) {
+                        etcd_watch_response_release(&resp);
+                        pthread_mutex_lock(&k->lock);
+                        k->kick = true;
+                        pthread_cond_signal(&k->cond);
+                        pthread_mutex_unlock(&k->lock);
+                } else if (r < 0) {
+                        /* Compacted or canceled: a new watch from now on (the polls carry the state). */
+                        w = etcd_watch_free(w);
+                        if (!watch_wait(k, clock_monotonic_us() + WATCH_WAIT_US))
+                                break;
+                }
+        }
+        etcd_watch_free(w);
+        return NULL;
+}
+
+int vcset_watch_start(struct vcluster *k)
+{
+        int r = -pthread_create(&k->wthread, NULL, watch_thread, k);
+
+        if (r == 0)
+                k->wstarted = true;
+        return r;
+}
+
+void vcset_watch_join(struct vcluster *k)
+{
+        if (k->wstarted)
+                pthread_join(k->wthread, NULL);
+        k->wstarted = false;
 }
 
 /* ======================= loop thread ======================= */
@@ -480,6 +648,8 @@ struct vcset {
         const char *c_host_ptrs[CSET_MAX_HOSTS];
         size_t c_n_hosts;
         bool c_lease;                           /* T1 succeeded: T11 is owed */
+        struct timer c_hold_timer;              /* VSSD_DEBUG_CLUSTER_COMMIT_DELAY_MS: T5 waits */
+        struct cset_action c_held;
 };
 
 static void queue_job(struct vssd *v, struct vc_job *j)
@@ -654,6 +824,7 @@ static void run_p(struct vssd *v, const struct cset_actions *out)
                         break;
                 case CSET_ACT_FREEZE_LOCAL:
                         if (cs->ps) {
+                                cs->ps->cluster_hold_until_us = a->deadline_us;
                                 cs->local = LOCAL_FREEZE;
                                 set_cluster_freeze(v, cs->ps);
                         }
@@ -751,9 +922,25 @@ static void run_c(struct vssd *v, const struct cset_actions *out)
                 case CSET_ACT_REPORT:
                         report(v, &a->failure);
                         break;
+                case CSET_ACT_WRITE_COMMIT: {
+                        uint64_t ms = debug_ms_from_env("VSSD_DEBUG_CLUSTER_COMMIT_DELAY_MS");
+
+                        if (ms == 0) {
+                                queue_simple(v, VC_JOB_WRITE, true, cs->c_set, a);
+                                break;
+                        }
+                        /* Every host is frozen and waits: tests kill or cut hosts now. Logged
+                         * before the wait, as debug_sleep_from_env does. */
+                        log_warn("VSSD_DEBUG_CLUSTER_COMMIT_DELAY_MS: test hook, holding the commit decision of "
+                                 "set %s for %llu ms", cs->c_set, (unsigned long long)ms);
+                        cs->c_held = *a;
+                        timer_arm(v, &cs->c_hold_timer, clock_monotonic_us() + ms * USEC_PER_MSEC);
+                        break;
+                }
                 case CSET_ACT_FORGET:
                         cs->c_active = false;
                         timer_cancel(v, &cs->c_timer);
+                        timer_cancel(v, &cs->c_hold_timer);
                         queue_simple(v, VC_JOB_FORGET, true, cs->c_set, NULL);
                         return;
                 default:
@@ -789,6 +976,15 @@ static void c_tick(struct vssd *v, struct timer *t)
 
         (void)t;
         feed_c(v, &ev);
+}
+
+static void c_hold_done(struct vssd *v, struct timer *t)
+{
+        struct vcset *cs = v->cluster->set;
+
+        (void)t;
+        if (cs->c_active)
+                queue_simple(v, VC_JOB_WRITE, true, cs->c_set, &cs->c_held);
 }
 
 static void timing_from_spec(const struct vcluster *k, json_t *spec, struct cset_timing *t)
@@ -1110,6 +1306,7 @@ int vcset_init(struct vssd *v)
         cs->ops.released = ps_released;
         cs->p_timer.cb = p_tick;
         cs->c_timer.cb = c_tick;
+        cs->c_hold_timer.cb = c_hold_done;
         k->set = cs;
         k->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (k->evfd < 0 || epoll_ctl(v->epfd, EPOLL_CTL_ADD, k->evfd, &ev) < 0)
@@ -1140,6 +1337,7 @@ void vcset_free(struct vssd *v)
         if (cs) {
                 timer_cancel(v, &cs->p_timer);
                 timer_cancel(v, &cs->c_timer);
+                timer_cancel(v, &cs->c_hold_timer);
                 if (cs->ps) {
                         /* vssd stops: the local part aborts like a requester's set would. */
                         struct session *s = cs->ps;

@@ -268,7 +268,7 @@ static void *cluster_thread(void *arg)
                 if (lease && next_keepalive < wake)
                         wake = next_keepalive;
                 pthread_mutex_lock(&k->lock);
-                while (!k->stop && k->record_gen == gen && !k->jobs && clock_monotonic_us() < wake) {
+                while (!k->stop && !k->kick && k->record_gen == gen && !k->jobs && clock_monotonic_us() < wake) {
                         struct timespec ts = timespec_from_us(wake);
 
                         if (pthread_cond_timedwait(&k->cond, &k->lock, &ts) == ETIMEDOUT)
@@ -325,6 +325,7 @@ int vcluster_start(struct vssd *v)
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&k->cond, &ca);
+        pthread_cond_init(&k->wcond, &ca);
         pthread_condattr_destroy(&ca);
         k->evfd = -1;
         v->cluster = k;
@@ -343,6 +344,9 @@ int vcluster_start(struct vssd *v)
                 return r;
         }
         k->started = true;
+        r = vcset_watch_start(k);
+        if (r < 0)
+                log_warn("[cluster] no watch thread (%s): sets go at the polls' pace", strerror(-r));
         log_info("[cluster] host %s, etcd %s, prefix %s", k->cfg.host, k->cfg.endpoints, k->cfg.prefix);
         return 0;
 }
@@ -358,11 +362,14 @@ void vcluster_stop(struct vssd *v)
                 pthread_mutex_lock(&k->lock);
                 k->stop = true;
                 pthread_cond_signal(&k->cond);
+                pthread_cond_signal(&k->wcond);
                 pthread_mutex_unlock(&k->lock);
                 pthread_join(k->thread, NULL);
+                vcset_watch_join(k);
         }
         vcset_free(v);
         pthread_cond_destroy(&k->cond);
+        pthread_cond_destroy(&k->wcond);
         pthread_mutex_destroy(&k->lock);
         json_decref(k->view);
         free(k->record);

@@ -24,7 +24,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "vssd/vssd.h"
+#include "basic/macro.h"
+#include "basic/time-util.h"
+#include "vssd/freeze.h"
 
 static _noreturn_ void watchdog(int rfd, const int *fds, size_t n, unsigned hold_ms)
 {

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 
-#include "providers/cow/cow-provider.h"
 #include "vssd/vssd.h"
 
 const struct vss_provider_ops *const provider_table[] = {
@@ -294,7 +293,7 @@ int providers_init(struct vssd *v)
 
                 p->ops = provider_table[i];
                 p->ctx.state_dir = v->state_dir;
-                p->ctx.config_path = v->config_path;
+                p->ctx.settings.min_diff_area_bytes = (uint64_t)v->cfg.min_diff_area_mb << 20;
                 p->ctx.log_event = provider_log;
                 p->ctx.log_userdata = v;
                 hr = p->ops->init(&p->ctx, &p->state);

@@ -107,6 +107,16 @@ json_t *session_event_params(struct vssd *v, struct session *s, struct writer *w
                       comps, "shadows", shadows);
         if (ev == VSS_EVENT_BACKUP_COMPLETE)
                 json_object_set_new(p, "backup_succeeded", json_boolean(s->backup_succeeded));
+        if (ev == VSS_EVENT_FREEZE && s && s->cluster_hold_until_us) {
+                /* A cluster set's hold window bounds the writer's own deadline too, so that a
+                 * stopped or cut-off vssd cannot keep it frozen past D (docs/cluster.md §6). */
+                uint64_t now = clock_monotonic_us();
+                uint64_t left = s->cluster_hold_until_us > now ? (s->cluster_hold_until_us - now) / USEC_PER_MSEC : 0;
+
+                /* A twentieth less: the writer's Abort work also ends before D. */
+                left -= left / 20;
+                json_object_set_new(p, "hold_ms", json_integer((json_int_t)MAX(left, (uint64_t)1)));
+        }
         return p;
 }
 

@@ -75,8 +75,15 @@ struct vcluster {
         pthread_cond_t cond;            /* on CLOCK_MONOTONIC */
         int evfd;                       /* the thread's messages are waiting */
 
+        /* The watch thread (cluster-set.c): a doorbell that rings when a key under the prefix
+         * changes, so that the cluster thread polls at once rather than at its next poll. */
+        pthread_t wthread;
+        bool wstarted;
+        pthread_cond_t wcond;           /* the watch thread's waits, on CLOCK_MONOTONIC */
+
         /* Guarded by lock. */
         bool stop;
+        bool kick;                      /* the watch saw a change: poll now */
         char *record;                   /* newest record from the loop (no updated_us); NULL: none yet */
         uint64_t record_gen;            /* bumped with each new record, and with each job */
         json_t *view;                   /* every host, as last read; NULL before the first read */
@@ -88,6 +95,8 @@ struct vcluster {
         /* Cluster thread only. */
         struct vc_tset ts;
         char last_lock_set[CSET_SET_ID_MAX];    /* the set the lock named at the last poll */
+        struct vc_job *held_start;              /* a START waiting for this host's previous set to end */
+        uint64_t held_until;
         uint64_t next_lock_poll;
 
         /* Loop thread only. */
@@ -101,6 +110,9 @@ struct vcluster {
 uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c);
 /* At the thread's end: revoke the set lease if we hold one. */
 void vcset_thread_stop(struct vcluster *k, struct etcd_client *c);
+/* The watch thread: started after the cluster thread; stopped (joined) once k->stop is set. */
+int vcset_watch_start(struct vcluster *k);
+void vcset_watch_join(struct vcluster *k);
 /* cluster-set.c, loop thread. */
 int vcset_init(struct vssd *v);
 void vcset_free(struct vssd *v);

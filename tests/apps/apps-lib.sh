@@ -112,13 +112,38 @@ apps_cow_volume()
         printf -v "$var" '%s' "$m"
 }
 
-# apps_start_writer PROG NAME ARGS...: starts PROG --name NAME ARGS..., waits until listed.
+# apps_unit_sandbox VAR PROG: in array VAR, the setpriv command that gives PROG what its unit
+# data/systemd/PROG.service gives it: CapabilityBoundingSet= and NoNewPrivileges=.  systemd is
+# not PID 1 here, so this is how the suite proves a root writer's unit leaves it enough: every
+# test of the writer (restore included) runs inside that set.  A unit with User= runs its
+# writer as that user, which these tests do not; VAR stays empty for it.
+apps_unit_sandbox()
+{
+        local -n _sb=$1
+        local unit=$SOURCE_ROOT/data/systemd/${2##*/}.service bset=-all c
+        _sb=()
+        [[ -f $unit ]] || bb_fail "no unit $unit for $2"
+        grep -q '^User=' "$unit" && return 0
+        grep -q '^CapabilityBoundingSet=' "$unit" || bb_fail "$unit has no CapabilityBoundingSet="
+        for c in $(sed -n 's/^CapabilityBoundingSet=//p' "$unit"); do
+                c=${c#CAP_}
+                bset+=",+${c,,}"
+        done
+        _sb=(setpriv --bounding-set="$bset")
+        grep -qx 'NoNewPrivileges=yes' "$unit" && _sb+=(--no-new-privs)
+        _sb+=(--)
+}
+
+# apps_start_writer PROG NAME ARGS...: starts PROG --name NAME ARGS..., waits until listed,
+# sandboxed as its unit says (apps_unit_sandbox).
 apps_start_writer()
 {
         local prog=$1 name=$2
         shift 2
-        echo "=== started $(date +%T.%N): $prog --name '$name' $*" >>"$T/writer-$name.log"
-        "$prog" --name "$name" "$@" >>"$T/writer-$name.log" 2>&1 &
+        local sandbox=()
+        apps_unit_sandbox sandbox "$prog"
+        echo "=== started $(date +%T.%N): ${sandbox[*]} $prog --name '$name' $*" >>"$T/writer-$name.log"
+        "${sandbox[@]}" "$prog" --name "$name" "$@" >>"$T/writer-$name.log" 2>&1 &
         BB_PIDS+=($!)
         eval "BB_WRITER_PID_${name//[^A-Za-z0-9]/_}=$!"
         bb_wait_until 20 "writer '$name' listed by vssadmin list writers" bb_writer_listed "$name"

@@ -208,25 +208,14 @@ static void feed_c(const struct cset_event *ev0)
                 run(true, &out);
 }
 
-static const struct etcd_kv *find(const struct etcd_range_result *r, const char *key)
+static void poll_emit(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata)
 {
-        for (size_t i = 0; i < r->n_kvs; i++)
-                if (strcmp((const char *)r->kvs[i].key, key) == 0)
-                        return &r->kvs[i];
-        return NULL;
-}
-
-static void value_event(const struct etcd_kv *kv, const char *word, enum cset_event_type type, struct cset_event *ev)
-{
-        *ev = (struct cset_event){ .type = type };
-        if (kv->value_len == strlen(word) && memcmp(kv->value, word, kv->value_len) == 0) {
-                ev->commit = ev->complete = true;
-                return;
-        }
-        if (cset_failure_from_json((const char *)kv->value, kv->value_len, &ev->failure) < 0) {
-                ev->failure.hr = VSS_E_UNEXPECTED;
-                snprintf(ev->failure.detail, sizeof(ev->failure.detail), "unreadable value");
-        }
+        (void)userdata;
+        if (to_coord)
+                feed_c(ev);
+        /* Before the spec is seen, a missing coordinator key means nothing yet. */
+        if (to_part && (g.set_seen || ev->type != CSET_EV_COORDINATOR_GONE))
+                feed_p(ev);
 }
 
 /* One poll of the set's keys: every state the machines may not have seen yet. */
@@ -234,7 +223,6 @@ static void poll_set(void)
 {
         char prefix[CSET_KEY_MAX], key[CSET_KEY_MAX];
         struct etcd_range_result r;
-        const struct etcd_kv *kv;
         struct cset_event ev;
         int rc;
 
@@ -250,61 +238,13 @@ static void poll_set(void)
         ev = (struct cset_event){ .type = CSET_EV_ETCD_OK };
         feed_p(&ev);
         cset_store_key(&g.st, "spec", NULL, key, sizeof(key));
-        if (find(&r, key) && !g.set_seen) {
-                g.set_seen = true;
-                ev = (struct cset_event){ .type = CSET_EV_SET_SEEN, .timing = g.timing };
-                feed_p(&ev);
-        }
-        if (g.coordinator) {
-                for (size_t i = 0; i < g.n_hosts; i++) {
-                        static const struct {
-                                const char *leaf;
-                                enum cset_event_type type;
-                        } acks[] = { { "prepared", CSET_EV_HOST_PREPARED },
-                                     { "frozen", CSET_EV_HOST_FROZEN },
-                                     { "done", CSET_EV_HOST_DONE } };
-
-                        for (size_t k = 0; k < 3; k++) {
-                                cset_store_key(&g.st, acks[k].leaf, g.hosts[i], key, sizeof(key));
-                                kv = find(&r, key);
-                                if (!kv)
-                                        continue;
-                                value_event(kv, "ok", acks[k].type, &ev);
-                                if (ev.commit)
-                                        ev.failure.hr = VSS_S_OK;
-                                ev.host = g.hosts[i];
-                                feed_c(&ev);
-                        }
-                }
-        }
-        cset_store_key(&g.st, "freeze", NULL, key, sizeof(key));
-        if (find(&r, key)) {
-                ev = (struct cset_event){ .type = CSET_EV_FREEZE_SEEN };
-                feed_p(&ev);
-        }
-        cset_store_key(&g.st, "decision", NULL, key, sizeof(key));
-        if ((kv = find(&r, key))) {
-                value_event(kv, "commit", CSET_EV_DECISION_SEEN, &ev);
-                feed_p(&ev);
-                feed_c(&ev);
-        }
-        cset_store_key(&g.st, "final", NULL, key, sizeof(key));
-        if ((kv = find(&r, key))) {
-                value_event(kv, "complete", CSET_EV_FINAL_SEEN, &ev);
-                feed_p(&ev);
-                feed_c(&ev);
-        }
-        cset_store_key(&g.st, "end", NULL, key, sizeof(key));
-        if (find(&r, key)) {
-                ev = (struct cset_event){ .type = CSET_EV_END_SEEN, .succeeded = true };
-                feed_p(&ev);
-        } else {
-                cset_store_key(&g.st, "coordinator", NULL, key, sizeof(key));
-                if (g.set_seen && !find(&r, key)) {
-                        ev = (struct cset_event){ .type = CSET_EV_COORDINATOR_GONE };
+        for (size_t i = 0; i < r.n_kvs && !g.set_seen; i++)
+                if (strcmp((const char *)r.kvs[i].key, key) == 0) {
+                        g.set_seen = true;
+                        ev = (struct cset_event){ .type = CSET_EV_SET_SEEN, .timing = g.timing };
                         feed_p(&ev);
                 }
-        }
+        cset_store_poll_events(&g.st, &r, poll_emit, NULL);
         etcd_range_result_release(&r);
 }
 

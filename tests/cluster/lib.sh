@@ -44,6 +44,7 @@ CL_LOCK=
 CL_BR=
 CL_ID=
 T=
+CL_ETCD_DIR=${CL_ETCD_DIR:-}   # the members' data dirs; default $T/etcd (bench/cluster.sh: tmpfs)
 
 cl_skip()
 {
@@ -98,6 +99,7 @@ cl_cleanup()
         done
         [[ -n "$CL_BR" ]] && ip link del "$CL_BR" 2>/dev/null
         [[ -n "$CL_LOCK" ]] && rmdir "$CL_LOCK" 2>/dev/null
+        [[ -n "$CL_ETCD_DIR" && "$CL_ETCD_DIR" != "$T/etcd" ]] && rm -rf "$CL_ETCD_DIR"
         if [[ -n "$T" && -d "$T" ]]; then
                 if [[ $rc -ne 0 && $rc -ne 77 && -n "${CL_KEEP_ON_FAIL:-}" ]]; then
                         echo "(kept $T for inspection)" >&2
@@ -121,6 +123,7 @@ cl_init()
         T=$(mktemp -d "/tmp/tests-cluster-$CL_NAME.XXXXXX")
         trap cl_cleanup EXIT
         : >"$T/commands.log"
+        CL_ETCD_DIR=${CL_ETCD_DIR:-$T/etcd}
         # A subnet no other running test holds: the lock directory is the claim.
         local s
         mkdir -p /run/openvss-tests
@@ -184,19 +187,22 @@ cl_endpoints()
         echo "$(cl_endpoint 1),$(cl_endpoint 2),$(cl_endpoint 3)"
 }
 
+# --pre-vote (the default from etcd 3.5 on, not in Debian 12's 3.4): a member coming back
+# from a cut link, with the higher term its lonely elections gave it, would otherwise depose
+# the leader and leave the cluster without one for an election timeout or more.
 cl_etcd_start()
 {
         local i=$1 state=existing
-        [[ -d "$T/etcd/m$i" ]] || state=new
-        mkdir -p "$T/etcd"
-        ip netns exec "${CL_NS[$i]}" etcd --name "m$i" --data-dir "$T/etcd/m$i" \
+        [[ -d "$CL_ETCD_DIR/m$i" ]] || state=new
+        mkdir -p "$CL_ETCD_DIR" "$T/etcd"
+        ip netns exec "${CL_NS[$i]}" etcd --name "m$i" --data-dir "$CL_ETCD_DIR/m$i" \
                 --listen-client-urls "http://${CL_ADDR[$i]}:$CL_PORT_CLIENT" \
                 --advertise-client-urls "http://${CL_ADDR[$i]}:$CL_PORT_CLIENT" \
                 --listen-peer-urls "http://${CL_ADDR[$i]}:$CL_PORT_PEER" \
                 --initial-advertise-peer-urls "http://${CL_ADDR[$i]}:$CL_PORT_PEER" \
                 --initial-cluster "m1=http://${CL_ADDR[1]}:$CL_PORT_PEER,m2=http://${CL_ADDR[2]}:$CL_PORT_PEER,m3=http://${CL_ADDR[3]}:$CL_PORT_PEER" \
                 --initial-cluster-state "$state" --initial-cluster-token "openvss-test-$CL_SUBNET-$$" \
-                --heartbeat-interval 100 --election-timeout 1000 \
+                --heartbeat-interval 100 --election-timeout 1000 --pre-vote \
                 >>"$T/etcd/m$i.log" 2>&1 &
         CL_ETCD_PID[$i]=$!
         echo "etcd m$i started (pid ${CL_ETCD_PID[$i]}, $state)" >>"$T/commands.log"

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "vssd/vssd.h"
+#include "basic/macro.h"
+#include "basic/names.h"
+#include "vssd/freeze.h"
 
 static unsigned sleep_ms;
 

@@ -38,6 +38,9 @@ static void test_defaults_and_keys(void **state)
         assert_int_equal(cluster_config_set(&c, "host_lease_ttl_s", "6", err, sizeof(err)), 0);
         assert_int_equal(cluster_config_set(&c, "set_lease_ttl_s", "3", err, sizeof(err)), 0);
         assert_int_equal(cluster_config_set(&c, "call_timeout_ms", "500", err, sizeof(err)), 0);
+        assert_int_equal(c.set_keep_s, 86400);
+        assert_int_equal(cluster_config_set(&c, "set_keep_s", "0", err, sizeof(err)), 0);
+        assert_int_equal(c.set_keep_s, 0);
         assert_int_equal(cluster_config_finish(&c, true, err, sizeof(err)), 0);
         assert_true(c.enabled);
         assert_string_equal(c.host, "db-1.rack2");
@@ -68,6 +71,8 @@ static void test_bad_values(void **state)
                 { "host_lease_ttl_s", "1" },
                 { "set_lease_ttl_s", "x" },
                 { "call_timeout_ms", "10" },
+                { "set_keep_s", "-1" },
+                { "set_keep_s", "1d" },
                 { "frobnicate", "1" },
         };
         struct cluster_config c;

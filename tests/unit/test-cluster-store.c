@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "basic/macro.h"
 #include "cluster/cset-store.h"
 
 static const char *const hosts[] = { "h1", "h2", "h3" };
@@ -278,6 +279,8 @@ static void test_start(void **state)
                                   "\"eA==\",\"create_revision\":\"77\"}],\"count\":\"1\"}}]}";
         static const char lost[] = "{\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"eA==\",\"value\":"
                                    "\"eyJzZXRfaWQiOiJ7b3RoZXJ9In0=\",\"create_revision\":\"5\"}],\"count\":\"1\"}}]}";
+        static const char again[] = "{\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"eA==\",\"value\":"
+                                    "\"eyJzZXRfaWQiOiJ7c30iLCJjb29yZGluYXRvciI6ImgyIiwibGVhc2UiOjk5fQ==\",\"create_revision\":\"6\"}],\"count\":\"1\"}}]}";
 
         assert_int_equal(cset_store_start_txn(&s, 99, "{\"set_id\":\"{s}\"}", &t), 0);
         assert_int_equal(etcd_txn_n_compares(t), 1);
@@ -293,6 +296,69 @@ static void test_start(void **state)
         assert_string_equal(holder, "{\"set_id\":\"{other}\"}");
         free(holder);
         etcd_txn_result_release(&r);
+        /* A T1 applied twice (sent again after a timeout): the lock the first one took is ours. */
+        holder = NULL;
+        assert_int_equal(etcd_parse_txn(again, strlen(again), &r, err, sizeof(err)), 0);
+        assert_int_equal(cset_store_start_result(&s, &r, &rev, &holder), 0);
+        assert_int_equal(rev, 6);
+        assert_null(holder);
+        etcd_txn_result_release(&r);
+}
+
+/* GC: which sets cset_store_gc_pick() collects from a range of P/sets/, sorted by key. */
+static void gc_collect(const char *set_id, void *userdata)
+{
+        char *out = userdata;
+        size_t n = strlen(out);
+
+        snprintf(out + n, 512 - n, "%s%s", n ? "," : "", set_id);
+}
+
+static void test_gc(void **state)
+{
+        static const struct {
+                const char *key, *value;
+        } kv[] = {
+                { "/openvss/sets/{a}/decision", "{\"outcome\":\"abort\",\"hresult\":\"0x800423F3\"}" },
+                { "/openvss/sets/{a}/spec", "{\"set_id\":\"{a}\",\"created_us\":1000}" },
+                { "/openvss/sets/{b}/decision", "commit" },     /* commit without a final: kept */
+                { "/openvss/sets/{b}/spec", "{\"created_us\":1000}" },
+                { "/openvss/sets/{c}/decision", "commit" },
+                { "/openvss/sets/{c}/final", "complete" },
+                { "/openvss/sets/{c}/spec", "{\"created_us\":1000}" },
+                { "/openvss/sets/{d}/final", "complete" },     /* too young */
+                { "/openvss/sets/{d}/spec", "{\"created_us\":9500}" },
+                { "/openvss/sets/{e}/prepared/h1", "ok" },     /* running */
+                { "/openvss/sets/{e}/spec", "{\"created_us\":10}" },
+                { "/openvss/sets/{f}/final", "complete" },     /* no spec */
+                { "/openvss/sets/{g}/final", "complete" },     /* the current set */
+                { "/openvss/sets/{g}/spec", "{\"created_us\":10}" },
+                { "/openvss/sets/{h}/spec", "not json" },
+                { "/openvss/sets/{h}/final", "complete" },
+                { "/openvss/setsx", "?" },
+        };
+        struct etcd_kv kvs[ARRAY_SIZE(kv)] = {};
+        struct etcd_range_result r = { .kvs = kvs, .n_kvs = ARRAY_SIZE(kv) };
+        char out[512] = "";
+
+        (void)state;
+        for (size_t i = 0; i < ARRAY_SIZE(kv); i++) {
+                kvs[i].key = (uint8_t *)kv[i].key;
+                kvs[i].key_len = strlen(kv[i].key);
+                kvs[i].value = (uint8_t *)kv[i].value;
+                kvs[i].value_len = strlen(kv[i].value);
+        }
+        assert_int_equal(cset_store_gc_pick("/openvss", &r, "{g}", 10000, 1000, gc_collect, out), 2);
+        assert_string_equal(out, "{a},{c}");
+        out[0] = 0;
+        assert_int_equal(cset_store_gc_pick("/openvss", &r, NULL, 10000, 0, gc_collect, out), 4);
+        assert_string_equal(out, "{a},{c},{d},{g}");
+        out[0] = 0;
+        /* The clock is before most sets' creation (stepped back): those are not old. */
+        assert_int_equal(cset_store_gc_pick("/openvss", &r, NULL, 500, 0, gc_collect, out), 1);
+        assert_string_equal(out, "{g}");
+        r.n_kvs = 0;
+        assert_int_equal(cset_store_gc_pick("/openvss", &r, NULL, 10000, 0, gc_collect, out), 0);
 }
 
 int main(void)
@@ -302,6 +368,7 @@ int main(void)
                 cmocka_unit_test(test_txns),
                 cmocka_unit_test(test_results),
                 cmocka_unit_test(test_start),
+                cmocka_unit_test(test_gc),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

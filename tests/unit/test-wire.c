@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "basic/fs-util.h"
 #include "basic/wire.h"
 
 static void test_split_reads(void **state)
@@ -162,13 +163,13 @@ static void test_fill_socket(void **state)
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         wire_buf_init(&b, 0);
 
-        assert_int_equal(wire_write_all(sv[0], text, strlen(text)), 0);
+        assert_int_equal(write_all(sv[0], text, strlen(text)), 0);
         assert_true(wire_buf_fill(&b, sv[1]) > 0);
         assert_int_equal(wire_buf_next_line(&b, &line, &len), 1);
         assert_string_equal(line, "{\"id\":1,\"method\":\"Writers.List\"}");
         assert_int_equal(wire_buf_next_line(&b, &line, &len), 0);
 
-        assert_int_equal(wire_write_all(sv[0], "ents.List\"}\n", 12), 0);
+        assert_int_equal(write_all(sv[0], "ents.List\"}\n", 12), 0);
         assert_true(wire_buf_fill(&b, sv[1]) > 0);
         assert_int_equal(wire_buf_next_line(&b, &line, &len), 1);
         assert_string_equal(line, "{\"id\":2,\"method\":\"Events.List\"}");

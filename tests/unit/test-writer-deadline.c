@@ -29,6 +29,7 @@
 #include <sys/un.h>
 #include <cmocka.h>
 
+#include "basic/fs-util.h"
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/wire.h"
@@ -134,7 +135,7 @@ static void *registrar_main(void *userdata)
                 text = wire_dump(res, &len);
                 json_decref(res);
                 if (text)
-                        (void)wire_write_all(c.fd, text, len);
+                        (void)write_all(c.fd, text, len);
                 pthread_mutex_lock(&r->lock);
                 r->conns[r->n_conns++] = c;
                 pthread_cond_broadcast(&r->cond);
@@ -198,7 +199,7 @@ static void send_event(struct conn *c, int id, const char *event, const char *se
                  "{\"id\":%d,\"method\":\"Writer.Event\",\"params\":{\"event\":\"%s\",\"set_id\":\"%s\","
                  "\"timeout_ms\":%d,\"volumes\":[\"/srv\"],\"components\":[]}}\n",
                  id, event, set, timeout_ms);
-        assert_int_equal(wire_write_all(c->fd, buf, strlen(buf)), 0);
+        assert_int_equal(write_all(c->fd, buf, strlen(buf)), 0);
 }
 
 /* The writer's reply to request 'id': its result object (a new reference). */

@@ -23,9 +23,11 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/wire.h"
-#include "providers/cow/cow-provider.h"
 #include "providers/cow/cow-util.h"
 #include "providers/cow/volsrv-client.h"
+#include "vss/provider.h"
+
+#define VSS_COW_PROVIDER_ID "{6f70656e-7673-4373-af77-70726f760001}"
 
 /* Snapshot.Create runs inside the 10 s hold window: leave room for the thaw. */
 #define COMMIT_CALL_TIMEOUT_MS 4000
@@ -73,7 +75,7 @@ static vss_hresult cow_is_volume_supported(void *state, const char *volume, cons
 static vss_hresult cow_begin_prepare(void *state, struct vss_provider_snapshot *snap)
 {
         struct cow_state *s = state;
-        unsigned long long min = cow_min_diff_area_bytes(s->ctx->config_path);
+        unsigned long long min = s->ctx->settings.min_diff_area_bytes;
         char rundir[VSS_PROVIDER_DATA_MAX - 64], guid[37], err[512];
         _cleanup_free_ char *dir = NULL;
         json_t *status = NULL, *stats = NULL, *jmax;

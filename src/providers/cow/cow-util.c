@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ini.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,24 +74,3 @@ int cow_rundir_of_volume(const char *path, char *rundir, size_t len)
         return 0;
 }
 
-static int min_handler(void *user, const char *section, const char *name, const char *value
-#if INI_HANDLER_LINENO
-                       , int lineno
-#endif
-)
-{
-        unsigned long long *mb = user;
-
-        if (streq(section, "storage") && streq(name, "min_diff_area_mb"))
-                *mb = strtoull(value, NULL, 10);
-        return 1;
-}
-
-unsigned long long cow_min_diff_area_bytes(const char *config_path)
-{
-        unsigned long long mb = 320;
-
-        if (config_path)
-                (void)ini_parse(config_path, min_handler, &mb);
-        return mb * 1024 * 1024;
-}

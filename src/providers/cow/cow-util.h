@@ -13,5 +13,3 @@ int cow_loop_backing_file(const char *dev, char *buf, size_t len);
 /* The volume server RUNDIR behind a volume mounted at 'path' (a loop device over
  * RUNDIR/fuse/volume with RUNDIR/control.sock present).  -ENOENT if not a cow volume. */
 int cow_rundir_of_volume(const char *path, char *rundir, size_t len);
-/* [storage] min_diff_area_mb from vssd.conf (default 320). */
-unsigned long long cow_min_diff_area_bytes(const char *config_path);

@@ -30,7 +30,9 @@
 #include <sys/stat.h>
 
 #include "basic/macro.h"
-#include "basic/wire.h"
+#include "basic/fs-util.h"
+#include "basic/json-util.h"
+#include "basic/names.h"
 #include "bc-doc.h"
 
 static void shadow_done(struct bc_shadow *s)
@@ -644,7 +646,7 @@ int bc_doc_save_commit(struct bc_save *s, const struct bc_doc *d, char *err, siz
 
         if (!text)
                 return -ENOMEM;
-        r = wire_write_all(s->fd, text, strlen(text));
+        r = write_all(s->fd, text, strlen(text));
         if (r < 0 || fsync(s->fd) < 0) {
                 r = r < 0 ? r : -errno;
                 snprintf(err, errlen, "cannot write %s: %s", s->tmp_path, strerror(-r));

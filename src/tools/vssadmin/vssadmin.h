@@ -10,7 +10,8 @@
 
 #include <jansson.h>
 
-#include "basic/wire.h"
+#include "basic/json-util.h"
+#include "basic/names.h"
 #include "tools/common/tools-common.h"
 #include "vss/client.h"
 

@@ -37,7 +37,7 @@
 #include <sys/stat.h>
 
 #include "basic/macro.h"
-#include "basic/wire.h"
+#include "basic/fs-util.h"
 #include "config.h"
 #include "hook.h"
 #include "vss/writer.h"
@@ -186,7 +186,7 @@ static int write_file(const char *path, const char *text)
 
         if (fd < 0)
                 return -errno;
-        return wire_write_all(fd, text, len);
+        return write_all(fd, text, len);
 }
 
 /* Removes what the hook may have left in the metadata directory, and the directory. */

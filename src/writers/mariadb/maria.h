@@ -4,6 +4,7 @@
 /* What vss-writer-mariadb.c (the session and the backup stages) and maria-restore.c
  * (PreRestore and PostRestore) share: the server's layout and the writer's state. */
 
+#include <jansson.h>
 #include <mysql.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* provider-host.c: the provider table and the provider worker thread's jobs. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vss/provider.h"
+
+struct vssd;
+
+struct provider {
+        const struct vss_provider_ops *ops;
+        void *state;
+        struct vss_provider_ctx ctx;
+        bool ok;
+};
+
+enum prov_op {
+        PROV_BEGIN_PREPARE,
+        PROV_END_PREPARE,
+        PROV_PRE_COMMIT,
+        PROV_COMMIT,
+        PROV_POST_COMMIT,
+        PROV_ABORT,
+        PROV_DELETE,
+        PROV_EXPOSE,
+        PROV_UNEXPOSE,
+        PROV_REVERT,
+};
+
+struct prov_job {
+        struct prov_job *next;
+        enum prov_op op;
+        int provider;
+        struct vss_provider_snapshot *snaps;
+        size_t n;
+        char path[VSS_PATH_MAX];
+        bool freeze;                    /* PROV_COMMIT: syncfs+FIFREEZE around it */
+        char state_dir[VSS_PATH_MAX];
+        char **protect;                 /* PROV_COMMIT: filesystems that must not be frozen */
+        size_t n_protect;
+        vss_hresult hr;                 /* mapped */
+        vss_hresult raw_hr;
+        char error[600];
+        void (*done)(struct vssd *v, struct prov_job *j);
+        void *userdata;
+        uint64_t tag;
+};
+
+extern const struct vss_provider_ops *const provider_table[];
+int providers_init(struct vssd *v);
+void providers_done(struct vssd *v);
+size_t providers_count(void);
+int provider_find(struct vssd *v, const char *id_or_null, const char *volume, const char *fstype,
+                  vss_hresult *ret_hr);
+int provider_by_id(const char *id);
+struct prov_job *prov_job_new(enum prov_op op, int provider, const struct vss_provider_snapshot *snaps, size_t n);
+void prov_job_free(struct prov_job *j);
+void prov_submit(struct vssd *v, struct prov_job *j);
+void prov_dispatch_done(struct vssd *v);
+vss_hresult provider_map_hr(vss_hresult hr);
