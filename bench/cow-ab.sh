@@ -57,7 +57,7 @@ run() { # BINARY TAG: one server, every pass
         if (( SNAPSHOTS > 0 )); then
                 python3 "$HERE/cow-ctl.py" "$R/control.sock" create "$SNAPSHOTS" >/dev/null || die "Snapshot.Create failed"
         fi
-        sync
+        sync -f "$WORK"    # not a bare sync: it would wait on every mount, also a dead FUSE one
         for rw in $PASSES; do
                 [[ $rw == read || $rw == write ]] && bs=1M || bs=4k
                 v=$(fio --name=ab --ioengine=nbd --uri="nbd+unix:///?socket=$R/nbd.sock" --rw="$rw" --bs=$bs \

@@ -94,6 +94,13 @@ def main(argv):
           0.6, "IOPS")
     ratio("b. ext4 seq 1M: loop on fuse/volume / loop on plain file", "ext4_fuse.seq", "ext4_plain.seq",
           0.6, "MiB/s")
+    if "ext4_fuseb.rand" in d:
+        ratio("ab. ext4 rand 4K: loop on fuse/volume, build B / A", "ext4_fuseb.rand", "ext4_fuse.rand", None, "IOPS")
+        ratio("ab. ext4 seq 1M: loop on fuse/volume, build B / A", "ext4_fuseb.seq", "ext4_fuse.seq", None, "MiB/s")
+        ratio("b. ext4 rand 4K: build B, loop on fuse/volume / plain", "ext4_fuseb.rand", "ext4_plain.rand", None,
+              "IOPS")
+        ratio("b. ext4 seq 1M: build B, loop on fuse/volume / plain", "ext4_fuseb.seq", "ext4_plain.seq", None,
+              "MiB/s")
     # e. space
     reps = sorted(set(d.get("space_diff", {})) & set(d.get("space_unique", {})))
     if reps:

@@ -30,7 +30,8 @@
 #        during one cow1 state; STATES="cow0 cow1" picks section a's states, default
 #        "cow0 cow1 qemu cow8 qemuwb cow32"; VOLSRV_ARGS="--writeback 256M" adds options;
 #        VOLSRV_B=OTHER/vss-volsrv with STATES="cow0 cow0b cow1 cow1b" compares two
-#        builds interleaved: a state named cowNb runs VOLSRV_B)
+#        builds interleaved: a state named cowNb runs VOLSRV_B; section b then also
+#        mounts an ext4 on a volume VOLSRV_B serves, "fuseb", interleaved with the others)
 
 set -euo pipefail
 
@@ -177,8 +178,11 @@ start_volsrv() {
 # snapshot states), which showed up as a bogus "read slower with a shadow".
 SETTLE_CTL=
 settle() {
+        local m
         [[ -n $SETTLE_CTL ]] && $CTL "$SETTLE_CTL" Volume.Flush >/dev/null
-        sync
+        # Only our filesystems: a bare sync waits on every mount, also someone else's dead FUSE one.
+        sync -f "$WORK"
+        for m in ${MOUNTS[@]+"${MOUNTS[@]}"}; do sync -f "$m"; done
 }
 
 # The passes of (a)/(c) on one NBD server; PREFIX names the state.
@@ -283,9 +287,19 @@ RF=$WORK/run/fusevol
 start_volsrv "$RF" "$WORK/img/fuse-origin.img" 16K
 LF=$(loop_attach "$RF/fuse/volume"); LOOPS+=("$LF")
 LP=$(loop_attach "$WORK/img/plain.img"); LOOPS+=("$LP")
-# DIO must be 1 on both, or the comparison measures the host page cache.
-losetup -l -O NAME,DIO,BACK-FILE | grep -E "^($LF|$LP) " >&2 || true
-for x in "$LF:fuse" "$LP:plain"; do
+# With VOLSRV_B, a third ext4 on a volume served by that build ("fuseb"), interleaved.
+KINDS_B="$LF:fuse $LP:plain" NAMES_B="plain fuse" RFB=
+if [[ -n ${VOLSRV_B:-} ]]; then
+        [[ -x $VOLSRV_B ]] || die "VOLSRV_B=$VOLSRV_B is not an executable"
+        truncate -s 1G "$WORK/img/fuseb-origin.img"
+        RFB=$WORK/run/fusevolb
+        start_volsrv "$RFB" "$WORK/img/fuseb-origin.img" 16K "$VOLSRV_B"
+        LFB=$(loop_attach "$RFB/fuse/volume"); LOOPS+=("$LFB")
+        KINDS_B="$KINDS_B $LFB:fuseb" NAMES_B="plain fuse fuseb"
+fi
+# DIO must be 1 on all, or the comparison measures the host page cache.
+losetup -l -O NAME,DIO,BACK-FILE | grep -E "^($LF|$LP|${LFB:-none}) " >&2 || true
+for x in $KINDS_B; do
         dev=${x%%:*} name=${x##*:}
         mkfs.ext4 -q -F "$dev"
         mkdir -p "$WORK/mnt/$name"
@@ -294,10 +308,12 @@ for x in "$LF:fuse" "$LP:plain"; do
 done
 for REP in $(seq "$REPS"); do
         log "rep $REP: ext4 fuse+loop vs plain loop"
-        if (( REP % 2 )); then order="plain fuse"; else order="fuse plain"; fi
+        order=$NAMES_B
+        (( REP % 2 )) || order=$(tr ' ' '\n' <<<"$NAMES_B" | tac | tr '\n' ' ')
         for kind in rand seq; do
                 for name in $order; do
                         [[ $name == fuse ]] && SETTLE_CTL=$RF/control.sock
+                        [[ $name == fuseb ]] && SETTLE_CTL=$RFB/control.sock
                         settle; SETTLE_CTL=
                         fio_file "ext4_$name.$kind" "$WORK/mnt/$name/fio.dat" $kind
                 done
@@ -308,7 +324,8 @@ MOUNTS=()
 for l in "${LOOPS[@]}"; do losetup -d "$l"; done
 LOOPS=()
 stop_volsrv "$RF"
-rm -f "$WORK/img/fuse-origin.img" "$WORK/img/plain.img" "$RF.diff"
+[[ -n $RFB ]] && stop_volsrv "$RFB"
+rm -f "$WORK/img/fuse-origin.img" "$WORK/img/plain.img" "$WORK/img/fuseb-origin.img" "$RF.diff" "${RFB:-$RF}.diff"
 fi
 
 # ---------------- d: commit latency ----------------

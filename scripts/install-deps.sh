@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
         meson ninja-build pkg-config gcc clang libclang-rt-14-dev
         libjansson-dev libsqlite3-dev uuid-dev libinih-dev libbtrfsutil-dev
-        libfuse3-dev fuse3 libcmocka-dev
+        fuse3 libcmocka-dev
         btrfs-progs e2fsprogs xfsprogs util-linux kmod python3 sqlite3
         libpq-dev libmariadb-dev postgresql-15 postgresql-client-15 mariadb-server mariadb-client
         scdoc man-db bash-completion

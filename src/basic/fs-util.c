@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "basic/fs-util.h"
@@ -62,6 +63,64 @@ int mkdir_p(const char *path, mode_t mode)
                         return r;
         }
         return mkdir_one(tmp, mode);
+}
+
+/* mountinfo escapes blanks and backslashes as \ooo. */
+static void unescape(char *s)
+{
+        char *d = s;
+
+        for (; *s; s++) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+                    s[3] <= '7') {
+                        *d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                        s += 3;
+                } else
+                        *d++ = *s;
+        }
+        *d = 0;
+}
+
+int mount_lookup(const char *path, dev_t *ret_devnum, char *src, size_t srclen, char *fstype, size_t fslen)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[8192];
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        /* The last matching line wins: it is the mount on top. */
+        while (fgets(line, sizeof(line), f)) {
+                char *tok[16], *save = NULL, *sep, *fs, *dev, *save2 = NULL;
+                unsigned maj, mnr;
+                size_t n = 0;
+
+                sep = strstr(line, " - ");
+                if (!sep)
+                        continue;
+                *sep = 0;
+                for (char *t = strtok_r(line, " ", &save); t && n < ARRAY_SIZE(tok); t = strtok_r(NULL, " ", &save))
+                        tok[n++] = t;
+                if (n < 5)
+                        continue;
+                unescape(tok[4]);
+                if (!streq(tok[4], path))
+                        continue;
+                fs = strtok_r(sep + 3, " \n", &save2);
+                dev = fs ? strtok_r(NULL, " \n", &save2) : NULL;
+                if (!fs || !dev || sscanf(tok[2], "%u:%u", &maj, &mnr) != 2)
+                        continue;
+                unescape(dev);
+                if (src)
+                        snprintf(src, srclen, "%s", dev);
+                if (fstype)
+                        snprintf(fstype, fslen, "%s", fs);
+                if (ret_devnum)
+                        *ret_devnum = makedev(maj, mnr);
+                r = 0;
+        }
+        fclose(f);
+        return r;
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len)

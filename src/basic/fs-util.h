@@ -10,6 +10,13 @@ int write_all(int fd, const void *p, size_t n);
  * existing directory is fine; an existing non-directory is -ENOTDIR.  Returns 0
  * or -errno. */
 int mkdir_p(const char *path, mode_t mode);
+
+/* The mount on top of 'path' in /proc/self/mountinfo (which asks no file system
+ * anything, so it is safe on a FUSE mount nobody serves): its device number
+ * (st_dev of its root), source and type, each optional (NULL).  Returns 0,
+ * -ENOENT when nothing is mounted there, or -errno. */
+int mount_lookup(const char *path, dev_t *ret_devnum, char *src, size_t srclen, char *fstype, size_t fslen);
+
 /* Replaces 'path' by a file holding 'data' (mode 0600) so that a crash leaves the old file or
  * the new one, whole: written to path.tmp, fsync'ed, renamed, directory fsync'ed.  0 or -errno. */
 int write_file_atomic(const char *path, const void *data, size_t len);

@@ -137,12 +137,13 @@ static json_t *engine_error(json_int_t id, int r, const char *what)
 static json_t *m_status(struct volsrv *s, json_int_t id, json_t *params)
 {
         struct cow_stats st;
+        uint64_t handovers;
         int r;
 
         r = cow_stats(s->vol, &st);
         if (r < 0)
                 return engine_error(id, r, "cow_stats");
-        return wire_result(id, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:I}",
+        return wire_result(id, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:b, s:I}",
                                          "origin", s->origin_path,
                                          "diff", s->diff_path,
                                          "size", (json_int_t) s->size,
@@ -153,7 +154,9 @@ static json_t *m_status(struct volsrv *s, json_int_t id, json_t *params)
                                          "pid", (json_int_t) getpid(),
                                          "snapshots", (json_int_t) st.snapshots,
                                          "events_log", s->events_path,
-                                         "open_for_writing", (json_int_t) st.live_writers));
+                                         "open_for_writing", (json_int_t) st.live_writers,
+                                         "fuse_taken_over", volsrv_fuse_taken_over(s, &handovers),
+                                         "fuse_handovers", (json_int_t) handovers));
 }
 
 static bool get_shadow_id(json_t *params, vss_id *ret)

@@ -2,323 +2,133 @@
 /*
  * FUSE front end: RUNDIR/fuse/volume is the live volume (read-write) and
  * RUNDIR/fuse/shadows/<guid> each snapshot (read-only), so the kernel can put
- * a loop device (and a file system) on them.
+ * a loop device (and a file system) on them.  The protocol is spoken on
+ * /dev/fuse directly (fuse-proto.c says why not libfuse); this file owns the
+ * device: mount, reader threads, the holder and the handover.
  *
- * The settings below were measured with ext4 on `losetup --direct-io=on
- * fuse/volume`, fio randwrite 4 KiB libaio iodepth 16, against ext4 on a loop
- * on a plain image (bench/cow.sh section b; figures in docs/volsrv.md):
+ * Handover.  The /dev/fuse descriptor outlives the server: right after the
+ * mount a holder process (this binary, `--hold-fuse`, execed with the
+ * descriptor, the shared state file and a listening socket
+ * RUNDIR/fuse-holder.sock) keeps it open.  It never reads the device, so it is
+ * in no I/O path.  While any descriptor of the connection is open the kernel
+ * keeps the connection, and requests a dead server had read but not answered
+ * stay on its processing list; they are lost only if the *file* the server
+ * read from is closed, so server and holder share one open file (SCM_RIGHTS,
+ * never FUSE_DEV_IOC_CLONE: a clone is a device of its own whose pending
+ * requests the kernel fails with ECONNABORTED when it is closed).  A
+ * replacement server (same RUNDIR; the pid file lock says the old one is
+ * gone) gets both descriptors from the holder, checks the mount on
+ * RUNDIR/fuse is still that connection, skips INIT (the kernel never sends it
+ * twice), takes over the open handles from the state, writes
+ * FUSE_NOTIFY_RESEND (Linux 6.9+) so the kernel queues the unanswered
+ * requests again (a resent WRITE is applied twice: harmless for a block
+ * device), and serves.  The loop devices and file systems on top never notice
+ * beyond a pause.
  *
- * - max_write 64 KiB.  Where the time went: perf on vss-volsrv showed 32 % of
- *   its samples in the *host* ext4_block_write_begin under cow_write()'s
- *   buffered pwrite to the origin, holding the origin's i_rwsem exclusively
- *   while the other workers queued on it; dropping the origin's host page
- *   cache (FADV_DONTNEED) took the same run from 16k to 43k IOPS and the
- *   symbol disappeared.  The host folios of the origin are as large as our
- *   writes (libfuse 3.14 defaults max_write to 1 MiB, so the prefill and
- *   every sequential pass leave 1 MiB folios), and each 4 KiB write then
- *   walks every buffer head of its folio (our best explanation; what is
- *   measured is the cure).  Capping the writes caps the folio: rand 4 KiB
- *   went from 0.41x (1 MiB) to 1.27x of the plain loop; 32 KiB is no better
- *   for rand and loses sequential, so 64 KiB.  The cost: max_pages follows
- *   max_write, so sequential reads are 64 KiB requests (2.4x instead of 5x
- *   the plain loop, both from the host page cache).
- * - max_background 64: async direct I/O requests count as background ones;
- *   the kernel's default of 12 throttles a 1 MiB write split in 64 KiB pieces
- *   at iodepth 16.
- * - FOPEN_DIRECT_IO on the live volume.  Loop over a direct_io FUSE file hung
- *   on kernel 4.4 (libfuse issue 56); on 6.18 loop with --direct-io=on and
- *   =off both work (mkfs, mount, fio, fsync, umount, 30 s at iodepth 32 with a
- *   snapshot taken in the middle).  With --direct-io=off it keeps the volume
- *   out of a second page cache (seq 0.44x vs 0.24x); with =on it changes
- *   nothing measurable.  libfuse 3.14 cannot ask for
- *   FOPEN_PARALLEL_DIRECT_WRITES (no such fuse_file_info bit), so the kernel
- *   takes the inode lock exclusively per write, but only to submit it: the
- *   loop's writes are async kiocbs and FUSE_CAP_ASYNC_DIO (on by default) sends
- *   them without waiting.  Shadows keep the page cache (read-only, immutable).
- * - No writeback cache: the page cache must never hold data newer than what
- *   we acknowledged (and loop over a writeback-cache FUSE file can deadlock).
- * - 8 workers, all kept alive (no thread churn), one /dev/fuse fd: 4 or 16
- *   workers and clone_fd measured within the noise of 8.  No splice: the
- *   high-level API would copy every spliced write into a malloc'd buffer,
- *   and the I/O paths must not allocate.  Buffers come from libfuse (one per
- *   worker thread, allocated at start).
+ * A holder instead of vssd: it survives vssd's death as well as the server's
+ * (vssd may be restarted at any time, and a vssd killed together with a
+ * volume server must not cost the mount), a server started by hand or by the
+ * tests gets the same protection, and vssd keeps no per-volume descriptors.
  *
- * Threads: fuse_loop_mt() runs in its own thread; stopping is unmount + join,
- * and when the volume is still busy (a loop device holds it) the connection is
- * aborted through fusectl so the workers return.
+ * Settings (measured with libfuse 3.14 before, docs/volsrv.md, kept as they were):
+ * max_write 64 KiB (and max_pages 16: reads are 64 KiB requests too),
+ * max_background 64, FOPEN_DIRECT_IO on the live volume, no writeback cache,
+ * 8 reader threads on the one descriptor, buffers allocated at start (the
+ * I/O path does not allocate; the process is mlockall()ed).
  */
 
-#define FUSE_USE_VERSION 312
-
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
-#include <fuse.h>
+#include <linux/fuse.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/fs-util.h"
 #include "basic/macro.h"
 #include "basic/time-util.h"
+#include "volsrv/fuse-proto.h"
 #include "volsrv/volsrv.h"
 
-#define FH_VOLUME 1u
-
-/* See the top of the file for how these were chosen. */
-#define VF_MAX_WRITE (64u * 1024u)
-#define VF_MAX_BACKGROUND 64u
 #define VF_WORKERS 8u
+#define HOLDER_MSG "VSSFUSE1"
 
 struct volsrv_fuse {
-        struct fuse *fuse;
-        struct fuse_loop_config *cfg;
-        pthread_t thread;
-        bool thread_started;
-        bool mounted;
+        int fd;                         /* /dev/fuse, shared with the holder */
+        int state_fd;
+        struct vfuse_state *st;
+        struct vfuse_ctx ctx;
+        pthread_t threads[VF_WORKERS];
+        unsigned nthreads;
+        bool stopping;
         dev_t dev;
+        bool took_over;
+        struct volsrv *s;
+        pthread_t lease;
+        bool lease_running;
+        int wake[2];                    /* stops the lease thread */
 };
 
-/* A shadow's open file handle: its GUID. */
-struct shadow_fh {
-        uint8_t guid[16];
-};
-
-static struct volsrv *ctx(void)
+static int dev_send(void *userdata, const struct iovec *iov, int iovcnt)
 {
-        return fuse_get_context()->private_data;
-}
+        struct volsrv_fuse *vf = userdata;
+        ssize_t n;
 
-/* "/shadows/<guid>" -> 0 and the GUID; -ENOENT for every other path. */
-static int shadow_path(const char *path, uint8_t guid[16])
-{
-        vss_id id;
-
-        if (strncmp(path, "/shadows/", 9) != 0)
-                return -ENOENT;
-        path += 9;
-        if (strlen(path) != 36 || vss_id_parse(path, &id) != VSS_S_OK)
-                return -ENOENT;
-        memcpy(guid, id.bytes, 16);
+        do
+                n = writev(vf->fd, iov, iovcnt);
+        while (n < 0 && errno == EINTR);
+        /* ENOENT: the request was interrupted or aborted meanwhile, nobody waits. */
+        if (n < 0 && errno != ENOENT)
+                return -errno;
         return 0;
 }
 
-static void *vf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
-{
-        cfg->kernel_cache = 0;
-        cfg->auto_cache = 0;
-        cfg->direct_io = 0;
-        cfg->entry_timeout = 1.0;
-        cfg->attr_timeout = 1.0;
-        cfg->negative_timeout = 0;
-        cfg->use_ino = 0;
-        /* The page cache must never hold data newer than what we acknowledged. */
-        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-        conn->max_write = MIN(conn->max_write, VF_MAX_WRITE);
-        conn->max_background = VF_MAX_BACKGROUND;
-        conn->congestion_threshold = VF_MAX_BACKGROUND * 3 / 4;
-        return fuse_get_context()->private_data;
-}
-
-static int vf_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
-{
-        struct volsrv *s = ctx();
-        struct cow_snapshot_info info;
-        uint8_t guid[16];
-        int r;
-
-        memset(st, 0, sizeof(*st));
-        st->st_uid = getuid();
-        st->st_gid = getgid();
-        if (streq(path, "/") || streq(path, "/shadows")) {
-                st->st_mode = S_IFDIR | 0755;
-                st->st_nlink = 2;
-                return 0;
-        }
-        st->st_blksize = 4096;
-        st->st_size = (off_t) s->size;
-        st->st_blocks = (blkcnt_t) (s->size / 512);
-        st->st_nlink = 1;
-        if (streq(path, "/volume")) {
-                st->st_mode = S_IFREG | 0600;
-                return 0;
-        }
-        r = shadow_path(path, guid);
-        if (r < 0)
-                return r;
-        r = volsrv_snapshot_find(s->vol, guid, &info);
-        if (r < 0)
-                return -ENOENT;
-        st->st_mode = S_IFREG | 0400;
-        st->st_mtim.tv_sec = (time_t) (info.ctime_ns / 1000000000u);
-        st->st_mtim.tv_nsec = (long) (info.ctime_ns % 1000000000u);
-        st->st_ctim = st->st_atim = st->st_mtim;
-        return 0;
-}
-
-static int vf_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t offset,
-                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-        struct volsrv *s = ctx();
-
-        fill(buf, ".", NULL, 0, 0);
-        fill(buf, "..", NULL, 0, 0);
-        if (streq(path, "/")) {
-                fill(buf, "volume", NULL, 0, 0);
-                fill(buf, "shadows", NULL, 0, 0);
-                return 0;
-        }
-        if (streq(path, "/shadows")) {
-                _cleanup_free_ struct cow_snapshot_info *list = NULL;
-                size_t n = 0;
-                int r;
-
-                r = cow_snapshot_list(s->vol, &list, &n);
-                if (r < 0)
-                        return r;
-                for (size_t i = 0; i < n; i++) {
-                        char bare[37];
-
-                        volsrv_guid_bare(list[i].guid, bare);
-                        fill(buf, bare, NULL, 0, 0);
-                }
-                return 0;
-        }
-        return -ENOTDIR;
-}
-
-static int vf_open(const char *path, struct fuse_file_info *fi)
-{
-        struct volsrv *s = ctx();
-        struct shadow_fh *fh;
-        uint8_t guid[16];
-        int r;
-
-        fi->direct_io = 0;
-        fi->keep_cache = 0;
-        if (streq(path, "/volume")) {
-                if (fi->flags & O_TRUNC)
-                        return -EPERM;
-                /* Open for writing: a revert waits for the last such close
-                 * (EBUSY while one runs). */
-                if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-                        r = cow_live_open(s->vol);
-                        if (r < 0)
-                                return r;
-                }
-                fi->direct_io = 1;
-                fi->fh = FH_VOLUME;
-                return 0;
-        }
-        r = shadow_path(path, guid);
-        if (r < 0)
-                return r;
-        if (volsrv_snapshot_find(s->vol, guid, NULL) < 0)
-                return -ENOENT;
-        if ((fi->flags & O_ACCMODE) != O_RDONLY)
-                return -EROFS;
-        fh = malloc(sizeof(*fh));
-        if (!fh)
-                return -ENOMEM;
-        memcpy(fh->guid, guid, 16);
-        fi->fh = (uint64_t) (uintptr_t) fh;
-        return 0;
-}
-
-static int vf_release(const char *path, struct fuse_file_info *fi)
-{
-        if (fi->fh == FH_VOLUME && (fi->flags & O_ACCMODE) != O_RDONLY)
-                cow_live_close(ctx()->vol);
-        if (fi->fh != FH_VOLUME)
-                free((void *) (uintptr_t) fi->fh);
-        return 0;
-}
-
-static int vf_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
-{
-        struct volsrv *s = ctx();
-        int r;
-
-        if (off < 0)
-                return -EINVAL;
-        if ((uint64_t) off >= s->size)
-                return 0;
-        size = (size_t) MIN((uint64_t) size, s->size - (uint64_t) off);
-        if (fi->fh == FH_VOLUME)
-                r = cow_read(s->vol, buf, size, (uint64_t) off);
-        else {
-                const struct shadow_fh *fh = (const void *) (uintptr_t) fi->fh;
-
-                r = cow_snapshot_read(s->vol, fh->guid, buf, size, (uint64_t) off);
-                /* Deleted or evicted under the reader: the device is gone. */
-                if (r == -ENOENT || r == -ESTALE)
-                        r = -EIO;
-        }
-        return r < 0 ? r : (int) size;
-}
-
-static int vf_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
-{
-        struct volsrv *s = ctx();
-        int r;
-
-        if (fi->fh != FH_VOLUME)
-                return -EBADF;
-        if (off < 0)
-                return -EINVAL;
-        if ((uint64_t) off >= s->size || size > s->size - (uint64_t) off)
-                return -ENOSPC;
-        r = cow_write(s->vol, buf, size, (uint64_t) off);
-        return r < 0 ? r : (int) size;
-}
-
-static int vf_flush(const char *path, struct fuse_file_info *fi)
-{
-        if (fi->fh != FH_VOLUME)
-                return 0;
-        return cow_flush(ctx()->vol);
-}
-
-static int vf_fsync(const char *path, int datasync, struct fuse_file_info *fi)
-{
-        return vf_flush(path, fi);
-}
-
-static int vf_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-        /* A volume has a fixed size; "truncating" to it is harmless (O_TRUNC-less
-         * tools call it), anything else is refused. */
-        if (streq(path, "/volume") && (uint64_t) size == ctx()->size)
-                return 0;
-        return streq(path, "/volume") ? -EPERM : -EROFS;
-}
-
-static const struct fuse_operations ops = {
-        .init = vf_init,
-        .getattr = vf_getattr,
-        .readdir = vf_readdir,
-        .open = vf_open,
-        .release = vf_release,
-        .read = vf_read,
-        .write = vf_write,
-        .flush = vf_flush,
-        .fsync = vf_fsync,
-        .truncate = vf_truncate,
-};
-
-static void *loop_thread(void *arg)
+static void *reader_thread(void *arg)
 {
         struct volsrv_fuse *vf = arg;
-        int r;
+        uint8_t *in = NULL, *out = NULL;
+        /* Headers of a WRITE (in_header + write_in) end on a page boundary. */
+        const size_t lead = VFUSE_HEAD_ROOM - sizeof(struct fuse_in_header) - sizeof(struct fuse_write_in);
 
-        (void) pthread_setname_np(pthread_self(), "fuse");
-        r = fuse_loop_mt(vf->fuse, vf->cfg);
-        if (r != 0)
-                log_warn("fuse: loop ended: %d", r);
+        (void)pthread_setname_np(pthread_self(), "fuse");
+        if (posix_memalign((void **)&in, 4096, VFUSE_IN_BUFFER) != 0 ||
+            posix_memalign((void **)&out, 4096, VFUSE_OUT_BUFFER) != 0) {
+                log_err("fuse: no memory for a reader's buffers");
+                goto out;
+        }
+        for (;;) {
+                ssize_t n = read(vf->fd, in + lead, VFUSE_IN_BUFFER - lead);
+
+                if (n < 0) {
+                        /* ENOENT: an interrupted request vanished; EAGAIN: another reader got it. */
+                        /* EINTR: volsrv_fuse_stop()'s SIGUSR2 when the connection does not end. */
+                        if (errno == EINTR && __atomic_load_n(&vf->stopping, __ATOMIC_RELAXED))
+                                break;
+                        if (errno == EINTR || errno == ENOENT || errno == EAGAIN)
+                                continue;
+                        if (errno != ENODEV && !__atomic_load_n(&vf->stopping, __ATOMIC_RELAXED))
+                                log_warn("fuse: read from /dev/fuse: %m");
+                        break;
+                }
+                if (vfuse_handle(&vf->ctx, in + lead, (size_t)n, out) < 0)
+                        log_warn("fuse: dropped a malformed request (%zd bytes)", n);
+        }
+out:
+        free(in);
+        free(out);
         return NULL;
 }
 
@@ -328,67 +138,9 @@ void volsrv_fuse_unmount_stale(const char *dir)
                 log_info("fuse: lazily unmounted a stale mount on %s", dir);
 }
 
-int volsrv_fuse_start(struct volsrv *s)
-{
-        _cleanup_free_ struct volsrv_fuse *vf = NULL;
-        char *argv[] = { "vss-volsrv", "-o", "fsname=vss-volsrv,subtype=openvss", NULL };
-        struct fuse_args args = FUSE_ARGS_INIT(3, argv);
-        struct stat st;
-        pthread_attr_t attr;
-        int r;
-
-        vf = calloc(1, sizeof(*vf));
-        if (!vf)
-                return -ENOMEM;
-        /* libfuse sizes its worker stacks from this; mlockall pins them whole. */
-        setenv("FUSE_THREAD_STACK", "262144", 0);
-
-        vf->fuse = fuse_new(&args, &ops, sizeof(ops), s);
-        /* fuse_new() may have copied the arguments to the heap. */
-        fuse_opt_free_args(&args);
-        if (!vf->fuse)
-                return -EIO;
-        if (fuse_mount(vf->fuse, s->fuse_dir) != 0) {
-                fuse_destroy(vf->fuse);
-                return -EIO;
-        }
-        vf->mounted = true;
-
-        vf->cfg = fuse_loop_cfg_create();
-        if (!vf->cfg) {
-                r = -ENOMEM;
-                goto out_unmount;
-        }
-        /* Keep every worker alive: with fewer idle threads than the maximum, libfuse created
-         * and destroyed ~350 threads a second under random 4 KiB I/O (docs/bench-cow.md). */
-        fuse_loop_cfg_set_max_threads(vf->cfg, VF_WORKERS);
-        fuse_loop_cfg_set_idle_threads(vf->cfg, VF_WORKERS);
-        fuse_loop_cfg_set_clone_fd(vf->cfg, 0);
-
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        r = pthread_create(&vf->thread, &attr, loop_thread, vf);
-        pthread_attr_destroy(&attr);
-        if (r != 0) {
-                r = -r;
-                goto out_cfg;
-        }
-        vf->thread_started = true;
-        /* Only now: stat() on the mount waits for a server thread to answer. */
-        if (stat(s->fuse_dir, &st) == 0)
-                vf->dev = st.st_dev;
-        s->fuse = TAKE_PTR(vf);
-        return 0;
-
-out_cfg:
-        fuse_loop_cfg_destroy(vf->cfg);
-out_unmount:
-        fuse_unmount(vf->fuse);
-        fuse_destroy(vf->fuse);
-        return r;
-}
-
-/* The workers block in read(/dev/fuse); only the end of the connection wakes them. */
+/* The workers block in read(/dev/fuse); only the end of the connection wakes them
+ * when the mount is still busy.  Also used on a predecessor's connection that is
+ * no longer mounted where it belongs, so its users get errors instead of hanging. */
 static void abort_connection(dev_t dev)
 {
         char path[64];
@@ -405,31 +157,579 @@ static void abort_connection(dev_t dev)
         close(fd);
 }
 
+/* ---- the holder ---- */
+
+static char *holder_path(const struct volsrv *s)
+{
+        char *p;
+
+        if (asprintf(&p, "%s/fuse-holder.sock", s->rundir) < 0)
+                return NULL;
+        return p;
+}
+
+/* Sends the holder a one-byte command; for 'G' receives the two descriptors.
+ * Returns 0, -ENOENT/-ECONNREFUSED when no holder listens, or another -errno. */
+static int holder_call(const struct volsrv *s, char cmd, int *ret_fuse_fd, int *ret_state_fd)
+{
+        _cleanup_free_ char *path = holder_path(s);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct timeval tv = { .tv_sec = 2 };
+        char data[sizeof(HOLDER_MSG)] = {}, cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
+        struct iovec iov = { data, sizeof(data) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        struct cmsghdr *cm;
+        ssize_t n;
+        int fd, r = 0;
+
+        if (!path || strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, &cmd, 1) != 1) {
+                r = -errno;
+                goto out;
+        }
+        if (cmd != 'G') {
+                /* The holder closes when it has done it. */
+                (void)read(fd, data, 1);
+                goto out;
+        }
+        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+                r = -errno;
+                goto out;
+        }
+        cm = CMSG_FIRSTHDR(&mh);
+        if (n != (ssize_t)sizeof(data) || memcmp(data, HOLDER_MSG, sizeof(data)) != 0 || !cm ||
+            cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(2 * sizeof(int))) {
+                if (cm && cm->cmsg_type == SCM_RIGHTS) {
+                        int fds[2];
+
+                        memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+                        close(fds[0]);
+                        close(fds[1]);
+                }
+                r = -EBADMSG;
+                goto out;
+        }
+        memcpy(ret_fuse_fd, CMSG_DATA(cm), sizeof(int));
+        memcpy(ret_state_fd, CMSG_DATA(cm) + sizeof(int), sizeof(int));
+out:
+        close(fd);
+        return r;
+}
+
+/* Starts the holder: fork, setsid, exec of this binary with the device as fd 3,
+ * the state as fd 4 and its listening socket as fd 5.  Between fork and exec only
+ * async-signal-safe calls (the engine's threads exist already). */
+static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
+{
+        _cleanup_free_ char *path = holder_path(s);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char exe[4096], deadline[16];
+        ssize_t n;
+        pid_t pid;
+        int lfd, status;
+
+        snprintf(deadline, sizeof(deadline), "%u", s->hold_deadline_s);
+
+        if (!path || strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0)
+                return -errno;
+        exe[n] = 0;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        (void)unlink(path);
+        lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd < 0)
+                return -errno;
+        if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 || listen(lfd, 8) < 0) {
+                int r = -errno;
+
+                close(lfd);
+                return r;
+        }
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+
+                close(lfd);
+                return r;
+        }
+        if (pid == 0) {
+                char *argv[] = { (char *)"vss-volsrv-hold", (char *)"--hold-fuse", s->rundir, deadline, NULL };
+                sigset_t none;
+                int a, b, c;
+
+                /* Its own session, so a signal to the server's group spares it; a second
+                 * fork so it is nobody's child. */
+                if (setsid() < 0 || fork() != 0)
+                        _exit(0);
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                /* Out of the way first: any of them may itself be 3, 4 or 5. */
+                a = fcntl(vf->fd, F_DUPFD, 16);
+                b = fcntl(vf->state_fd, F_DUPFD, 16);
+                c = fcntl(lfd, F_DUPFD, 16);
+                if (a < 0 || b < 0 || c < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 || dup2(c, 5) < 0)
+                        _exit(127);
+                execv(exe, argv);
+                _exit(127);
+        }
+        close(lfd);
+        (void)waitpid(pid, &status, 0);
+        return 0;
+}
+
+/* The holder's main loop (vss-volsrv --hold-fuse RUNDIR DEADLINE_S, started above):
+ * hands the descriptors to whoever of uid 0 or ours asks, until told to quit or
+ * until the connection is gone (checked every second without waiting on the
+ * device: a waiter there would be woken by every request).
+ *
+ * The lease: the serving server keeps one connection open ('L') and writes a
+ * byte on it every second from its lease thread.  With no lease (the server
+ * died and no replacement came) or no byte (the server is stopped or wedged)
+ * for DEADLINE_S seconds, the holder aborts the connection and exits: every
+ * request pending or to come fails (ENOTCONN, EIO through the loop device), so a
+ * volume that nobody serves any more never hangs the machine (sync, umount,
+ * mkfs of other devices that wait on it).  0 = hold for ever. */
+int volsrv_fuse_hold(const char *rundir, unsigned deadline_s)
+{
+        const int fuse_fd = 3, state_fd = 4, lfd = 5;
+        const uint64_t deadline_us = (uint64_t)deadline_s * USEC_PER_SEC;
+        uint64_t since = clock_monotonic_us(), dev = 0;
+        bool leased = false;
+        char path[4096];
+        pid_t lease_pid = 0;
+        int lease = -1;
+
+        signal(SIGPIPE, SIG_IGN);
+        snprintf(path, sizeof(path), "%s/fuse-holder.sock", rundir);
+        for (int i = 6; i < 1024; i++)
+                (void)close(i);
+        for (;;) {
+                struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = lease, .events = POLLIN } };
+                struct pollfd d = { .fd = fuse_fd, .events = 0 };
+                struct ucred cred;
+                socklen_t clen = sizeof(cred);
+                struct timeval tv = { .tv_sec = 2 };
+                uint64_t now;
+                char cmd = 0;
+                int c;
+
+                if (poll(&d, 1, 0) < 0 || (d.revents & (POLLERR | POLLHUP | POLLNVAL)))
+                        break;
+                (void)poll(p, lease >= 0 ? 2 : 1, 1000);
+                now = clock_monotonic_us();
+                if (lease >= 0 && p[1].revents) {
+                        char b[64];
+                        ssize_t n = read(lease, b, sizeof(b));
+
+                        if (n > 0)
+                                since = now;
+                        else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                                close(lease);
+                                lease = -1;
+                                since = now;
+                                if (deadline_s)
+                                        log_warn("fuse holder: the volume server of %s is gone; keeping its FUSE "
+                                                 "connection for a replacement for %u s", rundir, deadline_s);
+                        }
+                }
+                if (deadline_us && now - since >= deadline_us) {
+                        if (pread(state_fd, &dev, sizeof(dev), offsetof(struct vfuse_state, dev)) != sizeof(dev))
+                                dev = 0;
+                        log_err("fuse holder: %s for %u s (--hold-deadline): aborting the FUSE connection of %s; "
+                                "its users get I/O errors (0x%08X %s)",
+                                lease >= 0 ? "the volume server did not renew its lease"
+                                           : leased ? "no volume server took over" : "no volume server came",
+                                deadline_s, rundir, (unsigned)VSS_E_UNEXPECTED, vss_hresult_name(VSS_E_UNEXPECTED));
+                        /* Through fusectl when it is mounted; in any case by ending every
+                         * descriptor of the connection: a server that missed its lease for
+                         * the whole deadline is killed (it is stopped or wedged, and its
+                         * connection ends now either way), then this process exits, and the
+                         * kernel aborts a connection whose last descriptor is closed. */
+                        if (dev)
+                                abort_connection((dev_t)dev);
+                        if (lease >= 0 && lease_pid > 0) {
+                                struct pollfd h = { .fd = lease, .events = POLLIN };
+
+                                (void)kill(lease_pid, SIGKILL);
+                                /* Its end of the lease closes when it is gone. */
+                                for (int i = 0; i < 50 && poll(&h, 1, 100) >= 0; i++) {
+                                        char b[64];
+
+                                        if ((h.revents & (POLLHUP | POLLERR)) ||
+                                            ((h.revents & POLLIN) && read(lease, b, sizeof(b)) <= 0))
+                                                break;
+                                }
+                        }
+                        break;
+                }
+                if (!(p[0].revents & POLLIN))
+                        continue;
+                c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0)
+                        continue;
+                (void)setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                (void)setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+                if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
+                    (cred.uid != 0 && cred.uid != getuid()) || read(c, &cmd, 1) != 1) {
+                        close(c);
+                        continue;
+                }
+                if (cmd == 'G') {
+                        char cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
+                        int fds[2] = { fuse_fd, state_fd };
+                        struct iovec iov = { (void *)HOLDER_MSG, sizeof(HOLDER_MSG) };
+                        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                                             .msg_controllen = sizeof(cbuf) };
+                        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+                        cm->cmsg_level = SOL_SOCKET;
+                        cm->cmsg_type = SCM_RIGHTS;
+                        cm->cmsg_len = CMSG_LEN(sizeof(fds));
+                        memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+                        (void)sendmsg(c, &mh, MSG_NOSIGNAL);
+                        close(c);
+                } else if (cmd == 'L') {
+                        /* The server now serving: its lease replaces any older one. */
+                        if (lease >= 0)
+                                close(lease);
+                        lease = c;
+                        lease_pid = cred.pid;
+                        leased = true;
+                        since = now;
+                } else if (cmd == 'Q') {
+                        /* Unlink before answering: a server that asked us to go starts a
+                         * new holder on the same path. */
+                        (void)unlink(path);
+                        close(c);
+                        return 0;
+                } else
+                        close(c);
+        }
+        (void)unlink(path);
+        return 0;
+}
+
+/* The server's side of the lease (see volsrv_fuse_hold): connects with 'L' and
+ * writes a byte every second.  A holder that went away is started again while
+ * the connection lives (someone killed it: the mount must not depend on luck). */
+static int lease_connect(const struct volsrv *s)
+{
+        _cleanup_free_ char *path = holder_path(s);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (!path || strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, "L", 1) != 1) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static void *lease_thread(void *arg)
+{
+        struct volsrv_fuse *vf = arg;
+        bool warned = false;
+        int fd = -1;
+
+        (void)pthread_setname_np(pthread_self(), "fuse-lease");
+        for (;;) {
+                struct pollfd w = { .fd = vf->wake[0], .events = POLLIN };
+                struct pollfd d = { .fd = vf->fd, .events = 0 };
+
+                if (poll(&d, 1, 0) < 0 || (d.revents & (POLLERR | POLLHUP | POLLNVAL)))
+                        break;  /* the connection is gone: nothing to hold */
+                if (fd >= 0 && send(fd, "B", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+                        close(fd);
+                        fd = -1;
+                }
+                if (fd < 0) {
+                        fd = lease_connect(vf->s);
+                        if (fd == -ENOENT || fd == -ECONNREFUSED) {
+                                log_warn("fuse: the FUSE holder of %s is gone: starting a new one", vf->s->rundir);
+                                if (holder_spawn(vf->s, vf) == 0)
+                                        fd = lease_connect(vf->s);
+                        }
+                        if (fd < 0 && !warned) {
+                                log_warn("fuse: no lease with the FUSE holder (%s): the mount may not survive this "
+                                         "server", strerror(-fd));
+                                warned = true;
+                        } else if (fd >= 0)
+                                warned = false;
+                }
+                if (poll(&w, 1, 1000) > 0)
+                        break;
+        }
+        if (fd >= 0)
+                close(fd);
+        return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int map_state(struct volsrv_fuse *vf)
+{
+        void *p = mmap(NULL, sizeof(struct vfuse_state), PROT_READ | PROT_WRITE, MAP_SHARED, vf->state_fd, 0);
+
+        if (p == MAP_FAILED)
+                return -errno;
+        vf->st = p;
+        return 0;
+}
+
+/* Takes the predecessor's connection from its holder, if there is one that is
+ * still mounted on RUNDIR/fuse.  Returns 1 taken over, 0 nothing to take over
+ * (a stale holder is told to quit, a stale connection aborted), -errno. */
+static int take_over(struct volsrv *s, struct volsrv_fuse *vf)
+{
+        struct pollfd p;
+        struct stat st_state;
+        dev_t mnt_dev = 0;
+        int fuse_fd = -1, state_fd = -1, r;
+
+        r = holder_call(s, 'G', &fuse_fd, &state_fd);
+        if (r < 0)
+                return 0;
+        vf->fd = fuse_fd;
+        vf->state_fd = state_fd;
+        p = (struct pollfd){ .fd = fuse_fd, .events = 0 };
+        if (fstat(state_fd, &st_state) < 0 || st_state.st_size < (off_t)sizeof(struct vfuse_state) ||
+            map_state(vf) < 0 || vfuse_state_check(vf->st) < 0) {
+                log_warn("fuse: the holder's state is unusable: starting a new mount");
+                goto stale;
+        }
+        if (poll(&p, 1, 0) < 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL))) {
+                log_info("fuse: the predecessor's connection is gone: starting a new mount");
+                goto stale;
+        }
+        /* Still mounted where it belongs?  Asked of mountinfo: a stat() of the mount
+         * would wait for a reader, and there is none yet. */
+        if (mount_lookup(s->fuse_dir, &mnt_dev, NULL, 0, NULL, 0) < 0 || (uint64_t)mnt_dev != vf->st->dev) {
+                log_info("fuse: the predecessor's connection is no longer mounted on %s: starting a new mount",
+                         s->fuse_dir);
+                goto stale;
+        }
+        vf->took_over = true;
+        vf->dev = (dev_t)vf->st->dev;
+        return 1;
+stale:
+        if (vf->st && vf->st->dev && poll(&p, 1, 0) >= 0 && !(p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+                abort_connection((dev_t)vf->st->dev);
+        (void)holder_call(s, 'Q', NULL, NULL);
+        r = 0;
+        if (vf->st)
+                munmap(vf->st, sizeof(struct vfuse_state));
+        vf->st = NULL;
+        close(fuse_fd);
+        close(state_fd);
+        vf->fd = vf->state_fd = -1;
+        return r;
+}
+
+static int fresh_mount(struct volsrv *s, struct volsrv_fuse *vf)
+{
+        char opts[256];
+        int r;
+
+        vf->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (vf->fd < 0)
+                return vlog_hr(VSS_E_UNEXPECTED, -errno, "cannot open /dev/fuse"), -errno;
+        vf->state_fd = memfd_create("vss-volsrv-fuse-state", MFD_CLOEXEC);
+        if (vf->state_fd < 0 || ftruncate(vf->state_fd, sizeof(struct vfuse_state)) < 0)
+                return -errno;
+        r = map_state(vf);
+        if (r < 0)
+                return r;
+        vfuse_state_init(vf->st);
+        volsrv_fuse_unmount_stale(s->fuse_dir);
+        /* default_permissions: the kernel checks the modes (0600/0400, owned by us),
+         * so allow_other lets nobody else at the volume. */
+        snprintf(opts, sizeof(opts),
+                 "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other,default_permissions,max_read=%u", vf->fd,
+                 (unsigned)getuid(), (unsigned)getgid(), VFUSE_MAX_WRITE);
+        if (mount("vss-volsrv", s->fuse_dir, "fuse.openvss", MS_NOSUID | MS_NODEV, opts) < 0)
+                return vlog_hr(VSS_E_UNEXPECTED, -errno, "mount -t fuse.openvss %s", s->fuse_dir), -errno;
+        return 0;
+}
+
+/* Interrupts a reader's read(): no SA_RESTART, nothing to do. */
+static void wake_reader(int sig)
+{
+        (void)sig;
+}
+
+int volsrv_fuse_start(struct volsrv *s)
+{
+        struct sigaction sa = { .sa_handler = wake_reader };
+        _cleanup_free_ struct volsrv_fuse *vf = NULL;
+        pthread_attr_t attr;
+        struct stat st;
+        int r;
+
+        vf = calloc(1, sizeof(*vf));
+        if (!vf)
+                return -ENOMEM;
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(SIGUSR2, &sa, NULL);
+        vf->fd = vf->state_fd = vf->wake[0] = vf->wake[1] = -1;
+        vf->s = s;
+        if (pipe2(vf->wake, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = take_over(s, vf);
+        if (r < 0)
+                goto fail;
+        if (r == 0) {
+                r = fresh_mount(s, vf);
+                if (r < 0)
+                        goto fail;
+        }
+        vf->ctx = (struct vfuse_ctx){
+                .vol = s->vol,
+                .size = s->size,
+                .uid = (uint32_t)getuid(),
+                .gid = (uint32_t)getgid(),
+                .st = vf->st,
+                .send = dev_send,
+                .send_userdata = vf,
+        };
+        if (vf->took_over) {
+                /* The predecessor's opens of the volume for writing are ours now. */
+                unsigned writers = vfuse_state_writers(vf->st);
+
+                for (unsigned i = 0; i < writers; i++)
+                        (void)cow_live_open(s->vol);
+                vf->st->handovers++;
+                log_info("fuse: took over the connection on %s from the holder (%u open for writing, handover %llu)",
+                         s->fuse_dir, writers, (unsigned long long)vf->st->handovers);
+        }
+
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        for (unsigned i = 0; i < VF_WORKERS; i++) {
+                r = pthread_create(&vf->threads[i], &attr, reader_thread, vf);
+                if (r != 0) {
+                        r = -r;
+                        break;
+                }
+                vf->nthreads++;
+        }
+        pthread_attr_destroy(&attr);
+        if (vf->nthreads == 0)
+                goto fail_unmount;
+
+        if (vf->took_over) {
+                r = vfuse_notify_resend(&vf->ctx);
+                if (r < 0)
+                        log_warn("fuse: FUSE_NOTIFY_RESEND failed (%s): requests in flight at the predecessor's "
+                                 "death wait until they are retried", strerror(-r));
+        } else {
+                /* Only now: stat() on the mount waits for a reader to answer INIT. */
+                if (stat(s->fuse_dir, &st) == 0)
+                        vf->dev = st.st_dev;
+                vf->st->dev = (uint64_t)vf->dev;
+                r = holder_spawn(s, vf);
+                if (r < 0)
+                        log_warn("fuse: cannot start the FUSE holder (%s): the mount will not survive this server",
+                                 strerror(-r));
+        }
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        r = pthread_create(&vf->lease, &attr, lease_thread, vf);
+        pthread_attr_destroy(&attr);
+        if (r != 0)
+                log_warn("fuse: cannot start the lease thread (%s): the holder aborts the connection after %u s",
+                         strerror(r), s->hold_deadline_s);
+        vf->lease_running = r == 0;
+        s->fuse = TAKE_PTR(vf);
+        return 0;
+
+fail_unmount:
+        if (!vf->took_over)
+                (void)umount2(s->fuse_dir, MNT_DETACH);
+fail:
+        if (vf->st)
+                munmap(vf->st, sizeof(struct vfuse_state));
+        if (vf->fd >= 0)
+                close(vf->fd);
+        if (vf->state_fd >= 0)
+                close(vf->state_fd);
+        if (vf->wake[0] >= 0) {
+                close(vf->wake[0]);
+                close(vf->wake[1]);
+        }
+        return r < 0 ? r : -EIO;
+}
+
+bool volsrv_fuse_taken_over(const struct volsrv *s, uint64_t *ret_handovers)
+{
+        *ret_handovers = s->fuse && s->fuse->st ? s->fuse->st->handovers : 0;
+        return s->fuse && s->fuse->took_over;
+}
+
 void volsrv_fuse_stop(struct volsrv *s)
 {
         struct volsrv_fuse *vf = s->fuse;
         struct timespec deadline;
+        bool aborted = false;
 
         if (!vf)
                 return;
-        fuse_exit(vf->fuse);
+        __atomic_store_n(&vf->stopping, true, __ATOMIC_RELAXED);
+        /* The lease ends first, or its thread would start a new holder after the 'Q'. */
+        if (vf->lease_running) {
+                (void)write(vf->wake[1], "x", 1);
+                pthread_join(vf->lease, NULL);
+        }
+        close(vf->wake[0]);
+        close(vf->wake[1]);
+        /* A clean stop ends the mount: the holder goes first, so nothing keeps the
+         * connection once we close our descriptor. */
+        (void)holder_call(s, 'Q', NULL, NULL);
         if (umount2(s->fuse_dir, 0) < 0) {
                 if (errno == EBUSY)
                         log_warn("fuse: %s is still in use (loop device?): detaching it, its users get I/O errors",
                              s->fuse_dir);
-                (void) umount2(s->fuse_dir, MNT_DETACH);
+                (void)umount2(s->fuse_dir, MNT_DETACH);
         }
-        if (vf->thread_started) {
-                deadline = timespec_from_us(clock_realtime_us() + 2 * USEC_PER_SEC);
-                if (pthread_timedjoin_np(vf->thread, NULL, &deadline) != 0) {
+        deadline = timespec_from_us(clock_realtime_us() + 2 * USEC_PER_SEC);
+        for (unsigned i = 0; i < vf->nthreads; i++) {
+                if (!aborted && pthread_timedjoin_np(vf->threads[i], NULL, &deadline) == 0)
+                        continue;
+                if (!aborted) {
                         abort_connection(vf->dev);
-                        pthread_join(vf->thread, NULL);
+                        aborted = true;
+                }
+                /* Without fusectl (often not mounted) the abort does nothing, and a mount
+                 * still in use keeps the readers blocked in read(): interrupt them. */
+                for (;;) {
+                        struct timespec t = timespec_from_us(clock_realtime_us() + 100000);
+
+                        (void)pthread_kill(vf->threads[i], SIGUSR2);
+                        if (pthread_timedjoin_np(vf->threads[i], NULL, &t) == 0)
+                                break;
                 }
         }
-        /* Already unmounted above: this closes the session fd. */
-        fuse_unmount(vf->fuse);
-        fuse_loop_cfg_destroy(vf->cfg);
-        fuse_destroy(vf->fuse);
+        munmap(vf->st, sizeof(struct vfuse_state));
+        close(vf->fd);
+        close(vf->state_fd);
         free(vf);
         s->fuse = NULL;
 }

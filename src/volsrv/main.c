@@ -39,6 +39,7 @@
 
 #include "basic/macro.h"
 #include "basic/size-util.h"
+#include "basic/string-util.h"
 #include "volsrv/nbd.h"
 #include "volsrv/volsrv.h"
 
@@ -57,6 +58,7 @@ struct options {
         uint64_t max_bytes;
         bool max_set;
         uint64_t writeback;
+        unsigned hold_deadline_s;
 };
 
 /* Write-back buffers for first writes after a snapshot (cow_set_writeback()):
@@ -69,7 +71,7 @@ static void usage(FILE *f)
 {
         fputs("Usage: vss-volsrv --origin IMG --diff DIFFAREA --dir RUNDIR\n"
               "                  [--format [--chunk-size 16K] [--max SIZE|unbounded]] [--writeback SIZE]\n"
-              "                  [--foreground]\n"
+              "                  [--hold-deadline SECONDS] [--foreground]\n"
               "\n"
               "Serves one copy-on-write volume: RUNDIR/fuse/volume (live), RUNDIR/fuse/shadows/<guid>,\n"
               "NBD on RUNDIR/nbd.sock, control on RUNDIR/control.sock (vss-volsrv(8)).\n\n"
@@ -80,6 +82,8 @@ static void usage(FILE *f)
               "  --chunk-size=N             with --format: copy-on-write unit, 4K..1M (default 16K)\n"
               "  --max=SIZE|unbounded       with --format: shadow storage bound (default unbounded)\n"
               "  --writeback=SIZE           memory for first writes awaiting their copy (default 64M)\n"
+              "  --hold-deadline=SECONDS    how long the FUSE holder waits for a live server before it\n"
+              "                             aborts the FUSE connection (default 30, 0 = never)\n"
               "  --foreground               do not daemonize; log to stderr\n"
               "  -h, --help                 print this help\n", f);
 }
@@ -104,6 +108,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "max",        required_argument, NULL, 'm' },
                 { "writeback",  required_argument, NULL, 'w' },
                 { "foreground", no_argument,       NULL, 'F' },
+                { "hold-deadline", required_argument, NULL, 'H' },
                 { "help",       no_argument,       NULL, 'h' },
                 {}
         };
@@ -137,6 +142,11 @@ static int parse_args(int argc, char **argv, struct options *o)
                         if (size_parse(optarg, &v) < 0)
                                 return arg_error("--writeback %s: a size (e.g. 64M), 0 = write-through", optarg);
                         o->writeback = v;
+                        break;
+                case 'H':
+                        if (parse_u64(optarg, &v) < 0 || v > 86400)
+                                return arg_error("--hold-deadline %s: seconds, 0..86400 (0 = hold forever)", optarg);
+                        o->hold_deadline_s = (unsigned)v;
                         break;
                 case 'h':
                         usage(stdout);
@@ -386,12 +396,22 @@ static void free_state(struct volsrv *s)
 
 int main(int argc, char **argv)
 {
-        struct options o = { .writeback = WRITEBACK_DEFAULT };
+        struct options o = { .writeback = WRITEBACK_DEFAULT, .hold_deadline_s = VOLSRV_HOLD_DEADLINE_DEFAULT_S };
         struct volsrv *s;
         _cleanup_close_ int pid_fd = -EBADF, ready_fd = -EBADF, listen_fd = -EBADF;
         sigset_t mask;
         int r, ret = 1;
 
+        /* The FUSE holder (fuse.c): started by a server, never by hand. */
+        if (argc == 4 && streq(argv[1], "--hold-fuse")) {
+                uint64_t deadline;
+
+                log_setup("vss-volsrv-hold");
+                if (parse_u64(argv[3], &deadline) < 0 || deadline > 86400)
+                        return 2;
+                detach_stdio(argv[2]);
+                return volsrv_fuse_hold(argv[2], (unsigned)deadline) < 0 ? 1 : 0;
+        }
         log_setup("vss-volsrv");
         if (parse_args(argc, argv, &o) < 0)
                 return 2;
@@ -401,6 +421,7 @@ int main(int argc, char **argv)
         if (!s)
                 return 1;
         s->event_fd = s->signal_fd = -1;
+        s->hold_deadline_s = o.hold_deadline_s;
         pthread_mutex_init(&s->event_lock, NULL);
 
         r = setup_paths(s, &o);
@@ -445,7 +466,8 @@ int main(int argc, char **argv)
                 vlog_hr(VSS_E_UNEXPECTED, -errno, "mkdir %s", s->fuse_dir);
                 goto out_close;
         }
-        volsrv_fuse_unmount_stale(s->fuse_dir);
+        /* Takes the predecessor's connection over from its holder, or mounts anew
+         * (lazily unmounting a stale mount first). */
         r = volsrv_fuse_start(s);
         if (r < 0) {
                 vlog_hr(VSS_E_UNEXPECTED, r, "cannot mount FUSE on %s", s->fuse_dir);

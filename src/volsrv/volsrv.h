@@ -21,6 +21,11 @@
 #include "vss/vss.h"
 
 #define VOLSRV_EVENT_RING 1024u
+/* How long the FUSE holder keeps a connection without a live server (--hold-deadline): well
+ * beyond vssd's replacement of a silent server (5 s) plus a restart, short enough that a
+ * volume nobody serves any more fails its I/O instead of hanging everyone who touches it
+ * (docs/volsrv.md "Handover"). */
+#define VOLSRV_HOLD_DEADLINE_DEFAULT_S 30u
 
 struct volsrv_event {
         uint64_t time_us;
@@ -62,6 +67,7 @@ struct volsrv {
 
         struct volsrv_fuse *fuse;
         struct nbd_server *nbd;
+        unsigned hold_deadline_s;       /* passed to the FUSE holder; 0 = never aborts */
 };
 
 /* Logs "msg: strerror (0xHR NAME: message)" and returns hr. */
@@ -77,6 +83,11 @@ int volsrv_fuse_start(struct volsrv *s);
 void volsrv_fuse_stop(struct volsrv *s);
 /* Lazily unmounts whatever is mounted on dir (a predecessor killed with -9). */
 void volsrv_fuse_unmount_stale(const char *dir);
+/* Whether this server took its FUSE connection over from a predecessor (and how many
+ * servers did, on this connection), for Volume.Status. */
+bool volsrv_fuse_taken_over(const struct volsrv *s, uint64_t *ret_handovers);
+/* The FUSE holder's main loop (vss-volsrv --hold-fuse RUNDIR DEADLINE_S, started by the server). */
+int volsrv_fuse_hold(const char *rundir, unsigned deadline_s);
 
 /* control.c: runs until Server.Stop or SIGTERM/SIGINT. */
 int volsrv_control_listen(struct volsrv *s, int *ret_fd);

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Bringing a cow volume back after its volume server died.  The restarted
+ * Bringing a cow volume back after its volume server died, when the FUSE
+ * connection died with it.  Normally it does not: the replacement takes the
+ * connection over from the FUSE holder (src/volsrv/fuse.c), the loop devices
+ * stay live and nothing here has anything to do.  When the holder is gone too
+ * (killed, or the connection aborted), the restarted
  * server serves a new FUSE file; the old loop device (and the filesystem
  * mounted from it, and every exposed shadow's loop device) still refer to the
  * dead one, so every read and write there fails.  Here the dead filesystem is
@@ -33,6 +37,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "basic/exec-util.h"
 #include "basic/string-util.h"
@@ -42,6 +47,33 @@
 #define UMOUNT_TIMEOUT_MS 10000
 #define LOSETUP_TIMEOUT_MS 10000
 #define MOUNT_TIMEOUT_MS 60000
+#define STAT_TIMEOUT_MS 2000
+
+/* stat() of a file the volume server serves, in a child with a deadline: the
+ * server answered a moment ago, but one stopped since would leave a stat() here
+ * waiting for it, and with it vssd's event loop (the supervision kills such a
+ * server; this gives up and the caller retries).  Fills st_dev and st_ino. */
+static int stat_served(const char *path, struct stat *ret)
+{
+        char out[128], *sp;
+        uint64_t dev, ino;
+        int r;
+
+        r = run_command((char *const[]){ "stat", "-L", "-c", "%d %i", (char *)path, NULL }, STAT_TIMEOUT_MS, out,
+                        sizeof(out));
+        if (r == -ETIMEDOUT)
+                return -ETIMEDOUT;
+        if (r != 0)
+                return -ENOENT;         /* not asked again: an access() would wait the same way */
+        sp = strchr(out, ' ');
+        if (!sp)
+                return -EIO;
+        *sp++ = 0;
+        if (parse_u64(out, &dev) < 0 || parse_u64(sp, &ino) < 0)
+                return -EIO;
+        *ret = (struct stat){ .st_dev = (dev_t)dev, .st_ino = (ino_t)ino };
+        return 0;
+}
 
 /* What loop device 'dev' is to us: "ours" when it was attached with file 'path' (by
  * the name the kernel keeps, truncated to LO_NAME_SIZE), "live" when on the very
@@ -218,8 +250,16 @@ static bool remount_shadow_at(struct vssd *v, struct shadow *sh, const char *pat
         int r;
 
         vss_id_format(&sh->snap.snapshot_id, idbuf);
-        if (stat(sh->snap.device, &live) < 0) {
-                fmt_trunc(err, errlen, "the volume server no longer serves %s: %m", sh->snap.device);
+        r = stat_served(sh->snap.device, &live);
+        if (r == -ETIMEDOUT) {
+                /* Its server stopped answering: supervision replaces it, and the next
+                 * remount pass (after the takeover or the remount) looks again. */
+                log_warn("shadow copy %s at %s: its volume server did not answer within %d ms; not checked", idbuf,
+                         path, STAT_TIMEOUT_MS);
+                return true;
+        }
+        if (r < 0) {
+                fmt_trunc(err, errlen, "the volume server no longer serves %s: %s", sh->snap.device, strerror(-r));
                 return false;
         }
         r = cow_mount_source(path, src, sizeof(src), NULL, 0);
@@ -266,7 +306,7 @@ static bool set_in_progress(struct vssd *v)
 int cowvol_remount(struct vssd *v, struct cowvol *cv)
 {
         char live_path[VSS_PATH_MAX], loop[256], err[900] = "", *dup;
-        bool mounted = cv->mountpoint[0] != 0;
+        bool mounted = cv->mountpoint[0] != 0, moved = false;
         enum loop_state ls;
         struct stat live;
         int r;
@@ -274,8 +314,10 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
         if (set_in_progress(v))
                 return -EBUSY;
         fmt_trunc(live_path, sizeof(live_path), "%s/fuse/volume", cv->rundir);
-        if (stat(live_path, &live) < 0) {
-                r = -errno;
+        r = stat_served(live_path, &live);
+        if (r == -ETIMEDOUT)
+                return -EBUSY;          /* stopped since it answered: supervision deals with it */
+        if (r < 0) {
                 catalog_event(v, "error", "cow", VSS_E_UNEXPECTED,
                               "cannot remount cow volume %s: its volume server serves no %s (%s); retrying in 30 s",
                               cv->name, live_path, strerror(-r));
@@ -293,7 +335,7 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                                 catalog_event(v, "error", "cow", VSS_E_VOLUME_IN_USE,
                                               "cow volume %s is not remounted: %s; it is left alone (remount by hand)",
                                               cv->name, err);
-                                return 0;
+                                return 2;
                         }
                         if (r < 0 && r != -ENOENT)
                                 goto fail;
@@ -334,6 +376,7 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                         catalog_event(v, "warning", "cow", VSS_S_OK,
                                       "volume server of %s restarted; volume attached again as %s; processes that had "
                                       "it open must reopen it", cv->name, loop);
+                moved = true;
         } else if (mounted && cv->fs[0] && cow_mount_source(cv->mountpoint, NULL, 0, NULL, 0) == -ENOENT) {
                 /* Live loop device, nothing mounted where the volume belongs: vssd died in a revert
                  * between the unmount and the volume server's start of the copy. */
@@ -351,7 +394,7 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                 if ((sh->exposed_path || sh->published_path) && !sh->deleting &&
                     streq(sh->snap.provider_data, cv->rundir))
                         reexpose(v, sh);
-        return 0;
+        return moved ? 1 : 0;
 fail:
         catalog_event(v, "error", "cow", VSS_E_UNEXPECTED, "cannot remount cow volume %s%s%s: %s; retrying in 30 s",
                       cv->name, mounted ? " at " : "", mounted ? cv->mountpoint : "", err);

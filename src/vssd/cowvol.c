@@ -25,7 +25,9 @@
 #include <linux/fs.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -39,6 +41,13 @@
 #include "vssd/vssd.h"
 
 #define DIFF_SUBDIR "/.openvss/diff"
+
+/* Supervision: every volume server gets a Hello each second on its event connection; one
+ * that leaves a Hello unanswered for 5 s is killed (SIGKILL, also ends a SIGSTOP) and
+ * replaced.  5 s: the control loop answers in order, and the slowest request it serves
+ * in normal operation (Snapshot.Create under heavy write load) took 0.3-1.3 s. */
+#define VOLSRV_PING_INTERVAL_US 1000000ull
+#define VOLSRV_DEADLINE_US 5000000ull
 
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
 {
@@ -127,6 +136,8 @@ static void cowvol_del(struct vssd *v, const char *name)
 
 static void ev_close(struct vssd *v, struct cowvol *cv)
 {
+        timer_cancel(v, &cv->ping);
+        cv->ping_sent_us = 0;
         if (cv->ev_fd < 0)
                 return;
         (void)epoll_ctl(v->epfd, EPOLL_CTL_DEL, cv->ev_fd, NULL);
@@ -134,6 +145,8 @@ static void ev_close(struct vssd *v, struct cowvol *cv)
         cv->ev_fd = -1;
         wire_buf_done(&cv->ev_in);
 }
+
+static void ping_cb(struct vssd *v, struct timer *t);
 
 static int ev_open(struct vssd *v, struct cowvol *cv)
 {
@@ -150,6 +163,10 @@ static int ev_open(struct vssd *v, struct cowvol *cv)
         }
         cv->ev_fd = fd;
         wire_buf_init(&cv->ev_in, WIRE_MESSAGE_MAX);
+        cv->ping.cb = ping_cb;
+        cv->ping.userdata = cv;
+        cv->ping_sent_us = 0;
+        timer_arm(v, &cv->ping, clock_monotonic_us() + VOLSRV_PING_INTERVAL_US);
         return 0;
 }
 
@@ -223,17 +240,110 @@ bool cowvol_io(struct vssd *v, void *ptr, uint32_t events)
                                 continue;
                         if (m.kind == WIRE_REQUEST && streq(m.method, "Volume.Event"))
                                 handle_event(v, cv, m.params);
+                        else if (m.kind != WIRE_REQUEST && m.has_id && m.id == cv->ping_id)
+                                cv->ping_sent_us = 0;
                         wire_msg_done(&m);
                 }
                 return true;
         }
-        catalog_event(v, "warning", "cow", VSS_S_OK, "lost the volume server of cow volume %s; retrying in 5 s", cv->name);
+        catalog_event(v, "warning", "cow", VSS_S_OK, "lost the volume server of cow volume %s; restarting it", cv->name);
         ev_close(v, cv);
         cv->retry.cb = retry_cb;
         cv->retry.userdata = cv;
-        timer_arm(v, &cv->retry, clock_monotonic_us() + 5000000);
+        /* At once: the file system on the volume waits for a server meanwhile. */
+        timer_arm(v, &cv->retry, clock_monotonic_us());
         return true;
 }
+
+/* ---- supervision: a server that stops answering is replaced ---- */
+
+/* The pid in RUNDIR/volsrv.pid if that process is a vss-volsrv on this RUNDIR, else 0. */
+static pid_t volsrv_pid(const struct cowvol *cv)
+{
+        char path[VSS_PATH_MAX], buf[4096];
+        ssize_t n;
+        int fd, pid = 0;
+
+        fmt_trunc(path, sizeof(path), "%s/volsrv.pid", cv->rundir);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        n = read(fd, buf, 31);
+        close(fd);
+        buf[n > 0 ? n : 0] = 0;
+        buf[strcspn(buf, "\n")] = 0;
+        if (parse_int(buf, &pid) < 0 || pid <= 1)
+                return 0;
+        /* Its command line names the RUNDIR (a recycled pid does not). */
+        fmt_trunc(path, sizeof(path), "/proc/%d/cmdline", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return 0;
+        for (ssize_t i = 0; i < n; i++)
+                if (buf[i] == 0)
+                        buf[i] = ' ';
+        buf[n] = 0;
+        return strstr(buf, "vss-volsrv") && strstr(buf, cv->rundir) ? (pid_t)pid : 0;
+}
+
+/* Waits (up to timeout_ms) until no process holds the server's instance lock: a
+ * server killed a moment ago may still be exiting, and its replacement would be
+ * refused with VSS_E_VOLUME_IN_USE. */
+static void wait_lock_free(const struct cowvol *cv, int timeout_ms)
+{
+        char path[VSS_PATH_MAX];
+        int fd;
+
+        fmt_trunc(path, sizeof(path), "%s/volsrv.pid", cv->rundir);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0 && waited < timeout_ms; waited += 10)
+                usleep(10000);
+        close(fd);
+}
+
+static void ping_cb(struct vssd *v, struct timer *t)
+{
+        struct cowvol *cv = t->userdata;
+        uint64_t now = clock_monotonic_us();
+        char line[96];
+        int n;
+
+        if (cv->ev_fd < 0)
+                return;
+        if (cv->ping_sent_us && now - cv->ping_sent_us >= VOLSRV_DEADLINE_US) {
+                pid_t pid = volsrv_pid(cv);
+
+                catalog_event(v, "warning", "cow", VSS_E_PROVIDER_VETO,
+                              "the volume server of cow volume %s (pid %d) did not answer its control socket for %u s: "
+                              "killing it; a new one takes over its FUSE connection", cv->name, (int)pid,
+                              (unsigned)(VOLSRV_DEADLINE_US / 1000000));
+                if (pid > 0)
+                        (void)kill(pid, SIGKILL);
+                ev_close(v, cv);
+                /* Its replacement starts once it is gone (its lock released). */
+                wait_lock_free(cv, 3000);
+                cv->retry.cb = retry_cb;
+                cv->retry.userdata = cv;
+                timer_arm(v, &cv->retry, now);
+                return;
+        }
+        if (!cv->ping_sent_us) {
+                cv->ping_id++;
+                n = snprintf(line, sizeof(line), "{\"id\":%lld,\"method\":\"Hello\",\"params\":{\"version\":1}}\n",
+                             (long long)cv->ping_id);
+                /* Never blocks the loop: a stopped server's socket buffer holds years of pings. */
+                if (send(cv->ev_fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n)
+                        cv->ping_sent_us = now;
+        }
+        timer_arm(v, t, now + VOLSRV_PING_INTERVAL_US);
+}
+
 
 /* ---- starting volume servers ---- */
 
@@ -284,6 +394,13 @@ static vss_hresult volsrv_start(struct vssd *v, struct cowvol *cv, bool format, 
         argv[k++] = cv->diff;
         argv[k++] = (char *)"--dir";
         argv[k++] = cv->rundir;
+        /* No write-back: a write is acknowledged once its data is in the host's page cache
+         * (and its copy committed), so it survives the server.  With write-back a kill -9
+         * loses the writes acknowledged since the last flush, and after a handover (the
+         * filesystem stays mounted, docs/volsrv.md "Handover") nothing would tell the
+         * filesystem: its next fsync would succeed without them. */
+        argv[k++] = (char *)"--writeback";
+        argv[k++] = (char *)"0";
         if (format) {
                 argv[k++] = (char *)"--format";
                 argv[k++] = (char *)"--max";
@@ -337,10 +454,13 @@ static void retry_cb(struct vssd *v, struct timer *t)
 {
         struct cowvol *cv = t->userdata;
         char err[600] = "no event connection";
+        json_t *st = NULL;
+        bool taken_over;
         int r;
 
         /* Connected already: this is a retry of the remount only. */
         if (cv->ev_fd < 0 && ev_open(v, cv) < 0) {
+                wait_lock_free(cv, 3000);
                 if (VSS_FAILED(volsrv_start(v, cv, false, -1, err, sizeof(err))) || ev_open(v, cv) < 0) {
                         catalog_event(v, "error", "cow", VSS_E_PROVIDER_VETO,
                                       "cannot restart the volume server of %s: %s; retrying in 30 s", cv->name, err);
@@ -348,9 +468,29 @@ static void retry_cb(struct vssd *v, struct timer *t)
                         return;
                 }
                 catalog_event(v, "info", "cow", VSS_S_OK, "restarted the volume server of cow volume %s", cv->name);
+                cv->restarted = true;
         }
-        /* The loop device and the filesystem on it may still use a dead server's FUSE file. */
-        r = cowvol_remount(v, cv);
+        /* Asked before anything touches its FUSE files: a stat() there waits for the
+         * server, and one that does not answer must not hang this loop (supervision
+         * replaces it; we come back in a second). */
+        if (VSS_FAILED(volsrv_call(cv->rundir, "Volume.Status", NULL, 2000, &st, err, sizeof(err)))) {
+                timer_arm(v, &cv->retry, clock_monotonic_us() + 1000000);
+                return;
+        }
+        taken_over = json_is_true(json_object_get(st, "fuse_taken_over"));
+        json_decref(st);
+        /* A server that took the connection over serves the very files the loop devices
+         * use; one that mounted anew leaves them on a dead connection: remount. */
+        r = taken_over ? 0 : cowvol_remount(v, cv);
+        if (cv->restarted && r >= 0) {
+                if (r == 0 && taken_over)
+                        catalog_event(v, "info", "cow", VSS_S_OK,
+                                      "the new volume server of cow volume %s took over its FUSE connection: the volume "
+                                      "stayed %s%s (%s), nothing to remount", cv->name,
+                                      cv->mountpoint[0] ? "mounted at " : "attached", cv->mountpoint,
+                                      cv->loopdev[0] ? cv->loopdev : "no loop device");
+                cv->restarted = false;
+        }
         if (r < 0)
                 timer_arm(v, &cv->retry, clock_monotonic_us() + (r == -EBUSY ? 1000000 : 30000000));
 }

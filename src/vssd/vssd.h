@@ -60,6 +60,12 @@ struct cowvol {
         int ev_fd;                      /* control connection for Volume.Event, -1 if down */
         struct wire_buf ev_in;
         struct timer retry;
+        /* Supervision (cowvol.c): a Hello on ev_fd every second; no answer within
+         * VOLSRV_DEADLINE_US and the server is killed and replaced. */
+        struct timer ping;
+        uint64_t ping_sent_us;          /* 0: none outstanding */
+        json_int_t ping_id;
+        bool restarted;                 /* restarted; what became of the mount not yet reported */
 };
 
 /* ---- the daemon ---- */
@@ -109,9 +115,12 @@ vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on
 /* Paths whose filesystems must never be frozen: the state dir, every diff area and run dir. */
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n);
 /* cowvol-remount.c: after its volume server restarted, moves the volume's loop device, mounted
- * filesystem and exposed shadows onto the live FUSE files.  0 when done (or nothing to do, or
- * given up with an event), -EBUSY while a set is being created (retry soon), else -errno after
- * an error event (retry later). */
+ * filesystem and exposed shadows onto the live FUSE files.  Normally there is nothing to do: the
+ * replacement took the FUSE connection over from the holder, so the loop devices are live; this is
+ * the fallback for a connection that was lost (the holder gone too).  0 when there was nothing to
+ * do for the volume itself, 1 when it had to be attached or mounted again, 2 when that was given
+ * up with an event (someone else's mount is on the mount point),
+ * -EBUSY while a set is being created (retry soon), else -errno after an error event (retry later). */
 int cowvol_remount(struct vssd *v, struct cowvol *cv);
 /* After a revert of the cow volume served from 'rundir': it is attached as 'loopdev' now. */
 void cowvol_reverted(struct vssd *v, const char *rundir, const char *loopdev);

@@ -26,17 +26,10 @@
 #include <string.h>
 
 #include "cow/cow.h"
-#include "cow-test-io.h"
+#include "fuzz-volume.h"
 #include "volsrv/nbd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ORIGIN_SIZE (1024u * 1024u)
-
-static const uint8_t snap_guid[16] = {
-        0x3f, 0x5b, 0x2c, 0x1e, 0x0a, 0x1b, 0x4c, 0x2d,
-        0x8e, 0x3f, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc,
-};
 
 static struct cow_volume *vol;
 static void *iobuf;
@@ -49,10 +42,7 @@ struct input {
 
 static void check(bool ok, const char *what)
 {
-        if (!ok) {
-                fprintf(stderr, "fuzz-nbd: invariant violated: %s\n", what);
-                abort();
-        }
+        fuzz_check(ok, "fuzz-nbd", what);
 }
 
 static int in_recv(void *userdata, void *buf, size_t len)
@@ -78,27 +68,9 @@ static int out_send(void *userdata, const void *buf, size_t len, bool more)
         return 0;
 }
 
-static uint8_t pattern(uint64_t off)
-{
-        return (uint8_t) (off * 7 + (off >> 12));
-}
-
 static void setup(void)
 {
-        struct cow_io *origin, *diff;
-        struct cow_format_params p = { .chunk_size = 4096 };
-        uint8_t *img;
-
-        img = malloc(ORIGIN_SIZE);
-        check(img != NULL, "setup: malloc");
-        for (uint64_t i = 0; i < ORIGIN_SIZE; i++)
-                img[i] = pattern(i);
-        check(cow_io_new_memory(img, ORIGIN_SIZE, &origin) == 0, "setup: origin");
-        free(img);
-        check(cow_io_new_memory(NULL, 0, &diff) == 0, "setup: diff");
-        check(cow_format(origin, diff, &p) == 0, "setup: cow_format");
-        check(cow_open(origin, diff, NULL, NULL, &vol) == 0, "setup: cow_open");
-        check(cow_snapshot_create(vol, snap_guid) == 0, "setup: snapshot");
+        vol = fuzz_volume("fuzz-nbd");
         check(posix_memalign(&iobuf, 4096, NBD_IO_BUFFER) == 0, "setup: iobuf");
         if (getenv("FUZZ_NBD_WORKERS")) {
                 unsigned long n = strtoul(getenv("FUZZ_NBD_WORKERS"), NULL, 10);
@@ -115,23 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 .recv = in_recv,
                 .send = out_send,
         };
-        uint8_t probe[64];
-
         if (!vol)
                 setup();
-        (void) nbd_session_run_workers(vol, ORIGIN_SIZE, &t, iobuf, workers);
-
+        (void) nbd_session_run_workers(vol, FUZZ_ORIGIN_SIZE, &t, iobuf, workers);
         /* Whatever the client wrote, the snapshot must still be the original. */
-        for (uint64_t off = 0; off < ORIGIN_SIZE; off += 65536 + 4096) {
-                check(cow_snapshot_read(vol, snap_guid, probe, sizeof(probe), off) == 0, "snapshot read");
-                for (size_t i = 0; i < sizeof(probe); i++)
-                        check(probe[i] == pattern(off + i), "snapshot content changed");
-        }
-        check(cow_revert(vol, snap_guid) == 0, "revert after the session (a live-volume hold leaked?)");
-        for (uint64_t off = 0; off < ORIGIN_SIZE; off += 65536 + 4096) {
-                check(cow_read(vol, probe, sizeof(probe), off) == 0, "volume read");
-                for (size_t i = 0; i < sizeof(probe); i++)
-                        check(probe[i] == pattern(off + i), "volume differs from the snapshot after the revert");
-        }
+        fuzz_volume_check(vol, "fuzz-nbd");
         return 0;
 }

@@ -16,65 +16,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "basic/fs-util.h"
 #include "basic/macro.h"
 #include "providers/cow/cow-util.h"
 
-/* mountinfo escapes blanks and backslashes as \ooo. */
-static void unescape(char *s)
-{
-        char *d = s;
-
-        for (; *s; s++) {
-                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
-                    s[3] <= '7') {
-                        *d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-                        s += 3;
-                } else
-                        *d++ = *s;
-        }
-        *d = 0;
-}
-
 int cow_mount_source(const char *path, char *dev, size_t devlen, char *fstype, size_t fslen)
 {
-        FILE *f = fopen("/proc/self/mountinfo", "re");
-        char line[8192];
-        int r = -ENOENT;
-
-        if (!f)
-                return -errno;
-        /* The last matching line wins: it is the mount on top. */
-        while (fgets(line, sizeof(line), f)) {
-                char *tok[16], *save = NULL, *sep;
-                size_t n = 0;
-
-                sep = strstr(line, " - ");
-                if (!sep)
-                        continue;
-                *sep = 0;
-                for (char *t = strtok_r(line, " ", &save); t && n < ARRAY_SIZE(tok); t = strtok_r(NULL, " ", &save))
-                        tok[n++] = t;
-                if (n < 5)
-                        continue;
-                unescape(tok[4]);
-                if (!streq(tok[4], path))
-                        continue;
-                {
-                        char *fs, *src, *save2 = NULL;
-
-                        fs = strtok_r(sep + 3, " \n", &save2);
-                        src = fs ? strtok_r(NULL, " \n", &save2) : NULL;
-                        if (!fs || !src)
-                                continue;
-                        unescape(src);
-                        snprintf(dev, devlen, "%s", src);
-                        if (fstype)
-                                snprintf(fstype, fslen, "%s", fs);
-                        r = 0;
-                }
-        }
-        fclose(f);
-        return r;
+        return mount_lookup(path, NULL, dev, devlen, fstype, fslen);
 }
 
 int cow_loop_backing_file(const char *dev, char *buf, size_t len)
