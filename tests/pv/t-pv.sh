@@ -101,18 +101,38 @@ n3=$(pv_gmt_of "${id[b.3]}")
 [ -n "$n3" ] && [ "$(cat "$B/.snapshots/$n3/doc.txt" 2>&1)" = "b four" ] &&
         ok "a shadow created after the restart is published" || fail "after restart: $n3 $(pv_names "$B/.snapshots")"
 
-# A killed volume server: vssd mounts the cow volume and its published shadows again on the new one.
-kill -9 "$(cat "$T/state/volumes/$PV_COW/run/volsrv.pid")"
-republished() {   # PATH CONTENT
-        $A list events | grep -qF "published again at $1 " && [ "$(cat "$1/doc.txt" 2>/dev/null)" = "$2" ]
-}
+# A killed volume server: its replacement takes over the FUSE connection (docs/volsrv.md,
+# "Handover"), so the cow volume and its published shadows stay mounted and readable; vssd
+# mounts them again only when a handover fails ("published again").
+old=$(cat "$T/state/volumes/$PV_COW/run/volsrv.pid")
+declare -A mnt_before
 for n in 1 2; do
         p=$CD/$(pv_gmt_of "${id[c.$n]}")
-        for _ in $(seq 300); do republished "$p" "c $( [ $n = 1 ] && echo one || echo two)" && break; sleep 0.1; done
-        republished "$p" "c $( [ $n = 1 ] && echo one || echo two)" &&
-                ok "${p#$T/} published again after its volume server was killed" || fail "${p#$T/} after volsrv kill"
+        mnt_before[$n]=$(findmnt -rn -o ID,SOURCE --mountpoint "$p" | tail -n 1)
 done
-for _ in $(seq 300); do [ "$(cat "$C/doc.txt" 2>/dev/null)" = "c three" ] && break; sleep 0.1; done
+kill -9 "$old"
+replaced() {
+        local p
+        p=$(cat "$T/state/volumes/$PV_COW/run/volsrv.pid" 2>/dev/null) && [ -n "$p" ] && [ "$p" != "$old" ] &&
+                kill -0 "$p" 2>/dev/null
+}
+for _ in $(seq 300); do replaced && break; sleep 0.1; done
+replaced && ok "vssd started a new volume server" || fail "no new volume server after kill -9 of $old"
+for n in 1 2; do
+        p=$CD/$(pv_gmt_of "${id[c.$n]}") want="c $( [ $n = 1 ] && echo one || echo two)"
+        for _ in $(seq 300); do [ "$(cat "$p/doc.txt" 2>/dev/null)" = "$want" ] && break; sleep 0.1; done
+        if [ "$(cat "$p/doc.txt" 2>/dev/null)" != "$want" ]; then
+                fail "${p#$T/} after volsrv kill: '$(cat "$p/doc.txt" 2>&1)'"
+        elif [ "$(findmnt -rn -o ID,SOURCE --mountpoint "$p" | tail -n 1)" = "${mnt_before[$n]}" ]; then
+                ok "${p#$T/} stayed mounted and readable while its volume server was replaced"
+        elif $A list events | grep -qF "published again at $p "; then
+                ok "${p#$T/} published again after its volume server was killed"
+        else
+                fail "${p#$T/} is mounted anew, but vssd logged no 'published again'"
+        fi
+done
+echo "c three" >"$C/doc.txt" && sync -f "$C" && [ "$(cat "$C/doc.txt")" = "c three" ] &&
+        ok "the cow volume takes writes after the kill" || fail "the cow volume after the kill: $(cat "$C/doc.txt" 2>&1)"
 
 # A revert of the cow volume: its published shadows are unmounted first (they would keep it
 # busy), the newer one is deleted with its entry, the kept one is published again.
