@@ -71,7 +71,12 @@ logs() { cat "$T/start.log" "$R/volsrv.log" 2>/dev/null; }
 # wait_for SECONDS WHAT CMD...: check.sh's wait_until, failing with WHAT.
 wait_for() { local s=$1 what=$2; shift 2; wait_until "$s" "$@" || fail "timed out: $what"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# unlocked: no process holds the instance lock.  A killed server's leader is a zombie (gone)
+# while its other threads may still be exiting with the lock; a replacement, like vssd's,
+# waits for the lock itself.
+unlocked() { [[ ! -e $R/volsrv.pid ]] || flock -n "$R/volsrv.pid" true; }
 start_server() {
+        wait_for 10 "the previous server's instance lock released" unlocked
         "$VOLSRV" --origin "$T/origin.img" --diff "$T/diff.img" --dir "$R" --hold-deadline "$DEADLINE" "$@" \
                 2>>"$T/start.log" ||
                 fail "vss-volsrv did not start"
