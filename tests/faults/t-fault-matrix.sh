@@ -145,11 +145,12 @@ fm_catalog_agrees()
 
 # ---- the checks after a case --------------------------------------------------------
 
-# fm_write VOL: VOL is mounted and a write and syncfs complete within 5 s (no frozen or
-# offline filesystem; a revert takes its volume offline).
+# fm_write VOL: VOL is mounted and a write and syncfs complete within 10 s (no frozen or
+# offline filesystem; a revert takes its volume offline).  10 s: a cow volume mounted again
+# after its server died replays its journal first, slowly on a loaded 2-CPU machine.
 fm_write()
 {
-        mountpoint -q "$1" && timeout 5 sh -c 'echo probe >"$1/.fm-probe" && sync -f "$1/.fm-probe"' _ "$1" 2>/dev/null
+        mountpoint -q "$1" && timeout 10 sh -c 'echo probe >"$1/.fm-probe" && sync -f "$1/.fm-probe"' _ "$1" 2>/dev/null
 }
 
 # fm_thaw_ok WRITER: if WRITER answered Freeze in this case, its Thaw or Abort hook ran within
@@ -288,7 +289,7 @@ fm_checks()
 {
         local vol=$1 rc=0 w out c d
         for v in "${FM_VOLS[@]}"; do
-                fm_write "$v" || { FM_NOTE+="write on $v did not complete in 5 s (frozen?); "; rc=1; }
+                fm_write "$v" || { FM_NOTE+="write on $v did not complete in 10 s (frozen?); "; rc=1; }
         done
         for w in "${FM_WRITERS[@]}"; do
                 [[ $w == "$FM_W" && $FM_SIG_PROC == writer:SIGKILL ]] && continue
