@@ -420,8 +420,8 @@ void volsrv_fuse_stop(struct volsrv *s)
                 (void) umount2(s->fuse_dir, MNT_DETACH);
         }
         if (vf->thread_started) {
-                deadline = timespec_from_us(clock_realtime_us() + 2 * USEC_PER_SEC);
-                if (pthread_timedjoin_np(vf->thread, NULL, &deadline) != 0) {
+                deadline = timespec_from_us(clock_monotonic_us() + 2 * USEC_PER_SEC);
+                if (pthread_clockjoin_np(vf->thread, NULL, CLOCK_MONOTONIC, &deadline) != 0) {
                         abort_connection(vf->dev);
                         pthread_join(vf->thread, NULL);
                 }
