@@ -3,7 +3,9 @@
 
 #include <stdint.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "basic/string-util.h"
@@ -29,9 +31,26 @@ uint64_t clock_monotonic_ns(void)
         return clock_ns(CLOCK_MONOTONIC);
 }
 
+/* Forward declaration: the clock hook below reads its value like the sleep hooks. */
+static const char *debug_value(const char *name, char *buf, size_t len);
+
+/* Test hook: VSSD_DEBUG_CLOCK_OFFSET_MS=N (or =@PATH, read at each call) moves this process's
+ * real-time clock by N ms (negative: back), as a step of the system clock would, without
+ * touching the machine's clock (tests/faults/t-fault-matrix.sh "clock-step"). */
+static int64_t realtime_offset_ns(void)
+{
+        char buf[32];
+        const char *v = debug_value("VSSD_DEBUG_CLOCK_OFFSET_MS", buf, sizeof(buf));
+        int ms;
+
+        if (!v || !*v || parse_int(v, &ms) < 0)
+                return 0;
+        return (int64_t)ms * (int64_t)(USEC_PER_MSEC * NSEC_PER_USEC);
+}
+
 uint64_t clock_realtime_ns(void)
 {
-        return clock_ns(CLOCK_REALTIME);
+        return clock_ns(CLOCK_REALTIME) + (uint64_t)realtime_offset_ns();
 }
 
 uint64_t clock_monotonic_us(void)
@@ -41,7 +60,7 @@ uint64_t clock_monotonic_us(void)
 
 uint64_t clock_realtime_us(void)
 {
-        return clock_us(CLOCK_REALTIME);
+        return clock_realtime_ns() / NSEC_PER_USEC;
 }
 
 int ms_until(uint64_t now_us, uint64_t deadline_us)
@@ -55,9 +74,32 @@ int ms_until(uint64_t now_us, uint64_t deadline_us)
         return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-uint64_t debug_ms_from_env(const char *name)
+/* A test hook's value: the variable itself, or with "@PATH" the first line of PATH, read at
+ * each call, so that a test can change it while the daemon runs.  NULL when unset or unreadable. */
+static const char *debug_value(const char *name, char *buf, size_t len)
 {
         const char *v = getenv(name);
+        ssize_t n;
+        int fd;
+
+        if (!v || v[0] != '@')
+                return v;
+        fd = open(v + 1, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return NULL;
+        n = read(fd, buf, len - 1);
+        close(fd);
+        if (n <= 0)
+                return NULL;
+        buf[n] = 0;
+        buf[strcspn(buf, "\n")] = 0;
+        return buf;
+}
+
+uint64_t debug_ms_from_env(const char *name)
+{
+        char buf[32];
+        const char *v = debug_value(name, buf, sizeof(buf));
         uint64_t ms;
 
         if (!v || !*v || parse_u64(v, &ms) < 0 || ms == 0 || ms > 600000)

@@ -22,7 +22,8 @@ uint64_t clock_monotonic_us(void);
 uint64_t clock_realtime_us(void);
 
 /* Test hook: sleeps as many milliseconds (1..600000) as the environment variable 'name'
- * says; returns them (0: unset or not a number in range, no sleep). */
+ * says, or with "@PATH" as the file PATH says at the time of the call; returns them (0: unset,
+ * unreadable or not a number in range, no sleep). */
 uint64_t debug_sleep_from_env(const char *name);
 /* The same without the sleep, for hooks that wait on a timer: the milliseconds, or 0. */
 uint64_t debug_ms_from_env(const char *name);

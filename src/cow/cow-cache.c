@@ -525,7 +525,7 @@ static void *wb_main(void *arg)
                         if (v->dirty_bytes >= v->wb_limit / 2)
                                 continue;
                 }
-                ts = timespec_from_us(clock_realtime_us() + (uint64_t) v->wb_interval_ms * USEC_PER_MSEC);
+                ts = timespec_from_us(clock_monotonic_us() + (uint64_t) v->wb_interval_ms * USEC_PER_MSEC);
                 (void) pthread_cond_timedwait(&v->wb_cond, &v->lock, &ts);
         }
         pthread_mutex_unlock(&v->lock);

@@ -425,6 +425,7 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
         struct cow_super sbs[2];
         bool valid[2] = {}, lost = false;
         pthread_rwlockattr_t attr;
+        pthread_condattr_t ca;
         uint64_t osize, dsize, last_seq;
         int r, pick;
 
@@ -435,7 +436,12 @@ int cow_open(struct cow_io *origin, struct cow_io *diff, cow_event_fn cb, void *
                 return -ENOMEM;
         pthread_mutex_init(&v->lock, NULL);
         pthread_cond_init(&v->cond, NULL);
-        pthread_cond_init(&v->wb_cond, NULL);
+        /* The write-back thread's timed wait: on the monotonic clock, so that a step of the
+         * system clock back does not stop metadata commits for as long as the step. */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&v->wb_cond, &ca);
+        pthread_condattr_destroy(&ca);
         pthread_rwlockattr_init(&attr);
         /* Writer preference: a snapshot is not starved by a stream of writes. */
         pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);

@@ -709,9 +709,10 @@ void volsrv_fuse_stop(struct volsrv *s)
                              s->fuse_dir);
                 (void)umount2(s->fuse_dir, MNT_DETACH);
         }
-        deadline = timespec_from_us(clock_realtime_us() + 2 * USEC_PER_SEC);
+        /* Monotonic: a clock step must neither cut the wait short nor stretch it. */
+        deadline = timespec_from_us(clock_monotonic_us() + 2 * USEC_PER_SEC);
         for (unsigned i = 0; i < vf->nthreads; i++) {
-                if (!aborted && pthread_timedjoin_np(vf->threads[i], NULL, &deadline) == 0)
+                if (!aborted && pthread_clockjoin_np(vf->threads[i], NULL, CLOCK_MONOTONIC, &deadline) == 0)
                         continue;
                 if (!aborted) {
                         abort_connection(vf->dev);
@@ -720,10 +721,10 @@ void volsrv_fuse_stop(struct volsrv *s)
                 /* Without fusectl (often not mounted) the abort does nothing, and a mount
                  * still in use keeps the readers blocked in read(): interrupt them. */
                 for (;;) {
-                        struct timespec t = timespec_from_us(clock_realtime_us() + 100000);
+                        struct timespec t = timespec_from_us(clock_monotonic_us() + 100000);
 
                         (void)pthread_kill(vf->threads[i], SIGUSR2);
-                        if (pthread_timedjoin_np(vf->threads[i], NULL, &t) == 0)
+                        if (pthread_clockjoin_np(vf->threads[i], NULL, CLOCK_MONOTONIC, &t) == 0)
                                 break;
                 }
         }

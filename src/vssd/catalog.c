@@ -34,23 +34,55 @@ static const char schema[] =
         " id INTEGER PRIMARY KEY AUTOINCREMENT, time_us INTEGER NOT NULL, level TEXT NOT NULL,"
         " source TEXT NOT NULL, hresult INTEGER, message TEXT NOT NULL);";
 
+/* What to do about a catalog vssd cannot use: it never starts on one, and never replaces it
+ * (the file may be all that still names the shadow copies of the providers). */
+#define CATALOG_REMEDY "restore it from a copy, or move it aside to start with an empty catalog"
+
+#define QUICK_CHECK_MAX 256     /* the first problem quick_check names, as much as is kept */
+
+static int quick_check_row(void *userdata, int ncol, char **val, char **names)
+{
+        char *first = userdata;
+
+        (void)names;
+        if (ncol > 0 && val[0] && !first[0])
+                snprintf(first, QUICK_CHECK_MAX, "%s", val[0]);
+        return 0;
+}
+
 int catalog_open(struct vssd *v)
 {
         _cleanup_free_ char *path = NULL;
-        char *err = NULL;
+        char *err = NULL, problem[QUICK_CHECK_MAX] = "";
 
         if (asprintf(&path, "%s/catalog.db", v->state_dir) < 0)
                 return -ENOMEM;
         if (sqlite3_open_v2(path, &v->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                             NULL) != SQLITE_OK) {
-                log_err("cannot open catalog %s: %s", path, v->db ? sqlite3_errmsg(v->db) : "out of memory");
+                log_err("cannot open catalog %s: %s (0x%08X %s)", path,
+                        v->db ? sqlite3_errmsg(v->db) : "out of memory", (uint32_t)VSS_E_UNEXPECTED,
+                        vss_hresult_name(VSS_E_UNEXPECTED));
                 sqlite3_close(v->db);
                 v->db = NULL;
                 return -EIO;
         }
         sqlite3_busy_timeout(v->db, 5000);
         if (sqlite3_exec(v->db, schema, NULL, NULL, &err) != SQLITE_OK) {
-                log_err("cannot initialise catalog %s: %s", path, err);
+                log_err("cannot initialise catalog %s: %s (0x%08X %s): " CATALOG_REMEDY, path, err,
+                        (uint32_t)VSS_E_UNEXPECTED, vss_hresult_name(VSS_E_UNEXPECTED));
+                sqlite3_free(err);
+                sqlite3_close(v->db);
+                v->db = NULL;
+                return -EIO;
+        }
+        /* A damaged page that the schema statements did not touch only shows when a query
+         * reads it, after shadow copies have gone missing from listings: look at every page
+         * now (quick_check: a few ms for thousands of rows). */
+        if (sqlite3_exec(v->db, "PRAGMA quick_check", quick_check_row, problem, &err) != SQLITE_OK ||
+            !streq(problem, "ok")) {
+                log_err("catalog %s is damaged: %s (0x%08X %s): " CATALOG_REMEDY, path,
+                        err ? err : problem[0] ? problem : "quick_check returned nothing",
+                        (uint32_t)VSS_E_UNEXPECTED, vss_hresult_name(VSS_E_UNEXPECTED));
                 sqlite3_free(err);
                 sqlite3_close(v->db);
                 v->db = NULL;
@@ -176,6 +208,8 @@ int catalog_shadow_put(struct vssd *v, const struct shadow *sh)
                 bind_id(st, 15, &sh->owner_session);
                 if (sqlite3_step(st) == SQLITE_DONE)
                         r = 0;
+                else if (sqlite3_errcode(v->db) == SQLITE_FULL)
+                        r = -ENOSPC;    /* the state directory's filesystem is full */
         }
         if (r < 0)
                 log_err("catalog: cannot store shadow: %s", sqlite3_errmsg(v->db));

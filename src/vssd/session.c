@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 
+#include "basic/string-util.h"
 #include "basic/writer-state.h"
 #include "vssd/attrs.h"
 #include "vssd/volume.h"
@@ -227,6 +228,7 @@ static void ops_shadows_created(struct vssd *v, struct session *s)
 {
         int64_t now = (int64_t)clock_realtime_us();
         char idbuf[VSS_ID_STRING_MAX];
+        int r;
 
         for (size_t i = 0; i < s->n_vols; i++) {
                 struct shadow *sh = calloc(1, sizeof(*sh)), **p;
@@ -242,10 +244,28 @@ static void ops_shadows_created(struct vssd *v, struct session *s)
                 for (p = &v->shadows; *p; p = &(*p)->next)
                         ;
                 *p = sh;
-                (void)catalog_shadow_put(v, sh);
+                r = catalog_shadow_put(v, sh);
+                if (r < 0 && s->record_hr == VSS_S_OK) {
+                        s->record_hr = r == -ENOSPC ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED;
+                        fmt_trunc(s->record_error, sizeof(s->record_error),
+                                 "cannot record shadow copy %s of %s in the catalog (%s/catalog.db): %s",
+                                 vss_id_format(&sh->snap.snapshot_id, idbuf), sh->snap.volume, v->state_dir,
+                                 r == -ENOSPC ? "its filesystem is full" : "write failed");
+                        continue;
+                }
                 catalog_event(v, "info", "shadow", VSS_S_OK, "shadow copy %s of %s created (%s) at %s",
                               vss_id_format(&sh->snap.snapshot_id, idbuf), sh->snap.volume,
                               context_type_name(s->context) ?: "?", sh->snap.device);
+        }
+        /* A shadow copy outside the catalog would be leaked by the next vssd: none of the set's
+         * stays (set.c fails the set with record_hr). */
+        if (s->record_hr != VSS_S_OK) {
+                catalog_event(v, "error", "catalog", s->record_hr, "%s; the set's shadow copies are deleted",
+                              s->record_error);
+                for (struct shadow *sh = v->shadows; sh; sh = sh->next)
+                        if (vss_id_equal(&sh->snap.set_id, &s->set_id) && !sh->deleting)
+                                shadow_delete(v, sh, NULL, NULL);
+                return;
         }
         /* Published volumes show the new shadow copies as previous versions. */
         for (size_t i = 0; i < s->n_vols; i++)

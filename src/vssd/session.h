@@ -50,6 +50,8 @@ struct session {
         bool committed;
         vss_hresult fail_hr;
         char fail_detail[1024];
+        vss_hresult record_hr;          /* the catalog could not record the set's shadow copies */
+        char record_error[1024];
         bool closing;                   /* the requester is gone */
         bool freeze_expired;
         char fail_writer[256];          /* the writer whose failure is fail_hr, "" if none */

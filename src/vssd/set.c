@@ -560,6 +560,12 @@ static void finish(struct vssd *v, struct session *s)
 
         if (q == &seq_add_volume)
                 s->vols[s->n_vols - 1].begun = true;
+        /* Shadow copies the catalog could not record (its filesystem full) were deleted again:
+         * the set fails rather than report shadow copies that the next vssd would not know. */
+        if (q == &seq_do_snapshot_set && s->record_hr != VSS_S_OK) {
+                fail(v, s, s->record_hr, s->record_error);
+                return;
+        }
         s->seq = NULL;
         if (q == &seq_post_restore) {
                 /* The writers' status is answered first: it still shows the ones that went away. */
@@ -668,6 +674,7 @@ void set_do(struct vssd *v, struct session *s)
         s->implicit_prepare = s->phase == SET_STARTED;
         s->fail_hr = VSS_S_OK;
         s->fail_detail[0] = 0;
+        s->record_hr = VSS_S_OK;
         s->prov_hr = VSS_S_OK;
         s->committed = false;
         s->freeze_expired = false;
