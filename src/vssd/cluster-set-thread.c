@@ -7,9 +7,10 @@
  * read from etcd).
  *
  * The thread polls P/lock every 250 ms for a new set and, while a machine of this host is
- * in a set, the set's keys every 50 ms.  The watch thread (below) only rings the cluster
- * thread when a key under the prefix changes so that it polls at once: the polls carry the
- * state, a late or lost watch costs time, never an outcome.
+ * in a set, the set's keys every 50 ms.  The watch thread (below) hands it the keys put
+ * under P/sets/, which it turns into events at once without reading them again, and rings
+ * for a poll at once on any other change: the polls carry the state, a late or lost watch
+ * costs time, never an outcome.
  */
 
 #include <errno.h>
@@ -439,6 +440,7 @@ out:
 
 uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
 {
+        struct etcd_range_result puts;
         struct vc_job *jobs;
         uint64_t now, wake;
 
@@ -450,7 +452,13 @@ uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c)
                 k->ts.next_poll = 0;
                 k->next_lock_poll = 0;
         }
+        puts = k->puts;
+        k->puts = (struct etcd_range_result){};
         pthread_mutex_unlock(&k->lock);
+        /* The watch's puts say what a poll would, one etcd read sooner (docs/cluster.md §11.5). */
+        if (puts.n_kvs && (k->ts.coord || k->ts.part))
+                cset_store_put_events(&k->ts.st, &puts, poll_emit, k);
+        etcd_range_result_release(&puts);
         while (jobs) {
                 struct vc_job *j = jobs;
 
@@ -550,14 +558,46 @@ static bool watch_wait(struct vcluster *k, uint64_t until)
         return wait_or_stop(k, &k->wcond, until);
 }
 
+/* A put under P/sets/ goes to the cluster thread as it is (moved out of resp); anything else
+ * (a delete, the lock, a host record) rings for a poll, and so does a put that cannot be kept. */
+static void watch_hand_over(struct vcluster *k, const char *sets, struct etcd_watch_response *resp)
+{
+        size_t n_sets = strlen(sets);
+        bool kick = false;
+
+        pthread_mutex_lock(&k->lock);
+        for (size_t i = 0; i < resp->n_events; i++) {
+                struct etcd_event *e = &resp->events[i];
+                struct etcd_kv *kvs;
+
+                if (e->type != ETCD_EVENT_PUT || e->kv.key_len < n_sets || memcmp(e->kv.key, sets, n_sets) != 0) {
+                        kick = true;
+                        continue;
+                }
+                kvs = reallocarray(k->puts.kvs, k->puts.n_kvs + 1, sizeof(*kvs));
+                if (!kvs) {
+                        kick = true;
+                        continue;
+                }
+                k->puts.kvs = kvs;
+                kvs[k->puts.n_kvs++] = e->kv;
+                e->kv = (struct etcd_kv){};
+        }
+        if (kick)
+                k->kick = true;
+        pthread_cond_signal(&k->cond);
+        pthread_mutex_unlock(&k->lock);
+}
+
 static void *watch_thread(void *p)
 {
         struct vcluster *k = p;
         _cleanup_(etcd_client_freep) struct etcd_client *c = NULL;
         struct etcd_watch *w = NULL;
-        char key[CLUSTER_PREFIX_MAX + 2];
+        char key[CLUSTER_PREFIX_MAX + 2], sets[CLUSTER_PREFIX_MAX + 8];
 
         snprintf(key, sizeof(key), "%s/", k->cfg.prefix);
+        snprintf(sets, sizeof(sets), "%s/sets/", k->cfg.prefix);
         if (etcd_client_new(k->cfg.endpoints, &c) < 0)
                 return NULL;
         while (watch_wait(k, 0)) {
@@ -572,11 +612,8 @@ static void *watch_thread(void *p)
                 }
                 r = etcd_watch_next(w, clock_monotonic_us() + WATCH_WAIT_US, &resp);
                 if (r > 0) {
+                        watch_hand_over(k, sets, &resp);
                         etcd_watch_response_release(&resp);
-                        pthread_mutex_lock(&k->lock);
-                        k->kick = true;
-                        pthread_cond_signal(&k->cond);
-                        pthread_mutex_unlock(&k->lock);
                 } else if (r < 0) {
                         /* Compacted or canceled: a new watch from now on (the polls carry the state). */
                         w = etcd_watch_free(w);

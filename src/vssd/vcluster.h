@@ -75,8 +75,9 @@ struct vcluster {
         pthread_cond_t cond;            /* on CLOCK_MONOTONIC */
         int evfd;                       /* the thread's messages are waiting */
 
-        /* The watch thread (cluster-set-thread.c): a doorbell that rings when a key under the prefix
-         * changes, so that the cluster thread polls at once rather than at its next poll. */
+        /* The watch thread (cluster-set-thread.c): it hands the cluster thread the keys put under
+         * P/sets/ (which it turns into events without reading them again) and rings for a poll
+         * at once on any other change (a delete, the lock, a host record). */
         pthread_t wthread;
         bool wstarted;
         pthread_cond_t wcond;           /* the watch thread's waits, on CLOCK_MONOTONIC */
@@ -84,6 +85,7 @@ struct vcluster {
         /* Guarded by lock. */
         bool stop;
         bool kick;                      /* the watch saw a change: poll now */
+        struct etcd_range_result puts;  /* the watch's puts under P/sets/, not taken yet (kvs only) */
         char *record;                   /* newest record from the loop (no updated_us); NULL: none yet */
         uint64_t record_gen;            /* bumped with each new record, and with each job */
         json_t *view;                   /* every host, as last read; NULL before the first read */
