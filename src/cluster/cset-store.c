@@ -452,9 +452,9 @@ static void value_event(const struct etcd_kv *kv, const char *word, enum cset_ev
         }
 }
 
-void cset_store_poll_events(const struct cset_store *s, const struct etcd_range_result *r,
-                            void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
-                            void *userdata)
+static void range_events(const struct cset_store *s, const struct etcd_range_result *r, bool whole,
+                         void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
+                         void *userdata)
 {
         static const struct {
                 const char *leaf;
@@ -492,9 +492,23 @@ void cset_store_poll_events(const struct cset_store *s, const struct etcd_range_
         if (cset_store_key(s, "end", NULL, key, sizeof(key)) >= 0 && find_kv(r, key)) {
                 ev = (struct cset_event){ .type = CSET_EV_END_SEEN, .succeeded = true };
                 emit(&ev, false, true, userdata);
-        } else if (cset_store_key(s, "coordinator", NULL, key, sizeof(key)) >= 0 && !find_kv(r, key)) {
+        } else if (whole && cset_store_key(s, "coordinator", NULL, key, sizeof(key)) >= 0 && !find_kv(r, key)) {
                 /* Its lease expired (or the requester ended without BackupComplete). */
                 ev = (struct cset_event){ .type = CSET_EV_COORDINATOR_GONE };
                 emit(&ev, false, true, userdata);
         }
+}
+
+void cset_store_poll_events(const struct cset_store *s, const struct etcd_range_result *r,
+                            void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
+                            void *userdata)
+{
+        range_events(s, r, true, emit, userdata);
+}
+
+void cset_store_put_events(const struct cset_store *s, const struct etcd_range_result *r,
+                           void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
+                           void *userdata)
+{
+        range_events(s, r, false, emit, userdata);
 }

@@ -73,3 +73,11 @@ size_t cset_store_gc_pick(const char *prefix, const struct etcd_range_result *r,
 void cset_store_poll_events(const struct cset_store *s, const struct etcd_range_result *r,
                             void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
                             void *userdata);
+/*
+ * The same for some keys only (r: the puts a watch delivered, of this set or others): what
+ * they say, but nothing from a key's absence (the coordinator key gone is for a whole read
+ * or a delete to say).
+ */
+void cset_store_put_events(const struct cset_store *s, const struct etcd_range_result *r,
+                           void (*emit)(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata),
+                           void *userdata);

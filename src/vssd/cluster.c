@@ -268,7 +268,7 @@ static void *cluster_thread(void *arg)
                 if (lease && next_keepalive < wake)
                         wake = next_keepalive;
                 pthread_mutex_lock(&k->lock);
-                while (!k->stop && !k->kick && k->record_gen == gen && !k->jobs && clock_monotonic_us() < wake) {
+                while (!k->stop && !k->kick && !k->puts.n_kvs && k->record_gen == gen && !k->jobs && clock_monotonic_us() < wake) {
                         struct timespec ts = timespec_from_us(wake);
 
                         if (pthread_cond_timedwait(&k->cond, &k->lock, &ts) == ETIMEDOUT)
@@ -372,6 +372,7 @@ void vcluster_stop(struct vssd *v)
         pthread_cond_destroy(&k->wcond);
         pthread_mutex_destroy(&k->lock);
         json_decref(k->view);
+        etcd_range_result_release(&k->puts);
         free(k->record);
         free(k->built);
         free(k);

@@ -2,9 +2,9 @@
 #pragma once
 
 /*
- * Shared by cluster.c (the cluster thread: membership, host records) and cluster-set.c
- * (cluster snapshot sets: the state machines on the loop thread, their etcd calls on the
- * cluster thread).  The two threads share only what 'lock' guards: jobs go to the thread
+ * Shared by cluster.c (the cluster thread: membership, host records) and the cluster
+ * snapshot sets: cluster-set.c (the state machines on the loop thread) and
+ * cluster-set-thread.c (their etcd calls on the cluster thread).  The two threads share only what 'lock' guards: jobs go to the thread
  * (k->jobs, then cond), results come back (k->msgs, then the eventfd k->evfd).
  */
 
@@ -75,8 +75,9 @@ struct vcluster {
         pthread_cond_t cond;            /* on CLOCK_MONOTONIC */
         int evfd;                       /* the thread's messages are waiting */
 
-        /* The watch thread (cluster-set.c): a doorbell that rings when a key under the prefix
-         * changes, so that the cluster thread polls at once rather than at its next poll. */
+        /* The watch thread (cluster-set-thread.c): it hands the cluster thread the keys put under
+         * P/sets/ (which it turns into events without reading them again) and rings for a poll
+         * at once on any other change (a delete, the lock, a host record). */
         pthread_t wthread;
         bool wstarted;
         pthread_cond_t wcond;           /* the watch thread's waits, on CLOCK_MONOTONIC */
@@ -84,6 +85,7 @@ struct vcluster {
         /* Guarded by lock. */
         bool stop;
         bool kick;                      /* the watch saw a change: poll now */
+        struct etcd_range_result puts;  /* the watch's puts under P/sets/, not taken yet (kvs only) */
         char *record;                   /* newest record from the loop (no updated_us); NULL: none yet */
         uint64_t record_gen;            /* bumped with each new record, and with each job */
         json_t *view;                   /* every host, as last read; NULL before the first read */
@@ -105,7 +107,7 @@ struct vcluster {
         struct vcset *set;              /* cluster-set.c */
 };
 
-/* cluster-set.c, cluster thread: run the queued jobs and the polls that are due; returns the
+/* cluster-set-thread.c, cluster thread: run the queued jobs and the polls that are due; returns the
  * monotonic time it wants to run again. */
 uint64_t vcset_thread_run(struct vcluster *k, struct etcd_client *c);
 /* At the thread's end: revoke the set lease if we hold one. */

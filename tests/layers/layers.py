@@ -81,7 +81,8 @@ LAYERS = [
                      'providers/cow/volsrv-client.h': 'issue 10 item 3'},
               # Each module declares itself in its own header (conn.h, set.h, ...); the cluster
               # module's internals (its thread's state) are its own.
-              private={'src/vssd/vcluster.h': ['src/vssd/cluster.c', 'src/vssd/cluster-set.c']}),
+              private={'src/vssd/vcluster.h': ['src/vssd/cluster.c', 'src/vssd/cluster-set.c',
+                                                 'src/vssd/cluster-set-thread.c']}),
         Layer('volsrv', ['src/volsrv'], ['basic/', 'cow/', 'volsrv/'] + VSS),
         Layer('tools-common', ['src/tools/common'], ['basic/', 'tools/common/'] + VSS_PUBLIC, never=NO_WIRE),
         Layer('vshadow', ['src/tools/vshadow'], ['basic/', 'tools/common/', 'tools/vshadow/'] + VSS_PUBLIC,

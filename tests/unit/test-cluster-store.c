@@ -314,11 +314,24 @@ static void gc_collect(const char *set_id, void *userdata)
         snprintf(out + n, 512 - n, "%s%s", n ? "," : "", set_id);
 }
 
+struct kv_text {
+        const char *key, *value;
+};
+
+/* kvs[i] points into kv[i]: a range result as the etcd client would return it. */
+static void fill_kvs(struct etcd_kv *kvs, const struct kv_text *kv, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                kvs[i].key = (uint8_t *)kv[i].key;
+                kvs[i].key_len = strlen(kv[i].key);
+                kvs[i].value = (uint8_t *)kv[i].value;
+                kvs[i].value_len = strlen(kv[i].value);
+        }
+}
+
 static void test_gc(void **state)
 {
-        static const struct {
-                const char *key, *value;
-        } kv[] = {
+        static const struct kv_text kv[] = {
                 { "/openvss/sets/{a}/decision", "{\"outcome\":\"abort\",\"hresult\":\"0x800423F3\"}" },
                 { "/openvss/sets/{a}/spec", "{\"set_id\":\"{a}\",\"created_us\":1000}" },
                 { "/openvss/sets/{b}/decision", "commit" },     /* commit without a final: kept */
@@ -342,12 +355,7 @@ static void test_gc(void **state)
         char out[512] = "";
 
         (void)state;
-        for (size_t i = 0; i < ARRAY_SIZE(kv); i++) {
-                kvs[i].key = (uint8_t *)kv[i].key;
-                kvs[i].key_len = strlen(kv[i].key);
-                kvs[i].value = (uint8_t *)kv[i].value;
-                kvs[i].value_len = strlen(kv[i].value);
-        }
+        fill_kvs(kvs, kv, ARRAY_SIZE(kv));
         assert_int_equal(cset_store_gc_pick("/openvss", &r, "{g}", 10000, 1000, gc_collect, out), 2);
         assert_string_equal(out, "{a},{c}");
         out[0] = 0;
@@ -361,6 +369,43 @@ static void test_gc(void **state)
         assert_int_equal(cset_store_gc_pick("/openvss", &r, NULL, 10000, 0, gc_collect, out), 0);
 }
 
+static void events_collect(const struct cset_event *ev, bool to_coord, bool to_part, void *userdata)
+{
+        char *out = userdata;
+        size_t n = strlen(out);
+
+        snprintf(out + n, 512 - n, "%s%s%s%s%s,", cset_event_name(ev->type), ev->host ? ":" : "", ev->host ?: "",
+                 to_coord ? "/c" : "", to_part ? "/p" : "");
+}
+
+/* A poll reads every key of the set; the watch's puts are some keys only: neither the other
+ * sets' keys nor a missing coordinator key say anything in them. */
+static void test_events(void **state)
+{
+        static const struct kv_text kv[] = {
+                { "/openvss/sets/{s}/prepared/h1", "ok" },
+                { "/openvss/sets/{t}/prepared/h3", "ok" },      /* another set */
+                { "/openvss/sets/{s}/freeze", "{}" },
+                { "/openvss/sets/{s}/decision", "commit" },
+        };
+        struct cset_store s = store();
+        struct etcd_kv kvs[ARRAY_SIZE(kv)] = {};
+        struct etcd_range_result r = { .kvs = kvs, .n_kvs = ARRAY_SIZE(kv) };
+        char out[512] = "";
+
+        (void)state;
+        fill_kvs(kvs, kv, ARRAY_SIZE(kv));
+        cset_store_put_events(&s, &r, events_collect, out);
+        assert_string_equal(out, "host-prepared:h1/c,freeze-seen/p,decision-seen/c/p,");
+        out[0] = 0;
+        cset_store_poll_events(&s, &r, events_collect, out);
+        assert_string_equal(out, "host-prepared:h1/c,freeze-seen/p,decision-seen/c/p,coordinator-gone/p,");
+        out[0] = 0;
+        r.n_kvs = 0;
+        cset_store_put_events(&s, &r, events_collect, out);
+        assert_string_equal(out, "");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -369,6 +414,7 @@ int main(void)
                 cmocka_unit_test(test_results),
                 cmocka_unit_test(test_start),
                 cmocka_unit_test(test_gc),
+                cmocka_unit_test(test_events),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
