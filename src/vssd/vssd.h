@@ -60,7 +60,7 @@ struct cowvol {
         int ev_fd;                      /* control connection for Volume.Event, -1 if down */
         struct wire_buf ev_in;
         struct timer retry;
-        /* Supervision (cowvol.c): a Hello on ev_fd every second; no answer within
+        /* Supervision (cowvol-server.c): a Hello on ev_fd every second; no answer within
          * VOLSRV_DEADLINE_US and the server is killed and replaced. */
         struct timer ping;
         uint64_t ping_sent_us;          /* 0: none outstanding */
@@ -105,8 +105,9 @@ struct vssd {
 /* cowvol.c */
 int cowvols_load(struct vssd *v);
 void cowvols_done(struct vssd *v);
-/* true when ptr is a cow volume's event connection (then handled). */
+/* cowvol-server.c: true when ptr is a cow volume's event connection (then handled). */
 bool cowvol_io(struct vssd *v, void *ptr, uint32_t events);
+/* cowvol.c */
 void method_cowvol(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
 /* Puts the diff area of the cow volume mounted on for_vol (if any) on on_vol, or back in the state
  * directory when on_vol is NULL; a volume with shadows is VSS_E_VOLUME_IN_USE. */
