@@ -168,12 +168,33 @@ static char *holder_path(const struct volsrv *s)
         return p;
 }
 
+/* A connection to the holder with the one-byte command cmd sent: the fd, or
+ * -ENOENT/-ECONNREFUSED when no holder listens, or another -errno. */
+static int holder_connect(const struct volsrv *s, char cmd)
+{
+        _cleanup_free_ char *path = holder_path(s);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (!path || strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, &cmd, 1) != 1) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 /* Sends the holder a one-byte command; for 'G' receives the two descriptors.
  * Returns 0, -ENOENT/-ECONNREFUSED when no holder listens, or another -errno. */
 static int holder_call(const struct volsrv *s, char cmd, int *ret_fuse_fd, int *ret_state_fd)
 {
-        _cleanup_free_ char *path = holder_path(s);
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval tv = { .tv_sec = 2 };
         char data[sizeof(HOLDER_MSG)] = {}, cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
         struct iovec iov = { data, sizeof(data) };
@@ -182,17 +203,10 @@ static int holder_call(const struct volsrv *s, char cmd, int *ret_fuse_fd, int *
         ssize_t n;
         int fd, r = 0;
 
-        if (!path || strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = holder_connect(s, cmd);
         if (fd < 0)
-                return -errno;
+                return fd;
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, &cmd, 1) != 1) {
-                r = -errno;
-                goto out;
-        }
         if (cmd != 'G') {
                 /* The holder closes when it has done it. */
                 (void)read(fd, data, 1);
@@ -421,27 +435,6 @@ int volsrv_fuse_hold(const char *rundir, unsigned deadline_s)
 /* The server's side of the lease (see volsrv_fuse_hold): connects with 'L' and
  * writes a byte every second.  A holder that went away is started again while
  * the connection lives (someone killed it: the mount must not depend on luck). */
-static int lease_connect(const struct volsrv *s)
-{
-        _cleanup_free_ char *path = holder_path(s);
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        if (!path || strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, "L", 1) != 1) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
 static void *lease_thread(void *arg)
 {
         struct volsrv_fuse *vf = arg;
@@ -460,11 +453,11 @@ static void *lease_thread(void *arg)
                         fd = -1;
                 }
                 if (fd < 0) {
-                        fd = lease_connect(vf->s);
+                        fd = holder_connect(vf->s, 'L');
                         if (fd == -ENOENT || fd == -ECONNREFUSED) {
                                 log_warn("fuse: the FUSE holder of %s is gone: starting a new one", vf->s->rundir);
                                 if (holder_spawn(vf->s, vf) == 0)
-                                        fd = lease_connect(vf->s);
+                                        fd = holder_connect(vf->s, 'L');
                         }
                         if (fd < 0 && !warned) {
                                 log_warn("fuse: no lease with the FUSE holder (%s): the mount may not survive this "
