@@ -12,8 +12,10 @@
 #   wait_until SECS CMD...   polls CMD every 0.1 s; false when SECS pass first.  Use it
 #                            instead of a bare sleep wherever a test waits for something.
 #   check_exit               prints PASS or how many checks failed, exits accordingly
+#   python3 "$JSON_CTL" ...  tests/json-ctl.py: requests to vssd's or vss-volsrv's socket
 
 fails=0
+JSON_CTL=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/json-ctl.py
 
 ok()
 {

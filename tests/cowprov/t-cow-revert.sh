@@ -47,14 +47,8 @@ tree_sum() {
 }
 # The volume server's own list of snapshots (GUIDs without braces, lower case).
 server_snaps() {
-        python3 - "$1/control.sock" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
-f.write(b'{"id":1,"method":"Snapshot.List"}\n'); f.flush()
-m = json.loads(f.readline())
-for x in m["result"]["snapshots"]:
-    print(x["shadow_id"].strip("{}").lower())
-EOF
+        python3 "$JSON_CTL" --get 'snapshots[].shadow_id' "$1/control.sock" Snapshot.List |
+                tr -d '{}' | tr '[:upper:]' '[:lower:]'
 }
 listed() { "$VSSADMIN" list shadows | grep -qF "$1"; }
 mounted() { mountpoint -q "$1"; }

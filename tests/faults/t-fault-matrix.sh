@@ -116,21 +116,8 @@ fm_disk_ids()
         [[ $vol == "$COW" ]] && name=fmcow
         [[ $vol == "$DFV" ]] && name=fmdf
         if [[ -n $name ]]; then
-                python3 - "$T/state/volumes/$name/run/control.sock" <<'PY' | sort
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b'{"id":1,"method":"Snapshot.List"}\n')
-buf = b""
-while b"\n" not in buf:
-    d = s.recv(65536)
-    if not d:
-        sys.exit(1)
-    buf += d
-for snap in json.loads(buf.split(b"\n")[0])["result"]["snapshots"]:
-    print(snap["shadow_id"])
-PY
+                python3 "$JSON_CTL" --timeout 5 --get 'snapshots[].shadow_id' \
+                        "$T/state/volumes/$name/run/control.sock" Snapshot.List | sort
         else
                 # No .openvss yet means no shadow copy on disk.
                 { find "$vol/.openvss" -mindepth 1 -maxdepth 1 -name '{*}' -printf '%f\n' 2>/dev/null || true; } | sort

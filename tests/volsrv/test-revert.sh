@@ -63,35 +63,6 @@ trap 'exit 130' INT TERM
 
 . "$(dirname "$0")/../check.sh"
 
-cat >"$T/ctl.py" <<'EOF'
-# ctl.py SOCKET METHOD [JSON-PARAMS]...: the requests in one write on one
-# connection (so the server reads them back to back); prints each reply's
-# result or error, one per line; exit 1 if any is an error.
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-f = s.makefile("rwb")
-method = sys.argv[2]
-params = [json.loads(p) for p in sys.argv[3:]] or [{}]
-f.write(b"".join((json.dumps({"id": i + 1, "method": method, "params": p}) + "\n").encode()
-                 for i, p in enumerate(params)))
-f.flush()
-bad = False
-replies = {}
-while len(replies) < len(params):
-    line = f.readline()
-    if not line:
-        sys.exit("connection closed")
-    m = json.loads(line)
-    if m.get("id") is not None:
-        replies[m["id"]] = m
-for i in range(1, len(params) + 1):
-    m = replies[i]
-    bad = bad or "error" in m
-    print(json.dumps(m.get("error", m.get("result"))))
-sys.exit(1 if bad else 0)
-EOF
-
 cat >"$T/nbd_hold.py" <<'EOF'
 # nbd_hold.py SOCKET READY: a session on the live export ("volume") that
 # stays open until stdin closes; writes READY once transmission started.
@@ -131,7 +102,7 @@ if "error" in m:
     sys.exit("Snapshot.Revert failed: %s" % m["error"])
 EOF
 
-ctl() { python3 "$T/ctl.py" "$R/control.sock" "$@"; }
+ctl() { python3 "$JSON_CTL" "$R/control.sock" "$@"; }
 jget() { python3 -c 'import json,sys; print(eval("json.load(sys.stdin)" + sys.argv[1]))' "$1"; }
 
 start() {

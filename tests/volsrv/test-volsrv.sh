@@ -67,28 +67,6 @@ trap 'exit 130' INT TERM
 
 . "$(dirname "$0")/../check.sh"
 
-cat >"$T/ctl.py" <<'EOF'
-# ctl.py SOCKET METHOD [JSON-PARAMS]: one request, prints the result, exit 1 on an error reply.
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-f = s.makefile("rwb")
-params = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-f.write((json.dumps({"id": 1, "method": sys.argv[2], "params": params}) + "\n").encode())
-f.flush()
-while True:
-    line = f.readline()
-    if not line:
-        sys.exit("connection closed")
-    m = json.loads(line)
-    if m.get("id") == 1:
-        break
-if "error" in m:
-    print(json.dumps(m["error"]))
-    sys.exit(1)
-print(json.dumps(m["result"]))
-EOF
-
 cat >"$T/listen.py" <<'EOF'
 # listen.py SOCKET OUT: stays connected and appends every notification to OUT.
 import socket, sys
@@ -264,7 +242,7 @@ for k in range(8):
 print("conc ok")
 EOF
 
-ctl() { python3 "$T/ctl.py" "$1/control.sock" "${@:2}"; }
+ctl() { python3 "$JSON_CTL" "$1/control.sock" "${@:2}"; }
 # For calls expected to fail: prints the error, never fails the pipeline.
 ctl_err() { ctl "$@" || true; }
 jget() { python3 -c 'import json,sys; print(eval("json.load(sys.stdin)" + sys.argv[1]))' "$1"; }
