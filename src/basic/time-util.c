@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,17 +33,30 @@ uint64_t clock_monotonic_ns(void)
 }
 
 /* Forward declaration: the clock hook below reads its value like the sleep hooks. */
-static const char *debug_value(const char *name, char *buf, size_t len);
+static const char *debug_resolve(const char *v, char *buf, size_t len);
 
-/* Test hook: VSSD_DEBUG_CLOCK_OFFSET_MS=N (or =@PATH, read at each call) moves this process's
- * real-time clock by N ms (negative: back), as a step of the system clock would, without
- * touching the machine's clock (tests/faults/t-fault-matrix.sh "clock-step"). */
+static const char *realtime_offset_env;
+static pthread_once_t realtime_offset_once = PTHREAD_ONCE_INIT;
+
+static void realtime_offset_init(void)
+{
+        realtime_offset_env = getenv("VSSD_DEBUG_CLOCK_OFFSET_MS");
+}
+
+/* Test hook: VSSD_DEBUG_CLOCK_OFFSET_MS=N (or =@PATH, the file read at each call) moves this
+ * process's real-time clock by N ms (negative: back), as a step of the system clock would,
+ * without touching the machine's clock (tests/faults/t-fault-matrix.sh "clock-step").  Every
+ * log line reads this clock: the environment is looked at once, and unset costs nothing. */
 static int64_t realtime_offset_ns(void)
 {
         char buf[32];
-        const char *v = debug_value("VSSD_DEBUG_CLOCK_OFFSET_MS", buf, sizeof(buf));
+        const char *v;
         int ms;
 
+        (void)pthread_once(&realtime_offset_once, realtime_offset_init);
+        if (!realtime_offset_env)
+                return 0;
+        v = debug_resolve(realtime_offset_env, buf, sizeof(buf));
         if (!v || !*v || parse_int(v, &ms) < 0)
                 return 0;
         return (int64_t)ms * (int64_t)(USEC_PER_MSEC * NSEC_PER_USEC);
@@ -74,11 +88,10 @@ int ms_until(uint64_t now_us, uint64_t deadline_us)
         return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-/* A test hook's value: the variable itself, or with "@PATH" the first line of PATH, read at
- * each call, so that a test can change it while the daemon runs.  NULL when unset or unreadable. */
-static const char *debug_value(const char *name, char *buf, size_t len)
+/* A test hook's value V: V itself, or with "@PATH" the first line of PATH, read at each call,
+ * so that a test can change it while the daemon runs.  NULL when V is NULL or PATH unreadable. */
+static const char *debug_resolve(const char *v, char *buf, size_t len)
 {
-        const char *v = getenv(name);
         ssize_t n;
         int fd;
 
@@ -94,6 +107,11 @@ static const char *debug_value(const char *name, char *buf, size_t len)
         buf[n] = 0;
         buf[strcspn(buf, "\n")] = 0;
         return buf;
+}
+
+static const char *debug_value(const char *name, char *buf, size_t len)
+{
+        return debug_resolve(getenv(name), buf, len);
 }
 
 uint64_t debug_ms_from_env(const char *name)

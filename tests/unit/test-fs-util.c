@@ -50,6 +50,24 @@ static void test_syncfs_path(void **state)
         assert_int_equal(syncfs_path("/nonexistent/openvss-test"), -ENOENT);
 }
 
+/* First in the list: the process's first real-time reading takes VSSD_DEBUG_CLOCK_OFFSET_MS
+ * from the environment, later changes of the variable are not looked at.  The offset stays for
+ * the tests after this one, which compare real-time readings only with each other. */
+static void test_clock_offset_read_once(void **state)
+{
+        struct timespec ts;
+        int64_t d;
+
+        assert_int_equal(setenv("VSSD_DEBUG_CLOCK_OFFSET_MS", "3600000", 1), 0);
+        for (int i = 0; i < 2; i++) {
+                d = (int64_t)clock_realtime_us();
+                (void)clock_gettime(CLOCK_REALTIME, &ts);
+                d -= (int64_t)timespec_to_us(&ts);
+                assert_true(d > 3599 * (int64_t)USEC_PER_SEC && d <= 3600 * (int64_t)USEC_PER_SEC);
+                assert_int_equal(unsetenv("VSSD_DEBUG_CLOCK_OFFSET_MS"), 0);
+        }
+}
+
 static void test_clocks(void **state)
 {
         uint64_t m0 = clock_monotonic_us(), r0 = clock_realtime_us();
@@ -74,6 +92,7 @@ static void test_clocks(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_clock_offset_read_once),
                 cmocka_unit_test(test_mkdir_p),
                 cmocka_unit_test(test_syncfs_path),
                 cmocka_unit_test(test_clocks),
