@@ -441,14 +441,16 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
                         vss_hresult fhr = VSS_E_UNEXPECTED_PROVIDER_ERROR;
 
                         (void)wire_parse_hresult(json_object_get(st, "hresult"), &fhr);
-                        json_decref(st);
                         if (VSS_SUCCEEDED(fhr))
                                 fhr = VSS_E_UNEXPECTED_PROVIDER_ERROR;
-                        return fail(s, fhr == VSS_E_REVERT_VOLUME_LOST ? fhr : VSS_E_PROVIDER_VETO,
-                                    "the revert of %s to %s ended in state '%s' after %lld of %lld chunks (0x%08X %s); "
-                                    "the volume stays offline, the revert stays recorded: revert again to complete "
-                                    "it", snap->volume, id, state_s, (long long)done, (long long)total, (uint32_t)fhr,
-                                    vss_hresult_name(fhr));
+                        /* state_s lives in st: the message is made before st goes. */
+                        hr = fail(s, fhr == VSS_E_REVERT_VOLUME_LOST ? fhr : VSS_E_PROVIDER_VETO,
+                                  "the revert of %s to %s ended in state '%s' after %lld of %lld chunks (0x%08X %s); "
+                                  "the volume stays offline, the revert stays recorded: revert again to complete "
+                                  "it", snap->volume, id, state_s, (long long)done, (long long)total, (uint32_t)fhr,
+                                  vss_hresult_name(fhr));
+                        json_decref(st);
+                        return hr;
                 }
                 json_decref(st);
         }
