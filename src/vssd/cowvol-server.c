@@ -361,7 +361,7 @@ void cowvol_retry_cb(struct vssd *v, struct timer *t)
         struct cowvol *cv = t->userdata;
         char err[600] = "no event connection";
         json_t *st = NULL;
-        bool taken_over;
+        bool taken_over, offline;
         int r;
 
         /* Connected already: this is a retry of the remount only. */
@@ -386,8 +386,11 @@ void cowvol_retry_cb(struct vssd *v, struct timer *t)
         taken_over = json_is_true(json_object_get(st, "fuse_taken_over"));
         json_decref(st);
         /* A server that took the connection over serves the very files the loop devices
-         * use; one that mounted anew leaves them on a dead connection: remount. */
-        r = taken_over ? 0 : cowvol_remount(v, cv);
+         * use; one that mounted anew leaves them on a dead connection: remount.  Either way a
+         * volume with nothing mounted where it belongs was left offline by a revert that vssd
+         * died in (its loop device detached): cowvol_remount() attaches and mounts it again. */
+        offline = cv->mountpoint[0] && cow_mount_source(cv->mountpoint, NULL, 0, NULL, 0) == -ENOENT;
+        r = taken_over && !offline ? 0 : cowvol_remount(v, cv);
         if (cv->restarted && r >= 0) {
                 if (r == 0 && taken_over)
                         catalog_event(v, "info", "cow", VSS_S_OK,
