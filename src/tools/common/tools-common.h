@@ -112,6 +112,17 @@ int tool_print_errorf(vss_hresult hr, const char *fmt, ...) _printf_(2, 3);
 /* "0x80042316" */
 char *tool_format_hresult(vss_hresult hr, char buf[11]);
 
+/* The environment entries of a command a tool runs: v is NULL-terminated; oom is set
+ * when an entry could not be added (check it before running). */
+struct tool_env {
+        char **v;
+        size_t n;
+        bool oom;
+};
+
+void tool_env_add(struct tool_env *e, const char *fmt, ...) _printf_(2, 3);
+void tool_env_done(struct tool_env *e);
+
 /* Exit statuses, documented in docs/vssadmin.md and docs/vshadow.md. */
 #define TOOL_EXIT_FAILURE 1     /* the operation failed */
 #define TOOL_EXIT_USAGE   2     /* bad command line */

@@ -247,46 +247,8 @@ static vss_hresult check_included(vss_backup *b, const struct tool_args *a, bool
         return VSS_S_OK;
 }
 
-struct env {
-        char **v;
-        size_t n;
-        bool oom;
-};
-
-static void env_add(struct env *e, const char *fmt, ...) _printf_(2, 3);
-static void env_add(struct env *e, const char *fmt, ...)
-{
-        char **nv, *str;
-        va_list ap;
-        int r;
-
-        if (e->oom)
-                return;
-        va_start(ap, fmt);
-        r = vasprintf(&str, fmt, ap);
-        va_end(ap);
-        nv = r < 0 ? NULL : reallocarray(e->v, e->n + 2, sizeof(char *));
-        if (!nv) {
-                if (r >= 0)
-                        free(str);
-                e->oom = true;
-                return;
-        }
-        e->v = nv;
-        e->v[e->n++] = str;
-        e->v[e->n] = NULL;
-}
-
-static void env_done(struct env *e)
-{
-        for (size_t i = 0; i < e->n; i++)
-                free(e->v[i]);
-        free(e->v);
-        *e = (struct env){ 0 };
-}
-
 /* Runs CMD with /bin/sh -c and the "KEY=value" entries of env added to ours. */
-static int run_command(const char *cmd, struct env *env)
+static int run_command(const char *cmd, struct tool_env *env)
 {
         sigset_t none;
         int status;
@@ -339,18 +301,18 @@ static int run_command(const char *cmd, struct env *env)
 
 static int run_backup_command(const char *cmd, const vss_id *set, struct shadow *shadows, size_t n)
 {
-        struct env env = { 0 };
+        struct tool_env env = { 0 };
         char id[VSS_ID_STRING_MAX];
         int r;
 
-        env_add(&env, "VSHADOW_SET_ID=%s", vss_id_format(set, id));
+        tool_env_add(&env, "VSHADOW_SET_ID=%s", vss_id_format(set, id));
         for (size_t i = 0; i < n; i++) {
-                env_add(&env, "VSHADOW_ID_%zu=%s", i + 1, vss_id_format(&shadows[i].id, id));
-                env_add(&env, "VSHADOW_DEVICE_%zu=%s", i + 1, shadows[i].prop.snapshot_device ?: "");
-                env_add(&env, "VSHADOW_MOUNT_%zu=%s", i + 1, shadows[i].mount ?: "");
+                tool_env_add(&env, "VSHADOW_ID_%zu=%s", i + 1, vss_id_format(&shadows[i].id, id));
+                tool_env_add(&env, "VSHADOW_DEVICE_%zu=%s", i + 1, shadows[i].prop.snapshot_device ?: "");
+                tool_env_add(&env, "VSHADOW_MOUNT_%zu=%s", i + 1, shadows[i].mount ?: "");
         }
         r = run_command(cmd, &env);
-        env_done(&env);
+        tool_env_done(&env);
         return r;
 }
 
@@ -865,18 +827,18 @@ static int run_restore(struct tool_args *a)
         fflush(stdout);
 
         if (VSS_SUCCEEDED(hr) && cmd) {
-                struct env env = { 0 };
+                struct tool_env env = { 0 };
 
                 managed = true;
-                env_add(&env, "VSHADOW_RESTORE_DOC=%s", doc_path ?: file);
-                env_add(&env, "VSHADOW_SET_ID=%s", vss_id_format(&doc.set_id, id));
+                tool_env_add(&env, "VSHADOW_RESTORE_DOC=%s", doc_path ?: file);
+                tool_env_add(&env, "VSHADOW_SET_ID=%s", vss_id_format(&doc.set_id, id));
                 for (size_t i = 0; i < doc.n_shadows; i++) {
-                        env_add(&env, "VSHADOW_ID_%zu=%s", i + 1, vss_id_format(&doc.shadows[i].shadow_id, id));
-                        env_add(&env, "VSHADOW_DEVICE_%zu=%s", i + 1, doc.shadows[i].device);
-                        env_add(&env, "VSHADOW_ORIGINAL_%zu=%s", i + 1, doc.shadows[i].original_volume);
+                        tool_env_add(&env, "VSHADOW_ID_%zu=%s", i + 1, vss_id_format(&doc.shadows[i].shadow_id, id));
+                        tool_env_add(&env, "VSHADOW_DEVICE_%zu=%s", i + 1, doc.shadows[i].device);
+                        tool_env_add(&env, "VSHADOW_ORIGINAL_%zu=%s", i + 1, doc.shadows[i].original_volume);
                 }
                 cmd_status = caught_signal ? 128 + caught_signal : run_command(cmd, &env);
-                env_done(&env);
+                tool_env_done(&env);
                 if (cmd_status < 0)
                         cmd_status = 1;
                 if (cmd_status == 0 && caught_signal)

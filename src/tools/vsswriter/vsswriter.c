@@ -40,6 +40,7 @@
 #include "basic/fs-util.h"
 #include "config.h"
 #include "hook.h"
+#include "tools/common/tools-common.h"
 #include "vss/writer.h"
 
 #define METADATA_MAX (256 * 1024)
@@ -64,43 +65,6 @@ static void print_hr(const char *prefix, vss_hresult hr, const char *detail)
 }
 
 /* ---- the hook's environment ---- */
-
-struct env {
-        char **v;
-        size_t n;
-        bool oom;
-};
-
-static void env_add(struct env *e, const char *fmt, ...) _printf_(2, 3);
-static void env_add(struct env *e, const char *fmt, ...)
-{
-        char **nv, *s;
-        va_list ap;
-        int r;
-
-        if (e->oom)
-                return;
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        nv = r < 0 ? NULL : realloc(e->v, (e->n + 2) * sizeof(char *));
-        if (!nv) {
-                if (r >= 0)
-                        free(s);
-                e->oom = true;
-                return;
-        }
-        e->v = nv;
-        e->v[e->n++] = s;
-        e->v[e->n] = NULL;
-}
-
-static void env_done(struct env *e)
-{
-        for (size_t i = 0; i < e->n; i++)
-                free(e->v[i]);
-        free(e->v);
-}
 
 static char *join_lines(vss_writer *w, bool devices)
 {
@@ -277,7 +241,7 @@ static bool on_event(vss_writer *w, void *userdata)
         _cleanup_free_ char *vols = NULL, *devs = NULL, *comp_lines = NULL, *targets = NULL;
         struct comp comps[WRITER_CONF_MAX_COMPONENTS * 4];
         char set[VSS_ID_STRING_MAX] = "", dir[64] = "", msg[HOOK_MESSAGE_MAX + 1];
-        struct env env = { 0 };
+        struct tool_env env = { 0 };
         struct hook_result res;
         int64_t left, budget;
         size_t n_comps;
@@ -307,16 +271,16 @@ static bool on_event(vss_writer *w, void *userdata)
         comp_lines = component_lines(comps, n_comps);
         if (!vols || !devs || !comp_lines)
                 goto oom;
-        env_add(&env, "VSS_EVENT=%s", vss_event_name(e));
-        env_add(&env, "VSS_SNAPSHOT_SET_ID=%s", set);
-        env_add(&env, "VSS_WRITER_NAME=%s", hw->conf->name);
-        env_add(&env, "VSS_VOLUMES=%s", vols);
+        tool_env_add(&env, "VSS_EVENT=%s", vss_event_name(e));
+        tool_env_add(&env, "VSS_SNAPSHOT_SET_ID=%s", set);
+        tool_env_add(&env, "VSS_WRITER_NAME=%s", hw->conf->name);
+        tool_env_add(&env, "VSS_VOLUMES=%s", vols);
         if (devs[0])
-                env_add(&env, "VSS_SNAPSHOT_DEVICES=%s", devs);
-        env_add(&env, "VSS_COMPONENTS=%s", comp_lines);
-        env_add(&env, "VSS_COMPONENT_COUNT=%zu", n_comps);
+                tool_env_add(&env, "VSS_SNAPSHOT_DEVICES=%s", devs);
+        tool_env_add(&env, "VSS_COMPONENTS=%s", comp_lines);
+        tool_env_add(&env, "VSS_COMPONENT_COUNT=%zu", n_comps);
         if (e == VSS_EVENT_ABORT)
-                env_add(&env, "VSS_ABORT_REASON=%s", abort_reason_name(vss_writer_get_abort_reason(w)));
+                tool_env_add(&env, "VSS_ABORT_REASON=%s", abort_reason_name(vss_writer_get_abort_reason(w)));
 
         if ((backup_event(e) || restore_event(e)) && n_comps > 0) {
                 const char *tmp = getenv("TMPDIR");
@@ -325,10 +289,10 @@ static bool on_event(vss_writer *w, void *userdata)
                 if (!mkdtemp(dir)) {
                         snprintf(msg, sizeof(msg), "cannot create the backup metadata directory: %s", strerror(errno));
                         dir[0] = 0;
-                        env_done(&env);
+                        tool_env_done(&env);
                         return veto(w, hw, e, VSS_E_WRITERERROR_OUTOFRESOURCES, msg);
                 }
-                env_add(&env, "VSS_BACKUP_METADATA_DIR=%s", dir);
+                tool_env_add(&env, "VSS_BACKUP_METADATA_DIR=%s", dir);
         }
         if (restore_event(e)) {
                 enum vss_file_restore_status worst = VSS_RS_ALL;
@@ -344,21 +308,21 @@ static bool on_event(vss_writer *w, void *userdata)
                                         goto fail_resources;
                                 }
                                 if (strlen(md) <= METADATA_ENV_MAX)
-                                        env_add(&env, "VSS_BACKUP_METADATA_%zu=%s", i + 1, md);
+                                        tool_env_add(&env, "VSS_BACKUP_METADATA_%zu=%s", i + 1, md);
                         }
                         if (e == VSS_EVENT_POST_RESTORE) {
                                 enum vss_file_restore_status st =
                                         vss_writer_get_file_restore_status(w, comps[i].logical_path, comps[i].name);
                                 const char *name = vss_file_restore_status_name(st);
 
-                                env_add(&env, "VSS_FILE_RESTORE_STATUS_%zu=%s", i + 1, name ? name : "undefined");
+                                tool_env_add(&env, "VSS_FILE_RESTORE_STATUS_%zu=%s", i + 1, name ? name : "undefined");
                                 /* The worst of them: failed, then none (or unknown), then all. */
                                 if (st == VSS_RS_FAILED || (worst != VSS_RS_FAILED && st != VSS_RS_ALL))
                                         worst = st == VSS_RS_FAILED ? VSS_RS_FAILED : VSS_RS_NONE;
                         }
                 }
                 if (e == VSS_EVENT_POST_RESTORE)
-                        env_add(&env, "VSS_FILE_RESTORE_STATUS=%s",
+                        tool_env_add(&env, "VSS_FILE_RESTORE_STATUS=%s",
                                 vss_file_restore_status_name(n_comps ? worst : VSS_RS_UNDEFINED));
                 targets = strdup("");
                 for (size_t i = 0; targets && i < hw->conf->n_volumes; i++) {
@@ -374,7 +338,7 @@ static bool on_event(vss_writer *w, void *userdata)
                 }
                 if (!targets)
                         goto oom;
-                env_add(&env, "VSS_NEW_TARGETS=%s", targets);
+                tool_env_add(&env, "VSS_NEW_TARGETS=%s", targets);
         }
         if (env.oom)
                 goto oom;
@@ -403,7 +367,7 @@ fail_resources:
 out:
         if (dir[0])
                 remove_dir(dir);
-        env_done(&env);
+        tool_env_done(&env);
         return ok;
 }
 

@@ -510,25 +510,12 @@ void writer_app_done(struct writer_app *app)
 
 /* ---- handlers ------------------------------------------------------------------------- */
 
-static const char *const event_names[_VSS_EVENT_MAX] = {
-        [VSS_EVENT_IDENTIFY] = "Identify",
-        [VSS_EVENT_PREPARE_BACKUP] = "PrepareForBackup",
-        [VSS_EVENT_PREPARE_SNAPSHOT] = "PrepareForSnapshot",
-        [VSS_EVENT_FREEZE] = "Freeze",
-        [VSS_EVENT_THAW] = "Thaw",
-        [VSS_EVENT_POST_SNAPSHOT] = "PostSnapshot",
-        [VSS_EVENT_BACKUP_COMPLETE] = "BackupComplete",
-        [VSS_EVENT_ABORT] = "Abort",
-        [VSS_EVENT_BACKUP_SHUTDOWN] = "BackupShutdown",
-        [VSS_EVENT_PRE_RESTORE] = "PreRestore",
-        [VSS_EVENT_POST_RESTORE] = "PostRestore",
-};
-
 const char *writer_event_name(vss_writer *w)
 {
         enum vss_event e = vss_writer_get_current_event(w);
 
-        return (unsigned)e < _VSS_EVENT_MAX ? event_names[e] : "(no event)";
+        /* vss_event_name() says "Unknown"; a writer between events has none. */
+        return (unsigned)e < _VSS_EVENT_MAX ? vss_event_name(e) : "(no event)";
 }
 
 bool writer_veto(vss_writer *w, vss_hresult failure, const char *fmt, ...)
@@ -569,7 +556,7 @@ static bool dispatch_event(vss_writer *w, struct writer_app *app, enum vss_event
         default:
                 break;
         }
-        log_debug("%s", event_names[e]);
+        log_debug("%s", vss_event_name(e));
         ok = h ? h(w, app->userdata) : true;
         switch (e) {
         case VSS_EVENT_BACKUP_COMPLETE:
