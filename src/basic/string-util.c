@@ -102,6 +102,20 @@ int parse_u64(const char *s, uint64_t *ret)
         return 0;
 }
 
+int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
+{
+        uint64_t v;
+        int r;
+
+        r = parse_u64(s, &v);
+        if (r < 0)
+                return r;
+        if (v < min || v > max)
+                return -ERANGE;
+        *ret = (uint32_t)v;
+        return 0;
+}
+
 int parse_int(const char *s, int *ret)
 {
         long v;

@@ -25,3 +25,5 @@ size_t utf8_cut(const char *s, size_t max);
  * when the value does not fit.  *ret is set only on success. */
 int parse_u64(const char *s, uint64_t *ret);
 int parse_int(const char *s, int *ret);
+/* A setting's number, as parse_u64 reads it, within [min, max]: -ERANGE outside. */
+int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret);

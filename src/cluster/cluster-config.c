@@ -48,21 +48,6 @@ bool cluster_host_name_valid(const char *name)
         return true;
 }
 
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
-{
-        unsigned long long x;
-        char *end;
-
-        if (!s || *s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        x = strtoull(s, &end, 10);
-        if (errno || *end || x < min || x > max)
-                return -EINVAL;
-        *ret = (uint32_t)x;
-        return 0;
-}
-
 static int bad(char *errbuf, size_t errlen, const char *key, const char *value, const char *what)
 {
         fmt_trunc(errbuf, errlen, "bad value '%s' for %s in [cluster] (%s)", value, key, what);

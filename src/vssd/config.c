@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/string-util.h"
 #include "vssd/config.h"
 
 struct parse_state {
@@ -36,21 +37,6 @@ void config_defaults(struct vssd_config *c)
                 .min_diff_area_mb = 320,
         };
         cluster_config_defaults(&c->cluster);
-}
-
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
-{
-        char *end;
-        unsigned long long x;
-
-        if (!s || !*s || *s == '-' || *s == '+')
-                return -EINVAL;
-        errno = 0;
-        x = strtoull(s, &end, 10);
-        if (errno || *end || x < min || x > max)
-                return -EINVAL;
-        *ret = (uint32_t)x;
-        return 0;
 }
 
 int config_parse_ms(const char *s, uint32_t *ret)

@@ -60,12 +60,31 @@ static void test_int(void **state)
         assert_int_equal(v, INT_MAX);
 }
 
+static void test_u32(void **state)
+{
+        uint32_t v = 0;
+
+        assert_int_equal(parse_u32("5000", 1, 3600000, &v), 0);
+        assert_int_equal(v, 5000);
+        assert_int_equal(parse_u32("4294967295", 0, UINT32_MAX, &v), 0);
+        assert_int_equal(v, UINT32_MAX);
+        assert_int_equal(parse_u32("0", 1, 10, &v), -ERANGE);
+        assert_int_equal(parse_u32("11", 1, 10, &v), -ERANGE);
+        assert_int_equal(parse_u32("4294967296", 0, UINT32_MAX, &v), -ERANGE);
+        assert_int_equal(parse_u32("-1", 0, 10, &v), -EINVAL);
+        assert_int_equal(parse_u32("+1", 0, 10, &v), -EINVAL);
+        assert_int_equal(parse_u32("", 0, 10, &v), -EINVAL);
+        assert_int_equal(parse_u32("5s", 0, 10, &v), -EINVAL);
+        assert_int_equal(v, UINT32_MAX);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_u64),
                 cmocka_unit_test(test_u64_rejects),
                 cmocka_unit_test(test_int),
+                cmocka_unit_test(test_u32),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
