@@ -561,8 +561,10 @@ static void finish(struct vssd *v, struct session *s)
         if (q == &seq_add_volume)
                 s->vols[s->n_vols - 1].begun = true;
         /* Shadow copies the catalog could not record (its filesystem full) were deleted again:
-         * the set fails rather than report shadow copies that the next vssd would not know. */
-        if (q == &seq_do_snapshot_set && s->record_hr != VSS_S_OK) {
+         * the set fails rather than report shadow copies that the next vssd would not know.  A
+         * cluster participant's commit slice is where its set records them: its failure fails
+         * the cluster set (cset.c deletes every host's shadow copies). */
+        if ((q == &seq_do_snapshot_set || q == &seq_cluster_commit) && s->record_hr != VSS_S_OK) {
                 fail(v, s, s->record_hr, s->record_error);
                 return;
         }
@@ -692,6 +694,7 @@ void set_cluster_prepare(struct vssd *v, struct session *s)
         s->implicit_prepare = true;
         s->fail_hr = VSS_S_OK;
         s->fail_detail[0] = s->fail_writer[0] = 0;
+        s->record_hr = VSS_S_OK;
         s->prov_hr = VSS_S_OK;
         s->committed = false;
         s->freeze_expired = false;

@@ -45,6 +45,7 @@ CL_BR=
 CL_ID=
 T=
 CL_ETCD_DIR=${CL_ETCD_DIR:-}   # the members' data dirs; default $T/etcd (bench/cluster.sh: tmpfs)
+CL_NS_PREFIX=${CL_NS_PREFIX:-openvss-}   # the namespaces' names begin with it
 
 cl_skip()
 {
@@ -117,8 +118,8 @@ cl_init()
         command -v nft >/dev/null || cl_fail "nft (nftables) is missing; scripts/install-deps.sh installs it"
         command -v etcd >/dev/null || cl_fail "etcd (Debian etcd-server) is missing; scripts/install-deps.sh installs it"
         [[ -n "${ETCD_TOOL:-}" && -x "$ETCD_TOOL" ]] || cl_fail "ETCD_TOOL '${ETCD_TOOL:-}' is not built"
-        ip netns add "openvss-probe-$$" 2>/dev/null || cl_skip "cannot create network namespaces"
-        ip netns del "openvss-probe-$$"
+        ip netns add "${CL_NS_PREFIX}probe-$$" 2>/dev/null || cl_skip "cannot create network namespaces"
+        ip netns del "${CL_NS_PREFIX}probe-$$"
         # `ip netns exec` gives each host's processes a mount namespace that copies every
         # mount of the moment.  With / private (a container; systemd makes it shared) those
         # copies never go away: another test's cow volume, unmounted there, stays open here
@@ -153,7 +154,7 @@ cl_net_up()
         ip addr add "10.231.$CL_SUBNET.254/24" dev "$CL_BR"
         ip link set "$CL_BR" up
         for i in 1 2 3; do
-                CL_NS[$i]="openvss-$CL_ID-h$i"
+                CL_NS[$i]="$CL_NS_PREFIX$CL_ID-h$i"
                 CL_ADDR[$i]="10.231.$CL_SUBNET.$i"
                 CL_ETCD_PID[$i]=
                 ip netns add "${CL_NS[$i]}"

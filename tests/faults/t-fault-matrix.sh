@@ -17,7 +17,8 @@
 # One line per case: "case VOL[/OP] PROC SIGNAL STAGE pass|FAIL DETAILS" (OP: restore, revert;
 # a set without); tests/faults/matrix-table.py turns them into the tables of docs/testing.md
 # and checks them against it.  FM_ONLY=REGEX runs the cases whose "VOL[/OP] PROC SIGNAL STAGE"
-# matches; FM_SECTIONS picks sections (btrfs cow restore revert), FM_SIGNALS the signals.
+# matches; FM_SECTIONS picks sections (btrfs cow restore revert cow-restore cow-revert difffull
+# special), FM_SIGNALS the signals.
 source "$(dirname "$0")/../blackbox/lib.sh"
 bb_init
 
@@ -87,11 +88,15 @@ fm_start_vssd()
         for a in "${VSSD_ENV[@]}"; do unset "${a%%=*}"; done
 }
 
-# The two writers of a volume kind: the victim ${K}w and the holder ${K}h.
+# fm_start_writer NAME VOL [ARGS...]: the victim or the holder of a section (NAME, on VOL); a
+# writer killed by a case is started again with the same ARGS (its components).
+declare -A FM_WARGS
 fm_start_writer()
 {
         local name=$1 vol=$2
-        bb_start_writer "$name" --volume "$vol" --freeze-timeout "$FT"
+        shift 2
+        FM_WARGS[$name]="$*"
+        bb_start_writer "$name" --volume "$vol" --freeze-timeout "$FT" "$@"
 }
 
 fm_writers_listed()
@@ -251,7 +256,8 @@ fm_recover()
                 ;;
         writer)
                 wait_until 5 eval '! fm_alive "$(bb_writer_pid "$FM_W")"' || true
-                fm_start_writer "$FM_W" "$FM_VOL"
+                # shellcheck disable=SC2086 # the words of the writer's arguments
+                fm_start_writer "$FM_W" "$FM_VOL" ${FM_WARGS[$FM_W]:-}
                 ;;
         vss-volsrv)
                 fm_volsrv_recovered || FM_NOTE+="volume server not back: $(tail -n 3 "$T/vssd.log" | tr '\n' ' '); "
@@ -403,6 +409,11 @@ fm_case()
         if [[ $FM_OP == revert && $proc:$sig != vssd:SIGKILL ]]; then
                 wait_until 30 fm_revert_ended "$from" || FM_NOTE+="the revert did not end within 30 s; "
         fi
+        # A cow volume whose revert outlived vssd is mounted again by the next vssd, once its
+        # volume server has completed the copy.
+        if [[ $FM_OP == revert ]]; then
+                wait_until 30 mountpoint -q "$FM_VOL" || FM_NOTE+="$FM_VOL not mounted again within 30 s; "
+        fi
         detail="req=$req_rc"
         [[ $req_rc != 0 ]] && detail+=" $(fm_hr <"$T/req.out")"
         if fm_checks "$FM_VOL" && [[ -z $hit_failed ]]; then status=pass; else status=FAIL; fi
@@ -433,7 +444,8 @@ if [[ " $FM_SECTIONS " == *" special "* ]]; then
         mount -t tmpfs -o size=48m fmstate "$T/state"
 fi
 fm_start_vssd
-if [[ " $FM_SECTIONS " == *" cow "* ]]; then
+fm_section() { [[ " $FM_SECTIONS " == *" $1 "* ]]; }
+if fm_section cow || fm_section cow-restore || fm_section cow-revert; then
         out=$("$VSSADMIN" create volume /name=fmcow /size=256MB /fs=ext4 /mount="$COW" 2>&1) ||
                 bb_fail "create volume: $out"
         FM_VOLS+=("$COW")
@@ -469,31 +481,51 @@ if [[ " $FM_SECTIONS " == *" cow "* ]]; then
         fm_section_set cow
 fi
 
-# A restore (vshadow -r with a command) from a document of the btrfs volume, by two writers
-# with a component each (a writer without components takes no part in a restore).
-if [[ " $FM_SECTIONS " == *" restore "* ]]; then
-        bb_start_writer rw --volume "$BVOL" --freeze-timeout "$FT" --component data
-        bb_start_writer rh --volume "$BVOL" --freeze-timeout "$FT" --component data
-        FM_VOL=$BVOL FM_W=rw FM_H=rh FM_WRITERS=(rw rh)
-        out=$("$VSHADOW" -p -bc="$T/bc.json" "$BVOL" 2>&1) || bb_fail "vshadow -p -bc: $out"
-        FM_RESTORE_DOC=$T/bc.json FM_OP=restore
-        FM_PROCS=(vssd vshadow) FM_STAGES=(Identify PreRestore Exec PostRestore)
-        fm_section_set btrfs
+# fm_section_restore KIND VOL VICTIM HOLDER PROC...: a restore (vshadow -r with a command) from a
+# document of VOL, by two writers with a component each (a writer without components takes no
+# part in a restore), with PROC... hit at each stage.
+fm_section_restore()
+{
+        local kind=$1 vol=$2 out
+        fm_start_writer "$3" "$vol" --component data
+        fm_start_writer "$4" "$vol" --component data
+        FM_VOL=$vol FM_W=$3 FM_H=$4 FM_WRITERS=("$3" "$4")
+        out=$("$VSHADOW" -p -bc="$T/bc-$kind.json" "$vol" 2>&1) || bb_fail "vshadow -p -bc of $vol: $out"
+        FM_RESTORE_DOC=$T/bc-$kind.json FM_OP=restore
+        FM_PROCS=("${@:5}") FM_STAGES=(Identify PreRestore Exec PostRestore)
+        fm_section_set "$kind"
         FM_OP=set
-fi
+}
 
-# A revert of the btrfs volume to a persistent shadow copy, held before the provider starts
-# (Start) and while the volume is offline (Offline).
-if [[ " $FM_SECTIONS " == *" revert "* ]]; then
+# fm_section_revert KIND VOL VICTIM HOLDER PROC...: a revert of VOL to a persistent shadow copy,
+# held before the provider starts (Start) and while the volume is offline (Offline).
+fm_section_revert()
+{
+        local kind=$1 vol=$2
+        FM_VOL=$vol FM_W=$3 FM_H=$4 FM_WRITERS=("$3" "$4")
+        wait_until 15 fm_writers_listed "${FM_WRITERS[@]}" || bb_fail "writers did not register again"
+        FM_REVERT_ID=$(fm_shadow "$vol") || bb_fail "no shadow copy of $vol to revert to"
+        FM_OP=revert FM_PROCS=("${@:5}") FM_STAGES=(Start Offline)
+        fm_section_set "$kind"
+        FM_OP=set
+}
+
+fm_section restore && fm_section_restore btrfs "$BVOL" rw rh vssd vshadow
+
+# The revert hooks come with a vssd of their own (restarted once for all revert sections).
+if fm_section revert || fm_section cow-revert; then
         bb_stop_vssd
         VSSD_ENV+=("VSSD_DEBUG_REVERT_DELAY_MS=@$T/revert-delay" "VSSD_DEBUG_REVERT_OFFLINE_MS=@$T/offline-delay")
         fm_start_vssd
-        FM_VOL=$BVOL FM_W=bw FM_H=bh FM_WRITERS=(bw bh)
-        wait_until 15 fm_writers_listed bw bh || bb_fail "writers did not register again"
-        FM_REVERT_ID=$(fm_shadow "$BVOL") || bb_fail "no shadow copy to revert to"
-        FM_OP=revert FM_PROCS=(vssd vssadmin) FM_STAGES=(Start Offline)
-        fm_section_set btrfs
-        FM_OP=set
+fi
+fm_section revert && fm_section_revert btrfs "$BVOL" bw bh vssd vssadmin
+
+# The cow volume's restore and revert, with its two further processes: a writer (the victim;
+# a revert sends writers nothing, they must simply not be harmed) and the volume server.
+if fm_section cow-restore || fm_section cow-revert; then
+        fm_section cow || { fm_start_writer cw "$COW"; fm_start_writer ch "$COW"; }
+        fm_section cow-restore && fm_section_restore cow "$COW" crw crh vssd vshadow writer vss-volsrv
+        fm_section cow-revert && fm_section_revert cow "$COW" cw ch vssd vssadmin writer vss-volsrv
 fi
 
 # ---- special cases ------------------------------------------------------------------

@@ -70,6 +70,8 @@ static struct {
         /* a freeze timer that expires while this provider call is pending */
         int timer_writer;
         enum prov_op timer_during;
+        /* the catalog cannot record the shadow copies (its filesystem full) */
+        bool record_fails;
 } f;
 
 static void trace(const char *fmt, ...) _printf_(1, 2);
@@ -193,8 +195,11 @@ static void fake_phase_changed(struct vssd *v, struct session *s, enum set_phase
 static void fake_shadows_created(struct vssd *v, struct session *s)
 {
         (void)v;
-        (void)s;
         trace("shadows");
+        if (f.record_fails) {
+                s->record_hr = VSS_E_INSUFFICIENT_STORAGE;
+                snprintf(s->record_error, sizeof(s->record_error), "catalog full");
+        }
 }
 
 static void fake_release_shadows(struct vssd *v, struct session *s)
@@ -953,6 +958,35 @@ static void test_restore_disconnects(void **state)
         setup(state);
 }
 
+/* The catalog cannot record the shadow copies: a local set and a cluster participant's
+ * commit slice fail with the catalog's HRESULT instead of reporting them. */
+static void test_record_fails(void **state)
+{
+        (void)state;
+        f.record_fails = true;
+        start_set();
+        do_set();
+        expect(CREATE_TO_FREEZE " " COMMIT " A>Thaw B>Thaw shadows A>PostSnapshot B>PostSnapshot A~Abort B~Abort "
+               "=aborted drop-shadows fail:8004231F");
+        teardown(state);
+
+        setup(state);
+        f.record_fails = true;
+        add_volume("/v1", 0);
+        clear_trace();
+        set_cluster_prepare(&f.v, f.s);
+        pump();
+        expect("=started =preparing p0:begin_prepare/1 A>PrepareForBackup A>PrepareForSnapshot p0:end_prepare/1 "
+               "=prepared ok");
+        set_cluster_freeze(&f.v, f.s);
+        pump();
+        expect("=creating A>Freeze p0:pre_commit/1 ok");
+        set_cluster_commit(&f.v, f.s);
+        pump();
+        expect("p0:commit/1+hold p0:post_commit/1 A>Thaw shadows A>PostSnapshot A~Abort =aborted drop-shadows "
+               "fail:8004231F");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -976,6 +1010,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_abort_backup, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_restore, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_restore_disconnects, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_record_fails, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
