@@ -38,7 +38,7 @@ def load_commits(load_dir):
     return commits
 
 
-def read_rows(path, kinds=False):
+def read_rows(path, kinds=False, loads=False):
     try:
         with open(path) as f:
             rows = [line.split() for line in f if line.strip()]
@@ -46,6 +46,8 @@ def read_rows(path, kinds=False):
         return []
     if kinds:
         return [(r[0], int(r[1]), int(r[2])) for r in rows]
+    if loads:
+        return [float(r[3]) for r in rows if len(r) > 3]
     return [(int(r[0]), int(r[1])) for r in rows]
 
 
@@ -100,6 +102,7 @@ def cell(d):
         "sets": len(sets), "set_ms": (sum(e - s for s, e in sets) / len(sets) / 1000) if sets else 0,
         "max_a": max(lat_a) / 1000 if lat_a else 0, "max_in": max(lat_in) / 1000 if lat_in else 0,
         "p99_a": pct(lat_a, 0.99) / 1000, "p99_in": pct(lat_in, 0.99) / 1000,
+        "load": statistics.median(read_rows(os.path.join(d, "blocks"), loads=True) or [0]),
     }
 
 
@@ -192,7 +195,7 @@ def steps(root):
 def main():
     root = sys.argv[1]
     print(f"{'database/fs':<18} {'commits/s A':>11} {'B':>6}  {'ratio B/A (pairs)':<24} {'pooled':>6} {'sets':>4} {'set ms':>6}  "
-          f"{'max lat A':>9} {'in set':>8}  {'stall ratio (pairs)':<24} {'p99 A':>6} {'in set':>6}")
+          f"{'max lat A':>9} {'in set':>8}  {'stall ratio (pairs)':<24} {'p99 A':>6} {'in set':>6} {'load':>5}")
     for d in sorted(glob.glob(os.path.join(root, "*"))):
         name = os.path.basename(d)
         if os.path.isfile(d) and d.endswith(".skipped"):
@@ -206,7 +209,7 @@ def main():
             continue
         print(f"{name:<18} {r['a']:>11.0f} {r['b']:>6.0f}  {spread(r['ratios']) + ' x' + str(r['pairs']):<24} "
               f"{r['pooled']:>6.2f} {r['sets']:>4} {r['set_ms']:>6.0f}  {r['max_a']:>7.1f}ms {r['max_in']:>6.1f}ms  "
-              f"{(spread(r['stalls']) if r['stalls'] else '-'):<24} {r['p99_a']:>4.1f}ms {r['p99_in']:>4.1f}ms")
+              f"{(spread(r['stalls']) if r['stalls'] else '-'):<24} {r['p99_a']:>4.1f}ms {r['p99_in']:>4.1f}ms {r['load']:>5.1f}")
     print()
     print("commits/s: the median over the blocks without backups (A) and with a backup every EVERY s (B).")
     print("ratio B/A: per pair of neighbouring A and B blocks, B's commits/s over A's; the median over the")
@@ -214,7 +217,8 @@ def main():
     print("max lat A: the longest commit (BEGIN..COMMIT) in the A blocks; in set: the longest among commits in")
     print("           flight during a set (vshadow start..end; target on btrfs: under 200 ms).  stall ratio: per")
     print("           pair, B's longest in a set over A's longest, median [min..max].  p99: of the A blocks'")
-    print("           commits / of the commits during sets.")
+    print("           commits / of the commits during sets.  load: the machine's 1-minute load average at the")
+    print("           blocks' ends, median (the cost of a set grows with the CPU it has to share).")
     profile(root)
     steps(root)
 

@@ -37,7 +37,10 @@
 # PERF_ON's I/O calls, to BLOCK/strace.txt), VOLSRV_B=OTHER/vss-volsrv (a second engine
 # build: every cow database runs twice, on a volume served by each, to compare two builds
 # in one run; labels DB-cow and DB-cowb), VSSD_ARGS (options for vssd, e.g. --verbose:
-# its log, copied to KEEP, times each step of each set; bench/vssd-steps.py).  Everything
+# its log, copied to KEEP, times each step of each set; bench/vssd-steps.py), SET_CMD (a
+# shell command the B blocks run instead of vshadow, with BENCH_VOLUME and BENCH_TARGET, the
+# ledger's target, set: what one part of a set costs alone, e.g. SET_CMD='sqlite3
+# "$BENCH_TARGET" "PRAGMA wal_checkpoint(TRUNCATE)"' for the SQLite writer's checkpoint).  Everything
 # is built on loop devices under a temporary directory ($TMPDIR) and removed at exit
 # (tests/apps/apps-lib.sh's cleanup).
 set -euo pipefail
@@ -124,7 +127,8 @@ sleep_until()
 # block KIND N DIR [VOLUME...]: block N of the cell, BLOCK s; with volumes (KIND B) a backup
 # at the start of every EVERY s, each set's start and end (realtime us) appended to DIR/sets.
 # A set that overruns its period delays the next; the block ends when its last set has.
-# The block's own start and end go to DIR/blocks ("KIND START_US END_US").
+# The block's own start and end go to DIR/blocks ("KIND START_US END_US LOADAVG", the
+# machine's 1-minute load average at its end).
 block()
 {
         local kind=$1 n=$2 dir=$3 t_start t0 t1 k=0
@@ -135,15 +139,20 @@ block()
                 while (( k * EVERY < BLOCK )); do
                         sleep_until $(( t_start + k * EVERY * 1000000 ))
                         t0=$(apps_now_us)
-                        "$VSHADOW" -bc="$dir/bc.json" --exec=true "$@" >>"$dir/vshadow.log" 2>&1 ||
-                                echo "vshadow failed at $(date +%T), see $dir/vshadow.log" >&2
+                        if [[ -n ${SET_CMD:-} ]]; then
+                                BENCH_VOLUME=$1 bash -c "$SET_CMD" >>"$dir/vshadow.log" 2>&1 ||
+                                        echo "SET_CMD failed at $(date +%T), see $dir/vshadow.log" >&2
+                        else
+                                "$VSHADOW" -bc="$dir/bc.json" --exec=true "$@" >>"$dir/vshadow.log" 2>&1 ||
+                                        echo "vshadow failed at $(date +%T), see $dir/vshadow.log" >&2
+                        fi
                         t1=$(apps_now_us)
                         echo "$t0 $t1" >>"$dir/sets"
                         k=$((k + 1))
                 done
         fi
         sleep_until $(( t_start + BLOCK * 1000000 ))
-        echo "$kind $t_start $(apps_now_us)" >>"$dir/blocks"
+        echo "$kind $t_start $(apps_now_us) $(cut -d' ' -f1 /proc/loadavg)" >>"$dir/blocks"
         prof_end "$dir/blk-$n"
 }
 
@@ -156,6 +165,7 @@ bench_db()
         mkdir -p "$d/load"
         : >"$d/sets"; : >"$d/blocks"
         [[ $backend == sqlite ]] && think=${SQLITE_THINK_US:-2000}
+        export BENCH_TARGET=$target
         "$LEDGER" run "$backend" "$target" --log "$d/load" --clients "$CLIENTS" --stop-file "$d/load/stop" \
                 --think-us "$think" >"$d/summary" 2>"$d/errors" &
         load=$!
