@@ -28,7 +28,8 @@
 #
 # Environment: BLOCK (6), EVERY (3), PAIRS (10), WARMUP (10; the first seconds of a fresh
 # database run slower), CLIENTS (4), DBS ("sqlite postgresql mariadb"), FSES ("btrfs cow");
-# one cell takes WARMUP + 2 * PAIRS * BLOCK s (130 s) plus its setup, a full run about 16 min.  KEEP (a directory to copy the raw logs to), PROFILE=1 (per
+# one cell takes WARMUP + 2 * PAIRS * BLOCK s (130 s) plus its setup, a full run about 16 min.
+# KEEP (a directory to copy the raw logs to), PROFILE=1 (per
 # block: the CPU time of the database's processes, vssd and the whole machine per commit,
 # and on a cow volume the engine's Storage.Stats and vss-volsrv; summed per kind of block
 # and printed after the report), PERF=1 (with PROFILE: perf record -g of PERF_ON, volsrv
@@ -64,9 +65,17 @@ FSES=${FSES:-btrfs cow}
 source "$top/tests/apps/apps-lib.sh"
 # The bench's temporary directory is named like the tests' (apps-lib.sh wants one).
 BB_NAME=bench-apps
+# The database servers run as their own users and put their temporary files in $TMPDIR.
+if [[ -n ${TMPDIR:-} && ! -k $TMPDIR ]]; then
+        echo "bench/apps.sh: TMPDIR=$TMPDIR must be writable by every user, as /tmp is (chmod 1777)" >&2
+        exit 1
+fi
 apps_init
 RESULTS=$T/results
 mkdir -p "$RESULTS"
+# KEEP gets what was measured also when a later cell fails.
+bench_keep() { [[ -z ${KEEP:-} ]] || { mkdir -p "$KEEP"; cp -a "$RESULTS/." "$T/vssd.log" "$T"/writer-*.log "$KEEP/" 2>/dev/null || true; }; }
+trap 'rc=$?; bench_keep; (exit $rc); apps_cleanup' EXIT
 
 # PROFILE=1: what each block costs, sampled around it (PROF_SOCK, PROF_PIDS set per cell;
 # the first of PROF_PIDS is the volume server when there is one, PERF_ON picks by name).
@@ -273,7 +282,6 @@ for fs in $FSES; do
 done
 
 cp "$T/vssd.log" "$T"/writer-*.log "$RESULTS/" 2>/dev/null || true
-[[ -n "${KEEP:-}" ]] && { mkdir -p "$KEEP"; cp -a "$RESULTS/." "$KEEP/"; }
 echo
 echo "bench/apps: BLOCK=$BLOCK EVERY=$EVERY PAIRS=$PAIRS WARMUP=$WARMUP CLIENTS=$CLIENTS on $(nproc) CPUs, $(uname -r)," \
         "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
