@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# bench/apps.sh: what the application writers cost a database under load (issue 12 item 3).
+# bench/apps.sh: what the application writers cost a database under load.
 #
 #   bench/apps.sh [BUILD_DIR]            (root; BUILD_DIR defaults to ./build)
 #
@@ -10,32 +10,40 @@
 # vss-writer-mariadb is built), with its writer registered, the ledger load of
 # tests/apps/ledger.c runs flat out (CLIENTS clients, no pacing; SQLite's clients pause
 # SQLITE_THINK_US, 2000, after each commit, because SQLite's lock is not fair and a client
-# that begins again the instant it committed starves the others for seconds) in three phases:
+# that begins again the instant it committed starves the others for seconds).
 #
-#   A1  DURATION/2 s without backups
-#   B   DURATION s with a backup (`vshadow -bc=FILE --exec=true VOLUME`) every EVERY s
-#   A2  DURATION/2 s without backups
+# One load runs through the whole cell (same process, connections, caches and database
+# growth for both sides).  After WARMUP s it is cut into blocks of BLOCK s, alternately
+# without backups (A) and with a backup (`vshadow -bc=FILE --exec=true VOLUME`) at the
+# start of every EVERY s (B), in the order A B B A A B B A ... (PAIRS pairs; each pair is
+# one A and the B next to it).  The machine is shared, so its load drifts; a drift slower
+# than a block hits both halves of a pair alike, and the ABBA order cancels a linear trend
+# within two pairs.  bench/apps-report.py then prints, per database and file system:
 #
-# (the baseline is A1 + A2, around B, so that a database growing or a neighbour's load
-# does not favour either side).  bench/apps-report.py then prints, per database and file
-# system:
-#
-#   throughput   commits/s with backups / commits/s without            (target >= 0.90)
+#   throughput   per pair, commits/s of its B block / of its A block; the median over the
+#                pairs and their min..max                           (target >= 0.90)
 #   stall        the longest commit latency among commits in flight during a set
-#                (vshadow's start to its end) / the longest commit latency without
-#                backups; and that longest stall in ms       (target on btrfs < 200 ms)
+#                (vshadow's start to its end) / the longest commit latency in the A
+#                blocks; and that longest stall in ms          (target on btrfs < 200 ms)
 #
-# A commit is "during a set" when its BEGIN..COMMIT interval overlaps one.  Environment:
-# DURATION (30), EVERY (3), CLIENTS (4), DBS ("sqlite postgresql mariadb"), FSES ("btrfs
-# cow"), KEEP (a directory to copy the raw logs to), PROFILE=1 (per phase on a cow volume:
-# the engine's Storage.Stats and the CPU time of vss-volsrv, the database server, vssd and
-# the whole machine, per commit; printed after the report), PERF=1 (with PROFILE: perf
-# record -g on vss-volsrv in each phase, top symbols printed), STRACE=1 (instead: strace -f
-# -tt -T of vss-volsrv's I/O calls in each phase, to PHASE/strace.txt), VOLSRV_B=OTHER/vss-volsrv
-# (a second engine build: every cow database runs twice, on a volume served by each, to
-# compare two builds in one run; labels DB-cow and DB-cowb), VSSD_ARGS (options for vssd,
-# e.g. --verbose: its log, copied to KEEP, times each step of each set).  Everything is built on loop devices
-# under a temporary directory and removed at exit (tests/apps/apps-lib.sh's cleanup).
+# Environment: BLOCK (6), EVERY (3), PAIRS (10), WARMUP (10; the first seconds of a fresh
+# database run slower), CLIENTS (4), DBS ("sqlite postgresql mariadb"), FSES ("btrfs cow");
+# one cell takes WARMUP + 2 * PAIRS * BLOCK s (130 s) plus its setup, a full run about 16 min.
+# KEEP (a directory to copy the raw logs to), PROFILE=1 (per
+# block: the CPU time of the database's processes, vssd and the whole machine per commit,
+# and on a cow volume the engine's Storage.Stats and vss-volsrv; summed per kind of block
+# and printed after the report), PERF=1 (with PROFILE: perf record -g of PERF_ON, volsrv
+# (default), db (the database server, or the ledger for SQLite) or vssd, in each block; the
+# top symbols of the first A and B block printed), STRACE=1 (instead: strace -f -tt -T of
+# PERF_ON's I/O calls, to BLOCK/strace.txt), VOLSRV_B=OTHER/vss-volsrv (a second engine
+# build: every cow database runs twice, on a volume served by each, to compare two builds
+# in one run; labels DB-cow and DB-cowb), VSSD_ARGS (options for vssd, e.g. --verbose:
+# its log, copied to KEEP, times each step of each set; bench/vssd-steps.py), SET_CMD (a
+# shell command the B blocks run instead of vshadow, with BENCH_VOLUME and BENCH_TARGET, the
+# ledger's target, set: what one part of a set costs alone, e.g. SET_CMD='sqlite3
+# "$BENCH_TARGET" "PRAGMA wal_checkpoint(TRUNCATE)"' for the SQLite writer's checkpoint).  Everything
+# is built on loop devices under a temporary directory ($TMPDIR) and removed at exit
+# (tests/apps/apps-lib.sh's cleanup).
 set -euo pipefail
 
 [[ $(id -u) -eq 0 ]] || { echo "bench/apps.sh: must run as root (loop devices, mounts, servers)" >&2; exit 77; }
@@ -45,8 +53,10 @@ export VSSD=$B/src/vssd/vssd VSSADMIN=$B/src/tools/vssadmin/vssadmin VSHADOW=$B/
         VSSWRITER=$B/src/tools/vsswriter/vsswriter VSS_VOLSRV=$B/src/volsrv/vss-volsrv \
         WRITER_SQLITE=$B/src/writers/vss-writer-sqlite WRITER_POSTGRESQL=$B/src/writers/vss-writer-postgresql \
         WRITER_MARIADB=$B/src/writers/vss-writer-mariadb LEDGER=$B/tests/apps/ledger SOURCE_ROOT=$top BUILD_DIR=$B
-DURATION=${DURATION:-30}
+BLOCK=${BLOCK:-6}
 EVERY=${EVERY:-3}
+PAIRS=${PAIRS:-10}
+WARMUP=${WARMUP:-10}
 CLIENTS=${CLIENTS:-4}
 DBS=${DBS:-sqlite postgresql mariadb}
 FSES=${FSES:-btrfs cow}
@@ -55,80 +65,133 @@ FSES=${FSES:-btrfs cow}
 source "$top/tests/apps/apps-lib.sh"
 # The bench's temporary directory is named like the tests' (apps-lib.sh wants one).
 BB_NAME=bench-apps
+# The database servers run as their own users and put their temporary files in $TMPDIR.
+if [[ -n ${TMPDIR:-} && ! -k $TMPDIR ]]; then
+        echo "bench/apps.sh: TMPDIR=$TMPDIR must be writable by every user, as /tmp is (chmod 1777)" >&2
+        exit 1
+fi
 apps_init
 RESULTS=$T/results
 mkdir -p "$RESULTS"
+# KEEP gets what was measured also when a later cell fails.
+bench_keep() { [[ -z ${KEEP:-} ]] || { mkdir -p "$KEEP"; cp -a "$RESULTS/." "$T/vssd.log" "$T"/writer-*.log "$KEEP/" 2>/dev/null || true; }; }
+trap 'rc=$?; bench_keep; (exit $rc); apps_cleanup' EXIT
 
-# PROFILE=1: what each phase costs, sampled around it (PROF_SOCK, PROF_PIDS set per volume).
-PROF_SOCK='' PROF_PIDS=''
+# PROFILE=1: what each block costs, sampled around it (PROF_SOCK, PROF_PIDS set per cell;
+# the first of PROF_PIDS is the volume server when there is one, PERF_ON picks by name).
+PROF_SOCK='' PROF_PIDS='' PROF_PERF=''
 prof_cpu() { local p; for p in $PROF_PIDS; do awk -v n="${p%%:*}" '{print n, $14 + $15}' "/proc/${p#*:}/stat" 2>/dev/null; done; }
+prof_sample()
+{
+        prof_cpu
+        awk '/^cpu /{print "machine_busy", $2+$3+$4+$7+$8; print "machine_idle", $5+$6}' /proc/stat
+        echo "t_ms $(( $(date +%s%N) / 1000000 ))"
+}
+prof_target()
+{
+        local p want=${PERF_ON:-volsrv}
+        [[ $want == db ]] && want="postgres mariadbd ledger"
+        for p in $PROF_PIDS; do
+                [[ " $want " == *" ${p%%:*} "* ]] && { echo "${p#*:}"; return 0; }
+        done
+        return 1
+}
 prof_start()
 {
-        [[ ${PROFILE:-0} == 1 && -n $PROF_SOCK ]] || return 0
-        python3 "$top/bench/cow-ctl.py" "$PROF_SOCK" Storage.Stats >"$1/stats0"
-        { prof_cpu; awk '/^cpu /{print "machine_busy", $2+$3+$4+$7+$8; print "machine_idle", $5+$6}' /proc/stat
-          echo "t_ms $(( $(date +%s%N) / 1000000 ))"; } >"$1/cpu0"
+        local pid
+        [[ ${PROFILE:-0} == 1 ]] || return 0
+        mkdir -p "$1"
+        [[ -z $PROF_SOCK ]] || python3 "$top/bench/cow-ctl.py" "$PROF_SOCK" Storage.Stats >"$1/stats0"
+        prof_sample >"$1/cpu0"
+        PROF_PERF=''
+        pid=$(prof_target) || return 0
         if [[ ${STRACE:-0} == 1 ]]; then
-                strace -f -tt -T -e trace=pwrite64,pwritev,pread64,preadv,fdatasync,fsync,writev,read \
-                        -o "$1/strace.txt" -p "$(echo "${PROF_PIDS%% *}" | cut -d: -f2)" & PROF_PERF=$!
+                strace -f -tt -T -e trace=pwrite64,pwritev,pread64,preadv,fdatasync,fsync,writev,read,ftruncate,fcntl \
+                        -o "$1/strace.txt" -p "$pid" & PROF_PERF=$!
         elif [[ ${PERF:-0} == 1 ]]; then
-                perf record -q -g -o "$1/perf.data" -p "$(echo "${PROF_PIDS%% *}" | cut -d: -f2)" >/dev/null 2>&1 & echo $! >"$1/perf.pid"
-                PROF_PERF=$!
+                perf record -q -g -o "$1/perf.data" -p "$pid" >/dev/null 2>&1 & PROF_PERF=$!
         fi
 }
 prof_end()
 {
-        [[ ${PROFILE:-0} == 1 && -n $PROF_SOCK ]] || return 0
-        { prof_cpu; awk '/^cpu /{print "machine_busy", $2+$3+$4+$7+$8; print "machine_idle", $5+$6}' /proc/stat
-          echo "t_ms $(( $(date +%s%N) / 1000000 ))"; } >"$1/cpu1"
-        python3 "$top/bench/cow-ctl.py" "$PROF_SOCK" Storage.Stats >"$1/stats1"
-        if [[ ${STRACE:-0} == 1 ]]; then
-                kill -INT "$PROF_PERF"; wait "$PROF_PERF" || true
-        elif [[ ${PERF:-0} == 1 ]]; then
-                kill -INT "$PROF_PERF"; wait "$PROF_PERF" || true
+        [[ ${PROFILE:-0} == 1 ]] || return 0
+        prof_sample >"$1/cpu1"
+        [[ -z $PROF_SOCK ]] || python3 "$top/bench/cow-ctl.py" "$PROF_SOCK" Storage.Stats >"$1/stats1"
+        [[ -n $PROF_PERF ]] || return 0
+        kill -INT "$PROF_PERF"; wait "$PROF_PERF" || true
+        if [[ ${PERF:-0} == 1 && ${STRACE:-0} != 1 ]]; then
                 perf report -i "$1/perf.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' |
                         grep '%' >"$1/perf.txt" || true
         fi
 }
 
-# phase NAME DIR BACKEND TARGET SECONDS [VOLUME...]: one phase of the load; with volumes,
-# a backup every EVERY s, each set's start and end (realtime us) logged to DIR/sets.
-phase()
+# sleep_until US: sleeps until realtime microsecond US (no-op when it has passed).
+sleep_until()
 {
-        local name=$1 dir=$2 backend=$3 target=$4 secs=$5 load t_end n=0 t0 t1 think=0
-        shift 5
-        mkdir -p "$dir"
-        [[ $backend == sqlite ]] && think=${SQLITE_THINK_US:-2000}
-        prof_start "$dir"
-        "$LEDGER" run "$backend" "$target" --log "$dir" --clients "$CLIENTS" --duration "$secs" --think-us "$think" \
-                >"$dir/summary" 2>"$dir/errors" &
-        load=$!
-        : >"$dir/sets"
-        if [[ $# -gt 0 ]]; then
-                t_end=$(( $(date +%s) + secs ))
-                sleep 1
-                while (( $(date +%s) + 1 < t_end )); do
-                        t0=$(apps_now_us)
-                        "$VSHADOW" -bc="$dir/bc.json" --exec=true "$@" >>"$dir/vshadow.log" 2>&1 ||
-                                echo "vshadow failed at $(date +%T), see $dir/vshadow.log" >&2
-                        t1=$(apps_now_us)
-                        echo "$t0 $t1" >>"$dir/sets"
-                        n=$((n + 1))
-                        sleep "$(python3 -c "print(max(0, $EVERY - ($t1 - $t0) / 1e6))")"
-                done
-        fi
-        wait "$load"
-        prof_end "$dir"
-        echo "$name $(cat "$dir/summary") sets=$n" >&2
+        local d=$(( $1 - $(apps_now_us) ))
+        (( d > 0 )) && sleep "$((d / 1000000)).$(printf '%06d' $((d % 1000000)))"
+        return 0
 }
 
-# bench_db LABEL BACKEND TARGET VOLUME: the three phases for one database.
+# block KIND N DIR [VOLUME...]: block N of the cell, BLOCK s; with volumes (KIND B) a backup
+# at the start of every EVERY s, each set's start and end (realtime us) appended to DIR/sets.
+# A set that overruns its period delays the next; the block ends when its last set has.
+# The block's own start and end go to DIR/blocks ("KIND START_US END_US LOADAVG", the
+# machine's 1-minute load average at its end).
+block()
+{
+        local kind=$1 n=$2 dir=$3 t_start t0 t1 k=0
+        shift 3
+        prof_start "$dir/blk-$n"
+        t_start=$(apps_now_us)
+        if [[ $# -gt 0 ]]; then
+                while (( k * EVERY < BLOCK )); do
+                        sleep_until $(( t_start + k * EVERY * 1000000 ))
+                        t0=$(apps_now_us)
+                        if [[ -n ${SET_CMD:-} ]]; then
+                                BENCH_VOLUME=$1 bash -c "$SET_CMD" >>"$dir/vshadow.log" 2>&1 ||
+                                        echo "SET_CMD failed at $(date +%T), see $dir/vshadow.log" >&2
+                        else
+                                "$VSHADOW" -bc="$dir/bc.json" --exec=true "$@" >>"$dir/vshadow.log" 2>&1 ||
+                                        echo "vshadow failed at $(date +%T), see $dir/vshadow.log" >&2
+                        fi
+                        t1=$(apps_now_us)
+                        echo "$t0 $t1" >>"$dir/sets"
+                        k=$((k + 1))
+                done
+        fi
+        sleep_until $(( t_start + BLOCK * 1000000 ))
+        echo "$kind $t_start $(apps_now_us) $(cut -d' ' -f1 /proc/loadavg)" >>"$dir/blocks"
+        prof_end "$dir/blk-$n"
+}
+
+load_committed() { cat "$1"/client-*.log 2>/dev/null | grep -q .; }
+
+# bench_db LABEL BACKEND TARGET VOLUME: one load through WARMUP and the PAIRS pairs of blocks.
 bench_db()
 {
-        local label=$1 backend=$2 target=$3 vol=$4 d=$RESULTS/$1
-        phase A1 "$d/a1" "$backend" "$target" $((DURATION / 2))
-        phase B "$d/b" "$backend" "$target" "$DURATION" "$vol"
-        phase A2 "$d/a2" "$backend" "$target" $((DURATION / 2))
+        local label=$1 backend=$2 target=$3 vol=$4 d=$RESULTS/$1 think=0 load i n=0
+        mkdir -p "$d/load"
+        : >"$d/sets"; : >"$d/blocks"
+        [[ $backend == sqlite ]] && think=${SQLITE_THINK_US:-2000}
+        export BENCH_TARGET=$target
+        "$LEDGER" run "$backend" "$target" --log "$d/load" --clients "$CLIENTS" --stop-file "$d/load/stop" \
+                --think-us "$think" >"$d/summary" 2>"$d/errors" &
+        load=$!
+        [[ $backend == sqlite ]] && PROF_PIDS="$PROF_PIDS ledger:$load vssd:$BB_VSSD_PID"
+        bb_wait_until 30 "the first commit of the $label load" load_committed "$d/load"
+        sleep "$WARMUP"
+        for ((i = 0; i < PAIRS; i++)); do
+                if (( i % 2 == 0 )); then
+                        block A $n "$d"; block B $((n + 1)) "$d" "$vol"
+                else
+                        block B $n "$d" "$vol"; block A $((n + 1)) "$d"
+                fi
+                n=$((n + 2))
+        done
+        touch "$d/load/stop"
+        wait "$load" || echo "$label: the ledger load failed: $(tail -3 "$d/errors")" >&2
+        echo "$label: $(cat "$d/summary") sets=$(wc -l <"$d/sets")" >&2
 }
 
 # vssd starts the volume server named by $VSS_VOLSRV, read once at its start: it is this
@@ -163,7 +226,7 @@ setup_volume()
 }
 
 # prof_pids NAME PIDFILE: adds a server to what PROFILE samples.
-prof_pids() { [[ -z $PROF_SOCK ]] || PROF_PIDS="$PROF_PIDS $1:$(head -1 "$2") vssd:$BB_VSSD_PID"; }
+prof_pids() { PROF_PIDS="$PROF_PIDS $1:$(head -1 "$2") vssd:$BB_VSSD_PID"; }
 
 for fs in $FSES; do
         for db in $DBS; do
@@ -218,8 +281,8 @@ for fs in $FSES; do
         done
 done
 
-cp "$T/vssd.log" "$RESULTS/"
-[[ -n "${KEEP:-}" ]] && { mkdir -p "$KEEP"; cp -a "$RESULTS/." "$KEEP/"; }
+cp "$T/vssd.log" "$T"/writer-*.log "$RESULTS/" 2>/dev/null || true
 echo
-echo "bench/apps: DURATION=$DURATION EVERY=$EVERY CLIENTS=$CLIENTS on $(nproc) CPUs, $(uname -r)"
+echo "bench/apps: BLOCK=$BLOCK EVERY=$EVERY PAIRS=$PAIRS WARMUP=$WARMUP CLIENTS=$CLIENTS on $(nproc) CPUs, $(uname -r)," \
+        "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 python3 "$top/bench/apps-report.py" "$RESULTS"
