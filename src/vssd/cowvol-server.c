@@ -300,13 +300,6 @@ vss_hresult cowvol_server_start(struct vssd *v, struct cowvol *cv, bool format, 
         argv[k++] = cv->diff;
         argv[k++] = (char *)"--dir";
         argv[k++] = cv->rundir;
-        /* No write-back: a write is acknowledged once its data is in the host's page cache
-         * (and its copy committed), so it survives the server.  With write-back a kill -9
-         * loses the writes acknowledged since the last flush, and after a handover (the
-         * filesystem stays mounted, docs/volsrv.md "Handover") nothing would tell the
-         * filesystem: its next fsync would succeed without them. */
-        argv[k++] = (char *)"--writeback";
-        argv[k++] = (char *)"0";
         if (format) {
                 argv[k++] = (char *)"--format";
                 argv[k++] = (char *)"--max";
