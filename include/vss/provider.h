@@ -57,6 +57,7 @@ struct vss_provider_snapshot {
  * never reads vssd.conf itself, so it cannot read it differently. */
 struct vss_provider_settings {
         uint64_t min_diff_area_bytes;           /* [storage] min_diff_area_mb */
+        uint32_t cow_server_deadline_ms;        /* [cow] server_deadline_ms */
 };
 
 /* What vssd gives a provider. */

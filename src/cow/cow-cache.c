@@ -30,7 +30,6 @@
  */
 
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "basic/time-util.h"
@@ -68,31 +67,11 @@ static uint32_t sect_run(const uint64_t *map, uint32_t s, uint32_t last)
 }
 
 /*
- * Pages come from slabs and go back to a pool, never to the system: a first
- * write after a snapshot costs no allocation and no page fault (expensive on
- * a paravirtualised VM) once the pool covers the load, which the write-back
- * limit bounds.  cow_set_writeback() reserves the limit's worth up front,
- * populated; a pool that runs dry grows by SLAB_PAGES.
+ * Pages come from the area (cow-wbarea.c), reserved up front and populated:
+ * a first write after a snapshot costs no allocation and no page fault
+ * (expensive on a paravirtualised VM).  When they are all taken a writer
+ * waits for a commit to write some back (cow__wait_memory()).
  */
-static int slab_add(struct cow_volume *v, size_t pages, bool populate)
-{
-        uint8_t *p;
-
-        if (grow_array((void **) &v->slabs, &v->aslabs, v->nslabs + 1, sizeof(struct slab)) < 0)
-                return -ENOMEM;
-        p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
-        if (p == MAP_FAILED)
-                return -ENOMEM;
-        v->slabs[v->nslabs++] = (struct slab) { p, pages * PAGE };
-        v->npages += pages;
-        for (size_t k = pages; k-- > 0;) {
-                *(void **) (p + k * PAGE) = v->pool;
-                v->pool = p + k * PAGE;
-        }
-        return 0;
-}
-
 static void page_put(struct cow_volume *v, uint8_t *p)
 {
         v->dirty_bytes -= PAGE;
@@ -104,7 +83,7 @@ static uint8_t *page_get(struct cow_volume *v)
 {
         uint8_t *p;
 
-        if (!v->pool && slab_add(v, SLAB_PAGES, false) < 0)
+        if (!v->pool)
                 return NULL;
         p = v->pool;
         v->pool = *(void **) p;
@@ -112,7 +91,8 @@ static uint8_t *page_get(struct cow_volume *v)
         return p;
 }
 
-/* Page k of dirty chunk d, taken from the pool if it has none yet; NULL if out of memory. */
+/* Page k of dirty chunk d, taken from the pool if it has none yet; NULL when
+ * the pool is empty.  Its number is in the descriptor before any data. */
 static uint8_t *dpage(struct cow_volume *v, struct dchunk *d, uint32_t k)
 {
         uint8_t *p = d->pg[k];
@@ -123,7 +103,18 @@ static uint8_t *dpage(struct cow_volume *v, struct dchunk *d, uint32_t k)
         p = page_get(v);
         if (!p)
                 return NULL;
+        __atomic_store_n(&cow__desc_pages(v, d->desc)[k], (uint32_t) ((p - v->wa.pages) / PAGE) + 1,
+                         __ATOMIC_RELEASE);
         return d->pg[k] = p;
+}
+
+/* Marks sectors [s0, s1] of d written: after their data (another process may
+ * read the area once we are gone, see cow-wbarea.c). */
+static void dmark(struct dchunk *d, uint32_t s0, uint32_t s1)
+{
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        for (uint32_t s = s0; s <= s1; s++)
+                __atomic_fetch_or(&d->valid[s / 64], 1ull << (s % 64), __ATOMIC_RELAXED);
 }
 
 /* Copy len bytes at chunk offset 'in' out of d's pages (written sectors only). */
@@ -152,43 +143,53 @@ static void dcopy_in(struct dchunk *d, uint32_t in, const uint8_t *src, size_t l
         }
 }
 
-/* Reserve the pages [in, in+len) of d needs; -ENOMEM leaves d as it was
- * apart from pages taken (harmless: their sectors are not marked written). */
+/* Reserve the pages [in, in+len) of d needs; -EAGAIN (the pool is empty)
+ * leaves d as it was apart from pages taken (harmless: their sectors are not
+ * marked written). */
 static int dreserve(struct cow_volume *v, struct dchunk *d, uint32_t in, size_t len)
 {
         for (uint32_t k = in / PAGE; k <= (in + (uint32_t) len - 1) / PAGE; k++)
                 if (!dpage(v, d, k))
-                        return -ENOMEM;
+                        return -EAGAIN;
         return 0;
 }
 
-/* A DIRTY chunk for c (which has none) with nothing written yet, index + 1. */
+/* A DIRTY chunk for c (which has none) with nothing written yet, index + 1;
+ * -EAGAIN when every descriptor of the area is taken. */
 int cow__dnew(struct cow_volume *v, uint64_t c, uint32_t *ret)
 {
         struct dchunk *d;
         uint32_t i;
+        int r;
 
+        r = cow__area_ensure(v);
+        if (r < 0)
+                return r;
         if (v->dch_free) {
                 i = v->dch_free - 1;
                 v->dch_free = v->dch[i].hnext;
         } else {
-                if (v->ndch == UINT32_MAX - 1 ||
-                    grow_array((void **) &v->dch, &v->adch, (size_t) v->ndch + 1, sizeof(struct dchunk)) < 0)
-                        return -ENOMEM;
+                if (v->ndch >= v->adch)
+                        return -EAGAIN;
                 i = v->ndch++;
                 v->dch[i].pg = NULL;
+                v->dch[i].desc = (struct cow_wbdesc *) (v->wa.base + v->wa.hdr->desc_off + (size_t) i * v->wa.desc_size);
         }
         d = &v->dch[i];
         if (!d->pg) {
-                d->pg = calloc(1, (v->chunk / PAGE) * sizeof(uint8_t *) + valid_words(v) * 8);
+                d->pg = calloc(v->chunk / PAGE, sizeof(uint8_t *));
                 if (!d->pg) {
                         d->hnext = v->dch_free;
                         v->dch_free = i + 1;
                         return -ENOMEM;
                 }
         }
-        d->valid = (uint64_t *) (d->pg + v->chunk / PAGE);
+        /* The descriptor says DIRTY only once it names nothing stale. */
+        d->valid = cow__desc_valid(v, d->desc);
         memset(d->valid, 0, valid_words(v) * 8);
+        memset(cow__desc_pages(v, d->desc), 0, (v->chunk / PAGE) * sizeof(uint32_t));
+        d->desc->chunk = c;
+        __atomic_store_n(&d->desc->state, WBD_DIRTY, __ATOMIC_RELEASE);
         d->chunk = c;
         d->state = D_DIRTY;
         d->batch = v->batch_next;
@@ -210,6 +211,8 @@ static void dfree(struct cow_volume *v, uint32_t idx)
         }
         *p = d->hnext;
         __atomic_store_n(&v->nready, v->nready - 1, __ATOMIC_RELEASE);
+        /* FREE in the area before its pages can hold another chunk's data. */
+        __atomic_store_n(&d->desc->state, WBD_FREE, __ATOMIC_RELEASE);
         d->state = D_FREE;
         d->hnext = v->dch_free;
         v->dch_free = idx;
@@ -256,11 +259,11 @@ int cow__dfill(struct cow_volume *v, uint32_t idx, uint64_t cs, uint64_t ce)
                 struct dchunk *d = &v->dch[idx - 1];
 
                 if (!dpage(v, d, want[k] * SECTOR / PAGE)) {
-                        r = -ENOMEM;
+                        r = -EAGAIN;
                         break;
                 }
                 dcopy_in(d, want[k] * SECTOR, tmp[k], SECTOR);
-                d->valid[want[k] / 64] |= 1ull << (want[k] % 64);
+                dmark(d, want[k], want[k]);
         }
         v->dch[idx - 1].state = D_DIRTY;
         v->nfilling--;
@@ -269,16 +272,15 @@ int cow__dfill(struct cow_volume *v, uint32_t idx, uint64_t cs, uint64_t ce)
 }
 
 /* Put [off, off+len), inside dirty chunk d, into it (partial sectors filled):
- * all of it, or nothing on -ENOMEM. */
+ * all of it, or nothing on -EAGAIN (no free page: cow__wait_memory()). */
 int cow__dput(struct cow_volume *v, struct dchunk *d, const uint8_t *src, size_t len, uint64_t off)
 {
         uint32_t in = (uint32_t) (off & (v->chunk - 1));
 
         if (dreserve(v, d, in, len) < 0)
-                return -ENOMEM;
+                return -EAGAIN;
         dcopy_in(d, in, src, len);
-        for (uint32_t s = in / SECTOR; s <= (in + (uint32_t) len - 1) / SECTOR; s++)
-                d->valid[s / 64] |= 1ull << (s % 64);
+        dmark(d, in / SECTOR, (in + (uint32_t) len - 1) / SECTOR);
         return 0;
 }
 
@@ -485,6 +487,21 @@ void cow__drain(struct cow_volume *v)
         }
 }
 
+/* The area's pages or descriptors are all taken: write some back, or wait for
+ * a commit (or a FILLING chunk) that does.  Lock held; dropped meanwhile, so
+ * the caller looks at its chunk again. */
+void cow__wait_memory(struct cow_volume *v)
+{
+        uint64_t t0 = clock_monotonic_ns();
+
+        if (!v->committing && v->nready > v->nfilling)
+                cow__do_commit(v);
+        else
+                pthread_cond_wait(&v->cond, &v->lock);
+        v->stat_throttled++;
+        v->stat_throttle_ns += clock_monotonic_ns() - t0;
+}
+
 /* Over the limit, with something a commit can write back (not FILLING). */
 static bool over_limit(struct cow_volume *v)
 {
@@ -556,13 +573,12 @@ int cow_set_writeback(struct cow_volume *v, uint64_t limit_bytes, uint32_t inter
         v->wb_limit = limit_bytes;
         v->wb_interval_ms = interval_ms;
         cow__drain(v);
-        if (limit_bytes > 0) {
-                /* The buffers, up to 1 GiB, reserved now (see slab_add()); if
-                 * that fails they are allocated as writes need them. */
-                uint64_t want = MIN(limit_bytes, (uint64_t) 1 << 30) / PAGE;
-
-                if (v->npages < want)
-                        (void) slab_add(v, (size_t) (want - v->npages), true);
+        /* Anonymous buffers are sized for the limit now (a shared area keeps
+         * the size its owner gave it); if that fails they come at the first
+         * write that needs them. */
+        if (!v->wa.shared) {
+                cow__area_unmap(v);
+                (void) cow__area_ensure(v);
         }
         pthread_mutex_unlock(&v->lock);
         if (limit_bytes > 0 && interval_ms > 0) {
@@ -580,12 +596,7 @@ int cow_set_writeback(struct cow_volume *v, uint64_t limit_bytes, uint32_t inter
 /* The cache's memory, at cow_close() or a failed open (nothing runs any more). */
 void cow__cache_free(struct cow_volume *v)
 {
-        for (uint32_t i = 0; i < v->ndch; i++)
-                free(v->dch[i].pg);
-        free(v->dch);
+        cow__area_unmap(v);
         free(v->wbbuf);
-        for (size_t i = 0; i < v->nslabs; i++)
-                munmap(v->slabs[i].p, v->slabs[i].len);
-        free(v->slabs);
         free(v->dbucket);
 }

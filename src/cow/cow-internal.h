@@ -8,6 +8,7 @@
  *
  *   cow-index.c    snapshots and the per-chunk index of copies (the model)
  *   cow-cache.c    the write-back cache of first writes (dirty chunks)
+ *   cow-wbarea.c   the memory of that cache, shareable so it outlives a process
  *   cow-alloc.c    diff-area slots: allocation, freeing, shrinking
  *   cow-journal.c  the record queue, group commit, checkpoints, superblock
  *   cow-replay.c   format, open (journal replay) and reset of the diff area
@@ -85,7 +86,6 @@ struct pfree {
 #define SECTOR    512u
 #define PAGE      4096u         /* unit of dirty buffers (= COW_CHUNK_MIN) */
 #define WB_RUN    (1024u * 1024u)
-#define SLAB_PAGES 64u
 #define PREFETCH_GAP  (256u * 1024u)
 #define PREFETCH_SPAN (8u * 1024u * 1024u)
 
@@ -98,15 +98,58 @@ struct dchunk {
         uint64_t chunk;
         uint8_t **pg;           /* chunk / PAGE pages, NULL until written; the
                                  * array is kept across reuse, the pages are not */
-        uint64_t *valid;        /* per 512-byte sector: written (after pg) */
+        uint64_t *valid;        /* per 512-byte sector: written (in its area descriptor) */
+        struct cow_wbdesc *desc; /* its descriptor in the area (cow-wbarea.c) */
         uint64_t batch;         /* batch of its COPY record */
         uint32_t hnext;         /* hash chain or free list, index + 1 */
         uint32_t state;
 };
 
-struct slab {
-        uint8_t *p;
+/*
+ * The write-back area (cow-wbarea.c): one mapping holding a header, a
+ * descriptor per dirty chunk and the pages, so that a process that maps the
+ * same shared memory after this one died can find every acknowledged write
+ * that is not on the origin yet.  Native byte order: it never leaves the host.
+ */
+#define COW_WB_MAGIC "VSSCOWWB"
+#define COW_WB_VERSION 1u
+#define COW_WB_HEADER 4096u
+#define COW_WB_LIVE 1u          /* header.state: formatted and in use */
+#define COW_WB_LOST 1u          /* header.flags: a predecessor's writes were lost */
+#define WBD_FREE  0u
+#define WBD_DIRTY 1u
+
+struct cow_wbheader {
+        char magic[8];
+        uint32_t version;
+        uint32_t state;
+        uint64_t generation;    /* +1 at each format: which server wrote it */
+        uint64_t origin_size;
+        uint32_t chunk_size;
+        uint32_t page_size;
+        uint32_t ndesc;
+        uint32_t desc_size;
+        uint64_t desc_off;
+        uint64_t pages_off;
+        uint32_t npages;
+        uint32_t flags;
+};
+
+/* chunk, state, then valid words and page numbers (+1, 0 = none); desc_size apart */
+struct cow_wbdesc {
+        uint64_t chunk;
+        uint32_t state;
+        uint32_t reserved;
+        uint64_t words[];
+};
+
+struct wbarea {
+        uint8_t *base;          /* NULL: none yet */
         size_t len;
+        bool shared;            /* a caller's fd (MAP_SHARED), else anonymous */
+        struct cow_wbheader *hdr;
+        size_t desc_size;
+        uint8_t *pages;
 };
 
 struct cow_volume {
@@ -168,9 +211,9 @@ struct cow_volume {
         uint32_t nfilling;
         uint64_t dirty_bytes;   /* their pages */
         void *pool;             /* free pages, linked through their first word */
-        struct slab *slabs;     /* where the pages come from */
-        size_t nslabs, aslabs;
-        uint64_t npages;        /* in all slabs */
+        struct wbarea wa;       /* where pages and descriptors live */
+        uint64_t npages;        /* in the area */
+        int flush_error;        /* sticky: every cow_flush() fails with it */
         uint8_t *wbbuf;         /* the committer's write-back gather buffer */
         uint64_t wb_limit;
         uint32_t wb_interval_ms;
@@ -268,6 +311,13 @@ void cow__drain(struct cow_volume *v);
 void cow__throttle(struct cow_volume *v);
 void cow__wb_thread_stop(struct cow_volume *v);
 void cow__cache_free(struct cow_volume *v);
+void cow__wait_memory(struct cow_volume *v);
+
+/* cow-wbarea.c: the area behind the dirty chunks */
+int cow__area_ensure(struct cow_volume *v);
+void cow__area_unmap(struct cow_volume *v);
+uint64_t *cow__desc_valid(const struct cow_volume *v, struct cow_wbdesc *d);
+uint32_t *cow__desc_pages(const struct cow_volume *v, struct cow_wbdesc *d);
 
 /* cow-alloc.c: diff-area slots, and moving copies for a shrink */
 uint64_t cow__used_slots(struct cow_volume *v);

@@ -84,6 +84,10 @@ static int plan_copy(struct cow_volume *v, uint64_t c, uint32_t *ret_entry)
 /* Undo plan_copy() for an entry that will never get a record. */
 static void unplan_copy(struct cow_volume *v, uint32_t e)
 {
+        int i = cow__find_snap_seq(v, v->ent[e].owner);
+
+        if (i >= 0)
+                v->snaps[i].copies--;
         if (v->ent[e].flags & E_LINKED)
                 cow__entry_unlink(v, e);
         (void) cow__free_push(v, v->ent[e].slot);
@@ -152,6 +156,12 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                                 if (r < 0)
                                         unplan_copy(v, e);
                         }
+                        if (r == -EAGAIN) {
+                                /* Every descriptor is taken: after a commit, again. */
+                                cow__wait_memory(v);
+                                c--;
+                                continue;
+                        }
                         if (r >= 0 && d) {
                                 struct cow_rec rec = { .type = COW_REC_COPY, .seq = v->ent[e].owner,
                                                        .a = c, .b = v->ent[e].slot };
@@ -172,11 +182,15 @@ int cow_write(struct cow_volume *v, const void *buf, size_t len, uint64_t off)
                 }
                 if (d) {
                         r = cow__dfill(v, d, cs, ce);
-                        if (r < 0) {
-                                rc = r;
-                                break;
+                        if (r >= 0)
+                                r = cow__dput(v, &v->dch[d - 1], src + (cs - off), ce - cs, cs);
+                        if (r == -EAGAIN) {
+                                /* No free page: after a commit (which may write
+                                 * this chunk back), this chunk again. */
+                                cow__wait_memory(v);
+                                c--;
+                                continue;
                         }
-                        r = cow__dput(v, &v->dch[d - 1], src + (cs - off), ce - cs, cs);
                         if (r < 0) {
                                 rc = r;
                                 break;
@@ -271,6 +285,8 @@ static int flush_origin(struct cow_volume *v)
         cow__drain(v);
         r = v->wb_error;
         v->wb_error = 0;
+        if (r == 0)
+                r = v->flush_error;
         pthread_mutex_unlock(&v->lock);
         if (r < 0)
                 return r;

@@ -196,3 +196,34 @@ int cow_set_checkpoint_blocks(struct cow_volume *v, uint64_t min_blocks);
  * is dirty, so writers rarely wait.  Acknowledged writes are durable after
  * cow_flush() either way. */
 int cow_set_writeback(struct cow_volume *v, uint64_t limit_bytes, uint32_t interval_ms);
+
+/*
+ * Write-back buffers in memory that outlives the process (cow-wbarea.c): fd is
+ * shared memory (a memfd) someone else keeps open too.  Whatever a predecessor
+ * left in it (acknowledged writes not yet on the origin) is written back and
+ * flushed first, then the memory is laid out anew and the write-back cache
+ * uses it, as cow_set_writeback() with the same arguments.  *ret (optional)
+ * says what was found; ret->error < 0 when the predecessor's writes could not
+ * be written back (a corrupt area, an origin error): they are lost, and from
+ * then on every cow_flush() fails with -EIO (recorded in the area, so it stays
+ * so for the next process) until cow_set_flush_error(v, 0).
+ */
+struct cow_wb_info {
+        bool formatted;               /* the memory held an area */
+        bool lost;                    /* it says writes were lost before */
+        uint64_t generation;          /* its generation (+1 at each attach) */
+        uint64_t chunks;              /* dirty chunks it held */
+        uint64_t bytes;               /* acknowledged bytes they held */
+        int error;                    /* < 0: they could not be written back */
+};
+int cow_set_writeback_fd(struct cow_volume *v, uint64_t limit_bytes, uint32_t interval_ms, int fd,
+                         struct cow_wb_info *ret);
+/* A sticky error for cow_flush() (0 clears it): writes acknowledged before were lost. */
+int cow_set_flush_error(struct cow_volume *v, int error);
+
+/* Checks an area of len bytes for an origin of origin_size bytes and calls fn
+ * for every run of acknowledged bytes it holds (fn may be NULL); -EBADMSG when
+ * it is not a consistent area (fn is then never called), 0 for an empty one. */
+typedef int (*cow_wb_run_fn)(const void *buf, size_t len, uint64_t off, void *userdata);
+int cow_wb_scan(const void *area, size_t len, uint64_t origin_size, cow_wb_run_fn fn, void *userdata,
+                struct cow_wb_info *ret);

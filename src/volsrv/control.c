@@ -138,11 +138,14 @@ static json_t *m_status(struct volsrv *s, json_int_t id, json_t *params)
 {
         struct cow_stats st;
         uint64_t handovers;
+        bool taken_over;
         int r;
 
         r = cow_stats(s->vol, &st);
         if (r < 0)
                 return engine_error(id, r, "cow_stats");
+        /* Before the call: the order in which its arguments are evaluated is unspecified. */
+        taken_over = volsrv_fuse_taken_over(s, &handovers);
         return wire_result(id, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:b, s:I}",
                                          "origin", s->origin_path,
                                          "diff", s->diff_path,
@@ -155,7 +158,7 @@ static json_t *m_status(struct volsrv *s, json_int_t id, json_t *params)
                                          "snapshots", (json_int_t) st.snapshots,
                                          "events_log", s->events_path,
                                          "open_for_writing", (json_int_t) st.live_writers,
-                                         "fuse_taken_over", volsrv_fuse_taken_over(s, &handovers),
+                                         "fuse_taken_over", taken_over,
                                          "fuse_handovers", (json_int_t) handovers));
 }
 

@@ -191,12 +191,14 @@ static int holder_connect(const struct volsrv *s, char cmd)
         return fd;
 }
 
-/* Sends the holder a one-byte command; for 'G' receives the two descriptors.
- * Returns 0, -ENOENT/-ECONNREFUSED when no holder listens, or another -errno. */
-static int holder_call(const struct volsrv *s, char cmd, int *ret_fuse_fd, int *ret_state_fd)
+/* Sends the holder a one-byte command; for 'G' receives the descriptors: the
+ * device, the state and (from a holder of this version) the write-back memory,
+ * else *ret_wb_fd = -1.  Returns 0, -ENOENT/-ECONNREFUSED when no holder
+ * listens, or another -errno. */
+static int holder_call(const struct volsrv *s, char cmd, int *ret_fuse_fd, int *ret_state_fd, int *ret_wb_fd)
 {
         struct timeval tv = { .tv_sec = 2 };
-        char data[sizeof(HOLDER_MSG)] = {}, cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
+        char data[sizeof(HOLDER_MSG)] = {}, cbuf[CMSG_SPACE(3 * sizeof(int))] = {};
         struct iovec iov = { data, sizeof(data) };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
         struct cmsghdr *cm;
@@ -219,26 +221,34 @@ static int holder_call(const struct volsrv *s, char cmd, int *ret_fuse_fd, int *
         }
         cm = CMSG_FIRSTHDR(&mh);
         if (n != (ssize_t)sizeof(data) || memcmp(data, HOLDER_MSG, sizeof(data)) != 0 || !cm ||
-            cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(2 * sizeof(int))) {
-                if (cm && cm->cmsg_type == SCM_RIGHTS) {
-                        int fds[2];
+            cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+            (cm->cmsg_len != CMSG_LEN(2 * sizeof(int)) && cm->cmsg_len != CMSG_LEN(3 * sizeof(int)))) {
+                if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(0)) {
+                        size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 
-                        memcpy(fds, CMSG_DATA(cm), sizeof(fds));
-                        close(fds[0]);
-                        close(fds[1]);
+                        for (size_t i = 0; i < nfd && i < 3; i++) {
+                                int fd2;
+
+                                memcpy(&fd2, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                                close(fd2);
+                        }
                 }
                 r = -EBADMSG;
                 goto out;
         }
         memcpy(ret_fuse_fd, CMSG_DATA(cm), sizeof(int));
         memcpy(ret_state_fd, CMSG_DATA(cm) + sizeof(int), sizeof(int));
+        *ret_wb_fd = -1;
+        if (cm->cmsg_len == CMSG_LEN(3 * sizeof(int)))
+                memcpy(ret_wb_fd, CMSG_DATA(cm) + 2 * sizeof(int), sizeof(int));
 out:
         close(fd);
         return r;
 }
 
 /* Starts the holder: fork, setsid, exec of this binary with the device as fd 3,
- * the state as fd 4 and its listening socket as fd 5.  Between fork and exec only
+ * the state as fd 4, its listening socket as fd 5 and the write-back memory
+ * as fd 6 (or nothing there).  Between fork and exec only
  * async-signal-safe calls (the engine's threads exist already). */
 static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
 {
@@ -278,7 +288,7 @@ static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
         if (pid == 0) {
                 char *argv[] = { (char *)"vss-volsrv-hold", (char *)"--hold-fuse", s->rundir, deadline, NULL };
                 sigset_t none;
-                int a, b, c;
+                int a, b, c, w = -1;
 
                 /* Its own session, so a signal to the server's group spares it; a second
                  * fork so it is nobody's child. */
@@ -286,11 +296,17 @@ static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
                         _exit(0);
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
-                /* Out of the way first: any of them may itself be 3, 4 or 5. */
+                /* Out of the way first: any of them may itself be 3, 4, 5 or 6. */
                 a = fcntl(vf->fd, F_DUPFD, 16);
                 b = fcntl(vf->state_fd, F_DUPFD, 16);
                 c = fcntl(lfd, F_DUPFD, 16);
+                if (s->wb_fd >= 0)
+                        w = fcntl(s->wb_fd, F_DUPFD, 16);
                 if (a < 0 || b < 0 || c < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 || dup2(c, 5) < 0)
+                        _exit(127);
+                if (w < 0)
+                        (void)close(6);
+                else if (dup2(w, 6) < 0)
                         _exit(127);
                 execv(exe, argv);
                 _exit(127);
@@ -314,7 +330,8 @@ static int holder_spawn(struct volsrv *s, struct volsrv_fuse *vf)
  * mkfs of other devices that wait on it).  0 = hold for ever. */
 int volsrv_fuse_hold(const char *rundir, unsigned deadline_s)
 {
-        const int fuse_fd = 3, state_fd = 4, lfd = 5;
+        const int fuse_fd = 3, state_fd = 4, lfd = 5, wb_fd = 6;
+        const bool have_wb = fcntl(wb_fd, F_GETFD) >= 0;
         const uint64_t deadline_us = (uint64_t)deadline_s * USEC_PER_SEC;
         uint64_t since = clock_monotonic_us(), dev = 0;
         bool leased = false;
@@ -324,7 +341,7 @@ int volsrv_fuse_hold(const char *rundir, unsigned deadline_s)
 
         signal(SIGPIPE, SIG_IGN);
         snprintf(path, sizeof(path), "%s/fuse-holder.sock", rundir);
-        for (int i = 6; i < 1024; i++)
+        for (int i = 7; i < 1024; i++)
                 (void)close(i);
         for (;;) {
                 struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = lease, .events = POLLIN } };
@@ -398,17 +415,18 @@ int volsrv_fuse_hold(const char *rundir, unsigned deadline_s)
                         continue;
                 }
                 if (cmd == 'G') {
-                        char cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
-                        int fds[2] = { fuse_fd, state_fd };
+                        char cbuf[CMSG_SPACE(3 * sizeof(int))] = {};
+                        int fds[3] = { fuse_fd, state_fd, wb_fd };
+                        const size_t nfd = have_wb ? 3 : 2;
                         struct iovec iov = { (void *)HOLDER_MSG, sizeof(HOLDER_MSG) };
                         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                                             .msg_controllen = sizeof(cbuf) };
+                                             .msg_controllen = CMSG_SPACE(nfd * sizeof(int)) };
                         struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 
                         cm->cmsg_level = SOL_SOCKET;
                         cm->cmsg_type = SCM_RIGHTS;
-                        cm->cmsg_len = CMSG_LEN(sizeof(fds));
-                        memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+                        cm->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+                        memcpy(CMSG_DATA(cm), fds, nfd * sizeof(int));
                         (void)sendmsg(c, &mh, MSG_NOSIGNAL);
                         close(c);
                 } else if (cmd == 'L') {
@@ -489,15 +507,31 @@ static int map_state(struct volsrv_fuse *vf)
 /* Takes the predecessor's connection from its holder, if there is one that is
  * still mounted on RUNDIR/fuse.  Returns 1 taken over, 0 nothing to take over
  * (a stale holder is told to quit, a stale connection aborted), -errno. */
+void volsrv_fuse_claim(struct volsrv *s)
+{
+        int fuse_fd = -1, state_fd = -1, wb_fd = -1;
+
+        s->claimed_fuse_fd = s->claimed_state_fd = -1;
+        if (holder_call(s, 'G', &fuse_fd, &state_fd, &wb_fd) < 0)
+                return;
+        s->claimed_fuse_fd = fuse_fd;
+        s->claimed_state_fd = state_fd;
+        if (wb_fd >= 0) {
+                if (s->wb_fd >= 0)
+                        close(s->wb_fd);
+                s->wb_fd = wb_fd;
+        }
+}
+
 static int take_over(struct volsrv *s, struct volsrv_fuse *vf)
 {
         struct pollfd p;
         struct stat st_state;
         dev_t mnt_dev = 0;
-        int fuse_fd = -1, state_fd = -1, r;
+        int fuse_fd = s->claimed_fuse_fd, state_fd = s->claimed_state_fd, r;
 
-        r = holder_call(s, 'G', &fuse_fd, &state_fd);
-        if (r < 0)
+        s->claimed_fuse_fd = s->claimed_state_fd = -1;
+        if (fuse_fd < 0)
                 return 0;
         vf->fd = fuse_fd;
         vf->state_fd = state_fd;
@@ -524,7 +558,7 @@ static int take_over(struct volsrv *s, struct volsrv_fuse *vf)
 stale:
         if (vf->st && vf->st->dev && poll(&p, 1, 0) >= 0 && !(p.revents & (POLLERR | POLLHUP | POLLNVAL)))
                 abort_connection((dev_t)vf->st->dev);
-        (void)holder_call(s, 'Q', NULL, NULL);
+        (void)holder_call(s, 'Q', NULL, NULL, NULL);
         r = 0;
         if (vf->st)
                 munmap(vf->st, sizeof(struct vfuse_state));
@@ -603,6 +637,10 @@ int volsrv_fuse_start(struct volsrv *s)
                 .send = dev_send,
                 .send_userdata = vf,
         };
+        if (!vf->took_over)
+                /* A new connection: a file system on it is mounted anew, so writes a
+                 * predecessor lost are no longer this connection's to report. */
+                (void)cow_set_flush_error(s->vol, 0);
         if (vf->took_over) {
                 /* The predecessor's opens of the volume for writing are ours now. */
                 unsigned writers = vfuse_state_writers(vf->st);
@@ -695,7 +733,7 @@ void volsrv_fuse_stop(struct volsrv *s)
         close(vf->wake[1]);
         /* A clean stop ends the mount: the holder goes first, so nothing keeps the
          * connection once we close our descriptor. */
-        (void)holder_call(s, 'Q', NULL, NULL);
+        (void)holder_call(s, 'Q', NULL, NULL, NULL);
         if (umount2(s->fuse_dir, 0) < 0) {
                 if (errno == EBUSY)
                         log_warn("fuse: %s is still in use (loop device?): detaching it, its users get I/O errors",

@@ -58,6 +58,7 @@ struct options {
         uint64_t max_bytes;
         bool max_set;
         uint64_t writeback;
+        uint32_t writeback_interval_ms;
         unsigned hold_deadline_s;
 };
 
@@ -82,6 +83,8 @@ static void usage(FILE *f)
               "  --chunk-size=N             with --format: copy-on-write unit, 4K..1M (default 16K)\n"
               "  --max=SIZE|unbounded       with --format: shadow storage bound (default unbounded)\n"
               "  --writeback=SIZE           memory for first writes awaiting their copy (default 64M)\n"
+              "  --writeback-interval=MS    commit them at least this often (default 100; 0 = only\n"
+              "                             when the memory is half full or on a flush)\n"
               "  --hold-deadline=SECONDS    how long the FUSE holder waits for a live server before it\n"
               "                             aborts the FUSE connection (default 30, 0 = never)\n"
               "  --foreground               do not daemonize; log to stderr\n"
@@ -107,6 +110,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "chunk-size", required_argument, NULL, 'c' },
                 { "max",        required_argument, NULL, 'm' },
                 { "writeback",  required_argument, NULL, 'w' },
+                { "writeback-interval", required_argument, NULL, 'W' },
                 { "foreground", no_argument,       NULL, 'F' },
                 { "hold-deadline", required_argument, NULL, 'H' },
                 { "help",       no_argument,       NULL, 'h' },
@@ -142,6 +146,11 @@ static int parse_args(int argc, char **argv, struct options *o)
                         if (size_parse(optarg, &v) < 0)
                                 return arg_error("--writeback %s: a size (e.g. 64M), 0 = write-through", optarg);
                         o->writeback = v;
+                        break;
+                case 'W':
+                        if (parse_u64(optarg, &v) < 0 || v > 60000)
+                                return arg_error("--writeback-interval %s: milliseconds, 0..60000", optarg);
+                        o->writeback_interval_ms = (uint32_t)v;
                         break;
                 case 'H':
                         if (parse_u64(optarg, &v) < 0 || v > 86400)
@@ -361,9 +370,24 @@ static int open_volume(struct volsrv *s, const struct options *o)
         if (r < 0)
                 return vlog_hr(cow_errno_to_hresult(r), r, "cannot open diff area %s%s", s->diff_path,
                                r == -EBADMSG ? " (not a diff area: use --format)" : ""), r;
-        r = cow_set_writeback(s->vol, o->writeback, WRITEBACK_INTERVAL_MS);
+        /* First what a predecessor acknowledged from the write-back memory and
+         * did not write back: on the origin before anything is served. */
+        if (s->wb_fd >= 0)
+                r = cow_set_writeback_fd(s->vol, o->writeback, o->writeback_interval_ms, s->wb_fd, &s->wb_found);
+        else    /* write-through: nothing acknowledged stays in memory that dies with us */
+                r = cow_set_writeback(s->vol, 0, 0);
         if (r < 0)
-                return vlog_hr(cow_errno_to_hresult(r), r, "cannot start the write-back thread"), r;
+                return vlog_hr(cow_errno_to_hresult(r), r, "cannot set up the write-back buffers"), r;
+        if (s->wb_found.error < 0)
+                vlog_hr(VSS_E_UNEXPECTED, s->wb_found.error,
+                        "the predecessor's write-back memory (generation %llu, %llu chunks) cannot be written "
+                        "back: writes it acknowledged are lost; every flush of this FUSE connection fails "
+                        "until the volume is mounted anew",
+                        (unsigned long long)s->wb_found.generation, (unsigned long long)s->wb_found.chunks);
+        else if (s->wb_found.chunks > 0)
+                log_info("wrote back %llu chunks (%llu bytes) the predecessor acknowledged from its write-back "
+                         "memory (generation %llu)", (unsigned long long)s->wb_found.chunks,
+                         (unsigned long long)s->wb_found.bytes, (unsigned long long)s->wb_found.generation);
         r = cow_stats(s->vol, &st);
         if (r < 0)
                 return vlog_hr(cow_errno_to_hresult(r), r, "cow_stats"), r;
@@ -381,6 +405,9 @@ static void free_state(struct volsrv *s)
                 close(s->event_fd);
         if (s->signal_fd >= 0)
                 close(s->signal_fd);
+        for (int *fd = (int[]){ s->wb_fd, s->claimed_fuse_fd, s->claimed_state_fd }, i = 0; i < 3; i++)
+                if (fd[i] >= 0)
+                        close(fd[i]);
         pthread_mutex_destroy(&s->event_lock);
         free(s->origin_path);
         free(s->diff_path);
@@ -396,7 +423,8 @@ static void free_state(struct volsrv *s)
 
 int main(int argc, char **argv)
 {
-        struct options o = { .writeback = WRITEBACK_DEFAULT, .hold_deadline_s = VOLSRV_HOLD_DEADLINE_DEFAULT_S };
+        struct options o = { .writeback = WRITEBACK_DEFAULT, .writeback_interval_ms = WRITEBACK_INTERVAL_MS,
+                             .hold_deadline_s = VOLSRV_HOLD_DEADLINE_DEFAULT_S };
         struct volsrv *s;
         _cleanup_close_ int pid_fd = -EBADF, ready_fd = -EBADF, listen_fd = -EBADF;
         sigset_t mask;
@@ -421,6 +449,7 @@ int main(int argc, char **argv)
         if (!s)
                 return 1;
         s->event_fd = s->signal_fd = -1;
+        s->claimed_fuse_fd = s->claimed_state_fd = s->wb_fd = -1;
         s->hold_deadline_s = o.hold_deadline_s;
         pthread_mutex_init(&s->event_lock, NULL);
 
@@ -457,6 +486,14 @@ int main(int argc, char **argv)
         }
 
         harden();
+
+        /* What a predecessor's FUSE holder keeps, the write-back memory first. */
+        volsrv_fuse_claim(s);
+        if (s->wb_fd < 0)
+                s->wb_fd = memfd_create("vss-volsrv-writeback", MFD_CLOEXEC);
+        if (s->wb_fd < 0)
+                log_warn("no memfd for the write-back buffers (%m): writes acknowledged from them do not "
+                         "survive this server");
 
         r = open_volume(s, &o);
         if (r < 0)

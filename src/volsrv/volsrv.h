@@ -68,6 +68,14 @@ struct volsrv {
         struct volsrv_fuse *fuse;
         struct nbd_server *nbd;
         unsigned hold_deadline_s;       /* passed to the FUSE holder; 0 = never aborts */
+
+        /* What the FUSE holder kept for us (volsrv_fuse_claim()), -1 if nothing:
+         * the predecessor's device and state, taken over by volsrv_fuse_start(). */
+        int claimed_fuse_fd, claimed_state_fd;
+        /* The write-back buffers (a memfd the holder keeps too, so that writes
+         * acknowledged from them survive this process; cow_set_writeback_fd()). */
+        int wb_fd;
+        struct cow_wb_info wb_found;    /* what a predecessor left in it */
 };
 
 /* Logs "msg: strerror (0xHR NAME: message)" and returns hr. */
@@ -79,6 +87,10 @@ void volsrv_guid_bare(const uint8_t guid[16], char buf[37]);
 int volsrv_snapshot_find(struct cow_volume *vol, const uint8_t guid[16], struct cow_snapshot_info *ret_info);
 
 /* fuse.c */
+/* Asks a predecessor's FUSE holder for what it keeps (before the volume opens: the
+ * write-back memory must be written back first); sets s->claimed_* and s->wb_fd,
+ * or leaves them -1 when no holder answers. */
+void volsrv_fuse_claim(struct volsrv *s);
 int volsrv_fuse_start(struct volsrv *s);
 void volsrv_fuse_stop(struct volsrv *s);
 /* Lazily unmounts whatever is mounted on dir (a predecessor killed with -9). */

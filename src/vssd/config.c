@@ -35,6 +35,7 @@ void config_defaults(struct vssd_config *c)
                 .max_connections = 1024,
                 .max_connections_per_uid = 64,
                 .min_diff_area_mb = 320,
+                .server_deadline_ms = 5000,
         };
         cluster_config_defaults(&c->cluster);
 }
@@ -97,6 +98,16 @@ static int handler(void *user, const char *section, const char *name, const char
                         return 0;
                 }
                 snprintf(p->cfg->volsrv_path, sizeof(p->cfg->volsrv_path), "%s", value);
+                return 1;
+        }
+        if (streq(section, "cow") && streq(name, "server_deadline_ms")) {
+                /* Below the holder's 30 s: past that it aborts the connection first. */
+                if (parse_u32(value, 1000, 20000, &p->cfg->server_deadline_ms) < 0) {
+                        snprintf(p->errbuf, p->errlen, "bad value '%s' for server_deadline_ms (ms, 1000..20000)",
+                                 value);
+                        p->failed = true;
+                        return 0;
+                }
                 return 1;
         }
         if ((streq(section, "storage") || streq(section, "cow"))) {

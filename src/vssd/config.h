@@ -31,6 +31,7 @@ struct vssd_config {
         uint32_t max_connections_per_uid; /* for every uid but root */
         uint32_t min_diff_area_mb;      /* [storage]: smallest diff area maximum accepted */
         char volsrv_path[512];          /* [cow]: vss-volsrv binary, "" = next to vssd */
+        uint32_t server_deadline_ms;    /* [cow]: a volume server silent this long is replaced */
         struct cluster_config cluster;  /* [cluster]: .enabled false without the section */
 };
 

@@ -33,11 +33,11 @@
 
 
 /* Supervision: every volume server gets a Hello each second on its event connection; one
- * that leaves a Hello unanswered for 5 s is killed (SIGKILL, also ends a SIGSTOP) and
- * replaced.  5 s: the control loop answers in order, and the slowest request it serves
- * in normal operation (Snapshot.Create under heavy write load) took 0.3-1.3 s. */
+ * that leaves a Hello unanswered for [cow] server_deadline_ms (default 5 s) is killed
+ * (SIGKILL, also ends a SIGSTOP) and replaced.  5 s: the control loop answers in order,
+ * and the slowest request it serves in normal operation (Snapshot.Create under heavy
+ * write load) took 0.3-1.3 s. */
 #define VOLSRV_PING_INTERVAL_US 1000000ull
-#define VOLSRV_DEADLINE_US 5000000ull
 
 /* ---- the event connection ---- */
 
@@ -222,13 +222,13 @@ static void ping_cb(struct vssd *v, struct timer *t)
 
         if (cv->ev_fd < 0)
                 return;
-        if (cv->ping_sent_us && now - cv->ping_sent_us >= VOLSRV_DEADLINE_US) {
+        if (cv->ping_sent_us && now - cv->ping_sent_us >= (uint64_t)v->cfg.server_deadline_ms * 1000) {
                 pid_t pid = volsrv_pid(cv);
 
                 catalog_event(v, "warning", "cow", VSS_E_PROVIDER_VETO,
-                              "the volume server of cow volume %s (pid %d) did not answer its control socket for %u s: "
+                              "the volume server of cow volume %s (pid %d) did not answer its control socket for %u ms: "
                               "killing it; a new one takes over its FUSE connection", cv->name, (int)pid,
-                              (unsigned)(VOLSRV_DEADLINE_US / 1000000));
+                              (unsigned)v->cfg.server_deadline_ms);
                 if (pid > 0)
                         (void)kill(pid, SIGKILL);
                 cowvol_ev_close(v, cv);
@@ -300,13 +300,6 @@ vss_hresult cowvol_server_start(struct vssd *v, struct cowvol *cv, bool format, 
         argv[k++] = cv->diff;
         argv[k++] = (char *)"--dir";
         argv[k++] = cv->rundir;
-        /* No write-back: a write is acknowledged once its data is in the host's page cache
-         * (and its copy committed), so it survives the server.  With write-back a kill -9
-         * loses the writes acknowledged since the last flush, and after a handover (the
-         * filesystem stays mounted, docs/volsrv.md "Handover") nothing would tell the
-         * filesystem: its next fsync would succeed without them. */
-        argv[k++] = (char *)"--writeback";
-        argv[k++] = (char *)"0";
         if (format) {
                 argv[k++] = (char *)"--format";
                 argv[k++] = (char *)"--max";

@@ -294,6 +294,7 @@ int providers_init(struct vssd *v)
                 p->ops = provider_table[i];
                 p->ctx.state_dir = v->state_dir;
                 p->ctx.settings.min_diff_area_bytes = (uint64_t)v->cfg.min_diff_area_mb << 20;
+                p->ctx.settings.cow_server_deadline_ms = v->cfg.server_deadline_ms;
                 p->ctx.log_event = provider_log;
                 p->ctx.log_userdata = v;
                 hr = p->ops->init(&p->ctx, &p->state);

@@ -35,32 +35,8 @@ T=$(mktemp -d /tmp/volsrv-holder.XXXXXX)
 R=$T/run
 PIDS=()
 
-server_pid() { cat "$R/volsrv.pid" 2>/dev/null; }
-# holder_pid: the holder of $R (its command line is vss-volsrv-hold --hold-fuse RUNDIR N).
-holder_pid() {
-        local f
-        for f in /proc/[0-9]*/cmdline; do
-                if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "--hold-fuse $R "; then
-                        f=${f#/proc/}
-                        echo "${f%/cmdline}"
-                        return 0
-                fi
-        done
-        return 1
-}
+. "$(dirname "$0")/holder-lib.sh"
 
-cleanup() {
-        local p
-        for p in "${PIDS[@]}" $(server_pid) $(holder_pid); do
-                kill -CONT "$p" 2>/dev/null
-                kill -9 "$p" 2>/dev/null
-        done
-        # Every process of the connection is gone, so it is aborted; the mount goes lazily.
-        umount -l "$R/fuse" 2>/dev/null
-        rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 . "$(dirname "$0")/../check.sh"
 
@@ -71,10 +47,6 @@ logs() { cat "$T/start.log" "$R/volsrv.log" 2>/dev/null; }
 # wait_for SECONDS WHAT CMD...: check.sh's wait_until, failing with WHAT.
 wait_for() { local s=$1 what=$2; shift 2; wait_until "$s" "$@" || fail "timed out: $what"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# unlocked: no process holds the instance lock.  A killed server's leader is a zombie (gone)
-# while its other threads may still be exiting with the lock; a replacement, like vssd's,
-# waits for the lock itself.
-unlocked() { [[ ! -e $R/volsrv.pid ]] || flock -n "$R/volsrv.pid" true; }
 start_server() {
         wait_for 10 "the previous server's instance lock released" unlocked
         "$VOLSRV" --origin "$T/origin.img" --diff "$T/diff.img" --dir "$R" --hold-deadline "$DEADLINE" "$@" \
@@ -89,7 +61,6 @@ conn() { local d; d=$(timeout 5 stat -c %d "$R/fuse") && echo $((d & 0xff | (d >
 # aborted: the mount answers at once, with "Transport endpoint is not connected".
 aborted() { local e; e=$(timeout 5 stat "$R/fuse" 2>&1); [[ $? != 124 && $e == *"not connected"* ]]; }
 reads() { timeout 10 dd if="$R/fuse/volume" of=/dev/null bs=4k count=1 iflag=direct status=none; }
-gone() { [[ ! -e /proc/$1 || $(ps -o stat= -p "$1") == Z* ]]; }
 
 truncate -s 64M "$T/origin.img"
 start_server --format
