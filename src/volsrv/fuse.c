@@ -520,6 +520,7 @@ void volsrv_fuse_claim(struct volsrv *s)
                 if (s->wb_fd >= 0)
                         close(s->wb_fd);
                 s->wb_fd = wb_fd;
+                s->wb_held = true;
         }
 }
 
@@ -666,6 +667,17 @@ int volsrv_fuse_start(struct volsrv *s)
         if (vf->nthreads == 0)
                 goto fail_unmount;
 
+        if (vf->took_over && !s->wb_held && s->wb_fd >= 0) {
+                /* A holder that does not keep write-back memory (an older version's): one
+                 * that does takes its place.  It goes first (it unlinks the socket); we hold
+                 * the device meanwhile, so the connection stays. */
+                log_info("fuse: the holder of %s keeps no write-back memory: replacing it", s->rundir);
+                (void)holder_call(s, 'Q', NULL, NULL, NULL);
+                r = holder_spawn(s, vf);
+                if (r < 0)
+                        log_warn("fuse: cannot start a new FUSE holder (%s): the mount will not survive this "
+                                 "server", strerror(-r));
+        }
         if (vf->took_over) {
                 r = vfuse_notify_resend(&vf->ctx);
                 if (r < 0)
@@ -680,6 +692,7 @@ int volsrv_fuse_start(struct volsrv *s)
                 if (r < 0)
                         log_warn("fuse: cannot start the FUSE holder (%s): the mount will not survive this server",
                                  strerror(-r));
+                s->wb_held = r == 0 && s->wb_fd >= 0;
         }
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);

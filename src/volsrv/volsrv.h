@@ -75,6 +75,7 @@ struct volsrv {
         /* The write-back buffers (a memfd the holder keeps too, so that writes
          * acknowledged from them survive this process; cow_set_writeback_fd()). */
         int wb_fd;
+        bool wb_held;                   /* the holder keeps wb_fd too */
         struct cow_wb_info wb_found;    /* what a predecessor left in it */
 };
 

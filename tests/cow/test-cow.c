@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "basic/macro.h"
 #include "cow/cow-hresult.h"
@@ -541,6 +543,135 @@ static void test_diff_failure(void **state)
 /* Real files, the diff area opened with O_DIRECT for aligned requests and the
  * page cache for the others: both paths see each other's writes, and the
  * engine's content checks hold across a reopen. */
+/* An origin and a diff area file in a fresh directory under /var/tmp (not
+ * tmpfs: O_DIRECT), and their removal. */
+static void tmp_pair(char dir[], char *opath, char *dpath, size_t len)
+{
+        assert_non_null(mkdtemp(dir));
+        snprintf(opath, len, "%s/origin", dir);
+        snprintf(dpath, len, "%s/diff", dir);
+}
+
+static void tmp_pair_remove(const char *dir, const char *opath, const char *dpath)
+{
+        assert_int_equal(unlink(opath), 0);
+        assert_int_equal(unlink(dpath), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
+/* The writes of one run of test_wb_shared (child and parent compute the same):
+ * 4 KiB blocks and odd pieces (partial sectors), after one snapshot. */
+static void wb_writes(uint8_t *model, size_t size, void (*put)(void *, const uint8_t *, size_t, uint64_t), void *u)
+{
+        uint64_t rng = 99;
+        uint8_t buf[4096];
+
+        for (int i = 0; i < 300; i++) {
+                size_t len = i % 5 == 4 ? 1 + tu_rand(&rng) % 3000 : 4096;
+                uint64_t off = i % 5 == 4 ? tu_rand(&rng) % (size - len) : (tu_rand(&rng) % (size / 4096)) * 4096;
+
+                tu_fill(buf, len, tu_rand(&rng));
+                memcpy(model + off, buf, len);
+                if (put)
+                        put(u, buf, len, off);
+        }
+}
+
+static void wb_put(void *u, const uint8_t *buf, size_t len, uint64_t off)
+{
+        if (cow_write(u, buf, len, off) != 0)
+                _exit(3);
+}
+
+/*
+ * Write-back memory that outlives the process (cow_set_writeback_fd()): a
+ * child acknowledges first writes from a memfd and exits without a flush or a
+ * close (as a kill -9 would leave it); the next open with the same memfd
+ * writes them back: the volume reads as written, the snapshot as before.
+ * Then the memory corrupted: the writes are reported lost and every flush
+ * fails until cow_set_flush_error(v, 0).
+ */
+static void test_wb_shared(void **state)
+{
+        char dir[] = "/var/tmp/test-cow.XXXXXX", opath[64], dpath[64];
+        const size_t size = 1 << 20;
+        struct cow_format_params p = { .chunk_size = 16384 };
+        struct cow_io *o, *d;
+        struct cow_volume *v;
+        struct cow_wb_info info;
+        uint8_t *before = malloc(size), *model = malloc(size), *got = malloc(size), guid[16] = { 7 };
+        int fd = memfd_create("test-cow-wb", MFD_CLOEXEC), status;
+        pid_t pid;
+
+        (void) state;
+        assert_true(fd >= 0 && before && model && got);
+        tmp_pair(dir, opath, dpath, sizeof(opath));
+        tu_fill(before, size, 5);
+        memcpy(model, before, size);
+        assert_int_equal(cow_io_open_file(opath, true, false, &o), 0);
+        assert_int_equal(cow_io_pwrite(o, before, size, 0), 0);
+        assert_int_equal(cow_io_open_file(dpath, true, true, &d), 0);
+        assert_int_equal(cow_format(o, d, &p), 0);
+        assert_int_equal(cow_open(o, d, NULL, NULL, &v), 0);
+        assert_int_equal(cow_snapshot_create(v, guid), 0);
+        v = cow_close(v);
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct cow_stats st;
+
+                if (cow_open(o, d, NULL, NULL, &v) != 0 || cow_set_writeback_fd(v, 64 << 20, 0, fd, &info) != 0 ||
+                    info.chunks != 0)
+                        _exit(2);
+                wb_writes(model, size, wb_put, v);
+                if (cow_stats(v, &st) != 0 || st.dirty_bytes == 0)
+                        _exit(4);
+                _exit(0);       /* no cow_flush(), no cow_close() */
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        wb_writes(model, size, NULL, NULL);
+
+        assert_int_equal(cow_open(o, d, NULL, NULL, &v), 0);
+        assert_int_equal(cow_set_writeback_fd(v, 64 << 20, 0, fd, &info), 0);
+        assert_int_equal(info.error, 0);
+        assert_true(info.chunks > 0 && info.generation == 1);
+        assert_int_equal(cow_read(v, got, size, 0), 0);
+        assert_memory_equal(got, model, size);
+        assert_int_equal(cow_snapshot_read(v, guid, got, size, 0), 0);
+        assert_memory_equal(got, before, size);
+        assert_int_equal(cow_flush(v), 0);
+
+        /* Dirty again, then garbage over the descriptors: lost, and flushes say so. */
+        assert_int_equal(cow_write(v, before, 4096, 8192), 0);
+        memset(got, 0xa5, 8192);
+        assert_int_equal(pwrite(fd, got, 8192, 4096), 8192);
+        v = cow_close(v);
+        assert_int_equal(cow_open(o, d, NULL, NULL, &v), 0);
+        assert_int_equal(cow_set_writeback_fd(v, 64 << 20, 0, fd, &info), 0);
+        assert_int_equal(info.error, -EBADMSG);
+        assert_int_equal(cow_flush(v), -EIO);
+        v = cow_close(v);
+        /* ... also for the next process on the same memory ... */
+        assert_int_equal(cow_open(o, d, NULL, NULL, &v), 0);
+        assert_int_equal(cow_set_writeback_fd(v, 64 << 20, 0, fd, &info), 0);
+        assert_true(info.lost);
+        assert_int_equal(cow_flush(v), -EIO);
+        /* ... until the caller says the loss was dealt with. */
+        assert_int_equal(cow_set_flush_error(v, 0), 0);
+        assert_int_equal(cow_flush(v), 0);
+        v = cow_close(v);
+
+        cow_io_free(o);
+        cow_io_free(d);
+        close(fd);
+        free(before);
+        free(model);
+        free(got);
+        tmp_pair_remove(dir, opath, dpath);
+}
+
 static void test_file_direct(void **state)
 {
         char dir[] = "/var/tmp/test-cow.XXXXXX", opath[64], dpath[64];
@@ -550,9 +681,7 @@ static void test_file_direct(void **state)
         uint8_t *a = NULL, b[5000];
         uint64_t rng = 7;
 
-        assert_non_null(mkdtemp(dir));
-        snprintf(opath, sizeof(opath), "%s/origin", dir);
-        snprintf(dpath, sizeof(dpath), "%s/diff", dir);
+        tmp_pair(dir, opath, dpath, sizeof(opath));
         assert_int_equal(posix_memalign((void **) &a, 4096, 8192), 0);
 
         /* the I/O layer alone: aligned (direct) and unaligned (cached) requests */
@@ -593,9 +722,7 @@ static void test_file_direct(void **state)
         fx_check(f);
         fx_free(f);
         free(a);
-        assert_int_equal(unlink(opath), 0);
-        assert_int_equal(unlink(dpath), 0);
-        assert_int_equal(rmdir(dir), 0);
+        tmp_pair_remove(dir, opath, dpath);
 }
 
 /* Write-back: first writes are buffered until a commit, the origin keeps the
@@ -691,6 +818,7 @@ int main(void)
                 cmocka_unit_test(test_concurrency),
                 cmocka_unit_test(test_diff_failure),
                 cmocka_unit_test(test_file_direct),
+                cmocka_unit_test(test_wb_shared),
         };
 
         return cow_fixture_run(tests, ARRAY_SIZE(tests));

@@ -19,6 +19,8 @@
 #  3. The write-back memory corrupted while the server is stopped, then kill -9: the
 #     replacement cannot write it back, says so, and every fsync of the volume fails
 #     with EIO from then on (never a silent loss), also after one more handover.
+#  4. A holder that keeps no write-back memory (an older version's) is replaced by the next
+#     server with one that does, the connection kept; that memory survives a kill -9.
 #
 # Everything lives under one /tmp/volsrv-wb.* directory, torn down by the EXIT trap.
 set -u -o pipefail
@@ -42,7 +44,7 @@ PIDS=()
 
 . "$(dirname "$0")/../check.sh"
 
-fail() { tail -n 20 "$T/start.log" "$R/volsrv.log" 2>/dev/null >&2; die "$*"; }
+fail() { tail -n 20 "$T/start.log" "$R/volsrv.log" >&2 2>/dev/null; die "$*"; }
 wait_for() { local s=$1 what=$2; shift 2; wait_until "$s" "$@" || fail "timed out: $what"; }
 start_server() {
         wait_for 10 "the previous server's instance lock released" unlocked
@@ -179,6 +181,59 @@ start_server
 python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY); os.fsync(fd)' "$R/fuse/volume" 2>/dev/null &&
         fail "fsync succeeded after one more handover"
 ok "corrupted write-back memory: the loss is reported and every fsync fails with EIO, across handovers"
+
+# 4. A holder that keeps no write-back memory (one of an older version; here the same binary
+#    started without its fd 6, from the device and state the real one hands out).
+cat >"$T/old-holder.py" <<'PY'
+import array, os, socket, subprocess, sys
+vss, rundir, real = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path = rundir + "/fuse-holder.sock"
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(path)
+c.sendall(b"G")
+msg, anc, _, _ = c.recvmsg(16, socket.CMSG_SPACE(3 * 4))
+fds = array.array("i")
+for level, kind, data in anc:
+    fds.frombytes(data[:len(data) - len(data) % 4])
+c.close()
+for fd in fds[2:]:
+    os.close(fd)
+os.kill(real, 9)
+os.unlink(path)
+l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+l.bind(path)
+l.listen(8)
+def place():
+    # Out of the way first: any of them may itself be 3, 4 or 5.
+    high = [os.dup2(fd, 20 + i) for i, fd in enumerate((fds[0], fds[1], l.fileno()))]
+    for i, fd in enumerate(high):
+        os.dup2(fd, 3 + i)
+    os.setsid()
+subprocess.Popen([vss, "--hold-fuse", rundir, "30"], preexec_fn=place, close_fds=False,
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+PY
+p=$(server_pid) h=$(holder_pid)
+kill -STOP "$p"
+python3 "$T/old-holder.py" "$VOLSRV" "$R" "$h" || fail "cannot start a holder without write-back memory"
+wait_for 5 "the real holder gone" gone "$h"
+wait_for 5 "the stand-in holder" holder_pid >/dev/null
+h=$(holder_pid)
+[[ ! -e /proc/$h/fd/6 ]] || fail "the stand-in holder has a write-back memory"
+kill -9 "$p"
+wait_for 5 "the stopped server gone" gone "$p"
+start_server
+wait_for 5 "the holder without write-back memory replaced" eval '[[ "$(holder_pid)" != "$h" ]]'
+[[ -e /proc/$(holder_pid)/fd/6 ]] || fail "the new holder keeps no write-back memory"
+[[ $(log_count "keeps no write-back memory: replacing it") == 1 ]] || fail "no replacement in the log"
+n=$(log_count "wrote back")
+python3 "$T/writer.py" "$R/fuse/volume" "$T/expect.img" 4 256 0 "$T/done4" &
+PIDS+=($!) W=$!
+wait_for 30 "256 writes acknowledged" test -e "$T/done4"
+kill_server
+start_server
+kill "$W"
+[[ $(log_count "wrote back") == $((n + 1)) ]] || fail "the memory the new holder keeps was not written back"
+ok "a holder without write-back memory is replaced by one that keeps it; that memory survives a kill -9"
 
 p=$(server_pid) h=$(holder_pid)
 kill -TERM "$p"
