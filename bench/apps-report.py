@@ -69,7 +69,9 @@ def pct(values, p):
 
 
 def spread(values):
-    return f"{statistics.median(values):.2f} [{min(values):.2f}..{max(values):.2f}]"
+    """median [interquartile range] (min..max)"""
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return f"{q[1]:.2f} [{q[0]:.2f}..{q[2]:.2f}] ({min(values):.2f}..{max(values):.2f})"
 
 
 def cell(d):
@@ -194,8 +196,8 @@ def steps(root):
 
 def main():
     root = sys.argv[1]
-    print(f"{'database/fs':<18} {'commits/s A':>11} {'B':>6}  {'ratio B/A (pairs)':<24} {'pooled':>6} {'sets':>4} {'set ms':>6}  "
-          f"{'max lat A':>9} {'in set':>8}  {'stall ratio (pairs)':<24} {'p99 A':>6} {'in set':>6} {'load':>5}")
+    print(f"{'database/fs':<18} {'commits/s A':>11} {'B':>6}  {'ratio B/A: median [IQR] (range)':<32} {'pooled':>6} {'sets':>4} {'set ms':>6}  "
+          f"{'max lat A':>9} {'in set':>8}  {'stall ratio: median [IQR] (range)':<34} {'p99 A':>6} {'in set':>6} {'load':>5}")
     for d in sorted(glob.glob(os.path.join(root, "*"))):
         name = os.path.basename(d)
         if os.path.isfile(d) and d.endswith(".skipped"):
@@ -207,16 +209,17 @@ def main():
         if r is None or not r["ratios"]:
             print(f"{name:<18} no commits or blocks logged")
             continue
-        print(f"{name:<18} {r['a']:>11.0f} {r['b']:>6.0f}  {spread(r['ratios']) + ' x' + str(r['pairs']):<24} "
+        print(f"{name:<18} {r['a']:>11.0f} {r['b']:>6.0f}  {spread(r['ratios']):<32} "
               f"{r['pooled']:>6.2f} {r['sets']:>4} {r['set_ms']:>6.0f}  {r['max_a']:>7.1f}ms {r['max_in']:>6.1f}ms  "
-              f"{(spread(r['stalls']) if r['stalls'] else '-'):<24} {r['p99_a']:>4.1f}ms {r['p99_in']:>4.1f}ms {r['load']:>5.1f}")
+              f"{(spread(r['stalls']) if r['stalls'] else '-'):<34} {r['p99_a']:>4.1f}ms {r['p99_in']:>4.1f}ms {r['load']:>5.1f}")
     print()
     print("commits/s: the median over the blocks without backups (A) and with a backup every EVERY s (B).")
     print("ratio B/A: per pair of neighbouring A and B blocks, B's commits/s over A's; the median over the")
-    print("           pairs [min..max] x pairs (target >= 0.90); pooled: the mean B commits/s over the mean A.")
+    print("           pairs [its interquartile range] (min..max) (target >= 0.90); pooled: the mean B commits/s")
+    print("           over the mean A.")
     print("max lat A: the longest commit (BEGIN..COMMIT) in the A blocks; in set: the longest among commits in")
     print("           flight during a set (vshadow start..end; target on btrfs: under 200 ms).  stall ratio: per")
-    print("           pair, B's longest in a set over A's longest, median [min..max].  p99: of the A blocks'")
+    print("           pair, B's longest in a set over A's longest.  p99: of the A blocks'")
     print("           commits / of the commits during sets.  load: the machine's 1-minute load average at the")
     print("           blocks' ends, median (the cost of a set grows with the CPU it has to share).")
     profile(root)
