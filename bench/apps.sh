@@ -28,7 +28,7 @@
 #
 # Environment: BLOCK (6), EVERY (3), PAIRS (10), WARMUP (10; the first seconds of a fresh
 # database run slower), CLIENTS (4), DBS ("sqlite postgresql mariadb"), FSES ("btrfs cow");
-# one cell takes WARMUP + 2 * PAIRS * BLOCK s (130 s) plus its setup, a full run about 16 min.
+# one cell takes WARMUP + 2 * PAIRS * BLOCK s (130 s) plus its setup, a full run about 15 min.
 # KEEP (a directory to copy the raw logs to), PROFILE=1 (per block: the CPU time of the
 # database server's main process (for SQLite the ledger, in which the database runs), vssd
 # and the whole machine per commit,
