@@ -76,7 +76,7 @@ RESULTS=$T/results
 mkdir -p "$RESULTS"
 # KEEP gets what was measured also when a later cell fails.
 bench_keep() { [[ -z ${KEEP:-} ]] || { mkdir -p "$KEEP"; cp -a "$RESULTS/." "$T/vssd.log" "$T"/writer-*.log "$KEEP/" 2>/dev/null || true; }; }
-trap 'rc=$?; bench_keep; (exit $rc); apps_cleanup' EXIT
+trap 'rc=$?; set +e; bench_keep; (exit $rc); apps_cleanup' EXIT     # set -e would stop at (exit 1)
 
 # PROFILE=1: what each block costs, sampled around it (PROF_SOCK, PROF_PIDS set per cell;
 # the first of PROF_PIDS is the volume server when there is one, PERF_ON picks by name).
