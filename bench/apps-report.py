@@ -69,7 +69,9 @@ def pct(values, p):
 
 
 def spread(values):
-    return f"{statistics.median(values):.2f} [{min(values):.2f}..{max(values):.2f}]"
+    """median [interquartile range] (min..max)"""
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return f"{q[1]:.2f} [{q[0]:.2f}..{q[2]:.2f}] ({min(values):.2f}..{max(values):.2f})"
 
 
 def cell(d):
@@ -92,6 +94,15 @@ def cell(d):
             ratios.append(b[1] / a[1])
         if a[2] and b[3]:
             stalls.append(max(b[3]) / max(a[2]))
+    # The noise floor of this run: within each A block (no sets at all), its second half's
+    # commits over its first half's.  Their interquartile range is what two neighbouring
+    # windows differ by with no backup anywhere near (the neighbours' load).
+    null = []
+    for kind, start, end in blocks:
+        mid = (start + end) // 2
+        first, second = len(in_window(commits, ends, start, mid)), len(in_window(commits, ends, mid, end))
+        if kind == "A" and first:
+            null.append(second / first)
     a_tput = [p[1] for p in per if p[0] == "A"]
     b_tput = [p[1] for p in per if p[0] == "B"]
     lat_a = [x for p in per if p[0] == "A" for x in p[2]]
@@ -102,6 +113,7 @@ def cell(d):
         "sets": len(sets), "set_ms": (sum(e - s for s, e in sets) / len(sets) / 1000) if sets else 0,
         "max_a": max(lat_a) / 1000 if lat_a else 0, "max_in": max(lat_in) / 1000 if lat_in else 0,
         "p99_a": pct(lat_a, 0.99) / 1000, "p99_in": pct(lat_in, 0.99) / 1000,
+        "noise": (lambda q: q[2] - q[0])(statistics.quantiles(null, n=4)) if len(null) > 1 else 0,
         "load": statistics.median(read_rows(os.path.join(d, "blocks"), loads=True) or [0]),
     }
 
@@ -194,8 +206,8 @@ def steps(root):
 
 def main():
     root = sys.argv[1]
-    print(f"{'database/fs':<18} {'commits/s A':>11} {'B':>6}  {'ratio B/A (pairs)':<24} {'pooled':>6} {'sets':>4} {'set ms':>6}  "
-          f"{'max lat A':>9} {'in set':>8}  {'stall ratio (pairs)':<24} {'p99 A':>6} {'in set':>6} {'load':>5}")
+    print(f"{'database/fs':<18} {'commits/s A':>11} {'B':>6}  {'ratio B/A: median [IQR] (range)':<32} {'pooled':>6} {'sets':>4} {'set ms':>6}  "
+          f"{'max lat A':>9} {'in set':>8}  {'stall ratio: median [IQR] (range)':<34} {'p99 A':>6} {'in set':>6} {'load':>5} {'noise':>5}")
     for d in sorted(glob.glob(os.path.join(root, "*"))):
         name = os.path.basename(d)
         if os.path.isfile(d) and d.endswith(".skipped"):
@@ -207,18 +219,22 @@ def main():
         if r is None or not r["ratios"]:
             print(f"{name:<18} no commits or blocks logged")
             continue
-        print(f"{name:<18} {r['a']:>11.0f} {r['b']:>6.0f}  {spread(r['ratios']) + ' x' + str(r['pairs']):<24} "
+        print(f"{name:<18} {r['a']:>11.0f} {r['b']:>6.0f}  {spread(r['ratios']):<32} "
               f"{r['pooled']:>6.2f} {r['sets']:>4} {r['set_ms']:>6.0f}  {r['max_a']:>7.1f}ms {r['max_in']:>6.1f}ms  "
-              f"{(spread(r['stalls']) if r['stalls'] else '-'):<24} {r['p99_a']:>4.1f}ms {r['p99_in']:>4.1f}ms {r['load']:>5.1f}")
+              f"{(spread(r['stalls']) if r['stalls'] else '-'):<34} {r['p99_a']:>4.1f}ms {r['p99_in']:>4.1f}ms {r['load']:>5.1f} {r['noise']:>5.2f}")
     print()
     print("commits/s: the median over the blocks without backups (A) and with a backup every EVERY s (B).")
     print("ratio B/A: per pair of neighbouring A and B blocks, B's commits/s over A's; the median over the")
-    print("           pairs [min..max] x pairs (target >= 0.90); pooled: the mean B commits/s over the mean A.")
+    print("           pairs [its interquartile range] (min..max) (target >= 0.90); pooled: the mean B commits/s")
+    print("           over the mean A.")
     print("max lat A: the longest commit (BEGIN..COMMIT) in the A blocks; in set: the longest among commits in")
     print("           flight during a set (vshadow start..end; target on btrfs: under 200 ms).  stall ratio: per")
-    print("           pair, B's longest in a set over A's longest, median [min..max].  p99: of the A blocks'")
+    print("           pair, B's longest in a set over A's longest.  p99: of the A blocks'")
     print("           commits / of the commits during sets.  load: the machine's 1-minute load average at the")
-    print("           blocks' ends, median (the cost of a set grows with the CPU it has to share).")
+    print("           blocks' ends, median (the cost of a set grows with the CPU it has to share).  noise: the")
+    print("           interquartile range of (second half / first half) of the A blocks, with no set anywhere:")
+    print("           what neighbouring windows differ by from the machine's other load alone; the median of")
+    print("           PAIRS ratios is uncertain by about 0.9 * noise / sqrt(PAIRS) (one standard error).")
     profile(root)
     steps(root)
 

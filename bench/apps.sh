@@ -28,9 +28,10 @@
 #
 # Environment: BLOCK (6), EVERY (3), PAIRS (10), WARMUP (10; the first seconds of a fresh
 # database run slower), CLIENTS (4), DBS ("sqlite postgresql mariadb"), FSES ("btrfs cow");
-# one cell takes WARMUP + 2 * PAIRS * BLOCK s (130 s) plus its setup, a full run about 16 min.
-# KEEP (a directory to copy the raw logs to), PROFILE=1 (per
-# block: the CPU time of the database's processes, vssd and the whole machine per commit,
+# one cell takes WARMUP + 2 * PAIRS * BLOCK s (130 s) plus its setup, a full run about 15 min.
+# KEEP (a directory to copy the raw logs to), PROFILE=1 (per block: the CPU time of the
+# database server's main process (for SQLite the ledger, in which the database runs), vssd
+# and the whole machine per commit,
 # and on a cow volume the engine's Storage.Stats and vss-volsrv; summed per kind of block
 # and printed after the report), PERF=1 (with PROFILE: perf record -g of PERF_ON, volsrv
 # (default), db (the database server, or the ledger for SQLite) or vssd, in each block; the
@@ -75,7 +76,7 @@ RESULTS=$T/results
 mkdir -p "$RESULTS"
 # KEEP gets what was measured also when a later cell fails.
 bench_keep() { [[ -z ${KEEP:-} ]] || { mkdir -p "$KEEP"; cp -a "$RESULTS/." "$T/vssd.log" "$T"/writer-*.log "$KEEP/" 2>/dev/null || true; }; }
-trap 'rc=$?; bench_keep; (exit $rc); apps_cleanup' EXIT
+trap 'rc=$?; set +e; bench_keep; (exit $rc); apps_cleanup' EXIT     # set -e would stop at (exit 1)
 
 # PROFILE=1: what each block costs, sampled around it (PROF_SOCK, PROF_PIDS set per cell;
 # the first of PROF_PIDS is the volume server when there is one, PERF_ON picks by name).
