@@ -26,6 +26,7 @@ static void test_defaults(void **state)
         assert_int_equal(c.max_connections_per_uid, 64);
         assert_string_equal(c.admin_group.name, "");
         assert_string_equal(c.writer_group.name, "");
+        assert_int_equal(c.server_deadline_ms, 5000);
 }
 
 static void test_all_keys(void **state)
@@ -47,6 +48,9 @@ static void test_all_keys(void **state)
         assert_string_equal(c.writer_group.name, "vss.writers_1");
         assert_false(c.admin_group.resolved);  /* parsing never consults the group database */
         assert_int_equal(c.max_connections_per_uid, 3);
+
+        assert_int_equal(config_parse_string("[cow]\nserver_deadline_ms=3000\n", &c, err, sizeof(err)), 0);
+        assert_int_equal(c.server_deadline_ms, 3000);
 }
 
 static void test_bad(void **state)
@@ -66,6 +70,10 @@ static void test_bad(void **state)
                 "[service]\nadmin_group=-admins\n",
                 "[service]\nwriter_group=a b\n",
                 "[service]\nwriter_group=a:b\n",
+                "[cow]\nserver_deadline_ms=999\n",
+                "[cow]\nserver_deadline_ms=20001\n",
+                "[cow]\nserver_deadline_ms=5s\n",
+                "[cow]\nserver_deadline_ms=\n",
                 "[service]\nadmin_group=0123456789012345678901234567890123456789012345678901234567890123456789\n",
         };
         struct vssd_config c;
