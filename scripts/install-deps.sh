@@ -10,11 +10,11 @@ pkgs=(
         btrfs-progs e2fsprogs xfsprogs util-linux kmod python3 sqlite3
         libpq-dev libmariadb-dev postgresql-15 postgresql-client-15 mariadb-server mariadb-client
         scdoc man-db bash-completion
-        debhelper dpkg-dev fakeroot lintian debootstrap strace
+        debhelper dpkg-dev fakeroot lintian debootstrap strace qemu-utils libnbd-bin
         libcurl4-openssl-dev etcd-server etcd-client iproute2 nftables
         samba samba-vfs-modules smbclient
 )
-[ "${1:-}" = "--bench" ] && pkgs+=(fio qemu-utils nbdkit libnbd-bin linux-perf)
+[ "${1:-}" = "--bench" ] && pkgs+=(fio nbdkit linux-perf)
 
 missing=()
 for p in "${pkgs[@]}"; do

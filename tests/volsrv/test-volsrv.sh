@@ -34,6 +34,11 @@ skip() { echo "SKIP: $*"; exit 77; }
 command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || skip "no loop devices"
 command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
 command -v mkfs.ext4 >/dev/null || { echo "FAIL: mkfs.ext4 is missing"; exit 1; }
+# The NBD clients and XFS are part of what this test proves: missing, it fails.
+for t in qemu-img nbdcopy nbdinfo mkfs.xfs; do
+        command -v $t >/dev/null ||
+                { echo "FAIL: $t is missing (scripts/install-deps.sh installs qemu-utils, libnbd-bin, xfsprogs)"; exit 1; }
+done
 
 T=$(mktemp -d /tmp/volsrv-test.XXXXXX)
 LOOPS=()
@@ -344,27 +349,21 @@ check_shadow "$R" "$g1" "$T/ext4/sums1" ro,noload ext4-g1
 check_shadow "$R" "$g2" "$T/ext4/sums2" ro,noload ext4-g2
 
 # ---- 2. NBD ----------------------------------------------------------------
-if command -v qemu-img >/dev/null; then
-        qemu-img convert -O raw "nbd+unix:///$g1?socket=$R/nbd.sock" "$T/g1-nbd.raw" &&
-                cmp "$T/g1-nbd.raw" "$R/fuse/shadows/$g1" &&
-                ok "qemu-img convert of the shadow over NBD equals the FUSE shadow" ||
-                fail "qemu-img convert over NBD"
-        rm -f "$T/g1-nbd.raw"
-        size=$(qemu-img info --output=json "nbd+unix:///$g2?socket=$R/nbd.sock" | jget '["virtual-size"]')
-        [ "$size" = $((256 * 1024 * 1024)) ] && ok "qemu-img info over NBD" || fail "qemu-img info size $size"
-fi
-if command -v nbdcopy >/dev/null; then
-        nbdcopy "nbd+unix:///$g2?socket=$R/nbd.sock" "$T/g2-nbd.raw" &&
-                cmp "$T/g2-nbd.raw" "$R/fuse/shadows/$g2" &&
-                ok "nbdcopy of the shadow equals the FUSE shadow" || fail "nbdcopy over NBD"
-        rm -f "$T/g2-nbd.raw"
-fi
-if command -v nbdinfo >/dev/null; then
-        nbdinfo --json "nbd+unix:///$g1?socket=$R/nbd.sock" | grep -q '"is_read_only": true' &&
-                ok "nbdinfo: the shadow export is read-only" || fail "nbdinfo on the shadow export"
-        nbdinfo --list --json "nbd+unix:///?socket=$R/nbd.sock" | grep -q "\"$g2\"" &&
-                ok "nbdinfo --list shows the snapshots" || fail "nbdinfo --list"
-fi
+qemu-img convert -O raw "nbd+unix:///$g1?socket=$R/nbd.sock" "$T/g1-nbd.raw" &&
+        cmp "$T/g1-nbd.raw" "$R/fuse/shadows/$g1" &&
+        ok "qemu-img convert of the shadow over NBD equals the FUSE shadow" ||
+        fail "qemu-img convert over NBD"
+rm -f "$T/g1-nbd.raw"
+size=$(qemu-img info --output=json "nbd+unix:///$g2?socket=$R/nbd.sock" | jget '["virtual-size"]')
+[ "$size" = $((256 * 1024 * 1024)) ] && ok "qemu-img info over NBD" || fail "qemu-img info size $size"
+nbdcopy "nbd+unix:///$g2?socket=$R/nbd.sock" "$T/g2-nbd.raw" &&
+        cmp "$T/g2-nbd.raw" "$R/fuse/shadows/$g2" &&
+        ok "nbdcopy of the shadow equals the FUSE shadow" || fail "nbdcopy over NBD"
+rm -f "$T/g2-nbd.raw"
+nbdinfo --json "nbd+unix:///$g1?socket=$R/nbd.sock" | grep -q '"is_read_only": true' &&
+        ok "nbdinfo: the shadow export is read-only" || fail "nbdinfo on the shadow export"
+nbdinfo --list --json "nbd+unix:///?socket=$R/nbd.sock" | grep -q "\"$g2\"" &&
+        ok "nbdinfo --list shows the snapshots" || fail "nbdinfo --list"
 # ---- 3. hostile peers ----------------------------------------------------------
 python3 "$T/garbage.py" nbd "$R/nbd.sock" "$g1" >/dev/null && ok "garbage on nbd.sock: errors/disconnects" ||
         fail "garbage on nbd.sock"
@@ -413,29 +412,25 @@ else
 fi
 
 # ---- 5. XFS ------------------------------------------------------------------------
-if command -v mkfs.xfs >/dev/null; then
-        start xfs 512M --format --chunk-size 64K
-        R=$T/xfs/run
-        LV=$(attach "$R/fuse/volume" --direct-io=on) || die "losetup (xfs)"
-        mkfs.xfs -q -f "$LV" || die "mkfs.xfs"
-        mnt "$LV" "$T/xfs/mnt" || die "mount xfs"
-        write_files "$T/xfs/mnt" a 30
-        sync -f "$T/xfs/mnt"
-        (cd "$T/xfs/mnt" && sha256sum *.bin) >"$T/xfs/sums1"
-        xfs_freeze -f "$T/xfs/mnt" 2>/dev/null || fsfreeze -f "$T/xfs/mnt"
-        ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g3\"}" >/dev/null || fail "Snapshot.Create (xfs)"
-        fsfreeze -u "$T/xfs/mnt"
-        write_files "$T/xfs/mnt" a 30
-        sync -f "$T/xfs/mnt"
-        check_shadow "$R" "$g3" "$T/xfs/sums1" ro,norecovery,nouuid xfs-g3
-        umount "$T/xfs/mnt"
-        detach "$LV"
-        ctl "$R" Server.Stop >/dev/null || fail "Server.Stop"
-        for _ in $(seq 100); do mountpoint -q "$R/fuse" || break; sleep 0.1; done
-        mountpoint -q "$R/fuse" && fail "FUSE still mounted after Server.Stop" || ok "Server.Stop: clean stop"
-else
-        echo "note: mkfs.xfs missing, XFS part skipped"
-fi
+start xfs 512M --format --chunk-size 64K
+R=$T/xfs/run
+LV=$(attach "$R/fuse/volume" --direct-io=on) || die "losetup (xfs)"
+mkfs.xfs -q -f "$LV" || die "mkfs.xfs"
+mnt "$LV" "$T/xfs/mnt" || die "mount xfs"
+write_files "$T/xfs/mnt" a 30
+sync -f "$T/xfs/mnt"
+(cd "$T/xfs/mnt" && sha256sum *.bin) >"$T/xfs/sums1"
+xfs_freeze -f "$T/xfs/mnt" 2>/dev/null || fsfreeze -f "$T/xfs/mnt"
+ctl "$R" Snapshot.Create "{\"shadow_id\":\"$g3\"}" >/dev/null || fail "Snapshot.Create (xfs)"
+fsfreeze -u "$T/xfs/mnt"
+write_files "$T/xfs/mnt" a 30
+sync -f "$T/xfs/mnt"
+check_shadow "$R" "$g3" "$T/xfs/sums1" ro,norecovery,nouuid xfs-g3
+umount "$T/xfs/mnt"
+detach "$LV"
+ctl "$R" Server.Stop >/dev/null || fail "Server.Stop"
+for _ in $(seq 100); do mountpoint -q "$R/fuse" || break; sleep 0.1; done
+mountpoint -q "$R/fuse" && fail "FUSE still mounted after Server.Stop" || ok "Server.Stop: clean stop"
 
 # ---- 6. diff area filling up -----------------------------------------------------------
 # This server runs the concurrent NBD path (the default is serial, see nbd.h).
