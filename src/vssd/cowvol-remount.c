@@ -42,11 +42,9 @@
 #include "basic/exec-util.h"
 #include "basic/string-util.h"
 #include "providers/cow/cow-util.h"
+#include "vssd/cowvol-server.h"
 #include "vssd/vssd.h"
 
-#define UMOUNT_TIMEOUT_MS 10000
-#define LOSETUP_TIMEOUT_MS 10000
-#define MOUNT_TIMEOUT_MS 60000
 #define STAT_TIMEOUT_MS 2000
 
 /* stat() of a file the volume server serves, in a child with a deadline: the

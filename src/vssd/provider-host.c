@@ -3,7 +3,9 @@
  * The provider table and the one provider worker thread.  Calls that can
  * block (begin_prepare .. abort, delete, expose, unexpose) are queued as
  * jobs; the worker runs them one at a time, in order, and posts them back on
- * an eventfd so their completion callbacks run on the loop thread.  FIFO
+ * an eventfd so their completion callbacks run on the loop thread.  vssd's own
+ * blocking work (creating and deleting cow volumes) travels as PROV_WORK jobs
+ * on the same queue: a function that sees only its job.  FIFO
  * order is what lets callers fire an abort or delete and forget it: anything
  * queued later sees its effect.
  */
@@ -111,10 +113,17 @@ static vss_hresult commit_cb(void *userdata)
 
 static void run_job(struct vssd *v, struct prov_job *j)
 {
-        struct provider *p = &v->providers[j->provider];
-        const struct vss_provider_ops *o = p->ops;
+        struct provider *p;
+        const struct vss_provider_ops *o;
         vss_hresult hr = VSS_E_NOTIMPL;
 
+        if (j->op == PROV_WORK) {
+                j->error[0] = 0;
+                j->raw_hr = j->hr = j->work(j);
+                return;
+        }
+        p = &v->providers[j->provider];
+        o = p->ops;
         p->ctx.error[0] = 0;
         switch (j->op) {
         case PROV_BEGIN_PREPARE:
@@ -164,6 +173,8 @@ static void run_job(struct vssd *v, struct prov_job *j)
                  * (VSS_E_REVERT_IN_PROGRESS, VSS_E_SNAPSHOT_SET_IN_PROGRESS). */
                 (void)debug_sleep_from_env("VSSD_DEBUG_REVERT_DELAY_MS");
                 hr = o->revert ? o->revert(p->state, j->snaps) : VSS_E_NOTIMPL;
+                break;
+        case PROV_WORK:
                 break;
         }
         j->raw_hr = hr;
@@ -254,6 +265,20 @@ void prov_submit(struct vssd *v, struct prov_job *j)
         pthread_mutex_unlock(&v->qlock);
 }
 
+int prov_submit_work(struct vssd *v, vss_hresult (*work)(struct prov_job *j),
+                     void (*done)(struct vssd *v, struct prov_job *j), void *userdata)
+{
+        struct prov_job *j = prov_job_new(PROV_WORK, -1, NULL, 0);
+
+        if (!j)
+                return -ENOMEM;
+        j->work = work;
+        j->done = done;
+        j->userdata = userdata;
+        prov_submit(v, j);
+        return 0;
+}
+
 void prov_dispatch_done(struct vssd *v)
 {
         struct prov_job *list;
@@ -269,7 +294,7 @@ void prov_dispatch_done(struct vssd *v)
 
                 list = j->next;
                 v->jobs_in_flight--;
-                if (VSS_FAILED(j->raw_hr) && j->hr != j->raw_hr)
+                if (j->op != PROV_WORK && VSS_FAILED(j->raw_hr) && j->hr != j->raw_hr)
                         catalog_event(v, "error", "provider", j->raw_hr,
                                       "%s returned an unexpected error, reported as VSS_E_UNEXPECTED_PROVIDER_ERROR%s%s",
                                       provider_table[j->provider]->name, j->error[0] ? ": " : "", j->error);

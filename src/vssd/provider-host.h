@@ -29,6 +29,7 @@ enum prov_op {
         PROV_EXPOSE,
         PROV_UNEXPOSE,
         PROV_REVERT,
+        PROV_WORK,                      /* j->work: vssd's own blocking work (no provider call) */
 };
 
 struct prov_job {
@@ -45,6 +46,9 @@ struct prov_job {
         vss_hresult hr;                 /* mapped */
         vss_hresult raw_hr;
         char error[600];
+        /* PROV_WORK: runs on the worker thread with no access to struct vssd; it reads and
+         * writes only what userdata points to, and leaves its reason in j->error. */
+        vss_hresult (*work)(struct prov_job *j);
         void (*done)(struct vssd *v, struct prov_job *j);
         void *userdata;
         uint64_t tag;
@@ -59,6 +63,10 @@ int provider_find(struct vssd *v, const char *id_or_null, const char *volume, co
 int provider_by_id(const char *id);
 struct prov_job *prov_job_new(enum prov_op op, int provider, const struct vss_provider_snapshot *snaps, size_t n);
 void prov_job_free(struct prov_job *j);
+/* Queues work(j) for the worker thread (behind any provider call queued before it); done(v, j)
+ * runs on the loop afterwards, with j->hr from work.  Returns -ENOMEM (nothing queued). */
+int prov_submit_work(struct vssd *v, vss_hresult (*work)(struct prov_job *j),
+                     void (*done)(struct vssd *v, struct prov_job *j), void *userdata);
 void prov_submit(struct vssd *v, struct prov_job *j);
 void prov_dispatch_done(struct vssd *v);
 vss_hresult provider_map_hr(vss_hresult hr);

@@ -247,9 +247,9 @@ static bool get_for(struct vssd *v, struct conn *c, json_int_t id, json_t *param
 }
 
 /* Free space of the on-volume for a new diff area, against the configured minimum. */
-vss_hresult storage_check_on(struct vssd *v, const char *on_vol, char *err, size_t errlen)
+vss_hresult storage_check_on(unsigned min_diff_area_mb, const char *on_vol, char *err, size_t errlen)
 {
-        uint64_t need = (uint64_t)v->cfg.min_diff_area_mb << 20, avail;
+        uint64_t need = (uint64_t)min_diff_area_mb << 20, avail;
         struct statvfs sv;
 
         if (statvfs(on_vol, &sv) < 0) {
@@ -262,7 +262,7 @@ vss_hresult storage_check_on(struct vssd *v, const char *on_vol, char *err, size
                 snprintf(err, errlen,
                          "the shadow copy storage volume %s has %llu bytes free, a diff area needs at least %llu bytes "
                          "(%u MB, [storage] min_diff_area_mb in vssd.conf)", on_vol, (unsigned long long)avail,
-                         (unsigned long long)need, v->cfg.min_diff_area_mb);
+                         (unsigned long long)need, min_diff_area_mb);
                 return VSS_E_INSUFFICIENT_STORAGE;
         }
         return VSS_S_OK;
@@ -365,7 +365,7 @@ static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, js
         if (!get_max(v, c, id, params, ov.path, add, &max))
                 return;
         if (add) {
-                hr = storage_check_on(v, ov.path, err, sizeof(err));
+                hr = storage_check_on(v->cfg.min_diff_area_mb, ov.path, err, sizeof(err));
                 if (VSS_FAILED(hr)) {
                         reply_err(v, c->serial, id, hr, "%s", err);
                         return;

@@ -83,6 +83,7 @@ struct vssd {
         struct shadow *shadows;
         struct storage_assoc *assocs;
         struct cowvol *cowvols;
+        struct cowvol_op *cowvol_ops;   /* cowvol.c: creations and deletions on the provider worker */
         struct pubver *pubvers;
         struct session *set_owner;     /* between StartSnapshotSet and the end of DoSnapshotSet */
         struct revert *reverting;       /* Shadows.Revert running (shadows.c), NULL if none */
