@@ -25,7 +25,6 @@
 #include "basic/exec-util.h"
 #include "basic/fs-util.h"
 #include "basic/string-util.h"
-#include "providers/cow/cow-util.h"
 #include "providers/cow/volsrv-client.h"
 #include "vssd/volume.h"
 #include "vssd/cowvol-server.h"
@@ -383,7 +382,7 @@ void cowvol_retry_cb(struct vssd *v, struct timer *t)
          * use; one that mounted anew leaves them on a dead connection: remount.  Either way a
          * volume with nothing mounted where it belongs was left offline by a revert that vssd
          * died in (its loop device detached): cowvol_remount() attaches and mounts it again. */
-        offline = cv->mountpoint[0] && cow_mount_source(cv->mountpoint, NULL, 0, NULL, 0) == -ENOENT;
+        offline = cv->mountpoint[0] && mount_lookup(cv->mountpoint, NULL, NULL, 0, NULL, 0) == -ENOENT;
         r = taken_over && !offline ? 0 : cowvol_remount(v, cv);
         if (cv->restarted && r >= 0) {
                 if (r == 0 && taken_over)

@@ -35,7 +35,6 @@
 #include "basic/exec-util.h"
 #include "basic/fs-util.h"
 #include "basic/string-util.h"
-#include "providers/cow/cow-util.h"
 #include "providers/cow/volsrv-client.h"
 #include "vssd/volume.h"
 #include "vssd/cowvol-server.h"
@@ -388,7 +387,7 @@ static void teardown(struct cowvol *cv, bool own_image)
 
         /* Only our own filesystem: never whatever an admin mounted over it since. */
         if (cv->mountpoint && cv->mountpoint[0] && cv->loopdev && cv->loopdev[0] &&
-            cow_mount_source(cv->mountpoint, src, sizeof(src), NULL, 0) >= 0 && streq(src, cv->loopdev))
+            mount_lookup(cv->mountpoint, NULL, src, sizeof(src), NULL, 0) >= 0 && streq(src, cv->loopdev))
                 (void)run_command((char *const[]){ "umount", cv->mountpoint, NULL }, UMOUNT_SYNC_TIMEOUT_MS, out,
                                   sizeof(out));
         if (cv->loopdev && cv->loopdev[0])

@@ -212,7 +212,7 @@ static vss_hresult cow_unexpose(void *state, const struct vss_provider_snapshot 
         bool exists = true;
         int r;
 
-        if (cow_mount_source(path, dev, sizeof(dev), NULL, 0) < 0)
+        if (mount_lookup(path, NULL, dev, sizeof(dev), NULL, 0) < 0)
                 return VSS_S_OK;        /* not mounted any more: nothing to undo */
         r = run_command((char *const[]){ "umount", (char *)path, NULL }, -1, out, sizeof(out));
         if (r != 0 && VSS_SUCCEEDED(cow_exists(state, snap, &exists)) && !exists) {
@@ -371,15 +371,15 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
         vss_id_format(&snap->snapshot_id, id);
 
         /* 1. The filesystem, if it is ours (else the admin's: a revert under it would corrupt it). */
-        if (cow_mount_source(snap->volume, dev, sizeof(dev), NULL, 0) == 0) {
-                if (cow_loop_backing_file(dev, back, sizeof(back)) < 0 || !streq(back, live))
+        if (mount_lookup(snap->volume, NULL, dev, sizeof(dev), NULL, 0) == 0) {
+                if (loop_backing_file(dev, back, sizeof(back)) < 0 || !streq(back, live))
                         return fail(s, VSS_E_VOLUME_IN_USE, "%s is mounted from %s, not from its cow volume %s",
                                     snap->volume, dev, live);
                 r = run_command((char *const[]){ "umount", snap->volume, NULL }, REVERT_UMOUNT_TIMEOUT_MS, out,
                                 sizeof(out));
                 /* Whatever umount said (or if it was killed at its deadline), the mount table decides. */
                 if (r != 0) {
-                        if (cow_mount_source(snap->volume, NULL, 0, NULL, 0) == 0)
+                        if (mount_lookup(snap->volume, NULL, NULL, 0, NULL, 0) == 0)
                                 return fail(s, VSS_E_VOLUME_IN_USE,
                                             "cannot unmount %s: %s (close the files open on it, leave it, unmount "
                                             "what is mounted below it and retry; nothing was changed)",
