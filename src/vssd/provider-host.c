@@ -111,6 +111,29 @@ static vss_hresult commit_cb(void *userdata)
         return a->p->ops->commit(a->p->state, a->j->snaps, a->j->n);
 }
 
+/* Every provider that keeps diff areas, until one serves the volume; its result as it gave it. */
+static vss_hresult run_diff_area(struct vssd *v, struct prov_job *j)
+{
+        vss_hresult hr = VSS_E_OBJECT_NOT_FOUND;
+
+        j->error[0] = 0;
+        for (size_t i = 0; i < v->n_providers && hr == VSS_E_OBJECT_NOT_FOUND; i++) {
+                struct provider *p = &v->providers[i];
+
+                if (!p->ok)
+                        continue;
+                p->ctx.error[0] = 0;
+                if (j->op == PROV_DIFF_QUERY && p->ops->diff_area_query)
+                        hr = p->ops->diff_area_query(p->state, j->path, &j->diff_area);
+                else if (j->op == PROV_DIFF_SET_MAX && p->ops->diff_area_set_max)
+                        hr = p->ops->diff_area_set_max(p->state, j->path, j->max_bytes);
+                else
+                        continue;
+                snprintf(j->error, sizeof(j->error), "%s", p->ctx.error);
+        }
+        return hr;
+}
+
 static void run_job(struct vssd *v, struct prov_job *j)
 {
         struct provider *p;
@@ -120,6 +143,10 @@ static void run_job(struct vssd *v, struct prov_job *j)
         if (j->op == PROV_WORK) {
                 j->error[0] = 0;
                 j->raw_hr = j->hr = j->work(j);
+                return;
+        }
+        if (j->op == PROV_DIFF_QUERY || j->op == PROV_DIFF_SET_MAX) {
+                j->raw_hr = j->hr = run_diff_area(v, j);
                 return;
         }
         p = &v->providers[j->provider];
@@ -175,6 +202,8 @@ static void run_job(struct vssd *v, struct prov_job *j)
                 hr = o->revert ? o->revert(p->state, j->snaps) : VSS_E_NOTIMPL;
                 break;
         case PROV_WORK:
+        case PROV_DIFF_QUERY:
+        case PROV_DIFF_SET_MAX:
                 break;
         }
         j->raw_hr = hr;
@@ -265,6 +294,31 @@ void prov_submit(struct vssd *v, struct prov_job *j)
         pthread_mutex_unlock(&v->qlock);
 }
 
+int prov_submit_diff_area(struct vssd *v, enum prov_op op, const char *volume, int64_t max_bytes,
+                          void (*done)(struct vssd *v, struct prov_job *j), void *userdata, uint64_t tag)
+{
+        struct prov_job *j;
+        bool any = false;
+
+        for (size_t i = 0; i < v->n_providers; i++)
+                if (v->providers[i].ok &&
+                    (op == PROV_DIFF_QUERY ? !!v->providers[i].ops->diff_area_query
+                                           : !!v->providers[i].ops->diff_area_set_max))
+                        any = true;
+        if (!any)
+                return -ENOENT;
+        j = prov_job_new(op, -1, NULL, 0);
+        if (!j)
+                return -ENOMEM;
+        snprintf(j->path, sizeof(j->path), "%s", volume);
+        j->max_bytes = max_bytes;
+        j->done = done;
+        j->userdata = userdata;
+        j->tag = tag;
+        prov_submit(v, j);
+        return 0;
+}
+
 int prov_submit_work(struct vssd *v, vss_hresult (*work)(struct prov_job *j),
                      void (*done)(struct vssd *v, struct prov_job *j), void *userdata)
 {
@@ -294,7 +348,7 @@ void prov_dispatch_done(struct vssd *v)
 
                 list = j->next;
                 v->jobs_in_flight--;
-                if (j->op != PROV_WORK && VSS_FAILED(j->raw_hr) && j->hr != j->raw_hr)
+                if (j->provider >= 0 && VSS_FAILED(j->raw_hr) && j->hr != j->raw_hr)
                         catalog_event(v, "error", "provider", j->raw_hr,
                                       "%s returned an unexpected error, reported as VSS_E_UNEXPECTED_PROVIDER_ERROR%s%s",
                                       provider_table[j->provider]->name, j->error[0] ? ": " : "", j->error);
