@@ -40,38 +40,6 @@
 #include "vssd/cowvol-server.h"
 #include "vssd/vssd.h"
 
-#define DIFF_SUBDIR "/.openvss/diff"
-
-
-/* A Volumes.Create or Volumes.Delete on the provider worker.  The worker sees only this: what it
- * needs of the daemon's state is copied in on the loop, and the volume it made comes back in 'cv',
- * which joins v->cowvols on the loop.  The name stays taken (and the origin served) meanwhile. */
-struct cowvol_op {
-        struct cowvol_op *next;         /* v->cowvol_ops */
-        bool create;
-        uint64_t serial;
-        json_int_t id;
-        char *name;
-        /* Create: */
-        char *origin;                   /* the image or device given, NULL: a new image in 'dir' */
-        bool is_device;
-        char *fs, *mnt;                 /* NULL when not given */
-        json_int_t size;
-        char dir[VSS_PATH_MAX];
-        char bin[VSS_PATH_MAX];
-        char *a_on;                     /* the shadow storage association of 'mnt', if any */
-        char *a_for;
-        int64_t a_max;
-        unsigned min_diff_area_mb;
-        char **served;                  /* name, origin, name, origin...: origins served already */
-        size_t n_served;
-        /* Create's results; Delete: the volume to tear down */
-        struct cowvol *cv;
-        bool own_image, created, adopted, event;
-        char fs_found[64];
-        char msg[1400];
-};
-
 static void protect_ops(struct vssd *v, char **a, size_t *k);
 
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
@@ -82,7 +50,7 @@ int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
         for (struct cowvol *cv = v->cowvols; cv; cv = cv->next)
                 n += 4;
         for (struct cowvol_op *op = v->cowvol_ops; op; op = op->next)
-                n += 4;
+                n += ARRAY_SIZE(op->keep);
         a = calloc(n, sizeof(char *));
         if (!a)
                 return -ENOMEM;
@@ -115,7 +83,7 @@ int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
 
 /* ---- catalog ---- */
 
-static struct cowvol *cowvol_free(struct cowvol *cv)
+struct cowvol *cowvol_free(struct cowvol *cv)
 {
         if (!cv)
                 return NULL;
@@ -131,7 +99,7 @@ static struct cowvol *cowvol_free(struct cowvol *cv)
         return NULL;
 }
 
-static int cowvol_put(struct vssd *v, const struct cowvol *cv)
+int cowvol_put(struct vssd *v, const struct cowvol *cv)
 {
         sqlite3_stmt *st = NULL;
         int r = -EIO;
@@ -246,7 +214,7 @@ static struct cowvol *cowvol_find(struct vssd *v, const char *name)
 /* Stops the volume server and waits (up to 10 s) for it to finish: its pid
  * file goes last, after the diff area is closed and FUSE unmounted, so a
  * successor started next finds neither the instance lock nor the mount. */
-static void server_stop(struct cowvol *cv)
+void cowvol_server_stop(struct cowvol *cv)
 {
         char out[512], sock[VSS_PATH_MAX], pid[VSS_PATH_MAX];
 
@@ -259,7 +227,7 @@ static void server_stop(struct cowvol *cv)
 
 /* Removes a diff area file and, on an on-volume, the .openvss directories
  * it leaves empty (rmdir fails on a directory another volume still uses). */
-static void diff_remove(const char *diff)
+void cowvol_diff_remove(const char *diff)
 {
         char d[VSS_PATH_MAX], *p;
         size_t n, k = strlen(DIFF_SUBDIR);
@@ -282,7 +250,7 @@ static void diff_remove(const char *diff)
 /* Creates the empty diff area file of volume 'name' on on_vol, in root-only
  * directories.  O_EXCL: a file already there belongs to another volume of the
  * same name (another vssd) or is stale, and is never taken over silently. */
-static vss_hresult diff_create_on(const char *on_vol, const char *name, char **ret_path, char *err, size_t errlen)
+vss_hresult cowvol_diff_create_on(const char *on_vol, const char *name, char **ret_path, char *err, size_t errlen)
 {
         const char *base = streq(on_vol, "/") ? "" : on_vol;
         char top[VSS_PATH_MAX], dir[VSS_PATH_MAX];
@@ -329,7 +297,7 @@ static vss_hresult diff_create_on(const char *on_vol, const char *name, char **r
 
 /* Puts the volume server's FUSE file on a loop device, formats it when asked
  * and mounts it on mnt (if any); cv->loopdev and cv->mountpoint follow. */
-static vss_hresult attach(struct cowvol *cv, const char *mnt, bool mkfs, char *err, size_t errlen)
+vss_hresult cowvol_attach(struct cowvol *cv, const char *mnt, bool mkfs, char *err, size_t errlen)
 {
         char buf[VSS_PATH_MAX], out[1024];
         const char *fs = cv->fs;
@@ -393,8 +361,8 @@ static void teardown(struct cowvol *cv, bool own_image)
         if (cv->loopdev && cv->loopdev[0])
                 (void)run_command((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, LOSETUP_TIMEOUT_MS, out,
                                   sizeof(out));
-        server_stop(cv);
-        diff_remove(cv->diff);
+        cowvol_server_stop(cv);
+        cowvol_diff_remove(cv->diff);
         if (own_image)
                 (void)unlink(cv->image);
 }
@@ -594,15 +562,14 @@ static vss_hresult origin_check(char *const *served, size_t n_served, const char
 }
 
 
-/* The files of volumes being created or deleted on the worker: a commit queued behind that job
- * must not freeze them either. */
+/* The files of volumes being created, deleted or moved on the worker: a commit queued behind
+ * that job must not freeze them either. */
 static void protect_ops(struct vssd *v, char **a, size_t *k)
 {
         for (struct cowvol_op *op = v->cowvol_ops; op; op = op->next) {
-                if (!op->create) {
-                        a[(*k)++] = strdup(op->cv->diff);
-                        a[(*k)++] = strdup(op->cv->rundir);
-                        a[(*k)++] = strdup(op->cv->image);
+                if (op->kind != COWVOL_CREATE) {
+                        for (size_t i = 0; i < ARRAY_SIZE(op->keep) && op->keep[i]; i++)
+                                a[(*k)++] = strdup(op->keep[i]);
                         continue;
                 }
                 a[(*k)++] = strdup(op->dir);
@@ -615,7 +582,7 @@ static void protect_ops(struct vssd *v, char **a, size_t *k)
         }
 }
 
-static struct cowvol_op *cowvol_op_free(struct cowvol_op *op)
+struct cowvol_op *cowvol_op_free(struct cowvol_op *op)
 {
         if (!op)
                 return NULL;
@@ -628,12 +595,27 @@ static struct cowvol_op *cowvol_op_free(struct cowvol_op *op)
         free(op->mnt);
         free(op->a_on);
         free(op->a_for);
+        for (size_t i = 0; i < ARRAY_SIZE(op->keep); i++)
+                free(op->keep[i]);
+        free(op->olddiff);
         cowvol_free(op->cv);
         free(op);
         return NULL;
 }
 
-static void cowvol_op_unlink(struct vssd *v, struct cowvol_op *op)
+void cowvol_hand_over(struct vssd *v, struct cowvol *cv)
+{
+        timer_cancel(v, &cv->retry);
+        cowvol_ev_close(v, cv);
+        for (struct cowvol **pp = &v->cowvols; *pp; pp = &(*pp)->next)
+                if (*pp == cv) {
+                        *pp = cv->next;
+                        break;
+                }
+        cv->next = NULL;
+}
+
+void cowvol_op_unlink(struct vssd *v, struct cowvol_op *op)
 {
         for (struct cowvol_op **pp = &v->cowvol_ops; *pp; pp = &(*pp)->next)
                 if (*pp == op) {
@@ -652,7 +634,7 @@ static bool name_taken(struct vssd *v, const char *name)
         return false;
 }
 
-static char *strdup_or_null(const char *s, bool *oom)
+char *cowvol_strdup(const char *s, bool *oom)
 {
         char *d = s ? strdup(s) : NULL;
 
@@ -679,7 +661,7 @@ static int served_list(struct vssd *v, struct cowvol_op *op)
         }
         for (struct cowvol_op *o = v->cowvol_ops; o; o = o->next) {
                 op->served[k++] = strdup(o->name);
-                op->served[k++] = strdup(o->create ? o->origin ?: "" : o->cv->image);
+                op->served[k++] = strdup(o->kind == COWVOL_CREATE ? o->origin ?: "" : o->cv->image);
         }
         op->n_served = k;
         for (size_t i = 0; i < k; i++)
@@ -769,7 +751,7 @@ static vss_hresult create_work(struct prov_job *j)
                 hr = storage_check_on(op->min_diff_area_mb, op->a_on, err, sizeof(err));
                 if (VSS_FAILED(hr))
                         goto fail;
-                hr = diff_create_on(op->a_on, name, &cv->diff, err, sizeof(err));
+                hr = cowvol_diff_create_on(op->a_on, name, &cv->diff, err, sizeof(err));
                 if (VSS_FAILED(hr))
                         goto fail;
         }
@@ -790,7 +772,7 @@ static vss_hresult create_work(struct prov_job *j)
         if (VSS_FAILED(hr))
                 goto fail;
         /* An adopted image or device keeps its filesystem: never mkfs. */
-        hr = attach(cv, op->mnt, fs != NULL && !op->adopted, err, sizeof(err));
+        hr = cowvol_attach(cv, op->mnt, fs != NULL && !op->adopted, err, sizeof(err));
         if (VSS_FAILED(hr))
                 goto fail;
         op->cv = cv;
@@ -897,20 +879,20 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
                 reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
         }
-        op->create = true;
+        op->kind = COWVOL_CREATE;
         op->serial = c->serial;
         op->id = id;
         op->size = size;
         op->is_device = device != NULL;
-        op->name = strdup_or_null(name, &oom);
-        op->origin = strdup_or_null(image ?: device, &oom);
-        op->fs = strdup_or_null(fs, &oom);
-        op->mnt = strdup_or_null(mnt, &oom);
+        op->name = cowvol_strdup(name, &oom);
+        op->origin = cowvol_strdup(image ?: device, &oom);
+        op->fs = cowvol_strdup(fs, &oom);
+        op->mnt = cowvol_strdup(mnt, &oom);
         if (mnt)
                 a = storage_find(v, mnt);
         if (a) {
-                op->a_on = strdup_or_null(a->on_vol, &oom);
-                op->a_for = strdup_or_null(a->for_vol, &oom);
+                op->a_on = cowvol_strdup(a->on_vol, &oom);
+                op->a_for = cowvol_strdup(a->for_vol, &oom);
                 op->a_max = a->max_bytes;
         }
         op->min_diff_area_mb = v->cfg.min_diff_area_mb;
@@ -948,7 +930,7 @@ static void delete_done(struct vssd *v, struct prov_job *j)
 static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         const char *name = json_get_str(params, "name");
-        struct cowvol *cv = name ? cowvol_find(v, name) : NULL, **pp;
+        struct cowvol *cv = name ? cowvol_find(v, name) : NULL;
         struct cowvol_op *op;
         char own[VSS_PATH_MAX];
         size_t n;
@@ -973,20 +955,21 @@ static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
                 reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
         }
+        op->kind = COWVOL_DELETE;
         op->serial = c->serial;
         op->id = id;
+        if (!(op->keep[0] = strdup(cv->diff)) || !(op->keep[1] = strdup(cv->rundir)) ||
+            !(op->keep[2] = strdup(cv->image))) {
+                cowvol_op_free(op);
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
+                return;
+        }
         fmt_trunc(own, sizeof(own), "%s/volumes/%s/volume.img", v->state_dir, name);
         op->own_image = streq(own, cv->image);
         /* Its publication (with no shadow copies, nothing is mounted there) goes before the filesystem. */
         if (cv->mountpoint[0])
                 pubver_volume_gone(v, cv->mountpoint);
-        timer_cancel(v, &cv->retry);
-        cowvol_ev_close(v, cv);
-        for (pp = &v->cowvols; *pp; pp = &(*pp)->next)
-                if (*pp == cv) {
-                        *pp = cv->next;
-                        break;
-                }
+        cowvol_hand_over(v, cv);
         op->cv = cv;
         if (prov_submit_work(v, delete_work, delete_done, op) < 0) {
                 /* No memory for the job: torn down here, as the worker would. */
@@ -999,120 +982,6 @@ static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
         }
         op->next = v->cowvol_ops;
         v->cowvol_ops = op;
-}
-
-vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, int64_t max, char *err,
-                             size_t errlen)
-{
-        _cleanup_free_ char *newdiff = NULL, *olddiff = NULL, *mnt = NULL;
-        char here[VSS_PATH_MAX], there[VSS_PATH_MAX], bin[VSS_PATH_MAX], e2[512] = "", *slash;
-        struct cowvol *cv;
-        json_t *st = NULL;
-        json_int_t nsnap = 0;
-        vss_hresult hr;
-        size_t n;
-
-        for (cv = v->cowvols; cv && !streq(cv->mountpoint, for_vol); cv = cv->next)
-                ;
-        if (!cv)
-                return VSS_S_OK;
-        fmt_trunc(here, sizeof(here), "%s", cv->diff);
-        slash = strrchr(here, '/');
-        if (slash && slash != here)
-                *slash = 0;
-        if (on_vol)
-                fmt_trunc(there, sizeof(there), "%s", on_vol);
-        else
-                fmt_trunc(there, sizeof(there), "%s/volumes/%s", v->state_dir, cv->name);
-        /* Already on that filesystem (e.g. the state directory lies on the
-         * on-volume): the diff area is where it belongs. */
-        if (volume_same_fs(here, there))
-                return VSS_S_OK;
-        if (v->set_owner || v->jobs_in_flight) {
-                fmt_trunc(err, errlen, "a shadow copy set is being created: move the diff area of %s when it is done",
-                    for_vol);
-                return VSS_E_SNAPSHOT_SET_IN_PROGRESS;
-        }
-        hr = volsrv_call(cv->rundir, "Storage.Stats", NULL, VOLSRV_CALL_TIMEOUT_MS, &st, e2, sizeof(e2));
-        if (VSS_FAILED(hr)) {
-                fmt_trunc(err, errlen, "the volume server of %s does not answer, so its diff area cannot be moved: %s",
-                    for_vol, e2);
-                return VSS_E_PROVIDER_VETO;
-        }
-        (void)json_get_int(st, "snapshots", &nsnap);
-        json_decref(st);
-        n = shadows_on_volume(v, for_vol);
-        if (n > 0 || nsnap > 0) {
-                fmt_trunc(err, errlen, "cow volume %s (%s) has %zu shadow copies in its diff area %s: a diff area moves only "
-                    "while it holds none (vssadmin delete shadows /for=%s /all, then retry)", cv->name, for_vol,
-                    n > (size_t)nsnap ? n : (size_t)nsnap, cv->diff, for_vol);
-                return VSS_E_VOLUME_IN_USE;
-        }
-        if (on_vol) {
-                hr = diff_create_on(on_vol, cv->name, &newdiff, err, errlen);
-                if (VSS_FAILED(hr))
-                        return hr;
-        } else if (asprintf(&newdiff, "%s/diff.area", there) < 0) {
-                newdiff = NULL;
-                fmt_trunc(err, errlen, "out of memory");
-                return VSS_E_OUTOFMEMORY;
-        }
-        mnt = strdup(cv->mountpoint);
-        if (!mnt) {
-                diff_remove(on_vol ? newdiff : NULL);
-                fmt_trunc(err, errlen, "out of memory");
-                return VSS_E_OUTOFMEMORY;
-        }
-
-        /* Offline: the unmount is what may fail (a busy filesystem), so it goes first. */
-        if (run_command((char *const[]){ "umount", mnt, NULL }, UMOUNT_SYNC_TIMEOUT_MS, e2, sizeof(e2)) != 0) {
-                diff_remove(on_vol ? newdiff : NULL);
-                fmt_trunc(err, errlen, "cannot unmount %s to move its diff area to %s: %s (stop what uses it and retry)",
-                    mnt, newdiff, e2);
-                return VSS_E_VOLUME_IN_USE;
-        }
-        (void)run_command((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, LOSETUP_TIMEOUT_MS, e2, sizeof(e2));
-        cv->loopdev[0] = 0;
-        cv->mountpoint[0] = 0;
-        timer_cancel(v, &cv->retry);
-        cowvol_ev_close(v, cv);
-        server_stop(cv);
-
-        olddiff = cv->diff;
-        cv->diff = TAKE_PTR(newdiff);
-        cowvol_volsrv_binary(v, bin, sizeof(bin));
-        hr = cowvol_server_start(bin, cv, true, max, err, errlen);
-        if (VSS_FAILED(hr)) {
-                char e3[512];
-
-                /* Back on the old diff area: it was closed cleanly and is intact. */
-                diff_remove(on_vol ? cv->diff : NULL);
-                free(cv->diff);
-                cv->diff = TAKE_PTR(olddiff);
-                if (VSS_FAILED(cowvol_server_start(bin, cv, false, -1, e2, sizeof(e2))) ||
-                    VSS_FAILED(attach(cv, mnt, false, e3, sizeof(e3))))
-                        catalog_event(v, "error", "cow", VSS_E_UNEXPECTED,
-                                      "cow volume %s is offline: it could not come back on its diff area %s", cv->name,
-                                      cv->diff);
-                (void)cowvol_ev_open(v, cv);
-                (void)cowvol_put(v, cv);
-                return hr;
-        }
-        hr = attach(cv, mnt, false, e2, sizeof(e2));
-        if (cowvol_put(v, cv) < 0)
-                log_warn("cow volume %s: cannot record its new diff area %s: %s", cv->name, cv->diff,
-                         sqlite3_errmsg(v->db));
-        diff_remove(olddiff);
-        (void)cowvol_ev_open(v, cv);
-        if (VSS_FAILED(hr)) {
-                fmt_trunc(err, errlen, "the diff area of cow volume %s moved to %s, but the volume could not be mounted "
-                    "again on %s: %s", cv->name, cv->diff, mnt, e2);
-                catalog_event(v, "error", "cow", hr, "%s", err);
-                return hr;
-        }
-        catalog_event(v, "info", "cow", VSS_S_OK, "the diff area of cow volume %s (%s) moved from %s to %s", cv->name,
-                      cv->mountpoint, olddiff, cv->diff);
-        return VSS_S_OK;
 }
 
 void cowvol_reverted(struct vssd *v, const char *rundir, const char *loopdev)

@@ -395,33 +395,49 @@ static void set_max_done(struct vssd *v, struct prov_job *j)
 
 /* Pushes the maximum to the for-volume's provider (the cow volume's server, for one) on the
  * provider worker, then records the change and replies. */
-static void change_submit(struct vssd *v, struct conn *c, json_int_t id, int what, const char *for_vol,
-                          const char *on_vol, bool for_mounted, int64_t max)
+static void change_set_max(struct vssd *v, struct storage_change *ch)
 {
-        struct storage_change *ch = calloc(1, sizeof(*ch));
-        int r;
+        int r = prov_submit_diff_area(v, PROV_DIFF_SET_MAX, ch->for_vol, ch->max, set_max_done, ch, 0);
 
-        if (!ch) {
-                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
+        if (r == -ENOENT)
+                change_finish(v, ch, VSS_E_OBJECT_NOT_FOUND, "");
+        else if (r < 0)
+                reply_err(v, ch->serial, ch->id, VSS_E_OUTOFMEMORY, "out of memory");
+        if (r < 0)
+                free(ch);
+}
+
+/* The diff area of a cow volume on the for-volume is where the change wants it now (or the move failed). */
+static void change_moved(struct vssd *v, vss_hresult hr, const char *err, void *userdata)
+{
+        struct storage_change *ch = userdata;
+
+        if (VSS_FAILED(hr)) {
+                reply_err(v, ch->serial, ch->id, hr, "%s", err);
+                free(ch);
                 return;
         }
+        change_set_max(v, ch);
+}
+
+static struct storage_change *change_new(struct conn *c, json_int_t id, int what, const char *for_vol,
+                                         const char *on_vol, bool for_mounted, int64_t max)
+{
+        struct storage_change *ch = calloc(1, sizeof(*ch));
+
+        if (!ch)
+                return NULL;
         *ch = (struct storage_change){ .serial = c->serial, .id = id, .what = what, .for_mounted = for_mounted,
                                        .max = max };
         snprintf(ch->for_vol, sizeof(ch->for_vol), "%s", for_vol);
         snprintf(ch->on_vol, sizeof(ch->on_vol), "%s", on_vol);
-        r = prov_submit_diff_area(v, PROV_DIFF_SET_MAX, for_vol, max, set_max_done, ch, 0);
-        if (r == -ENOENT) {
-                change_finish(v, ch, VSS_E_OBJECT_NOT_FOUND, "");
-                free(ch);
-        } else if (r < 0) {
-                free(ch);
-                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
-        }
+        return ch;
 }
 
 static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, json_t *params, bool add)
 {
         struct volume_info fv, ov;
+        struct storage_change *ch;
         struct storage_assoc *a;
         char err[1024] = "";
         int64_t max;
@@ -457,21 +473,23 @@ static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, js
                         reply_err(v, c->serial, id, hr, "%s", err);
                         return;
                 }
-                hr = cowvol_move_diff(v, fv.path, ov.path, max, err, sizeof(err));
-                if (VSS_FAILED(hr)) {
-                        reply_err(v, c->serial, id, hr, "%s", err);
-                        return;
-                }
         }
-        change_submit(v, c, id, add ? CHANGE_ADD : CHANGE_RESIZE, fv.path, ov.path, fv.device[0] != 0, max);
+        ch = change_new(c, id, add ? CHANGE_ADD : CHANGE_RESIZE, fv.path, ov.path, fv.device[0] != 0, max);
+        if (!ch) {
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
+                return;
+        }
+        if (add)
+                cowvol_move_diff(v, fv.path, ov.path, max, change_moved, ch);
+        else
+                change_set_max(v, ch);
 }
 
 static void storage_delete(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         struct volume_info fv, ov;
+        struct storage_change *ch;
         struct storage_assoc *a;
-        char err[1024] = "";
-        vss_hresult hr;
         size_t n;
 
         if (!get_for(v, c, id, params, true, false, &fv) || !get_volume(v, c, id, params, "on", false, &ov))
@@ -488,14 +506,14 @@ static void storage_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
                           "%s has %zu shadow copies using this storage on %s: delete them first", fv.path, n, a->on_vol);
                 return;
         }
-        /* Without its association a cow volume's diff area goes back to the
-         * state directory, unbounded, as for a volume created without one. */
-        hr = cowvol_move_diff(v, fv.path, NULL, -1, err, sizeof(err));
-        if (VSS_FAILED(hr)) {
-                reply_err(v, c->serial, id, hr, "%s", err);
+        ch = change_new(c, id, CHANGE_DELETE, fv.path, a->on_vol, fv.device[0] != 0, -1);
+        if (!ch) {
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
         }
-        change_submit(v, c, id, CHANGE_DELETE, fv.path, a->on_vol, fv.device[0] != 0, -1);
+        /* Without its association a cow volume's diff area goes back to the
+         * state directory, unbounded, as for a volume created without one. */
+        cowvol_move_diff(v, fv.path, NULL, -1, change_moved, ch);
 }
 
 static json_t *pct(uint64_t x, uint64_t of)
