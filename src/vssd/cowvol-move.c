@@ -180,7 +180,7 @@ void cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, i
                 moved(v, VSS_S_OK, "", userdata);
                 return;
         }
-        if (v->set_owner || v->jobs_in_flight) {
+        if (v->set_owner || v->provider_calls_in_flight) {
                 fmt_trunc(err, sizeof(err), "a shadow copy set is being created: move the diff area of %s when it is "
                           "done", for_vol);
                 moved(v, VSS_E_SNAPSHOT_SET_IN_PROGRESS, err, userdata);

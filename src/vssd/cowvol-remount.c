@@ -24,7 +24,7 @@
  * This runs on vssd's event loop, so every mount, umount and losetup runs in
  * a child with a deadline (a dead FUSE connection fails fast, but a hung one
  * must not hang vssd), and nothing runs while a shadow copy set is being
- * created or a provider job is in flight (the freeze and the commit run on the
+ * created or a provider call is in flight (the freeze and the commit run on the
  * provider thread): the caller retries a moment later.
  */
 
@@ -298,7 +298,8 @@ static void reexpose(struct vssd *v, struct shadow *sh)
 
 static bool set_in_progress(struct vssd *v)
 {
-        return v->jobs_in_flight > 0 || (v->set_owner && v->set_owner->phase == SET_CREATING);
+        /* A create, delete or move of another volume on the worker freezes nothing: it does not count. */
+        return v->provider_calls_in_flight > 0 || (v->set_owner && v->set_owner->phase == SET_CREATING);
 }
 
 int cowvol_remount(struct vssd *v, struct cowvol *cv)

@@ -284,6 +284,8 @@ void prov_submit(struct vssd *v, struct prov_job *j)
         if (j->op == PROV_COMMIT && j->freeze && !j->protect)
                 (void)freeze_protect_list(v, &j->protect, &j->n_protect);
         v->jobs_in_flight++;
+        if (j->provider >= 0)
+                v->provider_calls_in_flight++;
         pthread_mutex_lock(&v->qlock);
         if (v->q_tail)
                 v->q_tail->next = j;
@@ -348,6 +350,8 @@ void prov_dispatch_done(struct vssd *v)
 
                 list = j->next;
                 v->jobs_in_flight--;
+                if (j->provider >= 0)
+                        v->provider_calls_in_flight--;
                 if (j->provider >= 0 && VSS_FAILED(j->raw_hr) && j->hr != j->raw_hr)
                         catalog_event(v, "error", "provider", j->raw_hr,
                                       "%s returned an unexpected error, reported as VSS_E_UNEXPECTED_PROVIDER_ERROR%s%s",

@@ -100,6 +100,9 @@ struct vssd {
         struct prov_job *q_head, *q_tail, *done_head, *done_tail;
         bool worker_stop;
         unsigned jobs_in_flight;
+        /* Of those, the calls of a provider (snapshot, delete, expose, revert: a freeze may be among
+         * them), not vssd's own work for cow volumes nor the diff area queries. */
+        unsigned provider_calls_in_flight;
         struct vcluster *cluster;       /* NULL unless vssd.conf has [cluster] */
 };
 
