@@ -53,6 +53,13 @@ struct vss_provider_snapshot {
         char provider_data[VSS_PROVIDER_DATA_MAX];
 };
 
+/* A volume's diff area ("shadow copy storage") as its provider keeps it. */
+struct vss_provider_diff_area {
+        char path[VSS_PATH_MAX];                /* the diff area file */
+        uint64_t used_bytes;                    /* what the shadow copies hold */
+        uint64_t allocated_bytes;               /* what the diff area takes on its volume */
+};
+
 /* The settings of vssd.conf(5) a provider uses, parsed and checked by vssd: a provider
  * never reads vssd.conf itself, so it cannot read it differently. */
 struct vss_provider_settings {
@@ -105,6 +112,14 @@ struct vss_provider_ops {
          * device after the revert).  What becomes of the other shadow copies is vssd's business: it
          * deletes the newer ones afterwards (docs/vssadmin.md, "Revert"). */
         vss_hresult (*revert)(void *state, struct vss_provider_snapshot *snap);
+
+        /* Optional, for a provider whose volumes keep their shadow copies in a diff area of bounded
+         * size (NULL: none).  Both answer VSS_E_OBJECT_NOT_FOUND for a volume the provider does not
+         * serve; vssd asks every provider that has them until one does. */
+        vss_hresult (*diff_area_query)(void *state, const char *volume, struct vss_provider_diff_area *ret);
+        /* The maximum size of the diff area, -1 for unbounded: the provider deletes the oldest
+         * shadow copies that no longer fit (and reports each). */
+        vss_hresult (*diff_area_set_max)(void *state, const char *volume, int64_t max_bytes);
 };
 
 /* The providers compiled into vssd (src/providers/), in the order of its provider table. */

@@ -81,6 +81,29 @@ static void unescape(char *s)
         *d = 0;
 }
 
+int loop_backing_file(const char *dev, char *buf, size_t len)
+{
+        char p[256];
+        FILE *f;
+        size_t n;
+
+        if (strncmp(dev, "/dev/loop", 9) != 0 || strchr(dev + 9, '/'))
+                return -ENOENT;
+        snprintf(p, sizeof(p), "/sys/block/%s/loop/backing_file", dev + 5);
+        f = fopen(p, "re");
+        if (!f)
+                return -errno;
+        if (!fgets(buf, (int)len, f)) {
+                fclose(f);
+                return -ENOENT;
+        }
+        fclose(f);
+        n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '\n')
+                buf[--n] = 0;
+        return 0;
+}
+
 int mount_lookup(const char *path, dev_t *ret_devnum, char *src, size_t srclen, char *fstype, size_t fslen)
 {
         FILE *f = fopen("/proc/self/mountinfo", "re");

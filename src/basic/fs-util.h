@@ -16,6 +16,10 @@ int mkdir_p(const char *path, mode_t mode);
  * (st_dev of its root), source and type, each optional (NULL).  Returns 0,
  * -ENOENT when nothing is mounted there, or -errno. */
 int mount_lookup(const char *path, dev_t *ret_devnum, char *src, size_t srclen, char *fstype, size_t fslen);
+/* The backing file of loop device 'dev' (/dev/loopN) as sysfs names it (which asks no file
+ * system anything either).  0, -ENOENT when 'dev' is not a loop device or has no backing
+ * file, or -errno. */
+int loop_backing_file(const char *dev, char *buf, size_t len);
 
 /* Replaces 'path' by a file holding 'data' (mode 0600) so that a crash leaves the old file or
  * the new one, whole: written to path.tmp, fsync'ed, renamed, directory fsync'ed.  0 or -errno. */

@@ -24,7 +24,7 @@
  * This runs on vssd's event loop, so every mount, umount and losetup runs in
  * a child with a deadline (a dead FUSE connection fails fast, but a hung one
  * must not hang vssd), and nothing runs while a shadow copy set is being
- * created or a provider job is in flight (the freeze and the commit run on the
+ * created or a provider call is in flight (the freeze and the commit run on the
  * provider thread): the caller retries a moment later.
  */
 
@@ -40,13 +40,11 @@
 #include <unistd.h>
 
 #include "basic/exec-util.h"
+#include "basic/fs-util.h"
 #include "basic/string-util.h"
-#include "providers/cow/cow-util.h"
+#include "vssd/cowvol-server.h"
 #include "vssd/vssd.h"
 
-#define UMOUNT_TIMEOUT_MS 10000
-#define LOSETUP_TIMEOUT_MS 10000
-#define MOUNT_TIMEOUT_MS 60000
 #define STAT_TIMEOUT_MS 2000
 
 /* stat() of a file the volume server serves, in a child with a deadline: the
@@ -93,7 +91,7 @@ static enum loop_state dead_loop_state(const char *dev, const char *path)
         const char *inside = strstr(path, "/fuse/");
         char back[VSS_PATH_MAX];
 
-        if (cow_loop_backing_file(dev, back, sizeof(back)) < 0)
+        if (loop_backing_file(dev, back, sizeof(back)) < 0)
                 return LOOP_NONE;
         /* d_path() appends " (deleted)" once the dead connection's dentry was dropped
          * ("/volume (deleted)"), which happens in about half the kills. */
@@ -144,7 +142,7 @@ static int drop_dead_mount(const char *path, const char *dev, char *err, size_t 
         char src[VSS_PATH_MAX] = "", out[512];
         int r;
 
-        r = cow_mount_source(path, src, sizeof(src), NULL, 0);
+        r = mount_lookup(path, NULL, src, sizeof(src), NULL, 0);
         if (r == -ENOENT)
                 return r;
         if (r < 0) {
@@ -262,7 +260,7 @@ static bool remount_shadow_at(struct vssd *v, struct shadow *sh, const char *pat
                 fmt_trunc(err, errlen, "the volume server no longer serves %s: %s", sh->snap.device, strerror(-r));
                 return false;
         }
-        r = cow_mount_source(path, src, sizeof(src), NULL, 0);
+        r = mount_lookup(path, NULL, src, sizeof(src), NULL, 0);
         ls = r >= 0 ? loop_state(src, sh->snap.device, &live) : LOOP_NONE;
         if (ls == LOOP_OURS_LIVE)
                 return true;
@@ -300,7 +298,8 @@ static void reexpose(struct vssd *v, struct shadow *sh)
 
 static bool set_in_progress(struct vssd *v)
 {
-        return v->jobs_in_flight > 0 || (v->set_owner && v->set_owner->phase == SET_CREATING);
+        /* A create, delete or move of another volume on the worker freezes nothing: it does not count. */
+        return v->provider_calls_in_flight > 0 || (v->set_owner && v->set_owner->phase == SET_CREATING);
 }
 
 int cowvol_remount(struct vssd *v, struct cowvol *cv)
@@ -377,7 +376,7 @@ int cowvol_remount(struct vssd *v, struct cowvol *cv)
                                       "volume server of %s restarted; volume attached again as %s; processes that had "
                                       "it open must reopen it", cv->name, loop);
                 moved = true;
-        } else if (mounted && cv->fs[0] && cow_mount_source(cv->mountpoint, NULL, 0, NULL, 0) == -ENOENT) {
+        } else if (mounted && cv->fs[0] && mount_lookup(cv->mountpoint, NULL, NULL, 0, NULL, 0) == -ENOENT) {
                 /* Live loop device, nothing mounted where the volume belongs: vssd died in a revert
                  * between the unmount and the volume server's start of the copy. */
                 r = mount_fs(cv->fs, NULL, cv->loopdev, cv->mountpoint, err, sizeof(err));

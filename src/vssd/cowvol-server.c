@@ -25,7 +25,6 @@
 #include "basic/exec-util.h"
 #include "basic/fs-util.h"
 #include "basic/string-util.h"
-#include "providers/cow/cow-util.h"
 #include "providers/cow/volsrv-client.h"
 #include "vssd/volume.h"
 #include "vssd/cowvol-server.h"
@@ -253,7 +252,7 @@ static void ping_cb(struct vssd *v, struct timer *t)
 
 /* ---- starting volume servers ---- */
 
-static void volsrv_binary(struct vssd *v, char *buf, size_t len)
+void cowvol_volsrv_binary(struct vssd *v, char *buf, size_t len)
 {
         char exe[VSS_PATH_MAX];
         ssize_t n;
@@ -279,21 +278,21 @@ static void volsrv_binary(struct vssd *v, char *buf, size_t len)
 
 /* Starts vss-volsrv (it daemonizes: setsid + double fork, so it is not
  * tied to vssd) and waits until its control socket answers. */
-vss_hresult cowvol_server_start(struct vssd *v, struct cowvol *cv, bool format, int64_t max, char *err, size_t errlen)
+vss_hresult cowvol_server_start(const char *bin, struct cowvol *cv, bool format, int64_t max, char *err,
+                                size_t errlen)
 {
-        char bin[VSS_PATH_MAX], logp[VSS_PATH_MAX], maxs[32], e2[512];
+        char logp[VSS_PATH_MAX], maxs[32], e2[512];
         char *argv[16];
         int k = 0, status;
         pid_t pid;
 
-        volsrv_binary(v, bin, sizeof(bin));
         if (access(bin, X_OK) < 0) {
                 fmt_trunc(err, errlen, "volume server binary %s: %s (set [cow] volsrv_path or $VSS_VOLSRV)", bin,
                          strerror(errno));
                 return VSS_E_PROVIDER_NOT_REGISTERED;
         }
         fmt_trunc(logp, sizeof(logp), "%s/../volsrv.log", cv->rundir);
-        argv[k++] = bin;
+        argv[k++] = (char *)bin;
         argv[k++] = (char *)"--origin";
         argv[k++] = cv->image;
         argv[k++] = (char *)"--diff";
@@ -352,7 +351,7 @@ vss_hresult cowvol_server_start(struct vssd *v, struct cowvol *cv, bool format, 
 void cowvol_retry_cb(struct vssd *v, struct timer *t)
 {
         struct cowvol *cv = t->userdata;
-        char err[600] = "no event connection";
+        char err[600] = "no event connection", bin[VSS_PATH_MAX];
         json_t *st = NULL;
         bool taken_over, offline;
         int r;
@@ -360,7 +359,8 @@ void cowvol_retry_cb(struct vssd *v, struct timer *t)
         /* Connected already: this is a retry of the remount only. */
         if (cv->ev_fd < 0 && cowvol_ev_open(v, cv) < 0) {
                 wait_lock_free(cv, 3000);
-                if (VSS_FAILED(cowvol_server_start(v, cv, false, -1, err, sizeof(err))) || cowvol_ev_open(v, cv) < 0) {
+                cowvol_volsrv_binary(v, bin, sizeof(bin));
+                if (VSS_FAILED(cowvol_server_start(bin, cv, false, -1, err, sizeof(err))) || cowvol_ev_open(v, cv) < 0) {
                         catalog_event(v, "error", "cow", VSS_E_PROVIDER_VETO,
                                       "cannot restart the volume server of %s: %s; retrying in 30 s", cv->name, err);
                         timer_arm(v, &cv->retry, clock_monotonic_us() + 30000000);
@@ -382,7 +382,7 @@ void cowvol_retry_cb(struct vssd *v, struct timer *t)
          * use; one that mounted anew leaves them on a dead connection: remount.  Either way a
          * volume with nothing mounted where it belongs was left offline by a revert that vssd
          * died in (its loop device detached): cowvol_remount() attaches and mounts it again. */
-        offline = cv->mountpoint[0] && cow_mount_source(cv->mountpoint, NULL, 0, NULL, 0) == -ENOENT;
+        offline = cv->mountpoint[0] && mount_lookup(cv->mountpoint, NULL, NULL, 0, NULL, 0) == -ENOENT;
         r = taken_over && !offline ? 0 : cowvol_remount(v, cv);
         if (cv->restarted && r >= 0) {
                 if (r == 0 && taken_over)

@@ -35,14 +35,12 @@
 #include "basic/exec-util.h"
 #include "basic/fs-util.h"
 #include "basic/string-util.h"
-#include "providers/cow/cow-util.h"
 #include "providers/cow/volsrv-client.h"
 #include "vssd/volume.h"
 #include "vssd/cowvol-server.h"
 #include "vssd/vssd.h"
 
-#define DIFF_SUBDIR "/.openvss/diff"
-
+static void protect_ops(struct vssd *v, char **a, size_t *k);
 
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
 {
@@ -51,10 +49,13 @@ int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
 
         for (struct cowvol *cv = v->cowvols; cv; cv = cv->next)
                 n += 4;
+        for (struct cowvol_op *op = v->cowvol_ops; op; op = op->next)
+                n += ARRAY_SIZE(op->keep);
         a = calloc(n, sizeof(char *));
         if (!a)
                 return -ENOMEM;
         a[k++] = strdup(v->state_dir);
+        protect_ops(v, a, &k);
         for (struct cowvol *cv = v->cowvols; cv; cv = cv->next) {
                 char *slash;
 
@@ -82,10 +83,10 @@ int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n)
 
 /* ---- catalog ---- */
 
-static void cowvol_free(struct cowvol *cv)
+struct cowvol *cowvol_free(struct cowvol *cv)
 {
         if (!cv)
-                return;
+                return NULL;
         free(cv->name);
         free(cv->image);
         free(cv->diff);
@@ -95,9 +96,10 @@ static void cowvol_free(struct cowvol *cv)
         free(cv->fs);
         wire_buf_done(&cv->ev_in);
         free(cv);
+        return NULL;
 }
 
-static int cowvol_put(struct vssd *v, const struct cowvol *cv)
+int cowvol_put(struct vssd *v, const struct cowvol *cv)
 {
         sqlite3_stmt *st = NULL;
         int r = -EIO;
@@ -212,7 +214,7 @@ static struct cowvol *cowvol_find(struct vssd *v, const char *name)
 /* Stops the volume server and waits (up to 10 s) for it to finish: its pid
  * file goes last, after the diff area is closed and FUSE unmounted, so a
  * successor started next finds neither the instance lock nor the mount. */
-static void server_stop(struct cowvol *cv)
+void cowvol_server_stop(struct cowvol *cv)
 {
         char out[512], sock[VSS_PATH_MAX], pid[VSS_PATH_MAX];
 
@@ -225,7 +227,7 @@ static void server_stop(struct cowvol *cv)
 
 /* Removes a diff area file and, on an on-volume, the .openvss directories
  * it leaves empty (rmdir fails on a directory another volume still uses). */
-static void diff_remove(const char *diff)
+void cowvol_diff_remove(const char *diff)
 {
         char d[VSS_PATH_MAX], *p;
         size_t n, k = strlen(DIFF_SUBDIR);
@@ -248,7 +250,7 @@ static void diff_remove(const char *diff)
 /* Creates the empty diff area file of volume 'name' on on_vol, in root-only
  * directories.  O_EXCL: a file already there belongs to another volume of the
  * same name (another vssd) or is stale, and is never taken over silently. */
-static vss_hresult diff_create_on(const char *on_vol, const char *name, char **ret_path, char *err, size_t errlen)
+vss_hresult cowvol_diff_create_on(const char *on_vol, const char *name, char **ret_path, char *err, size_t errlen)
 {
         const char *base = streq(on_vol, "/") ? "" : on_vol;
         char top[VSS_PATH_MAX], dir[VSS_PATH_MAX];
@@ -295,14 +297,14 @@ static vss_hresult diff_create_on(const char *on_vol, const char *name, char **r
 
 /* Puts the volume server's FUSE file on a loop device, formats it when asked
  * and mounts it on mnt (if any); cv->loopdev and cv->mountpoint follow. */
-static vss_hresult attach(struct cowvol *cv, const char *mnt, bool mkfs, char *err, size_t errlen)
+vss_hresult cowvol_attach(struct cowvol *cv, const char *mnt, bool mkfs, char *err, size_t errlen)
 {
         char buf[VSS_PATH_MAX], out[1024];
         const char *fs = cv->fs;
         int r;
 
         fmt_trunc(buf, sizeof(buf), "%s/fuse/volume", cv->rundir);
-        r = run_command((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", buf, NULL }, -1, out, sizeof(out));
+        r = run_command((char *const[]){ "losetup", "-f", "--show", "--direct-io=on", buf, NULL }, LOSETUP_TIMEOUT_MS, out, sizeof(out));
         if (r != 0 || strncmp(out, "/dev/loop", 9) != 0) {
                 fmt_trunc(err, errlen, "losetup of %s failed: %s", buf, out);
                 return VSS_E_UNEXPECTED;
@@ -319,8 +321,9 @@ static vss_hresult attach(struct cowvol *cv, const char *mnt, bool mkfs, char *e
                  * into the diff area (enough to evict the shadows of a small one). */
                 r = streq(fs, "ext4") ? run_command((char *const[]){ "mkfs.ext4", "-q", "-F", "-E",
                                                                  "lazy_itable_init=0,lazy_journal_init=0",
-                                                                 cv->loopdev, NULL }, -1, out, sizeof(out))
-                                      : run_command((char *const[]){ "mkfs.xfs", "-q", "-f", cv->loopdev, NULL }, -1, out, sizeof(out));
+                                                                 cv->loopdev, NULL }, MKFS_TIMEOUT_MS, out, sizeof(out))
+                                      : run_command((char *const[]){ "mkfs.xfs", "-q", "-f", cv->loopdev, NULL },
+                                                    MKFS_TIMEOUT_MS, out, sizeof(out));
                 if (r != 0) {
                         fmt_trunc(err, errlen, "mkfs.%s %s failed: %s", fs, cv->loopdev, out);
                         return VSS_E_UNEXPECTED;
@@ -328,7 +331,8 @@ static vss_hresult attach(struct cowvol *cv, const char *mnt, bool mkfs, char *e
         }
         if (mnt) {
                 (void)mkdir_p(mnt, 0755);
-                r = run_command((char *const[]){ "mount", "-t", (char *)fs, cv->loopdev, (char *)mnt, NULL }, -1, out, sizeof(out));
+                r = run_command((char *const[]){ "mount", "-t", (char *)fs, cv->loopdev, (char *)mnt, NULL },
+                                MOUNT_TIMEOUT_MS, out, sizeof(out));
                 if (r != 0) {
                         fmt_trunc(err, errlen, "mount %s %s failed: %s", cv->loopdev, mnt, out);
                         return VSS_E_UNEXPECTED;
@@ -351,12 +355,14 @@ static void teardown(struct cowvol *cv, bool own_image)
 
         /* Only our own filesystem: never whatever an admin mounted over it since. */
         if (cv->mountpoint && cv->mountpoint[0] && cv->loopdev && cv->loopdev[0] &&
-            cow_mount_source(cv->mountpoint, src, sizeof(src), NULL, 0) >= 0 && streq(src, cv->loopdev))
-                (void)run_command((char *const[]){ "umount", cv->mountpoint, NULL }, -1, out, sizeof(out));
+            mount_lookup(cv->mountpoint, NULL, src, sizeof(src), NULL, 0) >= 0 && streq(src, cv->loopdev))
+                (void)run_command((char *const[]){ "umount", cv->mountpoint, NULL }, UMOUNT_SYNC_TIMEOUT_MS, out,
+                                  sizeof(out));
         if (cv->loopdev && cv->loopdev[0])
-                (void)run_command((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, -1, out, sizeof(out));
-        server_stop(cv);
-        diff_remove(cv->diff);
+                (void)run_command((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, LOSETUP_TIMEOUT_MS, out,
+                                  sizeof(out));
+        cowvol_server_stop(cv);
+        cowvol_diff_remove(cv->diff);
         if (own_image)
                 (void)unlink(cv->image);
 }
@@ -423,9 +429,9 @@ static bool devpath_mounted(const char *devpath, char *where, size_t len)
  * tells the caller it made the file (to remove on failure), ret_fs the filesystem
  * found on an existing one.
  */
-static vss_hresult origin_check(struct vssd *v, const char *path, bool is_device, json_int_t size, const char *fs,
-                                json_int_t *ret_size, bool *ret_created, char *ret_fs, size_t fslen, char *err,
-                                size_t errlen)
+static vss_hresult origin_check(char *const *served, size_t n_served, const char *path, bool is_device,
+                                json_int_t size, const char *fs, json_int_t *ret_size, bool *ret_created, char *ret_fs,
+                                size_t fslen, char *err, size_t errlen)
 {
         char found[64] = "", where[2048] = "", out[1024];
         const char *what = is_device ? "device" : "image";
@@ -465,13 +471,14 @@ static vss_hresult origin_check(struct vssd *v, const char *path, bool is_device
                               : "regular file (give a block device with /device=)");
                 return VSS_E_INVALIDARG;
         }
-        for (struct cowvol *o = v->cowvols; o; o = o->next) {
+        for (size_t i = 0; i + 1 < n_served; i += 2) {
                 struct stat ost;
 
-                if (stat(o->image, &ost) == 0 &&
+                if (served[i + 1][0] && stat(served[i + 1], &ost) == 0 &&
                     (is_device ? S_ISBLK(ost.st_mode) && ost.st_rdev == st.st_rdev
                                : ost.st_dev == st.st_dev && ost.st_ino == st.st_ino)) {
-                        fmt_trunc(err, errlen, "%s %s is already served by openvss as cow volume %s", what, path, o->name);
+                        fmt_trunc(err, errlen, "%s %s is already served by openvss as cow volume %s", what, path,
+                                  served[i]);
                         return VSS_E_OBJECT_ALREADY_EXISTS;
                 }
         }
@@ -554,17 +561,286 @@ static vss_hresult origin_check(struct vssd *v, const char *path, bool is_device
         return VSS_S_OK;
 }
 
+
+/* The files of volumes being created, deleted or moved on the worker: a commit queued behind
+ * that job must not freeze them either. */
+static void protect_ops(struct vssd *v, char **a, size_t *k)
+{
+        for (struct cowvol_op *op = v->cowvol_ops; op; op = op->next) {
+                if (op->kind != COWVOL_CREATE) {
+                        for (size_t i = 0; i < ARRAY_SIZE(op->keep) && op->keep[i]; i++)
+                                a[(*k)++] = strdup(op->keep[i]);
+                        continue;
+                }
+                a[(*k)++] = strdup(op->dir);
+                if (op->origin)
+                        a[(*k)++] = strdup(op->origin);
+                if (op->a_on && asprintf(&a[*k], "%s" DIFF_SUBDIR, streq(op->a_on, "/") ? "" : op->a_on) < 0)
+                        a[*k] = NULL;
+                if (op->a_on)
+                        (*k)++;
+        }
+}
+
+struct cowvol_op *cowvol_op_free(struct cowvol_op *op)
+{
+        if (!op)
+                return NULL;
+        for (size_t i = 0; i < op->n_served; i++)
+                free(op->served[i]);
+        free(op->served);
+        free(op->name);
+        free(op->origin);
+        free(op->fs);
+        free(op->mnt);
+        free(op->a_on);
+        free(op->a_for);
+        for (size_t i = 0; i < ARRAY_SIZE(op->keep); i++)
+                free(op->keep[i]);
+        free(op->olddiff);
+        cowvol_free(op->cv);
+        free(op);
+        return NULL;
+}
+
+void cowvol_hand_over(struct vssd *v, struct cowvol *cv)
+{
+        timer_cancel(v, &cv->retry);
+        cowvol_ev_close(v, cv);
+        for (struct cowvol **pp = &v->cowvols; *pp; pp = &(*pp)->next)
+                if (*pp == cv) {
+                        *pp = cv->next;
+                        break;
+                }
+        cv->next = NULL;
+}
+
+void cowvol_op_unlink(struct vssd *v, struct cowvol_op *op)
+{
+        for (struct cowvol_op **pp = &v->cowvol_ops; *pp; pp = &(*pp)->next)
+                if (*pp == op) {
+                        *pp = op->next;
+                        return;
+                }
+}
+
+static bool name_taken(struct vssd *v, const char *name)
+{
+        if (cowvol_find(v, name))
+                return true;
+        for (struct cowvol_op *op = v->cowvol_ops; op; op = op->next)
+                if (streq(op->name, name))
+                        return true;
+        return false;
+}
+
+char *cowvol_strdup(const char *s, bool *oom)
+{
+        char *d = s ? strdup(s) : NULL;
+
+        if (s && !d)
+                *oom = true;
+        return d;
+}
+
+/* The origins served, or being set up, now: an origin is served by one volume only. */
+static int served_list(struct vssd *v, struct cowvol_op *op)
+{
+        size_t n = 0, k = 0;
+
+        for (struct cowvol *o = v->cowvols; o; o = o->next)
+                n += 2;
+        for (struct cowvol_op *o = v->cowvol_ops; o; o = o->next)
+                n += 2;
+        op->served = calloc(n ?: 1, sizeof(char *));
+        if (!op->served)
+                return -ENOMEM;
+        for (struct cowvol *o = v->cowvols; o; o = o->next) {
+                op->served[k++] = strdup(o->name);
+                op->served[k++] = strdup(o->image);
+        }
+        for (struct cowvol_op *o = v->cowvol_ops; o; o = o->next) {
+                op->served[k++] = strdup(o->name);
+                op->served[k++] = strdup(o->kind == COWVOL_CREATE ? o->origin ?: "" : o->cv->image);
+        }
+        op->n_served = k;
+        for (size_t i = 0; i < k; i++)
+                if (!op->served[i])
+                        return -ENOMEM;
+        return 0;
+}
+
+/* On the provider worker: everything of Volumes.Create that waits (blkid, the server's start,
+ * losetup, mkfs, mount), each with its deadline. */
+static vss_hresult create_work(struct prov_job *j)
+{
+        struct cowvol_op *op = j->userdata;
+        const char *name = op->name, *image = op->origin, *fs = op->fs;
+        char buf[VSS_PATH_MAX], err[1024] = "";
+        struct cowvol *cv = NULL;
+        json_int_t size = op->size;
+        vss_hresult hr;
+        int r;
+
+        if (image) {
+                hr = origin_check(op->served, op->n_served, image, op->is_device, size, fs, &size, &op->created,
+                                  op->fs_found, sizeof(op->fs_found), err, sizeof(err));
+                if (VSS_FAILED(hr)) {
+                        fmt_trunc(op->msg, sizeof(op->msg), "cannot create cow volume %s: %s", name, err);
+                        return hr;
+                }
+                /* Existing content without /fs: adopted as it is, whatever filesystem it holds kept. */
+                op->adopted = !op->created && !fs && op->fs_found[0];
+                if (op->adopted)
+                        fs = op->fs_found;
+        }
+        if (op->mnt && !fs) {
+                if (op->created)
+                        (void)unlink(image);
+                fmt_trunc(op->msg, sizeof(op->msg), "cannot create cow volume %s: 'mount' needs a filesystem: give /fs "
+                          "to format the volume (%s holds none), or leave /mount out", name, image ?: "a new image");
+                return VSS_E_INVALIDARG;
+        }
+        r = mkdir_p(op->dir, 0700);
+        if (r < 0) {
+                if (op->created)
+                        (void)unlink(image);
+                fmt_trunc(op->msg, sizeof(op->msg), "cannot create %s: %s", op->dir, strerror(-r));
+                return VSS_E_UNEXPECTED;
+        }
+        op->event = true;
+        cv = calloc(1, sizeof(*cv));
+        if (!cv)
+                goto oom;
+        cv->ev_fd = -1;
+        cv->size_bytes = (uint64_t)size;
+        cv->name = strdup(name);
+        if (!image) {
+                fmt_trunc(buf, sizeof(buf), "%s/volume.img", op->dir);
+                image = buf;
+                op->own_image = true;
+        }
+        cv->image = strdup(image);
+        if (asprintf(&cv->rundir, "%s/run", op->dir) < 0)
+                cv->rundir = NULL;
+        if (!op->a_on && asprintf(&cv->diff, "%s/diff.area", op->dir) < 0)
+                cv->diff = NULL;
+        cv->loopdev = strdup("");
+        cv->mountpoint = strdup("");
+        cv->fs = strdup(fs ?: "");
+        if (!cv->name || !cv->image || !cv->rundir || (!op->a_on && !cv->diff) || !cv->loopdev || !cv->mountpoint ||
+            !cv->fs)
+                goto oom;
+        if (op->a_on) {
+                struct volume_info oi;
+                size_t n = strlen(op->a_for);
+                char why[512] = "";
+
+                hr = volume_exact(op->a_on, &oi, why, sizeof(why));
+                if (VSS_FAILED(hr)) {
+                        fmt_trunc(err, sizeof(err), "the shadow copy storage volume %s of %s is not available: %s",
+                            op->a_on, op->a_for, why);
+                        goto fail;
+                }
+                if (strncmp(oi.path, op->a_for, n) == 0 && (oi.path[n] == 0 || oi.path[n] == '/')) {
+                        fmt_trunc(err, sizeof(err), "the shadow copy storage volume %s lies under the mount point %s of the "
+                            "volume itself: a diff area must be on another filesystem", op->a_on, op->a_for);
+                        hr = VSS_E_VOLUME_NOT_SUPPORTED;
+                        goto fail;
+                }
+                hr = storage_check_on(op->min_diff_area_mb, op->a_on, err, sizeof(err));
+                if (VSS_FAILED(hr))
+                        goto fail;
+                hr = cowvol_diff_create_on(op->a_on, name, &cv->diff, err, sizeof(err));
+                if (VSS_FAILED(hr))
+                        goto fail;
+        }
+        (void)mkdir(cv->rundir, 0700);
+        if (op->own_image) {
+                int fd = open(cv->image, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+                if (fd < 0 || ftruncate(fd, size) < 0) {
+                        fmt_trunc(err, sizeof(err), "cannot create image %s: %s", cv->image, strerror(errno));
+                        if (fd >= 0)
+                                close(fd);
+                        hr = VSS_E_INVALIDARG;
+                        goto fail;
+                }
+                close(fd);
+        }
+        hr = cowvol_server_start(op->bin, cv, true, op->a_on ? op->a_max : -1, err, sizeof(err));
+        if (VSS_FAILED(hr))
+                goto fail;
+        /* An adopted image or device keeps its filesystem: never mkfs. */
+        hr = cowvol_attach(cv, op->mnt, fs != NULL && !op->adopted, err, sizeof(err));
+        if (VSS_FAILED(hr))
+                goto fail;
+        op->cv = cv;
+        return VSS_S_OK;
+oom:
+        hr = VSS_E_OUTOFMEMORY;
+        fmt_trunc(err, sizeof(err), "out of memory");
+fail:
+        if (cv && cv->rundir)
+                teardown(cv, op->own_image);
+        /* An image we made at the caller's path goes too; an existing one is left as it was. */
+        if (op->created)
+                (void)unlink(image);
+        cowvol_free(cv);
+        fmt_trunc(op->msg, sizeof(op->msg), "cannot create cow volume %s: %s", name, err);
+        return hr;
+}
+
+static void create_done(struct vssd *v, struct prov_job *j)
+{
+        struct cowvol_op *op = j->userdata;
+        struct cowvol *cv = TAKE_PTR(op->cv);
+        const char *fs = op->adopted ? op->fs_found : op->fs;
+        vss_hresult hr = j->hr;
+
+        cowvol_op_unlink(v, op);
+        if (VSS_SUCCEEDED(hr) && cowvol_put(v, cv) < 0) {
+                fmt_trunc(op->msg, sizeof(op->msg), "cannot create cow volume %s: cannot record the volume in the "
+                          "catalog: %s", op->name, sqlite3_errmsg(v->db));
+                hr = VSS_E_UNEXPECTED;
+                /* Rare enough to be undone here, with the commands' deadlines. */
+                teardown(cv, op->own_image);
+                if (op->created)
+                        (void)unlink(cv->image);
+                cv = cowvol_free(cv);
+        }
+        if (VSS_FAILED(hr)) {
+                if (op->event)
+                        catalog_event(v, "error", "cow", hr, "%s", op->msg);
+                reply_err(v, op->serial, op->id, hr, "%s", op->msg);
+                cowvol_op_free(op);
+                return;
+        }
+        cv->retry.cb = cowvol_retry_cb;
+        cv->retry.userdata = cv;
+        if (cowvol_ev_open(v, cv) < 0)
+                log_warn("cow volume %s: no event connection to its volume server", op->name);
+        cv->next = v->cowvols;
+        v->cowvols = cv;
+        catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s %s: %s on %s, diff area %s%s%s", op->name,
+                      op->adopted ? "adopted with its filesystem" : "created", cv->image, cv->loopdev, cv->diff,
+                      op->mnt ? ", mounted on " : "", op->mnt ? cv->mountpoint : "");
+        reply_ok(v, op->serial, op->id, json_pack("{s:o, s:s, s:b, s:o, s:I}", "path",
+                                                  json_str_or_null(op->mnt ? cv->mountpoint : NULL), "device",
+                                                  cv->loopdev, "adopted", op->adopted, "fs", json_str_or_null(fs),
+                                                  "size_bytes", (json_int_t)cv->size_bytes));
+        cowvol_op_free(op);
+}
+
 static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         const char *name = json_get_str(params, "name"), *image = json_get_str(params, "image"),
                    *device = json_get_str(params, "device"), *fs = json_get_str(params, "fs"),
                    *mnt = json_get_str(params, "mount");
-        char dir[VSS_PATH_MAX], buf[VSS_PATH_MAX], err[1024] = "", found_fs[64] = "";
         struct storage_assoc *a = NULL;
-        struct cowvol *cv = NULL;
-        bool own_image = false, created = false, adopted = false;
+        struct cowvol_op *op;
         json_int_t size = 0;
-        vss_hresult hr;
+        bool oom = false;
 
         if (!good_name(name)) {
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'name' must be 1..64 characters of [A-Za-z0-9._-]");
@@ -594,143 +870,68 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
                           "fields 'image' and 'mount' must be absolute paths, 'device' a path under /dev");
                 return;
         }
-        if (cowvol_find(v, name)) {
+        if (name_taken(v, name)) {
                 reply_err(v, c->serial, id, VSS_E_OBJECT_ALREADY_EXISTS, "a cow volume named '%s' already exists", name);
                 return;
         }
-        if (image || device) {
-                hr = origin_check(v, image ?: device, device != NULL, size, fs, &size, &created, found_fs,
-                                  sizeof(found_fs), err, sizeof(err));
-                if (VSS_FAILED(hr)) {
-                        reply_err(v, c->serial, id, hr, "cannot create cow volume %s: %s", name, err);
-                        return;
-                }
-                /* Existing content without /fs: adopted as it is, whatever filesystem it holds kept. */
-                adopted = !created && !fs && found_fs[0];
-                if (adopted)
-                        fs = found_fs;
-                image = image ?: device;
-        }
-        if (mnt && !fs) {
-                if (created)
-                        (void)unlink(image);
-                reply_err(v, c->serial, id, VSS_E_INVALIDARG, "cannot create cow volume %s: 'mount' needs a "
-                          "filesystem: give /fs to format the volume (%s holds none), or leave /mount out", name,
-                          image ?: "a new image");
+        op = calloc(1, sizeof(*op));
+        if (!op) {
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
         }
-        fmt_trunc(dir, sizeof(dir), "%s/volumes/%s", v->state_dir, name);
-        if (mkdir_p(dir, 0700) < 0) {
-                if (created)
-                        (void)unlink(image);
-                reply_err(v, c->serial, id, VSS_E_UNEXPECTED, "cannot create %s: %m", dir);
-                return;
-        }
-        cv = calloc(1, sizeof(*cv));
-        if (!cv)
-                goto oom;
-        cv->ev_fd = -1;
-        cv->size_bytes = (uint64_t)size;
-        cv->name = strdup(name);
-        if (!image) {
-                fmt_trunc(buf, sizeof(buf), "%s/volume.img", dir);
-                image = buf;
-                own_image = true;
-        }
-        cv->image = strdup(image);
-        if (asprintf(&cv->rundir, "%s/run", dir) < 0)
-                cv->rundir = NULL;
+        op->kind = COWVOL_CREATE;
+        op->serial = c->serial;
+        op->id = id;
+        op->size = size;
+        op->is_device = device != NULL;
+        op->name = cowvol_strdup(name, &oom);
+        op->origin = cowvol_strdup(image ?: device, &oom);
+        op->fs = cowvol_strdup(fs, &oom);
+        op->mnt = cowvol_strdup(mnt, &oom);
         if (mnt)
                 a = storage_find(v, mnt);
-        if (!a && asprintf(&cv->diff, "%s/diff.area", dir) < 0)
-                cv->diff = NULL;
-        cv->loopdev = strdup("");
-        cv->mountpoint = strdup("");
-        cv->fs = strdup(fs ?: "");
-        if (!cv->name || !cv->image || !cv->rundir || (!a && !cv->diff) || !cv->loopdev || !cv->mountpoint || !cv->fs)
-                goto oom;
         if (a) {
-                struct volume_info oi;
-                size_t n = strlen(a->for_vol);
-
-                char why[512] = "";
-
-                hr = volume_exact(a->on_vol, &oi, why, sizeof(why));
-                if (VSS_FAILED(hr)) {
-                        fmt_trunc(err, sizeof(err), "the shadow copy storage volume %s of %s is not available: %s",
-                            a->on_vol, a->for_vol, why);
-                        goto fail;
-                }
-                if (strncmp(oi.path, a->for_vol, n) == 0 && (oi.path[n] == 0 || oi.path[n] == '/')) {
-                        fmt_trunc(err, sizeof(err), "the shadow copy storage volume %s lies under the mount point %s of the "
-                            "volume itself: a diff area must be on another filesystem", a->on_vol, a->for_vol);
-                        hr = VSS_E_VOLUME_NOT_SUPPORTED;
-                        goto fail;
-                }
-                hr = storage_check_on(v, a->on_vol, err, sizeof(err));
-                if (VSS_FAILED(hr))
-                        goto fail;
-                hr = diff_create_on(a->on_vol, name, &cv->diff, err, sizeof(err));
-                if (VSS_FAILED(hr))
-                        goto fail;
+                op->a_on = cowvol_strdup(a->on_vol, &oom);
+                op->a_for = cowvol_strdup(a->for_vol, &oom);
+                op->a_max = a->max_bytes;
         }
-        (void)mkdir(cv->rundir, 0700);
-        if (own_image) {
-                int fd = open(cv->image, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        op->min_diff_area_mb = v->cfg.min_diff_area_mb;
+        fmt_trunc(op->dir, sizeof(op->dir), "%s/volumes/%s", v->state_dir, name);
+        cowvol_volsrv_binary(v, op->bin, sizeof(op->bin));
+        if (oom || served_list(v, op) < 0 || prov_submit_work(v, create_work, create_done, op) < 0) {
+                cowvol_op_free(op);
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
+                return;
+        }
+        op->next = v->cowvol_ops;
+        v->cowvol_ops = op;
+}
 
-                if (fd < 0 || ftruncate(fd, size) < 0) {
-                        fmt_trunc(err, sizeof(err), "cannot create image %s: %s", cv->image, strerror(errno));
-                        if (fd >= 0)
-                                close(fd);
-                        hr = VSS_E_INVALIDARG;
-                        goto fail;
-                }
-                close(fd);
-        }
-        hr = cowvol_server_start(v, cv, true, a ? a->max_bytes : -1, err, sizeof(err));
-        if (VSS_FAILED(hr))
-                goto fail;
-        /* An adopted image or device keeps its filesystem: never mkfs. */
-        hr = attach(cv, mnt, fs != NULL && !adopted, err, sizeof(err));
-        if (VSS_FAILED(hr))
-                goto fail;
-        if (cowvol_put(v, cv) < 0) {
-                fmt_trunc(err, sizeof(err), "cannot record the volume in the catalog: %s", sqlite3_errmsg(v->db));
-                hr = VSS_E_UNEXPECTED;
-                goto fail;
-        }
-        cv->retry.cb = cowvol_retry_cb;
-        cv->retry.userdata = cv;
-        if (cowvol_ev_open(v, cv) < 0)
-                log_warn("cow volume %s: no event connection to its volume server", name);
-        cv->next = v->cowvols;
-        v->cowvols = cv;
-        catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s %s: %s on %s, diff area %s%s%s", name,
-                      adopted ? "adopted with its filesystem" : "created", cv->image, cv->loopdev, cv->diff,
-                      mnt ? ", mounted on " : "", mnt ? cv->mountpoint : "");
-        reply_ok(v, c->serial, id, json_pack("{s:o, s:s, s:b, s:o, s:I}", "path",
-                                             json_str_or_null(mnt ? cv->mountpoint : NULL), "device", cv->loopdev,
-                                             "adopted", adopted, "fs", json_str_or_null(fs), "size_bytes",
-                                             (json_int_t)cv->size_bytes));
-        return;
-oom:
-        hr = VSS_E_OUTOFMEMORY;
-        fmt_trunc(err, sizeof(err), "out of memory");
-fail:
-        if (cv && cv->rundir)
-                teardown(cv, own_image);
-        /* An image we made at the caller's path goes too; an existing one is left as it was. */
-        if (created)
-                (void)unlink(image);
-        cowvol_free(cv);
-        catalog_event(v, "error", "cow", hr, "cannot create cow volume %s: %s", name, err);
-        reply_err(v, c->serial, id, hr, "cannot create cow volume %s: %s", name, err);
+/* On the provider worker: unmount, detach, stop the server, remove the files. */
+static vss_hresult delete_work(struct prov_job *j)
+{
+        struct cowvol_op *op = j->userdata;
+
+        teardown(op->cv, op->own_image);
+        return VSS_S_OK;
+}
+
+static void delete_done(struct vssd *v, struct prov_job *j)
+{
+        struct cowvol_op *op = j->userdata;
+
+        cowvol_op_unlink(v, op);
+        cowvol_del(v, op->name);
+        catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s deleted", op->name);
+        reply_ok(v, op->serial, op->id, json_object());
+        cowvol_op_free(op);
 }
 
 static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         const char *name = json_get_str(params, "name");
-        struct cowvol *cv = name ? cowvol_find(v, name) : NULL, **pp;
+        struct cowvol *cv = name ? cowvol_find(v, name) : NULL;
+        struct cowvol_op *op;
         char own[VSS_PATH_MAX];
         size_t n;
 
@@ -748,135 +949,39 @@ static void volumes_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
                           name, cv->mountpoint, n);
                 return;
         }
+        op = calloc(1, sizeof(*op));
+        if (!op || !(op->name = strdup(name))) {
+                free(op);
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
+                return;
+        }
+        op->kind = COWVOL_DELETE;
+        op->serial = c->serial;
+        op->id = id;
+        if (!(op->keep[0] = strdup(cv->diff)) || !(op->keep[1] = strdup(cv->rundir)) ||
+            !(op->keep[2] = strdup(cv->image))) {
+                cowvol_op_free(op);
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
+                return;
+        }
         fmt_trunc(own, sizeof(own), "%s/volumes/%s/volume.img", v->state_dir, name);
+        op->own_image = streq(own, cv->image);
         /* Its publication (with no shadow copies, nothing is mounted there) goes before the filesystem. */
         if (cv->mountpoint[0])
                 pubver_volume_gone(v, cv->mountpoint);
-        timer_cancel(v, &cv->retry);
-        cowvol_ev_close(v, cv);
-        teardown(cv, streq(own, cv->image));
-        for (pp = &v->cowvols; *pp; pp = &(*pp)->next)
-                if (*pp == cv) {
-                        *pp = cv->next;
-                        break;
-                }
-        cowvol_del(v, name);
-        catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s deleted", name);
-        cowvol_free(cv);
-        reply_ok(v, c->serial, id, json_object());
-}
-
-vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, int64_t max, char *err,
-                             size_t errlen)
-{
-        _cleanup_free_ char *newdiff = NULL, *olddiff = NULL, *mnt = NULL;
-        char here[VSS_PATH_MAX], there[VSS_PATH_MAX], e2[512] = "", *slash;
-        struct cowvol *cv;
-        json_t *st = NULL;
-        json_int_t nsnap = 0;
-        vss_hresult hr;
-        size_t n;
-
-        for (cv = v->cowvols; cv && !streq(cv->mountpoint, for_vol); cv = cv->next)
-                ;
-        if (!cv)
-                return VSS_S_OK;
-        fmt_trunc(here, sizeof(here), "%s", cv->diff);
-        slash = strrchr(here, '/');
-        if (slash && slash != here)
-                *slash = 0;
-        if (on_vol)
-                fmt_trunc(there, sizeof(there), "%s", on_vol);
-        else
-                fmt_trunc(there, sizeof(there), "%s/volumes/%s", v->state_dir, cv->name);
-        /* Already on that filesystem (e.g. the state directory lies on the
-         * on-volume): the diff area is where it belongs. */
-        if (volume_same_fs(here, there))
-                return VSS_S_OK;
-        if (v->set_owner || v->jobs_in_flight) {
-                fmt_trunc(err, errlen, "a shadow copy set is being created: move the diff area of %s when it is done",
-                    for_vol);
-                return VSS_E_SNAPSHOT_SET_IN_PROGRESS;
+        cowvol_hand_over(v, cv);
+        op->cv = cv;
+        if (prov_submit_work(v, delete_work, delete_done, op) < 0) {
+                /* No memory for the job: torn down here, as the worker would. */
+                teardown(cv, op->own_image);
+                cowvol_del(v, name);
+                catalog_event(v, "info", "cow", VSS_S_OK, "cow volume %s deleted", name);
+                cowvol_op_free(op);
+                reply_ok(v, c->serial, id, json_object());
+                return;
         }
-        hr = volsrv_call(cv->rundir, "Storage.Stats", NULL, VOLSRV_CALL_TIMEOUT_MS, &st, e2, sizeof(e2));
-        if (VSS_FAILED(hr)) {
-                fmt_trunc(err, errlen, "the volume server of %s does not answer, so its diff area cannot be moved: %s",
-                    for_vol, e2);
-                return VSS_E_PROVIDER_VETO;
-        }
-        (void)json_get_int(st, "snapshots", &nsnap);
-        json_decref(st);
-        n = shadows_on_volume(v, for_vol);
-        if (n > 0 || nsnap > 0) {
-                fmt_trunc(err, errlen, "cow volume %s (%s) has %zu shadow copies in its diff area %s: a diff area moves only "
-                    "while it holds none (vssadmin delete shadows /for=%s /all, then retry)", cv->name, for_vol,
-                    n > (size_t)nsnap ? n : (size_t)nsnap, cv->diff, for_vol);
-                return VSS_E_VOLUME_IN_USE;
-        }
-        if (on_vol) {
-                hr = diff_create_on(on_vol, cv->name, &newdiff, err, errlen);
-                if (VSS_FAILED(hr))
-                        return hr;
-        } else if (asprintf(&newdiff, "%s/diff.area", there) < 0) {
-                newdiff = NULL;
-                fmt_trunc(err, errlen, "out of memory");
-                return VSS_E_OUTOFMEMORY;
-        }
-        mnt = strdup(cv->mountpoint);
-        if (!mnt) {
-                diff_remove(on_vol ? newdiff : NULL);
-                fmt_trunc(err, errlen, "out of memory");
-                return VSS_E_OUTOFMEMORY;
-        }
-
-        /* Offline: the unmount is what may fail (a busy filesystem), so it goes first. */
-        if (run_command((char *const[]){ "umount", mnt, NULL }, -1, e2, sizeof(e2)) != 0) {
-                diff_remove(on_vol ? newdiff : NULL);
-                fmt_trunc(err, errlen, "cannot unmount %s to move its diff area to %s: %s (stop what uses it and retry)",
-                    mnt, newdiff, e2);
-                return VSS_E_VOLUME_IN_USE;
-        }
-        (void)run_command((char *const[]){ "losetup", "-d", cv->loopdev, NULL }, -1, e2, sizeof(e2));
-        cv->loopdev[0] = 0;
-        cv->mountpoint[0] = 0;
-        timer_cancel(v, &cv->retry);
-        cowvol_ev_close(v, cv);
-        server_stop(cv);
-
-        olddiff = cv->diff;
-        cv->diff = TAKE_PTR(newdiff);
-        hr = cowvol_server_start(v, cv, true, max, err, errlen);
-        if (VSS_FAILED(hr)) {
-                char e3[512];
-
-                /* Back on the old diff area: it was closed cleanly and is intact. */
-                diff_remove(on_vol ? cv->diff : NULL);
-                free(cv->diff);
-                cv->diff = TAKE_PTR(olddiff);
-                if (VSS_FAILED(cowvol_server_start(v, cv, false, -1, e2, sizeof(e2))) ||
-                    VSS_FAILED(attach(cv, mnt, false, e3, sizeof(e3))))
-                        catalog_event(v, "error", "cow", VSS_E_UNEXPECTED,
-                                      "cow volume %s is offline: it could not come back on its diff area %s", cv->name,
-                                      cv->diff);
-                (void)cowvol_ev_open(v, cv);
-                (void)cowvol_put(v, cv);
-                return hr;
-        }
-        hr = attach(cv, mnt, false, e2, sizeof(e2));
-        if (cowvol_put(v, cv) < 0)
-                log_warn("cow volume %s: cannot record its new diff area %s: %s", cv->name, cv->diff,
-                         sqlite3_errmsg(v->db));
-        diff_remove(olddiff);
-        (void)cowvol_ev_open(v, cv);
-        if (VSS_FAILED(hr)) {
-                fmt_trunc(err, errlen, "the diff area of cow volume %s moved to %s, but the volume could not be mounted "
-                    "again on %s: %s", cv->name, cv->diff, mnt, e2);
-                catalog_event(v, "error", "cow", hr, "%s", err);
-                return hr;
-        }
-        catalog_event(v, "info", "cow", VSS_S_OK, "the diff area of cow volume %s (%s) moved from %s to %s", cv->name,
-                      cv->mountpoint, olddiff, cv->diff);
-        return VSS_S_OK;
+        op->next = v->cowvol_ops;
+        v->cowvol_ops = op;
 }
 
 void cowvol_reverted(struct vssd *v, const char *rundir, const char *loopdev)

@@ -3,7 +3,9 @@
  * The provider table and the one provider worker thread.  Calls that can
  * block (begin_prepare .. abort, delete, expose, unexpose) are queued as
  * jobs; the worker runs them one at a time, in order, and posts them back on
- * an eventfd so their completion callbacks run on the loop thread.  FIFO
+ * an eventfd so their completion callbacks run on the loop thread.  vssd's own
+ * blocking work (creating and deleting cow volumes) travels as PROV_WORK jobs
+ * on the same queue: a function that sees only its job.  FIFO
  * order is what lets callers fire an abort or delete and forget it: anything
  * queued later sees its effect.
  */
@@ -109,12 +111,46 @@ static vss_hresult commit_cb(void *userdata)
         return a->p->ops->commit(a->p->state, a->j->snaps, a->j->n);
 }
 
+/* Every provider that keeps diff areas, until one serves the volume; its result as it gave it. */
+static vss_hresult run_diff_area(struct vssd *v, struct prov_job *j)
+{
+        vss_hresult hr = VSS_E_OBJECT_NOT_FOUND;
+
+        j->error[0] = 0;
+        for (size_t i = 0; i < v->n_providers && hr == VSS_E_OBJECT_NOT_FOUND; i++) {
+                struct provider *p = &v->providers[i];
+
+                if (!p->ok)
+                        continue;
+                p->ctx.error[0] = 0;
+                if (j->op == PROV_DIFF_QUERY && p->ops->diff_area_query)
+                        hr = p->ops->diff_area_query(p->state, j->path, &j->diff_area);
+                else if (j->op == PROV_DIFF_SET_MAX && p->ops->diff_area_set_max)
+                        hr = p->ops->diff_area_set_max(p->state, j->path, j->max_bytes);
+                else
+                        continue;
+                snprintf(j->error, sizeof(j->error), "%s", p->ctx.error);
+        }
+        return hr;
+}
+
 static void run_job(struct vssd *v, struct prov_job *j)
 {
-        struct provider *p = &v->providers[j->provider];
-        const struct vss_provider_ops *o = p->ops;
+        struct provider *p;
+        const struct vss_provider_ops *o;
         vss_hresult hr = VSS_E_NOTIMPL;
 
+        if (j->op == PROV_WORK) {
+                j->error[0] = 0;
+                j->raw_hr = j->hr = j->work(j);
+                return;
+        }
+        if (j->op == PROV_DIFF_QUERY || j->op == PROV_DIFF_SET_MAX) {
+                j->raw_hr = j->hr = run_diff_area(v, j);
+                return;
+        }
+        p = &v->providers[j->provider];
+        o = p->ops;
         p->ctx.error[0] = 0;
         switch (j->op) {
         case PROV_BEGIN_PREPARE:
@@ -164,6 +200,10 @@ static void run_job(struct vssd *v, struct prov_job *j)
                  * (VSS_E_REVERT_IN_PROGRESS, VSS_E_SNAPSHOT_SET_IN_PROGRESS). */
                 (void)debug_sleep_from_env("VSSD_DEBUG_REVERT_DELAY_MS");
                 hr = o->revert ? o->revert(p->state, j->snaps) : VSS_E_NOTIMPL;
+                break;
+        case PROV_WORK:
+        case PROV_DIFF_QUERY:
+        case PROV_DIFF_SET_MAX:
                 break;
         }
         j->raw_hr = hr;
@@ -244,6 +284,8 @@ void prov_submit(struct vssd *v, struct prov_job *j)
         if (j->op == PROV_COMMIT && j->freeze && !j->protect)
                 (void)freeze_protect_list(v, &j->protect, &j->n_protect);
         v->jobs_in_flight++;
+        if (j->provider >= 0)
+                v->provider_calls_in_flight++;
         pthread_mutex_lock(&v->qlock);
         if (v->q_tail)
                 v->q_tail->next = j;
@@ -252,6 +294,45 @@ void prov_submit(struct vssd *v, struct prov_job *j)
         v->q_tail = j;
         pthread_cond_signal(&v->qcond);
         pthread_mutex_unlock(&v->qlock);
+}
+
+int prov_submit_diff_area(struct vssd *v, enum prov_op op, const char *volume, int64_t max_bytes,
+                          void (*done)(struct vssd *v, struct prov_job *j), void *userdata, uint64_t tag)
+{
+        struct prov_job *j;
+        bool any = false;
+
+        for (size_t i = 0; i < v->n_providers; i++)
+                if (v->providers[i].ok &&
+                    (op == PROV_DIFF_QUERY ? !!v->providers[i].ops->diff_area_query
+                                           : !!v->providers[i].ops->diff_area_set_max))
+                        any = true;
+        if (!any)
+                return -ENOENT;
+        j = prov_job_new(op, -1, NULL, 0);
+        if (!j)
+                return -ENOMEM;
+        snprintf(j->path, sizeof(j->path), "%s", volume);
+        j->max_bytes = max_bytes;
+        j->done = done;
+        j->userdata = userdata;
+        j->tag = tag;
+        prov_submit(v, j);
+        return 0;
+}
+
+int prov_submit_work(struct vssd *v, vss_hresult (*work)(struct prov_job *j),
+                     void (*done)(struct vssd *v, struct prov_job *j), void *userdata)
+{
+        struct prov_job *j = prov_job_new(PROV_WORK, -1, NULL, 0);
+
+        if (!j)
+                return -ENOMEM;
+        j->work = work;
+        j->done = done;
+        j->userdata = userdata;
+        prov_submit(v, j);
+        return 0;
 }
 
 void prov_dispatch_done(struct vssd *v)
@@ -269,7 +350,9 @@ void prov_dispatch_done(struct vssd *v)
 
                 list = j->next;
                 v->jobs_in_flight--;
-                if (VSS_FAILED(j->raw_hr) && j->hr != j->raw_hr)
+                if (j->provider >= 0)
+                        v->provider_calls_in_flight--;
+                if (j->provider >= 0 && VSS_FAILED(j->raw_hr) && j->hr != j->raw_hr)
                         catalog_event(v, "error", "provider", j->raw_hr,
                                       "%s returned an unexpected error, reported as VSS_E_UNEXPECTED_PROVIDER_ERROR%s%s",
                                       provider_table[j->provider]->name, j->error[0] ? ": " : "", j->error);

@@ -39,7 +39,6 @@
 #include "basic/exec-util.h"
 #include "basic/fs-util.h"
 #include "basic/string-util.h"
-#include "providers/cow/cow-util.h"
 #include "vssd/volume.h"
 #include "vssd/vssd.h"
 
@@ -138,7 +137,7 @@ static bool is_mount_point(const char *path)
 {
         char src[VSS_PATH_MAX];
 
-        return cow_mount_source(path, src, sizeof(src), NULL, 0) == 0;
+        return mount_lookup(path, NULL, src, sizeof(src), NULL, 0) == 0;
 }
 
 /* DIR must be a directory (not a symlink) owned by us and writable by nobody else. */
@@ -441,7 +440,7 @@ static void drop_stale(struct vssd *v, const char *path, const char *sid)
         char src[VSS_PATH_MAX] = "", out[512];
         vss_id id;
 
-        if (cow_mount_source(path, src, sizeof(src), NULL, 0) == 0) {
+        if (mount_lookup(path, NULL, src, sizeof(src), NULL, 0) == 0) {
                 if (run_command((char *const[]){ "umount", "-l", (char *)path, NULL }, PV_UMOUNT_TIMEOUT_MS, out,
                                 sizeof(out)) != 0) {
                         catalog_event(v, "error", "pubver", VSS_E_UNEXPECTED,

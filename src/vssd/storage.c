@@ -4,10 +4,12 @@
  * shadowstorage): which volume holds the diff area of which volume, and its
  * maximum size.  Persisted in the catalog's storage_assoc table, one row per
  * for-volume (Windows allows one association per volume).  The live figures
- * (used, allocated) come from the volume server of the cow volume mounted on
- * the for-volume; the maximum is pushed to it with Storage.SetMax, and the
- * volume server evicts the oldest shadows that no longer fit (each eviction
- * comes back as a Volume.Event and is logged by cowvol.c).
+ * (used, allocated, the diff area file) come from the provider of the
+ * for-volume (diff_area_query; for a cow volume, its volume server), and the
+ * maximum is pushed to it (diff_area_set_max), both on the provider worker:
+ * the request is answered when the provider is done.  The volume server
+ * evicts the oldest shadows that no longer fit (each eviction comes back as a
+ * Volume.Event and is logged by cowvol-server.c).
  *
  * The for-volume of an association may be a path that does not exist yet:
  * the mount point of a cow volume still to be created (vssadmin create volume
@@ -22,11 +24,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-#include "providers/cow/volsrv-client.h"
 #include "vssd/volume.h"
 #include "vssd/vssd.h"
-
-#define STATS_TIMEOUT_MS 3000
 
 static void assoc_free(struct storage_assoc *a)
 {
@@ -247,9 +246,9 @@ static bool get_for(struct vssd *v, struct conn *c, json_int_t id, json_t *param
 }
 
 /* Free space of the on-volume for a new diff area, against the configured minimum. */
-vss_hresult storage_check_on(struct vssd *v, const char *on_vol, char *err, size_t errlen)
+vss_hresult storage_check_on(unsigned min_diff_area_mb, const char *on_vol, char *err, size_t errlen)
 {
-        uint64_t need = (uint64_t)v->cfg.min_diff_area_mb << 20, avail;
+        uint64_t need = (uint64_t)min_diff_area_mb << 20, avail;
         struct statvfs sv;
 
         if (statvfs(on_vol, &sv) < 0) {
@@ -262,7 +261,7 @@ vss_hresult storage_check_on(struct vssd *v, const char *on_vol, char *err, size
                 snprintf(err, errlen,
                          "the shadow copy storage volume %s has %llu bytes free, a diff area needs at least %llu bytes "
                          "(%u MB, [storage] min_diff_area_mb in vssd.conf)", on_vol, (unsigned long long)avail,
-                         (unsigned long long)need, v->cfg.min_diff_area_mb);
+                         (unsigned long long)need, min_diff_area_mb);
                 return VSS_E_INSUFFICIENT_STORAGE;
         }
         return VSS_S_OK;
@@ -312,29 +311,133 @@ static bool get_max(struct vssd *v, struct conn *c, json_int_t id, json_t *param
         return true;
 }
 
-static struct cowvol *cowvol_on(struct vssd *v, const char *for_vol)
+/* An Add, Resize or Delete waiting for the new maximum to reach the for-volume's provider. */
+struct storage_change {
+        uint64_t serial;
+        json_int_t id;
+        enum { CHANGE_ADD, CHANGE_RESIZE, CHANGE_DELETE } what;
+        char for_vol[VSS_PATH_MAX], on_vol[VSS_PATH_MAX];
+        bool for_mounted;
+        int64_t max;
+};
+
+static void change_finish(struct vssd *v, struct storage_change *ch, vss_hresult hr, const char *err)
 {
-        for (struct cowvol *cv = v->cowvols; cv; cv = cv->next)
-                if (cv->mountpoint && streq(cv->mountpoint, for_vol))
-                        return cv;
-        return NULL;
+        bool add = ch->what == CHANGE_ADD;
+        struct storage_assoc *a = storage_find(v, ch->for_vol), **p;
+
+        if (VSS_FAILED(hr) && hr != VSS_E_OBJECT_NOT_FOUND) {
+                if (ch->what == CHANGE_DELETE)
+                        reply_err(v, ch->serial, ch->id, hr, "%s", err);
+                else
+                        reply_err(v, ch->serial, ch->id, hr, "the volume server of %s refused the new maximum: %s",
+                                  ch->for_vol, err);
+                return;
+        }
+        /* Another request may have changed the association while the provider worked. */
+        if (add && a) {
+                reply_err(v, ch->serial, ch->id, VSS_E_OBJECT_ALREADY_EXISTS,
+                          "a shadow copy storage association for %s already exists (on %s)", ch->for_vol, a->on_vol);
+                return;
+        }
+        if (!add && (!a || !streq(a->on_vol, ch->on_vol))) {
+                reply_err(v, ch->serial, ch->id, VSS_E_OBJECT_NOT_FOUND, "no shadow copy storage association for %s on %s",
+                          ch->for_vol, ch->on_vol);
+                return;
+        }
+        if (ch->what == CHANGE_DELETE) {
+                for (p = &v->assocs; *p; p = &(*p)->next)
+                        if (*p == a) {
+                                *p = a->next;
+                                break;
+                        }
+                (void)assoc_del(v, a->for_vol);
+                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s on %s deleted", a->for_vol,
+                              a->on_vol);
+                assoc_free(a);
+                reply_ok(v, ch->serial, ch->id, json_object());
+                return;
+        }
+        if (add) {
+                a = calloc(1, sizeof(*a));
+                if (!a || !(a->for_vol = strdup(ch->for_vol)) || !(a->on_vol = strdup(ch->on_vol))) {
+                        assoc_free(a);
+                        reply_err(v, ch->serial, ch->id, VSS_E_OUTOFMEMORY, "out of memory");
+                        return;
+                }
+                a->next = v->assocs;
+                v->assocs = a;
+        }
+        a->max_bytes = ch->max;
+        if (assoc_put(v, a) < 0) {
+                reply_err(v, ch->serial, ch->id, VSS_E_UNEXPECTED, "cannot store the association in the catalog: %s",
+                          sqlite3_errmsg(v->db));
+                return;
+        }
+        if (ch->max < 0)
+                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s%s on %s %s, maximum unbounded",
+                              a->for_vol, ch->for_mounted ? "" : " (not mounted yet)", a->on_vol,
+                              add ? "added" : "resized");
+        else
+                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s%s on %s %s, maximum %lld bytes",
+                              a->for_vol, ch->for_mounted ? "" : " (not mounted yet)", a->on_vol,
+                              add ? "added" : "resized", (long long)ch->max);
+        reply_ok(v, ch->serial, ch->id, json_object());
 }
 
-/* Pushes the maximum to the volume server, if the for-volume is a cow volume. */
-static vss_hresult push_max(struct vssd *v, const char *for_vol, int64_t max, char *err, size_t errlen)
+static void set_max_done(struct vssd *v, struct prov_job *j)
 {
-        struct cowvol *cv = cowvol_on(v, for_vol);
+        struct storage_change *ch = j->userdata;
 
-        if (!cv)
-                return VSS_S_OK;
-        return volsrv_call(cv->rundir, "Storage.SetMax",
-                           json_pack("{s:o}", "max_bytes", max < 0 ? json_null() : json_integer(max)),
-                           VOLSRV_CALL_TIMEOUT_MS, NULL, err, errlen);
+        change_finish(v, ch, j->hr, j->error[0] ? j->error : vss_hresult_message(j->hr));
+        free(ch);
+}
+
+/* Pushes the maximum to the for-volume's provider (the cow volume's server, for one) on the
+ * provider worker, then records the change and replies. */
+static void change_set_max(struct vssd *v, struct storage_change *ch)
+{
+        int r = prov_submit_diff_area(v, PROV_DIFF_SET_MAX, ch->for_vol, ch->max, set_max_done, ch, 0);
+
+        if (r == -ENOENT)
+                change_finish(v, ch, VSS_E_OBJECT_NOT_FOUND, "");
+        else if (r < 0)
+                reply_err(v, ch->serial, ch->id, VSS_E_OUTOFMEMORY, "out of memory");
+        if (r < 0)
+                free(ch);
+}
+
+/* The diff area of a cow volume on the for-volume is where the change wants it now (or the move failed). */
+static void change_moved(struct vssd *v, vss_hresult hr, const char *err, void *userdata)
+{
+        struct storage_change *ch = userdata;
+
+        if (VSS_FAILED(hr)) {
+                reply_err(v, ch->serial, ch->id, hr, "%s", err);
+                free(ch);
+                return;
+        }
+        change_set_max(v, ch);
+}
+
+static struct storage_change *change_new(struct conn *c, json_int_t id, int what, const char *for_vol,
+                                         const char *on_vol, bool for_mounted, int64_t max)
+{
+        struct storage_change *ch = calloc(1, sizeof(*ch));
+
+        if (!ch)
+                return NULL;
+        *ch = (struct storage_change){ .serial = c->serial, .id = id, .what = what, .for_mounted = for_mounted,
+                                       .max = max };
+        snprintf(ch->for_vol, sizeof(ch->for_vol), "%s", for_vol);
+        snprintf(ch->on_vol, sizeof(ch->on_vol), "%s", on_vol);
+        return ch;
 }
 
 static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, json_t *params, bool add)
 {
         struct volume_info fv, ov;
+        struct storage_change *ch;
         struct storage_assoc *a;
         char err[1024] = "";
         int64_t max;
@@ -365,55 +468,28 @@ static void storage_add_resize(struct vssd *v, struct conn *c, json_int_t id, js
         if (!get_max(v, c, id, params, ov.path, add, &max))
                 return;
         if (add) {
-                hr = storage_check_on(v, ov.path, err, sizeof(err));
-                if (VSS_FAILED(hr)) {
-                        reply_err(v, c->serial, id, hr, "%s", err);
-                        return;
-                }
-                hr = cowvol_move_diff(v, fv.path, ov.path, max, err, sizeof(err));
+                hr = storage_check_on(v->cfg.min_diff_area_mb, ov.path, err, sizeof(err));
                 if (VSS_FAILED(hr)) {
                         reply_err(v, c->serial, id, hr, "%s", err);
                         return;
                 }
         }
-        hr = push_max(v, fv.path, max, err, sizeof(err));
-        if (VSS_FAILED(hr)) {
-                reply_err(v, c->serial, id, hr, "the volume server of %s refused the new maximum: %s", fv.path, err);
+        ch = change_new(c, id, add ? CHANGE_ADD : CHANGE_RESIZE, fv.path, ov.path, fv.device[0] != 0, max);
+        if (!ch) {
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
         }
-        if (add) {
-                a = calloc(1, sizeof(*a));
-                if (!a || !(a->for_vol = strdup(fv.path)) || !(a->on_vol = strdup(ov.path))) {
-                        assoc_free(a);
-                        reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
-                        return;
-                }
-                a->next = v->assocs;
-                v->assocs = a;
-        }
-        a->max_bytes = max;
-        if (assoc_put(v, a) < 0) {
-                reply_err(v, c->serial, id, VSS_E_UNEXPECTED, "cannot store the association in the catalog: %s",
-                          sqlite3_errmsg(v->db));
-                return;
-        }
-        if (max < 0)
-                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s%s on %s %s, maximum unbounded",
-                              a->for_vol, fv.device[0] ? "" : " (not mounted yet)", a->on_vol,
-                              add ? "added" : "resized");
+        if (add)
+                cowvol_move_diff(v, fv.path, ov.path, max, change_moved, ch);
         else
-                catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s%s on %s %s, maximum %lld bytes",
-                              a->for_vol, fv.device[0] ? "" : " (not mounted yet)", a->on_vol,
-                              add ? "added" : "resized", (long long)max);
-        reply_ok(v, c->serial, id, json_object());
+                change_set_max(v, ch);
 }
 
 static void storage_delete(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         struct volume_info fv, ov;
-        struct storage_assoc *a, **p;
-        char err[1024] = "";
-        vss_hresult hr;
+        struct storage_change *ch;
+        struct storage_assoc *a;
         size_t n;
 
         if (!get_for(v, c, id, params, true, false, &fv) || !get_volume(v, c, id, params, "on", false, &ov))
@@ -430,24 +506,14 @@ static void storage_delete(struct vssd *v, struct conn *c, json_int_t id, json_t
                           "%s has %zu shadow copies using this storage on %s: delete them first", fv.path, n, a->on_vol);
                 return;
         }
-        /* Without its association a cow volume's diff area goes back to the
-         * state directory, unbounded, as for a volume created without one. */
-        hr = cowvol_move_diff(v, fv.path, NULL, -1, err, sizeof(err));
-        if (VSS_SUCCEEDED(hr))
-                hr = push_max(v, fv.path, -1, err, sizeof(err));
-        if (VSS_FAILED(hr)) {
-                reply_err(v, c->serial, id, hr, "%s", err);
+        ch = change_new(c, id, CHANGE_DELETE, fv.path, a->on_vol, fv.device[0] != 0, -1);
+        if (!ch) {
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
         }
-        for (p = &v->assocs; *p; p = &(*p)->next)
-                if (*p == a) {
-                        *p = a->next;
-                        break;
-                }
-        (void)assoc_del(v, a->for_vol);
-        catalog_event(v, "info", "storage", VSS_S_OK, "shadow copy storage for %s on %s deleted", a->for_vol, a->on_vol);
-        assoc_free(a);
-        reply_ok(v, c->serial, id, json_object());
+        /* Without its association a cow volume's diff area goes back to the
+         * state directory, unbounded, as for a volume created without one. */
+        cowvol_move_diff(v, fv.path, NULL, -1, change_moved, ch);
 }
 
 static json_t *pct(uint64_t x, uint64_t of)
@@ -455,54 +521,87 @@ static json_t *pct(uint64_t x, uint64_t of)
         return of ? json_integer((json_int_t)(x * 100 / of)) : json_null();
 }
 
+/* A listing waiting for the figures of its rows' diff areas. */
+struct storage_listing {
+        uint64_t serial;
+        json_int_t id;
+        json_t *arr;
+        size_t pending;
+};
+
+static void listing_done(struct vssd *v, struct storage_listing *l)
+{
+        reply_ok(v, l->serial, l->id, json_pack("{s:o}", "associations", l->arr));
+        free(l);
+}
+
+static void row_figures_done(struct vssd *v, struct prov_job *j)
+{
+        struct storage_listing *l = j->userdata;
+        json_t *row = json_array_get(l->arr, (size_t)j->tag);
+        const struct vss_provider_diff_area *d = &j->diff_area;
+
+        if (VSS_SUCCEEDED(j->hr) && row) {
+                json_int_t on_size = json_integer_value(json_object_get(row, "on_size_bytes"));
+
+                json_object_set_new(row, "diff_area", json_str_or_null(d->path[0] ? d->path : NULL));
+                json_object_set_new(row, "used_bytes", json_integer((json_int_t)d->used_bytes));
+                json_object_set_new(row, "allocated_bytes", json_integer((json_int_t)d->allocated_bytes));
+                json_object_set_new(row, "used_percent", pct(d->used_bytes, (uint64_t)on_size));
+                json_object_set_new(row, "allocated_percent", pct(d->allocated_bytes, (uint64_t)on_size));
+        } else if (j->hr != VSS_E_OBJECT_NOT_FOUND)
+                log_warn("storage: no figures from the volume server of %s: %s", j->path, j->error);
+        if (--l->pending == 0)
+                listing_done(v, l);
+}
+
 static void storage_list(struct vssd *v, struct conn *c, json_int_t id, json_t *params)
 {
         struct volume_info fv = { .path = "" }, ov = { .path = "" };
-        json_t *arr = json_array();
+        struct storage_listing *l;
 
-        if (!get_for(v, c, id, params, false, false, &fv) || !get_volume(v, c, id, params, "on", false, &ov)) {
-                json_decref(arr);
+        l = calloc(1, sizeof(*l));
+        if (!l || !(l->arr = json_array())) {
+                free(l);
+                reply_err(v, c->serial, id, VSS_E_OUTOFMEMORY, "out of memory");
                 return;
         }
+        l->serial = c->serial;
+        l->id = id;
+        if (!get_for(v, c, id, params, false, false, &fv) || !get_volume(v, c, id, params, "on", false, &ov)) {
+                json_decref(l->arr);
+                free(l);
+                return;
+        }
+        /* One extra count until every row is queued, so that no early answer replies. */
+        l->pending = 1;
         for (struct storage_assoc *a = v->assocs; a; a = a->next) {
                 struct volume_info fi, oi;
-                uint64_t used = 0, alloc = 0, on_size = fs_size(a->on_vol);
-                struct cowvol *cv = cowvol_on(v, a->for_vol);
+                uint64_t on_size = fs_size(a->on_vol);
                 char err[512];
 
                 if ((fv.path[0] && !streq(fv.path, a->for_vol)) || (ov.path[0] && !streq(ov.path, a->on_vol)))
                         continue;
-                if (cv) {
-                        json_t *st = NULL;
-
-                        if (VSS_SUCCEEDED(volsrv_call(cv->rundir, "Storage.Stats", NULL, STATS_TIMEOUT_MS, &st, err,
-                                                      sizeof(err)))) {
-                                json_int_t x;
-
-                                if (json_get_int(st, "used_bytes", &x) && x > 0)
-                                        used = (uint64_t)x;
-                                if (json_get_int(st, "allocated_bytes", &x) && x > 0)
-                                        alloc = (uint64_t)x;
-                        } else
-                                log_warn("storage: no figures from the volume server of %s: %s", a->for_vol, err);
-                        json_decref(st);
-                }
                 /* Exact: a pending for-volume's path, or a directory where it
                  * is not mounted now, must not show the device it lies on. */
                 if (VSS_FAILED(volume_exact(a->for_vol, &fi, err, sizeof(err))))
                         fi.device[0] = 0;
                 if (VSS_FAILED(volume_of_path(a->on_vol, &oi, err, sizeof(err))))
                         oi.device[0] = 0;
-                json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:I, s:o, s:o, s:o}",
+                /* The figures come from the for-volume's provider, if it keeps a diff area. */
+                json_array_append_new(l->arr, json_pack("{s:s, s:s, s:s, s:s, s:n, s:I, s:I, s:o, s:I, s:o, s:o, s:o}",
                         "for", a->for_vol, "for_device", fi.device, "on", a->on_vol, "on_device", oi.device,
-                        "diff_area", json_str_or_null(cv ? cv->diff : NULL),
-                        "used_bytes", (json_int_t)used, "allocated_bytes", (json_int_t)alloc,
+                        "diff_area", "used_bytes", (json_int_t)0, "allocated_bytes", (json_int_t)0,
                         "max_bytes", a->max_bytes < 0 ? json_null() : json_integer(a->max_bytes),
-                        "on_size_bytes", (json_int_t)on_size, "used_percent", pct(used, on_size),
-                        "allocated_percent", pct(alloc, on_size),
+                        "on_size_bytes", (json_int_t)on_size, "used_percent", pct(0, on_size),
+                        "allocated_percent", pct(0, on_size),
                         "max_percent", a->max_bytes < 0 ? json_integer(100) : pct((uint64_t)a->max_bytes, on_size)));
+                if (fi.device[0] && prov_submit_diff_area(v, PROV_DIFF_QUERY, a->for_vol, 0, row_figures_done, l,
+                                                          json_array_size(l->arr) - 1) == 0)
+                        l->pending++;
         }
-        reply_ok(v, c->serial, id, json_pack("{s:o}", "associations", arr));
+        if (--l->pending == 0)
+                listing_done(v, l);
 }
 
 void method_storage(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method)

@@ -83,6 +83,7 @@ struct vssd {
         struct shadow *shadows;
         struct storage_assoc *assocs;
         struct cowvol *cowvols;
+        struct cowvol_op *cowvol_ops;   /* cowvol.c: creations and deletions on the provider worker */
         struct pubver *pubvers;
         struct session *set_owner;     /* between StartSnapshotSet and the end of DoSnapshotSet */
         struct revert *reverting;       /* Shadows.Revert running (shadows.c), NULL if none */
@@ -99,6 +100,9 @@ struct vssd {
         struct prov_job *q_head, *q_tail, *done_head, *done_tail;
         bool worker_stop;
         unsigned jobs_in_flight;
+        /* Of those, the calls of a provider (snapshot, delete, expose, revert: a freeze may be among
+         * them), not vssd's own work for cow volumes nor the diff area queries. */
+        unsigned provider_calls_in_flight;
         struct vcluster *cluster;       /* NULL unless vssd.conf has [cluster] */
 };
 
@@ -109,10 +113,12 @@ void cowvols_done(struct vssd *v);
 bool cowvol_io(struct vssd *v, void *ptr, uint32_t events);
 /* cowvol.c */
 void method_cowvol(struct vssd *v, struct conn *c, json_int_t id, json_t *params, const char *method);
-/* Puts the diff area of the cow volume mounted on for_vol (if any) on on_vol, or back in the state
- * directory when on_vol is NULL; a volume with shadows is VSS_E_VOLUME_IN_USE. */
-vss_hresult cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, int64_t max, char *err,
-                             size_t errlen);
+/* cowvol-move.c: puts the diff area of the cow volume mounted on for_vol (if any) on on_vol, or back
+ * in the state directory when on_vol is NULL; a volume with shadows is VSS_E_VOLUME_IN_USE.  The move
+ * runs on the provider worker; moved() runs on the loop when it is over (at once when there is
+ * nothing to move or it is refused), err the reason of a failure. */
+void cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, int64_t max,
+                      void (*moved)(struct vssd *v, vss_hresult hr, const char *err, void *userdata), void *userdata);
 /* Paths whose filesystems must never be frozen: the state dir, every diff area and run dir. */
 int freeze_protect_list(struct vssd *v, char ***ret, size_t *ret_n);
 /* cowvol-remount.c: after its volume server restarted, moves the volume's loop device, mounted

@@ -50,6 +50,16 @@ static void test_syncfs_path(void **state)
         assert_int_equal(syncfs_path("/nonexistent/openvss-test"), -ENOENT);
 }
 
+static void test_loop_backing_file(void **state)
+{
+        char buf[256];
+
+        /* Only /dev/loopN names a loop device; nothing else reaches sysfs. */
+        assert_int_equal(loop_backing_file("/dev/sda", buf, sizeof(buf)), -ENOENT);
+        assert_int_equal(loop_backing_file("/dev/loop0/../sda", buf, sizeof(buf)), -ENOENT);
+        assert_int_equal(loop_backing_file("/dev/loop999999", buf, sizeof(buf)), -ENOENT);
+}
+
 /* First in the list: the process's first real-time reading takes VSSD_DEBUG_CLOCK_OFFSET_MS
  * from the environment, later changes of the variable are not looked at.  The offset stays for
  * the tests after this one, which compare real-time readings only with each other. */
@@ -95,6 +105,7 @@ int main(void)
                 cmocka_unit_test(test_clock_offset_read_once),
                 cmocka_unit_test(test_mkdir_p),
                 cmocka_unit_test(test_syncfs_path),
+                cmocka_unit_test(test_loop_backing_file),
                 cmocka_unit_test(test_clocks),
         };
 

@@ -212,7 +212,7 @@ static vss_hresult cow_unexpose(void *state, const struct vss_provider_snapshot 
         bool exists = true;
         int r;
 
-        if (cow_mount_source(path, dev, sizeof(dev), NULL, 0) < 0)
+        if (mount_lookup(path, NULL, dev, sizeof(dev), NULL, 0) < 0)
                 return VSS_S_OK;        /* not mounted any more: nothing to undo */
         r = run_command((char *const[]){ "umount", (char *)path, NULL }, -1, out, sizeof(out));
         if (r != 0 && VSS_SUCCEEDED(cow_exists(state, snap, &exists)) && !exists) {
@@ -371,15 +371,15 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
         vss_id_format(&snap->snapshot_id, id);
 
         /* 1. The filesystem, if it is ours (else the admin's: a revert under it would corrupt it). */
-        if (cow_mount_source(snap->volume, dev, sizeof(dev), NULL, 0) == 0) {
-                if (cow_loop_backing_file(dev, back, sizeof(back)) < 0 || !streq(back, live))
+        if (mount_lookup(snap->volume, NULL, dev, sizeof(dev), NULL, 0) == 0) {
+                if (loop_backing_file(dev, back, sizeof(back)) < 0 || !streq(back, live))
                         return fail(s, VSS_E_VOLUME_IN_USE, "%s is mounted from %s, not from its cow volume %s",
                                     snap->volume, dev, live);
                 r = run_command((char *const[]){ "umount", snap->volume, NULL }, REVERT_UMOUNT_TIMEOUT_MS, out,
                                 sizeof(out));
                 /* Whatever umount said (or if it was killed at its deadline), the mount table decides. */
                 if (r != 0) {
-                        if (cow_mount_source(snap->volume, NULL, 0, NULL, 0) == 0)
+                        if (mount_lookup(snap->volume, NULL, NULL, 0, NULL, 0) == 0)
                                 return fail(s, VSS_E_VOLUME_IN_USE,
                                             "cannot unmount %s: %s (close the files open on it, leave it, unmount "
                                             "what is mounted below it and retry; nothing was changed)",
@@ -465,6 +465,55 @@ static vss_hresult cow_revert(void *state, struct vss_provider_snapshot *snap)
         return VSS_S_OK;
 }
 
+/* ---- the diff area (shadow copy storage) ---- */
+
+/* Volume.Status and Storage.Stats answer from memory: a server that does not within this is
+ * left out of a listing rather than holding it up. */
+#define STATS_CALL_TIMEOUT_MS 3000
+
+static vss_hresult cow_diff_area_query(void *state, const char *volume, struct vss_provider_diff_area *ret)
+{
+        struct cow_state *s = state;
+        char rundir[VSS_PROVIDER_DATA_MAX - 64], err[512];
+        struct vss_provider_diff_area d = {};
+        json_t *st = NULL;
+        json_int_t x;
+        vss_hresult hr;
+
+        if (cow_rundir_of_volume(volume, rundir, sizeof(rundir)) < 0)
+                return VSS_E_OBJECT_NOT_FOUND;
+        hr = volsrv_call(rundir, "Volume.Status", NULL, STATS_CALL_TIMEOUT_MS, &st, err, sizeof(err));
+        if (VSS_SUCCEEDED(hr)) {
+                snprintf(d.path, sizeof(d.path), "%s", json_get_str(st, "diff") ?: "");
+                json_decref(st);
+                st = NULL;
+                hr = volsrv_call(rundir, "Storage.Stats", NULL, STATS_CALL_TIMEOUT_MS, &st, err, sizeof(err));
+        }
+        if (VSS_FAILED(hr))
+                return fail(s, hr, "%s", err);
+        if (json_get_int(st, "used_bytes", &x) && x > 0)
+                d.used_bytes = (uint64_t)x;
+        if (json_get_int(st, "allocated_bytes", &x) && x > 0)
+                d.allocated_bytes = (uint64_t)x;
+        json_decref(st);
+        *ret = d;
+        return VSS_S_OK;
+}
+
+static vss_hresult cow_diff_area_set_max(void *state, const char *volume, int64_t max_bytes)
+{
+        struct cow_state *s = state;
+        char rundir[VSS_PROVIDER_DATA_MAX - 64], err[512];
+        vss_hresult hr;
+
+        if (cow_rundir_of_volume(volume, rundir, sizeof(rundir)) < 0)
+                return VSS_E_OBJECT_NOT_FOUND;
+        hr = volsrv_call(rundir, "Storage.SetMax",
+                         json_pack("{s:o}", "max_bytes", max_bytes < 0 ? json_null() : json_integer(max_bytes)),
+                         VOLSRV_CALL_TIMEOUT_MS, NULL, err, sizeof(err));
+        return VSS_FAILED(hr) ? fail(s, hr, "%s", err) : VSS_S_OK;
+}
+
 const struct vss_provider_ops vss_provider_cow = {
         .name = "openvss cow provider",
         .provider_id = VSS_COW_PROVIDER_ID,
@@ -485,4 +534,6 @@ const struct vss_provider_ops vss_provider_cow = {
         .unexpose = cow_unexpose,
         .exists = cow_exists,
         .revert = cow_revert,
+        .diff_area_query = cow_diff_area_query,
+        .diff_area_set_max = cow_diff_area_set_max,
 };

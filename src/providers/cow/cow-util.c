@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Small system helpers for cow volumes: running losetup/mount/mkfs without a
- * shell, and recognising a cow volume from its mount alone (mountinfo ->
- * loop device -> sysfs backing file -> RUNDIR/fuse/volume), so the provider
- * needs no access to vssd's catalog.
+ * Recognising a cow volume from its mount alone (mountinfo -> loop device ->
+ * sysfs backing file -> RUNDIR/fuse/volume), so the provider needs no access
+ * to vssd's catalog.
  */
 
 #include <errno.h>
@@ -20,34 +19,6 @@
 #include "basic/macro.h"
 #include "providers/cow/cow-util.h"
 
-int cow_mount_source(const char *path, char *dev, size_t devlen, char *fstype, size_t fslen)
-{
-        return mount_lookup(path, NULL, dev, devlen, fstype, fslen);
-}
-
-int cow_loop_backing_file(const char *dev, char *buf, size_t len)
-{
-        char p[256];
-        FILE *f;
-        size_t n;
-
-        if (strncmp(dev, "/dev/loop", 9) != 0 || strchr(dev + 9, '/'))
-                return -ENOENT;
-        snprintf(p, sizeof(p), "/sys/block/%s/loop/backing_file", dev + 5);
-        f = fopen(p, "re");
-        if (!f)
-                return -errno;
-        if (!fgets(buf, (int)len, f)) {
-                fclose(f);
-                return -ENOENT;
-        }
-        fclose(f);
-        n = strlen(buf);
-        while (n > 0 && buf[n - 1] == '\n')
-                buf[--n] = 0;
-        return 0;
-}
-
 int cow_rundir_of_volume(const char *path, char *rundir, size_t len)
 {
         char dev[4096], back[4096], sock[4200];
@@ -56,10 +27,10 @@ int cow_rundir_of_volume(const char *path, char *rundir, size_t len)
         size_t n;
         int r;
 
-        r = cow_mount_source(path, dev, sizeof(dev), NULL, 0);
+        r = mount_lookup(path, NULL, dev, sizeof(dev), NULL, 0);
         if (r < 0)
                 return r;
-        r = cow_loop_backing_file(dev, back, sizeof(back));
+        r = loop_backing_file(dev, back, sizeof(back));
         if (r < 0)
                 return r;
         n = strlen(back);
