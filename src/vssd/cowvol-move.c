@@ -194,7 +194,7 @@ void cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, i
         op->kind = COWVOL_MOVE;
         op->name = cowvol_strdup(cv->name, &oom);
         op->a_for = cowvol_strdup(for_vol, &oom);
-        op->a_on = on_vol ? cowvol_strdup(on_vol, &oom) : NULL;
+        op->a_on = cowvol_strdup(on_vol, &oom);
         op->a_max = max;
         op->n_shadows = shadows_on_volume(v, for_vol);
         fmt_trunc(op->dir, sizeof(op->dir), "%s/volumes/%s", v->state_dir, cv->name);
@@ -203,10 +203,8 @@ void cowvol_move_diff(struct vssd *v, const char *for_vol, const char *on_vol, i
         op->keep[1] = cowvol_strdup(here, &oom);
         op->keep[2] = cowvol_strdup(cv->rundir, &oom);
         op->keep[3] = cowvol_strdup(cv->image, &oom);
-        if (on_vol && asprintf(&op->keep[4], "%s" DIFF_SUBDIR, streq(on_vol, "/") ? "" : on_vol) < 0) {
-                op->keep[4] = NULL;
+        if (on_vol && !(op->keep[4] = cowvol_diff_dir(on_vol)))
                 oom = true;
-        }
         op->moved = moved;
         op->moved_userdata = userdata;
         if (oom) {

@@ -64,6 +64,8 @@ void cowvol_op_unlink(struct vssd *v, struct cowvol_op *op);
 void cowvol_hand_over(struct vssd *v, struct cowvol *cv);
 /* strdup(s), NULL for NULL; *oom set when out of memory. */
 char *cowvol_strdup(const char *s, bool *oom);
+/* ON_VOL/.openvss/diff, where diff areas on that volume live; NULL when out of memory. */
+char *cowvol_diff_dir(const char *on_vol);
 struct cowvol *cowvol_free(struct cowvol *cv);
 /* Records cv in the catalog (insert or replace).  0 or -EIO. */
 int cowvol_put(struct vssd *v, const struct cowvol *cv);

@@ -566,20 +566,16 @@ static vss_hresult origin_check(char *const *served, size_t n_served, const char
  * that job must not freeze them either. */
 static void protect_ops(struct vssd *v, char **a, size_t *k)
 {
-        for (struct cowvol_op *op = v->cowvol_ops; op; op = op->next) {
-                if (op->kind != COWVOL_CREATE) {
-                        for (size_t i = 0; i < ARRAY_SIZE(op->keep) && op->keep[i]; i++)
-                                a[(*k)++] = strdup(op->keep[i]);
-                        continue;
-                }
-                a[(*k)++] = strdup(op->dir);
-                if (op->origin)
-                        a[(*k)++] = strdup(op->origin);
-                if (op->a_on && asprintf(&a[*k], "%s" DIFF_SUBDIR, streq(op->a_on, "/") ? "" : op->a_on) < 0)
-                        a[*k] = NULL;
-                if (op->a_on)
-                        (*k)++;
-        }
+        for (struct cowvol_op *op = v->cowvol_ops; op; op = op->next)
+                for (size_t i = 0; i < ARRAY_SIZE(op->keep) && op->keep[i]; i++)
+                        a[(*k)++] = strdup(op->keep[i]);
+}
+
+char *cowvol_diff_dir(const char *on_vol)
+{
+        char *d;
+
+        return asprintf(&d, "%s" DIFF_SUBDIR, streq(on_vol, "/") ? "" : on_vol) < 0 ? NULL : d;
 }
 
 struct cowvol_op *cowvol_op_free(struct cowvol_op *op)
@@ -841,6 +837,7 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
         struct cowvol_op *op;
         json_int_t size = 0;
         bool oom = false;
+        size_t k;
 
         if (!good_name(name)) {
                 reply_err(v, c->serial, id, VSS_E_INVALIDARG, "field 'name' must be 1..64 characters of [A-Za-z0-9._-]");
@@ -897,6 +894,13 @@ static void volumes_create(struct vssd *v, struct conn *c, json_int_t id, json_t
         }
         op->min_diff_area_mb = v->cfg.min_diff_area_mb;
         fmt_trunc(op->dir, sizeof(op->dir), "%s/volumes/%s", v->state_dir, name);
+        /* What the new volume will use, packed from keep[0] (the list ends at the first NULL). */
+        k = 0;
+        op->keep[k++] = cowvol_strdup(op->dir, &oom);
+        if (op->origin)
+                op->keep[k++] = cowvol_strdup(op->origin, &oom);
+        if (op->a_on && !(op->keep[k++] = cowvol_diff_dir(op->a_on)))
+                oom = true;
         cowvol_volsrv_binary(v, op->bin, sizeof(op->bin));
         if (oom || served_list(v, op) < 0 || prov_submit_work(v, create_work, create_done, op) < 0) {
                 cowvol_op_free(op);
