@@ -46,16 +46,6 @@ uint32_t cow__dfind(struct cow_volume *v, uint64_t c)
         return i;
 }
 
-static size_t valid_words(struct cow_volume *v)
-{
-        return ((v->chunk / SECTOR) + 63) / 64;
-}
-
-static bool sect_bit(const uint64_t *map, uint32_t s)
-{
-        return map[s / 64] >> (s % 64) & 1;
-}
-
 /* The last sector of the run from s (at most 'last') whose bits equal s's. */
 static uint32_t sect_run(const uint64_t *map, uint32_t s, uint32_t last)
 {
@@ -186,7 +176,7 @@ int cow__dnew(struct cow_volume *v, uint64_t c, uint32_t *ret)
         }
         /* The descriptor says DIRTY only once it names nothing stale. */
         d->valid = cow__desc_valid(v, d->desc);
-        memset(d->valid, 0, valid_words(v) * 8);
+        memset(d->valid, 0, valid_words(v->chunk) * 8);
         memset(cow__desc_pages(v, d->desc), 0, (v->chunk / PAGE) * sizeof(uint32_t));
         d->desc->chunk = c;
         __atomic_store_n(&d->desc->state, WBD_DIRTY, __ATOMIC_RELEASE);
@@ -293,7 +283,7 @@ int cow__dread(struct cow_volume *v, uint32_t idx, uint8_t *p, size_t len, uint6
         const struct dchunk *d = &v->dch[idx - 1];
         int r = 0;
 
-        memcpy(mask, d->valid, valid_words(v) * 8);
+        memcpy(mask, d->valid, valid_words(v->chunk) * 8);
         for (uint32_t s = s0, e; s <= s1; s = e + 1) {
                 uint64_t a, b;
 

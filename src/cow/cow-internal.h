@@ -288,6 +288,17 @@ static inline int cmp_u64(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
+/* The 64-bit words of a chunk's per-sector bitmap (a write-back descriptor's valid map). */
+static inline size_t valid_words(uint32_t chunk)
+{
+        return ((chunk / SECTOR) + 63) / 64;
+}
+
+static inline bool sect_bit(const uint64_t *map, uint32_t s)
+{
+        return map[s / 64] >> (s % 64) & 1;
+}
+
 /* cow-index.c: snapshots and the per-chunk index of copies */
 int cow__find_snap_guid(struct cow_volume *v, const uint8_t guid[16]);
 int cow__find_snap_seq(struct cow_volume *v, uint32_t seq);

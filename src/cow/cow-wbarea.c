@@ -38,14 +38,9 @@
 /* Above the limit: what the writers in flight put before they throttle. */
 #define SLACK_PAGES 2048u
 
-static size_t vwords(uint32_t chunk)
-{
-        return ((chunk / SECTOR) + 63) / 64;
-}
-
 static size_t desc_size_for(uint32_t chunk)
 {
-        return ALIGN_TO(sizeof(struct cow_wbdesc) + vwords(chunk) * 8 + (chunk / PAGE) * 4, 8);
+        return ALIGN_TO(sizeof(struct cow_wbdesc) + valid_words(chunk) * 8 + (chunk / PAGE) * 4, 8);
 }
 
 static uint64_t pages_for(uint64_t limit)
@@ -61,7 +56,7 @@ uint64_t *cow__desc_valid(const struct cow_volume *v, struct cow_wbdesc *d)
 
 uint32_t *cow__desc_pages(const struct cow_volume *v, struct cow_wbdesc *d)
 {
-        return (uint32_t *) (d->words + vwords(v->chunk));
+        return (uint32_t *) (d->words + valid_words(v->chunk));
 }
 
 static struct cow_wbdesc *desc_at(const uint8_t *base, const struct cow_wbheader *h, uint32_t i)
@@ -70,18 +65,6 @@ static struct cow_wbdesc *desc_at(const uint8_t *base, const struct cow_wbheader
 }
 
 /* ---- the parser: what a predecessor left (fuzzed: tests/cow/fuzz-cow-wbarea.c) ---- */
-
-static bool bit(const uint64_t *w, uint32_t s)
-{
-        return w[s / 64] >> (s % 64) & 1;
-}
-
-static int cmp_u64p(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-
-        return x < y ? -1 : x > y;
-}
 
 /* The header of an area of len bytes, checked against itself and the origin. */
 static int check_header(const uint8_t *p, size_t len, uint64_t origin_size, struct cow_wbheader *h)
@@ -142,7 +125,7 @@ int cow_wb_scan(const void *area, size_t len, uint64_t origin_size, cow_wb_run_f
         for (int pass = 0; pass < 2; pass++) {
                 if (pass == 1) {
                         /* Two descriptors of one chunk: which holds the newer data is unknown. */
-                        qsort(chunks, n, sizeof(uint64_t), cmp_u64p);
+                        qsort(chunks, n, sizeof(uint64_t), cmp_u64);
                         for (size_t i = 1; i < n; i++)
                                 if (chunks[i] == chunks[i - 1])
                                         return -EBADMSG;
@@ -152,7 +135,7 @@ int cow_wb_scan(const void *area, size_t len, uint64_t origin_size, cow_wb_run_f
                 for (uint32_t i = 0; i < h.ndesc; i++) {
                         const struct cow_wbdesc *d = desc_at(p, &h, i);
                         const uint64_t *valid = d->words;
-                        const uint32_t *pg = (const uint32_t *) (d->words + vwords(h.chunk_size));
+                        const uint32_t *pg = (const uint32_t *) (d->words + valid_words(h.chunk_size));
                         uint64_t base;
                         uint32_t ns = h.chunk_size / SECTOR;
 
@@ -167,9 +150,9 @@ int cow_wb_scan(const void *area, size_t len, uint64_t origin_size, cow_wb_run_f
                                 uint64_t off = base + (uint64_t) s * SECTOR, l;
 
                                 e = s;
-                                if (!bit(valid, s))
+                                if (!sect_bit(valid, s))
                                         continue;
-                                while (e + 1 < ns && bit(valid, e + 1))
+                                while (e + 1 < ns && sect_bit(valid, e + 1))
                                         e++;
                                 for (uint32_t k = s * SECTOR / PAGE; k <= e * SECTOR / PAGE; k++)
                                         if (pg[k] == 0 || pg[k] > h.npages)
