@@ -144,6 +144,7 @@ acked() { [[ $(wc -l <"$T/acked" 2>/dev/null || echo 0) -ge $1 ]]; }
 wait_for 30 "the load has 200 acknowledged writes" acked 200
 p=$(server_pid)
 kill -STOP "$p"
+# Holds the server stopped with writes in flight; it waits for nothing.
 sleep 1
 kill -9 "$p"
 wait_for 5 "the stopped server gone" gone "$p"
